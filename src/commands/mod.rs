@@ -1,0 +1,67 @@
+//! One module per subcommand. Each exposes `run(args, ctx)` and returns
+//! the exit status it earned; errors carry their own status (see `exit`).
+
+pub mod config;
+pub mod generate;
+pub mod topics;
+
+use std::io::IsTerminal;
+
+use crate::Context;
+use crate::cli::Command;
+use crate::exit::{ExitStatus, Refusal, UsageError};
+
+pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    match command {
+        Command::Topics(cmd) => topics::run(cmd, ctx).await,
+        Command::Config(cmd) => config::run(cmd, ctx),
+        Command::Completions(args) => generate::completions(args),
+        Command::Generate(args) => generate::run(args, ctx),
+        Command::Run(_) => pending("run"),
+        Command::Lag(_) => pending("lag"),
+        Command::Groups(_) => pending("groups"),
+        Command::Dlq(_) => pending("dlq"),
+        Command::Offsets(_) => pending("offsets"),
+        Command::Records(_) => pending("records"),
+        Command::Health(_) => pending("health"),
+    }
+}
+
+fn pending(name: &str) -> anyhow::Result<ExitStatus> {
+    Err(UsageError::new(format!(
+        "`smmctl {name}` is not yet implemented in this version of smmctl"
+    ))
+    .into())
+}
+
+/// The confirmation every destructive command asks for before it acts.
+///
+/// `--yes` answers it in advance. On a terminal the operator is asked;
+/// without one there is nobody to ask, so the command refuses rather than
+/// guess, and changes nothing.
+pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(Refusal::new(
+            "refusing to act without confirmation: there is no terminal to ask on. \
+             Pass --yes to confirm from a script. Nothing was changed.",
+        )
+        .into());
+    }
+    let confirmed = dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(|e| {
+            Refusal::new(format!(
+                "could not read the answer ({e}); nothing was changed"
+            ))
+        })?;
+    if confirmed {
+        Ok(())
+    } else {
+        Err(Refusal::new("cancelled: nothing was changed").into())
+    }
+}

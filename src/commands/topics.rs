@@ -1,0 +1,803 @@
+//! `smmctl topics apply|list|orphans|delete`: the catalog against the
+//! cluster.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use smm_workers::catalog::{self, Category, Role, TOPIC_DEFAULTS, TOPICS, Topic};
+
+use crate::Context;
+use crate::cli::{
+    TopicsApplyArgs, TopicsCommand, TopicsDeleteArgs, TopicsListArgs, TopicsOrphansArgs,
+};
+use crate::commands::confirm;
+use crate::exit::{ExitStatus, Refusal, UsageError};
+use crate::kafka::{ClusterMetadata, Kafka, TopicOutcome, Watermarks};
+use crate::output::{Tone, or_dash};
+
+pub async fn run(cmd: TopicsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let kafka = Kafka::new(&ctx.settings)?;
+    match cmd {
+        TopicsCommand::Apply(args) => apply(args, &kafka, ctx).await,
+        TopicsCommand::List(args) => list(args, &kafka, ctx),
+        TopicsCommand::Orphans(args) => orphans(args, &kafka, ctx),
+        TopicsCommand::Delete(args) => delete(args, &kafka, ctx).await,
+    }
+}
+
+/// The cluster's topics with the watermarks of the ones a command cares
+/// about, read in one metadata call and one batched offsets call.
+struct Survey {
+    metadata: ClusterMetadata,
+    watermarks: HashMap<(String, i32), Watermarks>,
+}
+
+impl Survey {
+    fn take(kafka: &Kafka, wanted: impl Fn(&str) -> bool) -> anyhow::Result<Survey> {
+        let metadata = kafka.metadata()?;
+        let partitions: Vec<(String, i32)> = metadata
+            .topics
+            .values()
+            .filter(|t| t.error.is_none() && wanted(&t.name))
+            .flat_map(|t| t.partitions.iter().map(|&p| (t.name.clone(), p)))
+            .collect();
+        let watermarks = kafka.watermarks(&partitions)?;
+        Ok(Survey {
+            metadata,
+            watermarks,
+        })
+    }
+
+    /// Partition count of a topic, if the cluster has it.
+    fn partitions(&self, name: &str) -> Option<i32> {
+        let topic = self.metadata.topics.get(name)?;
+        if topic.error.is_some() && topic.partitions.is_empty() {
+            return None;
+        }
+        i32::try_from(topic.partitions.len()).ok()
+    }
+
+    /// Records retained across all partitions; `None` unless every
+    /// partition answered, because a partial sum would be a made-up number.
+    fn messages(&self, name: &str) -> Option<i64> {
+        let topic = self.metadata.topics.get(name)?;
+        topic.partitions.iter().try_fold(0i64, |sum, &p| {
+            self.watermarks
+                .get(&(name.to_string(), p))
+                .map(|w| sum + w.retained())
+        })
+    }
+}
+
+fn parse_categories(names: &[String]) -> anyhow::Result<Vec<Category>> {
+    names
+        .iter()
+        .map(|name| {
+            Category::parse(name).ok_or_else(|| {
+                let known: Vec<_> = Category::ALL.iter().map(|c| c.slug()).collect();
+                UsageError::new(format!(
+                    "unknown category `{name}`; use one of: {}",
+                    known.join(", ")
+                ))
+                .into()
+            })
+        })
+        .collect()
+}
+
+fn in_categories(topic: &Topic, categories: &[Category]) -> bool {
+    categories.is_empty() || categories.contains(&topic.category)
+}
+
+// ---------------------------------------------------------------- list
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum TopicStatus {
+    Ok,
+    Missing,
+    /// Legacy or Kafka-internal topics that need not exist.
+    Absent,
+    PartitionsDiffer,
+    Error,
+}
+
+impl TopicStatus {
+    fn is_problem(self) -> bool {
+        matches!(
+            self,
+            TopicStatus::Missing | TopicStatus::PartitionsDiffer | TopicStatus::Error
+        )
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            TopicStatus::Ok => "ok",
+            TopicStatus::Missing => "missing",
+            TopicStatus::Absent => "absent",
+            TopicStatus::PartitionsDiffer => "partitions differ",
+            TopicStatus::Error => "error",
+        }
+    }
+
+    fn tone(self) -> Tone {
+        match self {
+            TopicStatus::Ok => Tone::Good,
+            TopicStatus::Absent => Tone::Plain,
+            TopicStatus::Missing | TopicStatus::PartitionsDiffer => Tone::Warn,
+            TopicStatus::Error => Tone::Bad,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ListRow {
+    name: &'static str,
+    category: &'static str,
+    role: &'static str,
+    critical: bool,
+    status: TopicStatus,
+    expected_partitions: Option<i32>,
+    partitions: Option<i32>,
+    messages: Option<i64>,
+    replaced_by: Option<&'static str>,
+    error: Option<String>,
+}
+
+fn compare(topic: &'static Topic, survey: &Survey) -> ListRow {
+    let actual = survey.partitions(topic.name);
+    let error = survey
+        .metadata
+        .topics
+        .get(topic.name)
+        .and_then(|t| t.error.clone());
+    let expected = (topic.role != Role::System).then_some(topic.partitions);
+    let status = match (actual, &error) {
+        (Some(_), Some(_)) => TopicStatus::Error,
+        (None, _) if matches!(topic.role, Role::System | Role::Legacy) => TopicStatus::Absent,
+        (None, _) => TopicStatus::Missing,
+        (Some(n), None) if expected.is_some_and(|e| e != n) => TopicStatus::PartitionsDiffer,
+        (Some(_), None) => TopicStatus::Ok,
+    };
+    ListRow {
+        name: topic.name,
+        category: topic.category.slug(),
+        role: topic.role.slug(),
+        critical: topic.critical,
+        status,
+        expected_partitions: expected,
+        partitions: actual,
+        messages: actual.and(survey.messages(topic.name)),
+        replaced_by: topic.replaced_by,
+        error: if status == TopicStatus::Error {
+            error
+        } else {
+            None
+        },
+    }
+}
+
+fn list(args: TopicsListArgs, kafka: &Kafka, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let categories = parse_categories(&args.category)?;
+    let survey = Survey::take(kafka, |name| catalog::topic_named(name).is_some())?;
+    let rows: Vec<ListRow> = TOPICS
+        .iter()
+        .filter(|t| in_categories(t, &categories))
+        .map(|t| compare(t, &survey))
+        .filter(|r| !args.problems || r.status.is_problem())
+        .collect();
+    let problems = rows.iter().filter(|r| r.status.is_problem()).count();
+    let status = if args.check && problems > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    };
+
+    if ctx.printer.is_json() {
+        ctx.printer
+            .json(&serde_json::json!({ "topics": rows, "problems": problems }))?;
+        return Ok(status);
+    }
+    let p = &ctx.printer;
+    if rows.is_empty() && args.problems {
+        p.line("No problems: every catalog topic is present with the expected partitions.");
+        return Ok(status);
+    }
+    let mut table = p.table([
+        "TOPIC",
+        "CATEGORY",
+        "ROLE",
+        "STATUS",
+        "PARTITIONS",
+        "EXPECTED",
+        "MESSAGES",
+    ]);
+    for r in &rows {
+        let role = if r.critical {
+            format!("{} (critical)", r.role)
+        } else {
+            r.role.to_string()
+        };
+        let status = match (&r.error, r.replaced_by) {
+            (Some(e), _) => format!("error: {e}"),
+            (None, Some(new)) if r.status == TopicStatus::Ok => format!("ok, deprecated for {new}"),
+            _ => r.status.label().to_string(),
+        };
+        table.add_row(vec![
+            p.cell(r.name, Tone::Plain),
+            p.cell(r.category, Tone::Plain),
+            p.cell(role, Tone::Plain),
+            p.cell(status, r.status.tone()),
+            p.cell(or_dash(r.partitions), Tone::Plain),
+            p.cell(or_dash(r.expected_partitions), Tone::Plain),
+            p.cell(or_dash(r.messages), Tone::Plain),
+        ]);
+    }
+    p.align_right(&mut table, &[4, 5, 6]);
+    p.print_table(&table);
+    let present = rows.iter().filter(|r| r.partitions.is_some()).count();
+    p.note(&format!(
+        "{} topics: {present} present, {problems} missing or different from the catalog",
+        rows.len()
+    ));
+    Ok(status)
+}
+
+// ---------------------------------------------------------------- apply
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum ApplyAction {
+    Create,
+    Exists,
+    Differs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum ApplyResult {
+    Planned,
+    Created,
+    /// Someone created it between our read and our request.
+    AlreadyExisted,
+    Unchanged,
+    Failed,
+}
+
+#[derive(Debug, Serialize)]
+struct ApplyRow {
+    name: &'static str,
+    partitions: i32,
+    actual_partitions: Option<i32>,
+    replication_factor: i32,
+    action: ApplyAction,
+    result: ApplyResult,
+    error: Option<String>,
+}
+
+async fn apply(args: TopicsApplyArgs, kafka: &Kafka, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let categories = parse_categories(&args.category)?;
+    let replication = args
+        .replication_factor
+        .unwrap_or(TOPIC_DEFAULTS.replication_factor);
+    let wanted: Vec<&'static Topic> = TOPICS
+        .iter()
+        .filter(|t| t.is_managed() && in_categories(t, &categories))
+        .filter(|t| !(args.skip_legacy && t.role == Role::Legacy))
+        .collect();
+    let metadata = kafka.metadata()?;
+    if let Some(brokers) = i32::try_from(metadata.brokers.len())
+        .ok()
+        .filter(|&n| n < replication)
+    {
+        return Err(UsageError::new(format!(
+            "replication factor {replication} needs at least {replication} brokers, but the cluster has {brokers}"
+        ))
+        .into());
+    }
+
+    let mut rows: Vec<ApplyRow> = wanted
+        .iter()
+        .map(|t| {
+            let actual = metadata
+                .topics
+                .get(t.name)
+                .filter(|m| !m.partitions.is_empty())
+                .and_then(|m| i32::try_from(m.partitions.len()).ok());
+            let action = match actual {
+                None => ApplyAction::Create,
+                Some(n) if n == t.partitions => ApplyAction::Exists,
+                Some(_) => ApplyAction::Differs,
+            };
+            ApplyRow {
+                name: t.name,
+                partitions: t.partitions,
+                actual_partitions: actual,
+                replication_factor: replication,
+                action,
+                result: if action == ApplyAction::Create {
+                    ApplyResult::Planned
+                } else {
+                    ApplyResult::Unchanged
+                },
+                error: None,
+            }
+        })
+        .collect();
+
+    let to_create: Vec<(String, i32, i32)> = rows
+        .iter()
+        .filter(|r| r.action == ApplyAction::Create)
+        .map(|r| (r.name.to_string(), r.partitions, r.replication_factor))
+        .collect();
+    if !args.dry_run && !to_create.is_empty() {
+        let outcomes = kafka
+            .create_topics(&to_create, &TOPIC_DEFAULTS.configs())
+            .await?;
+        let mut created = Vec::new();
+        for (name, outcome) in outcomes {
+            if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
+                match outcome {
+                    TopicOutcome::Done => {
+                        row.result = ApplyResult::Created;
+                        created.push((name, row.partitions));
+                    }
+                    TopicOutcome::AlreadyExists => row.result = ApplyResult::AlreadyExisted,
+                    TopicOutcome::Failed(why) => {
+                        row.result = ApplyResult::Failed;
+                        row.error = Some(why);
+                    }
+                }
+            }
+        }
+        if let Err(missing) = wait_until_visible(kafka, &created) {
+            ctx.printer.warn(&format!(
+                "created, but not yet visible in the cluster metadata after {}: {}",
+                crate::kafka::humanize(kafka.timeout()),
+                missing.join(", ")
+            ));
+        }
+    }
+
+    let failed = rows
+        .iter()
+        .filter(|r| r.result == ApplyResult::Failed)
+        .count();
+    let differing = rows
+        .iter()
+        .filter(|r| r.action == ApplyAction::Differs)
+        .count();
+    let created = rows
+        .iter()
+        .filter(|r| r.result == ApplyResult::Created)
+        .count();
+    let existing = rows
+        .iter()
+        .filter(|r| r.action == ApplyAction::Exists)
+        .count();
+    let status = if failed > 0 || differing > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    };
+
+    if ctx.printer.is_json() {
+        ctx.printer.json(&serde_json::json!({
+            "dry_run": args.dry_run,
+            "topics": rows,
+            "summary": {
+                "to_create": to_create.len(),
+                "created": created,
+                "existing": existing,
+                "differing": differing,
+                "failed": failed,
+            },
+        }))?;
+        return Ok(status);
+    }
+
+    let p = &ctx.printer;
+    let shown: Vec<&ApplyRow> = rows
+        .iter()
+        .filter(|r| r.action != ApplyAction::Exists)
+        .collect();
+    if shown.is_empty() {
+        p.line(&format!(
+            "Nothing to do: all {} catalog topics exist with the expected partitions.",
+            rows.len()
+        ));
+        return Ok(status);
+    }
+    let mut table = p.table(["TOPIC", "PARTITIONS", "REPLICATION", "ACTION", "RESULT"]);
+    for r in &shown {
+        let (action, tone) = match r.action {
+            ApplyAction::Create => ("create".to_string(), Tone::Plain),
+            ApplyAction::Exists => ("none".to_string(), Tone::Plain),
+            ApplyAction::Differs => (
+                format!(
+                    "none: has {}, catalog says {}",
+                    or_dash(r.actual_partitions),
+                    r.partitions
+                ),
+                Tone::Warn,
+            ),
+        };
+        let (result, result_tone) = match r.result {
+            ApplyResult::Planned => ("dry run".to_string(), Tone::Plain),
+            ApplyResult::Created => ("created".to_string(), Tone::Good),
+            ApplyResult::AlreadyExisted => ("already existed".to_string(), Tone::Plain),
+            ApplyResult::Unchanged => ("left as is".to_string(), Tone::Warn),
+            ApplyResult::Failed => (
+                format!("failed: {}", or_dash(r.error.as_deref())),
+                Tone::Bad,
+            ),
+        };
+        table.add_row(vec![
+            p.cell(r.name, Tone::Plain),
+            p.cell(r.partitions.to_string(), Tone::Plain),
+            p.cell(r.replication_factor.to_string(), Tone::Plain),
+            p.cell(action, tone),
+            p.cell(result, result_tone),
+        ]);
+    }
+    p.align_right(&mut table, &[1, 2]);
+    p.print_table(&table);
+    if args.dry_run {
+        p.note(&format!(
+            "Dry run: {} to create, {existing} already exist, {differing} differ. Nothing was changed.",
+            to_create.len()
+        ));
+    } else {
+        p.note(&format!(
+            "{created} created, {existing} already existed, {differing} differ, {failed} failed."
+        ));
+    }
+    if differing > 0 {
+        p.warn(
+            "smmctl never changes a partition count: adding partitions moves keys to other \
+             partitions and breaks per-key ordering. Change it by hand if you mean it.",
+        );
+    }
+    Ok(status)
+}
+
+/// KRaft acknowledges a create once the controller has it; brokers learn of
+/// it, and elect leaders, a moment later. Waiting here means `apply && list` never disagree.
+fn wait_until_visible(kafka: &Kafka, created: &[(String, i32)]) -> Result<(), Vec<String>> {
+    let deadline = Instant::now() + kafka.timeout();
+    let mut missing: Vec<String> = created.iter().map(|(n, _)| n.clone()).collect();
+    while !missing.is_empty() {
+        if let Ok(metadata) = kafka.metadata() {
+            missing.retain(|name| {
+                let expected = created.iter().find(|(n, _)| n == name).map(|(_, p)| *p);
+                let ready = metadata
+                    .topics
+                    .get(name)
+                    .filter(|t| t.leaderless.is_empty())
+                    .and_then(|t| i32::try_from(t.partitions.len()).ok());
+                ready != expected
+            });
+        }
+        if missing.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing)
+    }
+}
+
+// ---------------------------------------------------------------- orphans
+
+#[derive(Debug, Serialize)]
+struct OrphanRow {
+    name: String,
+    kind: &'static str,
+    partitions: Option<i32>,
+    messages: Option<i64>,
+    note: String,
+}
+
+/// Kafka's internal topics and those of its ecosystem (Schema Registry,
+/// Connect's `_connect-*` when so named) start with an underscore.
+fn is_internal(name: &str) -> bool {
+    name.starts_with('_')
+}
+
+/// The catalog name an orphan was probably meant to be, for typos such as
+/// `smm.order.refunds`.
+fn closest_catalog_name(name: &str) -> Option<&'static str> {
+    TOPICS
+        .iter()
+        .map(|t| (t.name, strsim::levenshtein(name, t.name)))
+        .filter(|&(_, distance)| distance <= 2)
+        .min_by_key(|&(_, distance)| distance)
+        .map(|(n, _)| n)
+}
+
+fn orphans(args: TopicsOrphansArgs, kafka: &Kafka, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let survey = Survey::take(kafka, |name| {
+        !is_internal(name) && catalog::topic_named(name).is_none_or(|t| t.role == Role::Legacy)
+    })?;
+    let mut rows = Vec::new();
+    for name in survey.metadata.topics.keys() {
+        if is_internal(name) {
+            continue;
+        }
+        let partitions = survey.partitions(name);
+        let messages = survey.messages(name);
+        let emptiness = match messages {
+            Some(0) => "; empty",
+            _ => "",
+        };
+        match catalog::topic_named(name) {
+            Some(t) if t.role == Role::Legacy => rows.push(OrphanRow {
+                name: name.clone(),
+                kind: "legacy",
+                partitions,
+                messages,
+                note: format!(
+                    "deprecated: migrate to {}{emptiness}",
+                    t.replaced_by.unwrap_or("its replacement")
+                ),
+            }),
+            Some(_) => {}
+            None => {
+                let mut note = "not in the catalog".to_string();
+                if let Some(meant) = closest_catalog_name(name) {
+                    note.push_str(&format!("; did you mean {meant}?"));
+                } else if catalog::looks_like_dead_letter(name) {
+                    note.push_str("; named like a dead-letter topic");
+                }
+                note.push_str(emptiness);
+                rows.push(OrphanRow {
+                    name: name.clone(),
+                    kind: "orphan",
+                    partitions,
+                    messages,
+                    note,
+                });
+            }
+        }
+    }
+    let status = if args.check && !rows.is_empty() {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    };
+    if ctx.printer.is_json() {
+        ctx.printer.json(&serde_json::json!({ "topics": rows }))?;
+        return Ok(status);
+    }
+    let p = &ctx.printer;
+    if rows.is_empty() {
+        p.line("No orphaned or legacy topics: every topic on the cluster is in the catalog.");
+        return Ok(status);
+    }
+    let mut table = p.table(["TOPIC", "KIND", "PARTITIONS", "MESSAGES", "NOTE"]);
+    for r in &rows {
+        table.add_row(vec![
+            p.cell(r.name.as_str(), Tone::Plain),
+            p.cell(
+                r.kind,
+                if r.kind == "legacy" {
+                    Tone::Warn
+                } else {
+                    Tone::Plain
+                },
+            ),
+            p.cell(or_dash(r.partitions), Tone::Plain),
+            p.cell(or_dash(r.messages), Tone::Plain),
+            p.cell(r.note.as_str(), Tone::Plain),
+        ]);
+    }
+    p.align_right(&mut table, &[2, 3]);
+    p.print_table(&table);
+    Ok(status)
+}
+
+// ---------------------------------------------------------------- delete
+
+#[derive(Debug, Serialize)]
+struct DeleteRow {
+    name: String,
+    partitions: Option<i32>,
+    messages: Option<i64>,
+    catalog_role: Option<&'static str>,
+    needs_force: bool,
+    result: Option<String>,
+}
+
+/// Catalog topics are what the panel runs on: deleting one stops a worker
+/// or loses what it holds, so it takes `--force`. Legacy topics are the
+/// exception, since retiring them is the point.
+fn needs_force(name: &str) -> bool {
+    catalog::topic_named(name).is_some_and(|t| t.role != Role::Legacy)
+}
+
+async fn delete(
+    args: TopicsDeleteArgs,
+    kafka: &Kafka,
+    ctx: &Context,
+) -> anyhow::Result<ExitStatus> {
+    let names: Vec<String> = args
+        .topics
+        .iter()
+        .map(|n| n.trim().to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let survey = Survey::take(kafka, |name| names.iter().any(|n| n == name))?;
+
+    let unknown: Vec<String> = names
+        .iter()
+        .filter(|n| !survey.metadata.topics.contains_key(n.as_str()))
+        .map(|n| match closest_existing(n, &survey) {
+            Some(meant) => format!("{n} (did you mean {meant}?)"),
+            None => n.clone(),
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(UsageError::new(format!(
+            "no such topic on the cluster: {}. Nothing was deleted.",
+            unknown.join(", ")
+        ))
+        .into());
+    }
+    let internal: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| is_internal(n))
+        .collect();
+    if !internal.is_empty() {
+        return Err(Refusal::new(format!(
+            "{} internal to Kafka and never deleted by smmctl. Nothing was deleted.",
+            if internal.len() == 1 {
+                format!("{} is", internal[0])
+            } else {
+                format!("{} are", internal.join(", "))
+            }
+        ))
+        .into());
+    }
+
+    let mut rows: Vec<DeleteRow> = names
+        .iter()
+        .map(|n| DeleteRow {
+            name: n.clone(),
+            partitions: survey.partitions(n),
+            messages: survey.messages(n),
+            catalog_role: catalog::topic_named(n).map(|t| t.role.slug()),
+            needs_force: needs_force(n),
+            result: None,
+        })
+        .collect();
+
+    let forced: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.needs_force)
+        .map(|r| r.name.as_str())
+        .collect();
+    let refusal = (!forced.is_empty() && !args.force).then(|| {
+        format!(
+            "{} in the catalog: the panel's workers depend on {}. Add --force to delete anyway. Nothing was deleted.",
+            forced.join(", "),
+            if forced.len() == 1 { "it" } else { "them" }
+        )
+    });
+
+    if !args.execute {
+        print_delete(&rows, ctx)?;
+        if let Some(why) = &refusal {
+            ctx.printer.warn(why);
+        }
+        ctx.printer
+            .note("Preview only: nothing was deleted. Run again with --execute to delete.");
+        return Ok(ExitStatus::Success);
+    }
+    if let Some(why) = refusal {
+        print_delete(&rows, ctx)?;
+        return Err(Refusal::new(why).into());
+    }
+    if !ctx.printer.is_json() {
+        print_delete(&rows, ctx)?;
+    }
+    let total: i64 = rows.iter().filter_map(|r| r.messages).sum();
+    confirm(
+        &format!(
+            "Delete {} topic(s) holding {total} message(s)? This cannot be undone",
+            rows.len()
+        ),
+        args.yes,
+    )?;
+
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let outcomes = kafka.delete_topics(&refs).await?;
+    let mut failed = 0;
+    for (name, outcome) in outcomes {
+        if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
+            row.result = Some(match outcome {
+                TopicOutcome::Done | TopicOutcome::AlreadyExists => "deleted".to_string(),
+                TopicOutcome::Failed(why) => {
+                    failed += 1;
+                    format!("failed: {why}")
+                }
+            });
+        }
+    }
+    if ctx.printer.is_json() {
+        ctx.printer
+            .json(&serde_json::json!({ "execute": true, "topics": rows }))?;
+    } else {
+        let p = &ctx.printer;
+        let mut table = p.table(["TOPIC", "RESULT"]);
+        for r in &rows {
+            let result = or_dash(r.result.as_deref());
+            let tone = if result == "deleted" {
+                Tone::Good
+            } else {
+                Tone::Bad
+            };
+            table.add_row(vec![
+                p.cell(r.name.as_str(), Tone::Plain),
+                p.cell(result, tone),
+            ]);
+        }
+        p.line("");
+        p.print_table(&table);
+    }
+    Ok(if failed > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
+
+fn closest_existing(name: &str, survey: &Survey) -> Option<String> {
+    survey
+        .metadata
+        .topics
+        .keys()
+        .map(|t| (t, strsim::levenshtein(name, t)))
+        .filter(|&(_, d)| d <= 2)
+        .min_by_key(|&(_, d)| d)
+        .map(|(t, _)| t.clone())
+}
+
+fn print_delete(rows: &[DeleteRow], ctx: &Context) -> anyhow::Result<()> {
+    let p = &ctx.printer;
+    if p.is_json() {
+        return p.json(&serde_json::json!({ "execute": false, "topics": rows }));
+    }
+    let mut table = p.table(["TOPIC", "PARTITIONS", "MESSAGES", "CATALOG", "NOTE"]);
+    for r in rows {
+        let mut notes = Vec::new();
+        if r.needs_force {
+            notes.push("catalog topic: needs --force".to_string());
+        }
+        if let Some(m) = r.messages.filter(|&m| m > 0) {
+            notes.push(format!("{m} messages will be lost"));
+        }
+        table.add_row(vec![
+            p.cell(r.name.as_str(), Tone::Plain),
+            p.cell(or_dash(r.partitions), Tone::Plain),
+            p.cell(or_dash(r.messages), Tone::Plain),
+            p.cell(r.catalog_role.unwrap_or("not in catalog"), Tone::Plain),
+            p.cell(
+                notes.join("; "),
+                if r.needs_force {
+                    Tone::Warn
+                } else {
+                    Tone::Plain
+                },
+            ),
+        ]);
+    }
+    p.align_right(&mut table, &[1, 2]);
+    p.print_table(&table);
+    Ok(())
+}

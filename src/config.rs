@@ -1,0 +1,642 @@
+//! Effective settings: flags, then `SMM_*` environment variables, then the
+//! config file's profile, then built-in defaults.
+//!
+//! Flags and environment variables are both read by clap, which already
+//! lets a flag win over its variable; this module fills whatever they left
+//! unset from the file and remembers where each value came from, so
+//! `smmctl config show` can say why a setting has the value it has.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use smm_workers::catalog::THRESHOLDS;
+
+use crate::exit::UsageError;
+
+pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
+pub const DEFAULT_CLIENT_ID: &str = "smmctl";
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The config file, as written by the operator.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The profile used when neither `--profile` nor `SMM_PROFILE` names one.
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// One cluster and the settings that go with it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub brokers: Option<String>,
+    pub client_id: Option<String>,
+    pub database_url: Option<String>,
+    pub metrics_addr: Option<String>,
+    pub timeout: Option<String>,
+    /// librdkafka properties, passed through untouched (SASL, TLS, …).
+    #[serde(default)]
+    pub kafka: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub thresholds: ThresholdsFile,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdsFile {
+    pub max_lag: Option<i64>,
+    pub max_dead_letters: Option<i64>,
+    pub max_processing_time_ms: Option<u64>,
+    pub max_error_rate: Option<f64>,
+    /// Per-group overrides, keyed by group name.
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupThresholds>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupThresholds {
+    pub max_lag: Option<i64>,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    Flag,
+    Env,
+    File,
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Flag => "flag",
+            Source::Env => "env",
+            Source::File => "config file",
+            Source::Default => "default",
+        })
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+/// What the command line and environment said, before the file is read.
+/// `None` means neither gave a value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub brokers: Option<Sourced<String>>,
+    pub profile: Option<Sourced<String>>,
+    pub config: Option<Sourced<PathBuf>>,
+    pub client_id: Option<Sourced<String>>,
+    pub database_url: Option<Sourced<String>>,
+    pub metrics_addr: Option<Sourced<String>>,
+    pub timeout: Option<Sourced<Duration>>,
+    /// `-X key=value`, in the order given.
+    pub kafka: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    pub max_lag: i64,
+    pub max_dead_letters: i64,
+    pub max_processing_time: Duration,
+    pub max_error_rate: f64,
+    pub groups: BTreeMap<String, GroupThresholds>,
+    /// The keys the config file set; the rest are the panel's defaults.
+    pub from_file: Vec<&'static str>,
+}
+
+impl Thresholds {
+    /// The lag threshold of one group: its own override, else the default.
+    pub fn max_lag_for(&self, group: &str) -> i64 {
+        self.groups
+            .get(group)
+            .and_then(|g| g.max_lag)
+            .unwrap_or(self.max_lag)
+    }
+}
+
+/// The settings every command runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_file: Option<PathBuf>,
+    pub profile: Option<Sourced<String>>,
+    pub brokers: Sourced<String>,
+    pub client_id: Sourced<String>,
+    pub database_url: Sourced<String>,
+    pub metrics_addr: Sourced<String>,
+    pub timeout: Sourced<Duration>,
+    /// librdkafka properties: the profile's, then `-X`, later ones winning.
+    pub kafka: BTreeMap<String, Sourced<String>>,
+    pub thresholds: Thresholds,
+}
+
+impl Settings {
+    /// Merges the overrides with the config file they point at (or the XDG
+    /// default, when it exists).
+    pub fn load(overrides: Overrides) -> Result<Settings, UsageError> {
+        let (path, explicit) = match &overrides.config {
+            Some(c) => (Some(c.value.clone()), true),
+            None => (default_config_path().filter(|p| p.exists()), false),
+        };
+        let file = match &path {
+            Some(p) => read_config_file(p, explicit)?,
+            None => ConfigFile::default(),
+        };
+        Settings::resolve(overrides, path, file)
+    }
+
+    fn resolve(
+        overrides: Overrides,
+        path: Option<PathBuf>,
+        file: ConfigFile,
+    ) -> Result<Settings, UsageError> {
+        let file_name = || {
+            path.as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(no config file)".into())
+        };
+        let profile = overrides.profile.clone().or_else(|| {
+            file.profile.clone().map(|value| Sourced {
+                value,
+                source: Source::File,
+            })
+        });
+        let chosen = match &profile {
+            None => Profile::default(),
+            Some(p) => match file.profiles.get(&p.value) {
+                Some(found) => found.clone(),
+                None => {
+                    let known: Vec<_> = file.profiles.keys().map(String::as_str).collect();
+                    return Err(UsageError::new(format!(
+                        "profile `{}` is not defined in {}; {}",
+                        p.value,
+                        file_name(),
+                        if known.is_empty() {
+                            "the file defines no profiles; add a [profiles.NAME] table".to_string()
+                        } else {
+                            format!("defined profiles: {}", known.join(", "))
+                        }
+                    )));
+                }
+            },
+        };
+        let profile_key = |key: &str| {
+            format!(
+                "{} (profile `{}`, key `{key}`)",
+                file_name(),
+                profile.as_ref().map(|p| p.value.as_str()).unwrap_or("")
+            )
+        };
+
+        let pick = |flag: Option<Sourced<String>>, from_file: Option<String>, default: String| {
+            flag.or(from_file.map(|value| Sourced {
+                value,
+                source: Source::File,
+            }))
+            .unwrap_or(Sourced {
+                value: default,
+                source: Source::Default,
+            })
+        };
+
+        let timeout = match (overrides.timeout, chosen.timeout) {
+            (Some(t), _) => t,
+            (None, Some(text)) => Sourced {
+                value: parse_duration(&text).map_err(|why| {
+                    UsageError::new(format!(
+                        "invalid timeout in {}: {why}",
+                        profile_key("timeout")
+                    ))
+                })?,
+                source: Source::File,
+            },
+            (None, None) => Sourced {
+                value: DEFAULT_TIMEOUT,
+                source: Source::Default,
+            },
+        };
+
+        let mut kafka = BTreeMap::new();
+        for (key, value) in &chosen.kafka {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => {
+                    return Err(UsageError::new(format!(
+                        "invalid librdkafka setting in {}: expected a string, number or boolean, found {}",
+                        profile_key(&format!("kafka.{key}")),
+                        other.type_str()
+                    )));
+                }
+            };
+            kafka.insert(
+                key.clone(),
+                Sourced {
+                    value: text,
+                    source: Source::File,
+                },
+            );
+        }
+        for (key, value) in overrides.kafka {
+            kafka.insert(
+                key,
+                Sourced {
+                    value,
+                    source: Source::Flag,
+                },
+            );
+        }
+        for reserved in ["bootstrap.servers", "client.id"] {
+            if kafka.contains_key(reserved) {
+                return Err(UsageError::new(format!(
+                    "`{reserved}` cannot be set as a librdkafka property; use {} instead",
+                    if reserved == "client.id" {
+                        "client_id / SMM_CLIENT_ID"
+                    } else {
+                        "--brokers / SMM_BROKERS / the profile's `brokers`"
+                    }
+                )));
+            }
+        }
+
+        let t = &chosen.thresholds;
+        if let Some(rate) = t.max_error_rate
+            && !(0.0..=1.0).contains(&rate)
+        {
+            return Err(UsageError::new(format!(
+                "invalid value {rate} in {}: a rate is a fraction between 0 and 1 (0.01 is 1 %)",
+                profile_key("thresholds.max_error_rate")
+            )));
+        }
+        for (key, value) in [
+            ("max_lag", t.max_lag),
+            ("max_dead_letters", t.max_dead_letters),
+        ]
+        .into_iter()
+        .chain(t.groups.values().map(|g| ("groups.*.max_lag", g.max_lag)))
+        {
+            if let Some(v) = value
+                && v < 0
+            {
+                return Err(UsageError::new(format!(
+                    "invalid value {v} in {}: it cannot be negative",
+                    profile_key(&format!("thresholds.{key}"))
+                )));
+            }
+        }
+        let thresholds = Thresholds {
+            max_lag: t.max_lag.unwrap_or(THRESHOLDS.max_lag),
+            max_dead_letters: t.max_dead_letters.unwrap_or(THRESHOLDS.max_dead_letters),
+            max_processing_time: t
+                .max_processing_time_ms
+                .map(Duration::from_millis)
+                .unwrap_or(THRESHOLDS.max_processing_time),
+            max_error_rate: t.max_error_rate.unwrap_or(THRESHOLDS.max_error_rate),
+            groups: t.groups.clone(),
+            from_file: [
+                ("max_lag", t.max_lag.is_some()),
+                ("max_dead_letters", t.max_dead_letters.is_some()),
+                ("max_processing_time_ms", t.max_processing_time_ms.is_some()),
+                ("max_error_rate", t.max_error_rate.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(key, set)| set.then_some(key))
+            .collect(),
+        };
+
+        let brokers = pick(overrides.brokers, chosen.brokers, DEFAULT_BROKERS.into());
+        if brokers.value.trim().is_empty() {
+            return Err(UsageError::new(format!(
+                "the broker list (from the {}) is empty; give host:port pairs separated by commas",
+                brokers.source
+            )));
+        }
+
+        Ok(Settings {
+            config_file: path.clone(),
+            profile,
+            brokers,
+            client_id: pick(
+                overrides.client_id,
+                chosen.client_id,
+                DEFAULT_CLIENT_ID.into(),
+            ),
+            database_url: pick(
+                overrides.database_url,
+                chosen.database_url,
+                default_database_url(),
+            ),
+            metrics_addr: pick(
+                overrides.metrics_addr,
+                chosen.metrics_addr,
+                DEFAULT_METRICS_ADDR.into(),
+            ),
+            timeout,
+            kafka,
+            thresholds,
+        })
+    }
+}
+
+fn read_config_file(path: &Path, explicit: bool) -> Result<ConfigFile, UsageError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError::new(format!(
+            "cannot read the config file {}: {e}{}",
+            path.display(),
+            if explicit {
+                " (given with --config or SMM_CONFIG)"
+            } else {
+                ""
+            }
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        // toml's message already names the line, column and key.
+        UsageError::new(format!(
+            "invalid config file {}: {}",
+            path.display(),
+            e.to_string().trim_end()
+        ))
+    })
+}
+
+/// `$XDG_CONFIG_HOME/smmctl/config.toml`, usually `~/.config/smmctl/config.toml`.
+pub fn default_config_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("smmctl").join("config.toml"))
+}
+
+/// A SQLite file in the user's state directory, so the local default needs
+/// no database server.
+pub fn default_database_url() -> String {
+    let dir = dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("smmctl");
+    format!("sqlite://{}", dir.join("panel.db").display())
+}
+
+/// Durations as operators write them: `10s`, `500ms`, `2m`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let parsed: jiff::SignedDuration = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; write it like 10s, 500ms or 1m30s"))?;
+    if parsed.is_negative() || parsed.is_zero() {
+        return Err(format!("`{text}` must be longer than zero"));
+    }
+    Duration::try_from(parsed).map_err(|_| format!("`{text}` is out of range"))
+}
+
+/// Parses one `-X key=value`.
+pub fn parse_kafka_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "`{text}` is not of the form key=value (for example -X security.protocol=SASL_SSL)"
+        )),
+    }
+}
+
+/// Settings names that hold secrets, in librdkafka and in our own config.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "api_key",
+        "api.key",
+        "key.pem",
+        "credentials",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
+        || key == "sasl.oauthbearer.config"
+}
+
+/// Masks the password of a URL such as `postgres://user:pw@host/db`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{}://{user}:****@{}", &url[..scheme_end], &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> ConfigFile {
+        toml::from_str(text).unwrap()
+    }
+
+    fn flag(value: &str) -> Option<Sourced<String>> {
+        Some(Sourced {
+            value: value.into(),
+            source: Source::Flag,
+        })
+    }
+
+    const SAMPLE: &str = r#"
+        profile = "staging"
+
+        [profiles.staging]
+        brokers = "kafka-staging:9092"
+        client_id = "ops"
+        timeout = "3s"
+        kafka = { "security.protocol" = "SASL_SSL", "sasl.password" = "hunter2", "socket.keepalive.enable" = true }
+        thresholds = { max_lag = 5000, groups = { "dlq-processing-group" = { max_lag = 0 } } }
+
+        [profiles.prod]
+        brokers = "kafka-prod:9092"
+    "#;
+
+    #[test]
+    fn the_file_fills_what_flags_and_env_leave_unset() {
+        let s = Settings::resolve(Overrides::default(), None, file(SAMPLE)).unwrap();
+        assert_eq!(s.brokers.value, "kafka-staging:9092");
+        assert_eq!(s.brokers.source, Source::File);
+        assert_eq!(s.client_id.value, "ops");
+        assert_eq!(s.timeout.value, Duration::from_secs(3));
+        assert_eq!(s.kafka["socket.keepalive.enable"].value, "true");
+        assert_eq!(s.thresholds.max_lag_for("order-status-group"), 5000);
+        assert_eq!(s.thresholds.max_lag_for("dlq-processing-group"), 0);
+        assert_eq!(s.metrics_addr.source, Source::Default);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_x_wins_over_profile_properties() {
+        let overrides = Overrides {
+            brokers: flag("other:9092"),
+            profile: flag("staging"),
+            kafka: vec![("sasl.password".into(), "from-flag".into())],
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(overrides, None, file(SAMPLE)).unwrap();
+        assert_eq!(s.brokers.value, "other:9092");
+        assert_eq!(s.brokers.source, Source::Flag);
+        assert_eq!(s.kafka["sasl.password"].value, "from-flag");
+        assert_eq!(s.kafka["security.protocol"].value, "SASL_SSL");
+    }
+
+    #[test]
+    fn the_chosen_profile_overrides_the_file_default() {
+        let overrides = Overrides {
+            profile: flag("prod"),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(overrides, None, file(SAMPLE)).unwrap();
+        assert_eq!(s.brokers.value, "kafka-prod:9092");
+        assert!(s.kafka.is_empty());
+        assert_eq!(s.thresholds.max_lag, 1000);
+    }
+
+    #[test]
+    fn an_unknown_profile_names_the_known_ones() {
+        let overrides = Overrides {
+            profile: flag("qa"),
+            ..Overrides::default()
+        };
+        let err =
+            Settings::resolve(overrides, Some("/etc/smm.toml".into()), file(SAMPLE)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("profile `qa` is not defined in /etc/smm.toml"),
+            "{text}"
+        );
+        assert!(text.contains("prod, staging"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_naming_the_key() {
+        let cases = [
+            (
+                r#"[profiles.a]
+                timeout = "soon""#,
+                "key `timeout`",
+            ),
+            (
+                r#"[profiles.a]
+                thresholds = { max_error_rate = 5.0 }"#,
+                "thresholds.max_error_rate",
+            ),
+            (
+                r#"[profiles.a]
+                thresholds = { max_lag = -1 }"#,
+                "thresholds.max_lag",
+            ),
+            (
+                r#"[profiles.a]
+                kafka = { "bootstrap.servers" = "x:1" }"#,
+                "bootstrap.servers",
+            ),
+            (
+                r#"[profiles.a]
+                kafka = { "a" = [1] }"#,
+                "kafka.a",
+            ),
+        ];
+        for (text, needle) in cases {
+            let overrides = Overrides {
+                profile: flag("a"),
+                ..Overrides::default()
+            };
+            let err = Settings::resolve(overrides, Some("c.toml".into()), file(text)).unwrap_err();
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[profiles.a]\nbrokers = \"x:1\"\nbrokrs = \"y\"\n").unwrap();
+        let err = read_config_file(&path, true).unwrap_err().to_string();
+        assert!(err.contains("c.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("brokrs"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error() {
+        let err = read_config_file(Path::new("/nonexistent/smm.toml"), true).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/smm.toml"));
+    }
+
+    #[test]
+    fn durations_parse_as_operators_write_them() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn kafka_properties_need_a_key_and_an_equals_sign() {
+        assert_eq!(
+            parse_kafka_property("a.b=c=d"),
+            Ok(("a.b".into(), "c=d".into()))
+        );
+        assert_eq!(parse_kafka_property("a="), Ok(("a".into(), String::new())));
+        assert!(parse_kafka_property("=x").is_err());
+        assert!(parse_kafka_property("novalue").is_err());
+    }
+
+    #[test]
+    fn secrets_are_recognised_and_masked() {
+        for key in [
+            "sasl.password",
+            "ssl.key.password",
+            "sasl.oauthbearer.client.secret",
+            "ssl.key.pem",
+            "cryptomus_api_key",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in ["security.protocol", "sasl.username", "ssl.ca.location"] {
+            assert!(!is_secret_key(key), "{key}");
+        }
+        assert_eq!(
+            mask_url_password("postgres://smm:s3cret@db:5432/panel"),
+            "postgres://smm:****@db:5432/panel"
+        );
+        assert_eq!(
+            mask_url_password("postgres://smm@db/panel"),
+            "postgres://smm@db/panel"
+        );
+        assert_eq!(
+            mask_url_password("sqlite:///var/lib/panel.db"),
+            "sqlite:///var/lib/panel.db"
+        );
+    }
+}

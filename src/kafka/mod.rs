@@ -1,0 +1,387 @@
+//! Kafka clients built from the effective settings, and the cluster reads
+//! and writes the commands share.
+//!
+//! librdkafka's metadata and offset calls block, so they run under
+//! `block_in_place`; the admin calls are already futures.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::{DEFAULT_BROKERS, Settings};
+use crate::exit::ConnectionError;
+
+/// librdkafka settings for any client smmctl makes.
+pub fn client_config(settings: &Settings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    let timeout_ms = settings.timeout.value.as_millis().to_string();
+    config
+        .set("bootstrap.servers", &settings.brokers.value)
+        .set("client.id", &settings.client_id.value)
+        .set("socket.timeout.ms", &timeout_ms)
+        // Fail fast rather than retry the bootstrap servers forever in the
+        // background of a command that has already given up.
+        .set("reconnect.backoff.max.ms", "1000");
+    for (key, value) in &settings.kafka {
+        config.set(key, &value.value);
+    }
+    config
+}
+
+/// One partition's retained range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermarks {
+    /// The log start offset: the first offset still retained.
+    pub low: i64,
+    /// The high watermark: the offset the next record will get.
+    pub high: i64,
+}
+
+impl Watermarks {
+    /// Records retained. Transaction markers and compaction make this an
+    /// upper bound, as it is in every tool that counts from watermarks.
+    pub fn retained(&self) -> i64 {
+        (self.high - self.low).max(0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMetadata {
+    pub name: String,
+    pub partitions: Vec<i32>,
+    /// Partitions without a leader right now; they cannot be read or written.
+    pub leaderless: Vec<i32>,
+    /// A per-topic error from the broker, in words.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClusterMetadata {
+    pub brokers: Vec<BrokerInfo>,
+    pub topics: BTreeMap<String, TopicMetadata>,
+}
+
+/// What happened to one topic of a create or delete request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicOutcome {
+    Done,
+    /// Creation found the topic already there (someone else made it).
+    AlreadyExists,
+    Failed(String),
+}
+
+pub struct Kafka {
+    brokers: String,
+    timeout: Duration,
+    admin: AdminClient<DefaultClientContext>,
+    /// A consumer that never joins a group: it only asks for offsets.
+    offsets: BaseConsumer,
+}
+
+impl Kafka {
+    /// Builds the clients. Nothing touches the network until the first call.
+    pub fn new(settings: &Settings) -> anyhow::Result<Kafka> {
+        let config = client_config(settings);
+        let admin = config
+            .create()
+            .context("cannot create the Kafka admin client (check the -X properties)")?;
+        let mut consumer_config = config.clone();
+        // Count what the log holds, committed or not, as Kafka's own tools do.
+        consumer_config
+            .set("isolation.level", "read_uncommitted")
+            .set("enable.auto.commit", "false");
+        let offsets = consumer_config
+            .create()
+            .context("cannot create the Kafka client (check the -X properties)")?;
+        Ok(Kafka {
+            brokers: settings.brokers.value.clone(),
+            timeout: settings.timeout.value,
+            admin,
+            offsets,
+        })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The brokers and every topic. Also the connection check: every
+    /// command that reads the cluster starts here, so an unreachable
+    /// cluster gives one clear message and exit code 2.
+    pub fn metadata(&self) -> anyhow::Result<ClusterMetadata> {
+        let raw =
+            tokio::task::block_in_place(|| self.admin.inner().fetch_metadata(None, self.timeout))
+                .map_err(|e| self.unreachable(e))?;
+        let brokers = raw
+            .brokers()
+            .iter()
+            .map(|b| BrokerInfo {
+                id: b.id(),
+                host: b.host().to_string(),
+                port: b.port(),
+            })
+            .collect();
+        let topics = raw
+            .topics()
+            .iter()
+            .map(|t| {
+                let mut partitions: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+                partitions.sort_unstable();
+                let leaderless = t
+                    .partitions()
+                    .iter()
+                    .filter(|p| p.leader() < 0 || p.error().is_some())
+                    .map(|p| p.id())
+                    .collect();
+                let error = t
+                    .error()
+                    .map(|code| describe_code(RDKafkaErrorCode::from(code)));
+                (
+                    t.name().to_string(),
+                    TopicMetadata {
+                        name: t.name().to_string(),
+                        partitions,
+                        leaderless,
+                        error,
+                    },
+                )
+            })
+            .collect();
+        Ok(ClusterMetadata { brokers, topics })
+    }
+
+    /// Low and high watermarks of many partitions, in two batched
+    /// ListOffsets requests per leader rather than two round trips per
+    /// partition.
+    pub fn watermarks(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> anyhow::Result<HashMap<(String, i32), Watermarks>> {
+        if partitions.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let earliest = self.list_offsets(partitions, Offset::Beginning)?;
+        let latest = self.list_offsets(partitions, Offset::End)?;
+        let mut out = HashMap::with_capacity(partitions.len());
+        for key in partitions {
+            if let (Some(&low), Some(&high)) = (earliest.get(key), latest.get(key)) {
+                out.insert(key.clone(), Watermarks { low, high });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `offsets_for_times` sends the "timestamps" it is given as they are,
+    /// and ListOffsets reads -2 as earliest and -1 as latest, which is what
+    /// `Offset::Beginning` and `Offset::End` encode to.
+    fn list_offsets(
+        &self,
+        partitions: &[(String, i32)],
+        which: Offset,
+    ) -> anyhow::Result<HashMap<(String, i32), i64>> {
+        let mut request = TopicPartitionList::with_capacity(partitions.len());
+        for (topic, partition) in partitions {
+            request
+                .add_partition_offset(topic, *partition, which)
+                .with_context(|| format!("invalid partition {topic}/{partition}"))?;
+        }
+        let response = self
+            .retrying_leader_moves(|| {
+                self.offsets
+                    .offsets_for_times(request.clone(), self.timeout)
+            })
+            .context("unable to list partition offsets")?;
+        let mut out = HashMap::new();
+        for element in response.elements() {
+            if element.error().is_err() {
+                continue;
+            }
+            if let Offset::Offset(offset) = element.offset() {
+                out.insert((element.topic().to_string(), element.partition()), offset);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Retries a blocking call while partition leadership is settling, as
+    /// it does for a moment after topics are created or a broker restarts.
+    fn retrying_leader_moves<T>(&self, call: impl Fn() -> KafkaResult<T>) -> anyhow::Result<T> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match tokio::task::block_in_place(&call) {
+                Ok(value) => return Ok(value),
+                Err(e) if is_leadership_settling(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(self.unreachable(e)),
+            }
+        }
+    }
+
+    /// Creates topics in one request; the result names every topic.
+    pub async fn create_topics(
+        &self,
+        topics: &[(String, i32, i32)],
+        configs: &[(&str, String)],
+    ) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
+        let new_topics: Vec<NewTopic> = topics
+            .iter()
+            .map(|(name, partitions, replication)| {
+                configs.iter().fold(
+                    NewTopic::new(name, *partitions, TopicReplication::Fixed(*replication)),
+                    |topic, (key, value)| topic.set(key, value),
+                )
+            })
+            .collect();
+        let results = self
+            .admin
+            .create_topics(&new_topics, &self.admin_options())
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        Ok(results
+            .into_iter()
+            .map(|result| match result {
+                Ok(name) => (name, TopicOutcome::Done),
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    (name, TopicOutcome::AlreadyExists)
+                }
+                Err((name, code)) => (name, TopicOutcome::Failed(describe_code(code))),
+            })
+            .collect())
+    }
+
+    pub async fn delete_topics(
+        &self,
+        names: &[&str],
+    ) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
+        let results = self
+            .admin
+            .delete_topics(names, &self.admin_options())
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        Ok(results
+            .into_iter()
+            .map(|result| match result {
+                Ok(name) => (name, TopicOutcome::Done),
+                Err((name, code)) => (name, TopicOutcome::Failed(describe_code(code))),
+            })
+            .collect())
+    }
+
+    fn admin_options(&self) -> AdminOptions {
+        AdminOptions::new()
+            .request_timeout(Some(self.timeout))
+            .operation_timeout(Some(self.timeout))
+    }
+
+    /// Turns a transport-level failure into the one message an operator
+    /// needs; other errors pass through with their own words.
+    fn unreachable(&self, error: KafkaError) -> anyhow::Error {
+        let code = error.rdkafka_error_code();
+        let transport = matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::BrokerTransportFailure
+                    | RDKafkaErrorCode::AllBrokersDown
+                    | RDKafkaErrorCode::OperationTimedOut
+                    | RDKafkaErrorCode::RequestTimedOut
+                    | RDKafkaErrorCode::Resolve
+                    | RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::SSL
+            )
+        );
+        if !transport {
+            return match code {
+                Some(code) => anyhow::anyhow!("{}", describe_code(code)),
+                None => anyhow::Error::new(error),
+            };
+        }
+        let hint = if self.brokers == DEFAULT_BROKERS {
+            "; is the local broker running? (`scripts/kafka start`)"
+        } else {
+            "; check --brokers, SMM_BROKERS or the profile, and the -X security settings"
+        };
+        anyhow::Error::new(ConnectionError::new(format!(
+            "cannot reach the Kafka brokers at {} within {}: {}{hint}",
+            self.brokers,
+            humanize(self.timeout),
+            code.map(describe_code).unwrap_or_else(|| error.to_string()),
+        )))
+    }
+}
+
+fn is_leadership_settling(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownLeaderEpoch
+                | RDKafkaErrorCode::FencedLeaderEpoch
+        )
+    )
+}
+
+/// Broker and client error codes in words an operator can act on.
+pub fn describe_code(code: RDKafkaErrorCode) -> String {
+    use RDKafkaErrorCode as C;
+    let words = match code {
+        C::UnknownTopicOrPartition => "the topic or partition does not exist",
+        C::TopicAlreadyExists => "the topic already exists",
+        C::TopicAuthorizationFailed => {
+            "not authorised for this topic (check the ACLs of the client's principal)"
+        }
+        C::GroupAuthorizationFailed => "not authorised for this consumer group",
+        C::ClusterAuthorizationFailed => "not authorised for cluster operations",
+        C::InvalidReplicationFactor => {
+            "the replication factor is larger than the number of brokers (pass --replication-factor)"
+        }
+        C::InvalidPartitions => "invalid partition count",
+        C::InvalidConfig => "the broker rejected a topic setting",
+        C::PolicyViolation => "the broker's create-topic policy rejected the request",
+        C::TopicDeletionDisabled => {
+            "topic deletion is disabled on the brokers (delete.topic.enable=false)"
+        }
+        C::NotController => "the controller moved during the request; try again",
+        C::NotLeaderForPartition | C::LeaderNotAvailable => {
+            "the partition has no leader right now (a broker is restarting or the topic is new); try again"
+        }
+        C::AllBrokersDown => "no broker answered",
+        C::BrokerTransportFailure => "the connection to the broker failed",
+        C::OperationTimedOut | C::RequestTimedOut => "timed out",
+        C::Resolve => "the broker host name does not resolve",
+        C::Authentication | C::SaslAuthenticationFailed => {
+            "authentication failed (check the SASL user and password)"
+        }
+        C::SSL => "the TLS handshake failed (check the CA and certificates)",
+        C::NonEmptyGroup => "the group still has members",
+        C::GroupIdNotFound => "the group does not exist",
+        C::UnknownMemberId => "the group has live members (stop them first)",
+        _ => return format!("{code}"),
+    };
+    words.to_string()
+}
+
+pub fn humanize(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}

@@ -1,0 +1,133 @@
+//! smmctl: operate the SMM Panel's Kafka system.
+//!
+//! The binary is a thin shell around [`main_entry`]; the library exists so
+//! tests can reach the clap definitions (for the completion and man page
+//! freshness checks) without spawning a process.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod exit;
+pub mod kafka;
+pub mod output;
+
+use std::process::ExitCode;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+
+use crate::cli::Cli;
+use crate::config::{Overrides, Settings, Source, Sourced};
+use crate::exit::{ExitStatus, status_of};
+use crate::output::Printer;
+
+/// Everything a command needs besides its own arguments.
+pub struct Context {
+    pub settings: Settings,
+    pub printer: Printer,
+}
+
+pub fn main_entry() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    init_logging(cli.global.verbose);
+    let printer = Printer::new(cli.global.output);
+
+    let settings = match Settings::load(overrides_from(&cli, &matches)) {
+        Ok(s) => s,
+        Err(e) => {
+            printer.error(&anyhow::Error::new(e));
+            return ExitStatus::Error.into();
+        }
+    };
+    let ctx = Context { settings, printer };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            ctx.printer
+                .error(&anyhow::anyhow!("cannot start the async runtime: {e}"));
+            return ExitStatus::Failure.into();
+        }
+    };
+    let status = match runtime.block_on(commands::dispatch(cli.command, &ctx)) {
+        Ok(status) => status,
+        Err(e) => {
+            ctx.printer.error(&e);
+            status_of(&e)
+        }
+    };
+    status.into()
+}
+
+/// Reads flags and environment variables, remembering which one gave each
+/// value so `config show` can report it.
+fn overrides_from(cli: &Cli, matches: &ArgMatches) -> Overrides {
+    fn sourced<T: Clone>(matches: &ArgMatches, id: &str, value: &Option<T>) -> Option<Sourced<T>> {
+        let value = value.clone()?;
+        let source = match find_source(matches, id) {
+            Some(ValueSource::EnvVariable) => Source::Env,
+            _ => Source::Flag,
+        };
+        Some(Sourced { value, source })
+    }
+    let g = &cli.global;
+    Overrides {
+        brokers: sourced(matches, "brokers", &g.brokers),
+        profile: sourced(matches, "profile", &g.profile),
+        config: sourced(matches, "config", &g.config),
+        client_id: sourced(matches, "client_id", &g.client_id),
+        // Worker flags arrive with `run`; until then their variables still
+        // count, so `config show` tells the truth about them.
+        database_url: env_setting("SMM_DATABASE_URL"),
+        metrics_addr: env_setting("SMM_METRICS_ADDR"),
+        timeout: sourced(matches, "timeout", &g.timeout),
+        kafka: g.kafka.clone(),
+    }
+}
+
+fn env_setting(name: &str) -> Option<Sourced<String>> {
+    let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
+    Some(Sourced {
+        value,
+        source: Source::Env,
+    })
+}
+
+/// Global flags may be given after a subcommand, so look in the deepest
+/// matches first.
+fn find_source(matches: &ArgMatches, id: &str) -> Option<ValueSource> {
+    let mut current = matches;
+    let mut found = current.value_source(id);
+    while let Some((_, sub)) = current.subcommand() {
+        if let Some(source) = sub.try_get_raw(id).ok().flatten().and(sub.value_source(id)) {
+            found = Some(source);
+        }
+        current = sub;
+    }
+    found
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    // librdkafka reports every failed connection attempt as an error; the
+    // commands turn those into one actionable message, so its own log stays
+    // quiet unless asked for.
+    let default = match verbose {
+        0 => "warn,rdkafka=off",
+        1 => "info,rdkafka=warn",
+        _ => "debug,rdkafka=debug",
+    };
+    let filter = EnvFilter::try_from_env("SMM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

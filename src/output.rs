@@ -1,0 +1,122 @@
+//! The one place that writes to stdout and stderr.
+//!
+//! Data goes to stdout (tables or JSON); notes, warnings and errors go to
+//! stderr, so `smmctl … -o json | jq` always sees clean JSON.
+
+use std::io::{IsTerminal, Write};
+
+use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table, presets};
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+
+pub struct Printer {
+    pub format: OutputFormat,
+    color: bool,
+}
+
+/// The colour a status cell gets on a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    Good,
+    Warn,
+    Bad,
+}
+
+impl Printer {
+    pub fn new(format: OutputFormat) -> Printer {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Printer {
+            format,
+            color: !no_color && std::io::stdout().is_terminal(),
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// A borderless table in the style of kubectl and rpk: upper-case
+    /// headers, columns separated by spaces, nothing wrapped, so `awk` and
+    /// `grep` keep working.
+    pub fn table<I, S>(&self, headers: I) -> Table
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut table = Table::new();
+        table
+            .load_preset(presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(headers.into_iter().map(|h| Cell::new(h.into())));
+        for column in table.column_iter_mut() {
+            column.set_padding((0, 2));
+        }
+        table
+    }
+
+    /// Right-aligns the given columns (numbers read better that way).
+    pub fn align_right(&self, table: &mut Table, columns: &[usize]) {
+        for &i in columns {
+            if let Some(column) = table.column_mut(i) {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+    }
+
+    pub fn cell(&self, text: impl Into<String>, tone: Tone) -> Cell {
+        let cell = Cell::new(text.into());
+        if !self.color {
+            return cell;
+        }
+        match tone {
+            Tone::Plain => cell,
+            Tone::Good => cell.fg(Color::Green),
+            Tone::Warn => cell.fg(Color::Yellow),
+            Tone::Bad => cell.fg(Color::Red),
+        }
+    }
+
+    pub fn print_table(&self, table: &Table) {
+        // comfy-table pads the last column too; trailing blanks only get in
+        // the way of diffs and snapshots.
+        let text: String = table
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        self.line(&text);
+    }
+
+    pub fn json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(value)?;
+        self.line(&text);
+        Ok(())
+    }
+
+    /// One line of data on stdout. A closed pipe (`| head`) is not an error.
+    pub fn line(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+    }
+
+    /// A remark for the person at the terminal, on stderr.
+    pub fn note(&self, text: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+
+    pub fn warn(&self, text: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "warning: {text}");
+    }
+
+    pub fn error(&self, error: &anyhow::Error) {
+        // `{:#}` joins the chain of causes: "what we tried: why it failed".
+        let _ = writeln!(std::io::stderr().lock(), "error: {error:#}");
+    }
+}
+
+/// "-" for values that do not apply. Never print a made-up number.
+pub fn or_dash<T: ToString>(value: Option<T>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}

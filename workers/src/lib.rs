@@ -1,0 +1,4 @@
+//! Definitions shared by smmctl's commands and the panel's workers.
+
+pub mod catalog;
+pub mod events;
