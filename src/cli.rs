@@ -33,15 +33,33 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]
-    #[arg(long, global = true, env = "SMM_BROKERS", value_name = "HOST:PORT,...")]
+    #[arg(
+        long,
+        global = true,
+        env = "SMM_BROKERS",
+        hide_env_values = true,
+        value_name = "HOST:PORT,..."
+    )]
     pub brokers: Option<String>,
 
     /// Profile of the config file to use (a cluster and its settings)
-    #[arg(long, global = true, env = "SMM_PROFILE", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        env = "SMM_PROFILE",
+        hide_env_values = true,
+        value_name = "NAME"
+    )]
     pub profile: Option<String>,
 
     /// Config file [default: ~/.config/smmctl/config.toml when it exists]
-    #[arg(long, global = true, env = "SMM_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "SMM_CONFIG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// Kafka client id
@@ -49,6 +67,7 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "SMM_CLIENT_ID",
+        hide_env_values = true,
         value_name = "ID",
         hide_short_help = true
     )]
@@ -59,7 +78,7 @@ pub struct GlobalArgs {
     pub kafka: Vec<(String, String)>,
 
     /// How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]
-    #[arg(long, global = true, env = "SMM_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "SMM_TIMEOUT", hide_env_values = true, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
     /// Output format of read commands

@@ -52,7 +52,30 @@ pub fn write_all(root: &Path) -> anyhow::Result<usize> {
         clap_complete::generate_to(shell, &mut cmd, "smmctl", &completions)
             .with_context(|| format!("cannot write the {shell} completions"))?;
     }
-    clap_mangen::generate_to(cmd, &man).context("cannot write the man pages")?;
+    write_man_pages(&cmd, "smmctl", &man)?;
     let count = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
     Ok(count(&completions) + count(&man))
+}
+
+/// One page per command, named like `smmctl-topics-apply.1`. clap's own
+/// `help` subcommands and hidden maintainer commands get none: they would
+/// only repeat the pages of their parents.
+fn write_man_pages(cmd: &clap::Command, name: &str, dir: &Path) -> anyhow::Result<()> {
+    let page = cmd
+        .clone()
+        .name(name.to_string())
+        .bin_name(name.replace('-', " "));
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut roff)
+        .with_context(|| format!("cannot render the man page of {name}"))?;
+    let path = dir.join(format!("{name}.1"));
+    std::fs::write(&path, roff).with_context(|| format!("cannot write {}", path.display()))?;
+    for sub in cmd.get_subcommands() {
+        if sub.is_hide_set() || sub.get_name() == "help" {
+            continue;
+        }
+        write_man_pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+    }
+    Ok(())
 }

@@ -633,21 +633,6 @@ async fn delete(
         .collect();
     let survey = Survey::take(kafka, |name| names.iter().any(|n| n == name))?;
 
-    let unknown: Vec<String> = names
-        .iter()
-        .filter(|n| !survey.metadata.topics.contains_key(n.as_str()))
-        .map(|n| match closest_existing(n, &survey) {
-            Some(meant) => format!("{n} (did you mean {meant}?)"),
-            None => n.clone(),
-        })
-        .collect();
-    if !unknown.is_empty() {
-        return Err(UsageError::new(format!(
-            "no such topic on the cluster: {}. Nothing was deleted.",
-            unknown.join(", ")
-        ))
-        .into());
-    }
     let internal: Vec<&str> = names
         .iter()
         .map(String::as_str)
@@ -665,6 +650,21 @@ async fn delete(
         .into());
     }
 
+    let unknown: Vec<String> = names
+        .iter()
+        .filter(|n| !survey.metadata.topics.contains_key(n.as_str()))
+        .map(|n| match closest_existing(n, &survey) {
+            Some(meant) => format!("{n} (did you mean {meant}?)"),
+            None => n.clone(),
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(UsageError::new(format!(
+            "no such topic on the cluster: {}. Nothing was deleted.",
+            unknown.join(", ")
+        ))
+        .into());
+    }
     let mut rows: Vec<DeleteRow> = names
         .iter()
         .map(|n| DeleteRow {
@@ -685,7 +685,11 @@ async fn delete(
     let refusal = (!forced.is_empty() && !args.force).then(|| {
         format!(
             "{} in the catalog: the panel's workers depend on {}. Add --force to delete anyway. Nothing was deleted.",
-            forced.join(", "),
+            if forced.len() == 1 {
+                format!("{} is", forced[0])
+            } else {
+                format!("{} are", forced.join(", "))
+            },
             if forced.len() == 1 { "it" } else { "them" }
         )
     });

@@ -1117,6 +1117,19 @@ mod tests {
     }
 
     #[test]
+    fn every_event_goes_to_the_main_topic_that_names_its_type() {
+        use crate::events::{EVENT_TYPES, Event};
+        for event in Event::examples() {
+            let topic = topic_named(event.default_topic());
+            assert_eq!(topic.map(|t| t.role), Some(Main), "{}", event.event_type());
+            assert_eq!(topic.and_then(|t| t.message_type), Some(event.event_type()));
+        }
+        for t in TOPICS.iter().filter_map(|t| t.message_type) {
+            assert!(EVENT_TYPES.contains(&t), "{t} has no event definition");
+        }
+    }
+
+    #[test]
     fn defaults_are_seven_days_of_snappy() {
         let configs = TOPIC_DEFAULTS.configs();
         assert!(configs.contains(&("retention.ms", "604800000".to_string())));

@@ -1,0 +1,426 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[smmctl] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'smmctl'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'smmctl'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand run 'Run one of the panel''s workers, or all of them'
+            cand lag 'Consumer lag per group, topic and partition, in messages and in seconds'
+            cand groups 'List, describe and delete consumer groups'
+            cand dlq 'List, inspect, replay and drain dead letters'
+            cand offsets 'Reset consumer group offsets, with a preview first'
+            cand records 'Delete records from the start of partitions, with a preview first'
+            cand health 'The panel''s health table and checks, for people and for cron'
+            cand topics 'Create, compare and clean up the panel''s topics'
+            cand config 'Show the effective configuration'
+            cand completions 'Print a shell completion script to stdout'
+            cand generate 'Write the checked-in completions and man pages (for maintainers)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;run'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;lag'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;groups'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;dlq'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;offsets'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;records'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;health'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;topics'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand apply 'Create every catalog topic that is missing (acts by default; --dry-run previews)'
+            cand list 'Compare the catalog with the cluster: existence, partitions, messages'
+            cand orphans 'Cluster topics the catalog does not know, and legacy topics still present'
+            cand delete 'Delete topics, after a preview and a confirmation'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;topics;apply'= {
+            cand --category 'Only topics of this category (repeatable), e.g. payment, order-processing'
+            cand --replication-factor 'Replication factor for new topics [default: 1, the panel''s development default]'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand --dry-run 'Show the plan and change nothing'
+            cand --skip-legacy 'Do not create the deprecated legacy topics'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;topics;list'= {
+            cand --category 'Only topics of this category (repeatable)'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand --problems 'Only topics that are missing or differ from the catalog'
+            cand --check 'Exit 1 when a catalog topic is missing or its partition count differs'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;topics;orphans'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand --check 'Exit 1 when any orphan or legacy topic is found'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;topics;delete'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand --execute 'Delete for real; without it, only preview'
+            cand --yes 'Do not ask for confirmation'
+            cand --force 'Allow deleting catalog topics'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;topics;help'= {
+            cand apply 'Create every catalog topic that is missing (acts by default; --dry-run previews)'
+            cand list 'Compare the catalog with the cluster: existence, partitions, messages'
+            cand orphans 'Cluster topics the catalog does not know, and legacy topics still present'
+            cand delete 'Delete topics, after a preview and a confirmation'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;topics;help;apply'= {
+        }
+        &'smmctl;topics;help;list'= {
+        }
+        &'smmctl;topics;help;orphans'= {
+        }
+        &'smmctl;topics;help;delete'= {
+        }
+        &'smmctl;topics;help;help'= {
+        }
+        &'smmctl;config'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand show 'Print the effective settings and where each came from, secrets masked'
+            cand path 'Print the path of the config file in use, or the default one'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;config;show'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;config;path'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;config;help'= {
+            cand show 'Print the effective settings and where each came from, secrets masked'
+            cand path 'Print the path of the config file in use, or the default one'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;config;help;show'= {
+        }
+        &'smmctl;config;help;path'= {
+        }
+        &'smmctl;config;help;help'= {
+        }
+        &'smmctl;completions'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;generate'= {
+            cand --out-dir 'The folder that holds completions/ and man/'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;help'= {
+            cand run 'Run one of the panel''s workers, or all of them'
+            cand lag 'Consumer lag per group, topic and partition, in messages and in seconds'
+            cand groups 'List, describe and delete consumer groups'
+            cand dlq 'List, inspect, replay and drain dead letters'
+            cand offsets 'Reset consumer group offsets, with a preview first'
+            cand records 'Delete records from the start of partitions, with a preview first'
+            cand health 'The panel''s health table and checks, for people and for cron'
+            cand topics 'Create, compare and clean up the panel''s topics'
+            cand config 'Show the effective configuration'
+            cand completions 'Print a shell completion script to stdout'
+            cand generate 'Write the checked-in completions and man pages (for maintainers)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;help;run'= {
+        }
+        &'smmctl;help;lag'= {
+        }
+        &'smmctl;help;groups'= {
+        }
+        &'smmctl;help;dlq'= {
+        }
+        &'smmctl;help;offsets'= {
+        }
+        &'smmctl;help;records'= {
+        }
+        &'smmctl;help;health'= {
+        }
+        &'smmctl;help;topics'= {
+            cand apply 'Create every catalog topic that is missing (acts by default; --dry-run previews)'
+            cand list 'Compare the catalog with the cluster: existence, partitions, messages'
+            cand orphans 'Cluster topics the catalog does not know, and legacy topics still present'
+            cand delete 'Delete topics, after a preview and a confirmation'
+        }
+        &'smmctl;help;topics;apply'= {
+        }
+        &'smmctl;help;topics;list'= {
+        }
+        &'smmctl;help;topics;orphans'= {
+        }
+        &'smmctl;help;topics;delete'= {
+        }
+        &'smmctl;help;config'= {
+            cand show 'Print the effective settings and where each came from, secrets masked'
+            cand path 'Print the path of the config file in use, or the default one'
+        }
+        &'smmctl;help;config;show'= {
+        }
+        &'smmctl;help;config;path'= {
+        }
+        &'smmctl;help;completions'= {
+        }
+        &'smmctl;help;generate'= {
+        }
+        &'smmctl;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

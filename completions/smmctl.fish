@@ -1,0 +1,282 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_smmctl_global_optspecs
+    string join \n brokers= profile= config= client-id= X= timeout= o/output= v/verbose h/help V/version
+end
+
+function __fish_smmctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_smmctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_smmctl_using_subcommand
+    set -l cmd (__fish_smmctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c smmctl -n "__fish_smmctl_needs_command" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_needs_command" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_needs_command" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_needs_command" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_needs_command" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_needs_command" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_needs_command" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_needs_command" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_needs_command" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "run" -d 'Run one of the panel\'s workers, or all of them'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "lag" -d 'Consumer lag per group, topic and partition, in messages and in seconds'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "groups" -d 'List, describe and delete consumer groups'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "dlq" -d 'List, inspect, replay and drain dead letters'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "offsets" -d 'Reset consumer group offsets, with a preview first'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "records" -d 'Delete records from the start of partitions, with a preview first'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "health" -d 'The panel\'s health table and checks, for people and for cron'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "topics" -d 'Create, compare and clean up the panel\'s topics'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "config" -d 'Show the effective configuration'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "generate" -d 'Write the checked-in completions and man pages (for maintainers)'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand records" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand health" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand health" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand health" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand health" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand health" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -f -a "apply" -d 'Create every catalog topic that is missing (acts by default; --dry-run previews)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -f -a "list" -d 'Compare the catalog with the cluster: existence, partitions, messages'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -f -a "orphans" -d 'Cluster topics the catalog does not know, and legacy topics still present'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -f -a "delete" -d 'Delete topics, after a preview and a confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and not __fish_seen_subcommand_from apply list orphans delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -l category -d 'Only topics of this category (repeatable), e.g. payment, order-processing' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -l replication-factor -d 'Replication factor for new topics [default: 1, the panel\'s development default]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -l dry-run -d 'Show the plan and change nothing'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -l skip-legacy -d 'Do not create the deprecated legacy topics'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from apply" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -l category -d 'Only topics of this category (repeatable)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -l problems -d 'Only topics that are missing or differ from the catalog'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -l check -d 'Exit 1 when a catalog topic is missing or its partition count differs'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from orphans" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from orphans" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from orphans" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from orphans" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from orphans" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from orphans" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from orphans" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from orphans" -l check -d 'Exit 1 when any orphan or legacy topic is found'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from orphans" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from orphans" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from orphans" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l execute -d 'Delete for real; without it, only preview'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask for confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l force -d 'Allow deleting catalog topics'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from help" -f -a "apply" -d 'Create every catalog topic that is missing (acts by default; --dry-run previews)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from help" -f -a "list" -d 'Compare the catalog with the cluster: existence, partitions, messages'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from help" -f -a "orphans" -d 'Cluster topics the catalog does not know, and legacy topics still present'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete topics, after a preview and a confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -f -a "show" -d 'Print the effective settings and where each came from, secrets masked'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -f -a "path" -d 'Print the path of the config file in use, or the default one'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and not __fish_seen_subcommand_from show path help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from show" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from show" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from show" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from show" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from show" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from show" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from path" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from path" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from path" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from path" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from path" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from path" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from path" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from path" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from path" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from path" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print the effective settings and where each came from, secrets masked'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "path" -d 'Print the path of the config file in use, or the default one'
+complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -l out-dir -d 'The folder that holds completions/ and man/' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "run" -d 'Run one of the panel\'s workers, or all of them'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "lag" -d 'Consumer lag per group, topic and partition, in messages and in seconds'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "groups" -d 'List, describe and delete consumer groups'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "dlq" -d 'List, inspect, replay and drain dead letters'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "offsets" -d 'Reset consumer group offsets, with a preview first'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "records" -d 'Delete records from the start of partitions, with a preview first'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "health" -d 'The panel\'s health table and checks, for people and for cron'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "topics" -d 'Create, compare and clean up the panel\'s topics'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "config" -d 'Show the effective configuration'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "generate" -d 'Write the checked-in completions and man pages (for maintainers)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from topics" -f -a "apply" -d 'Create every catalog topic that is missing (acts by default; --dry-run previews)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from topics" -f -a "list" -d 'Compare the catalog with the cluster: existence, partitions, messages'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from topics" -f -a "orphans" -d 'Cluster topics the catalog does not know, and legacy topics still present'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from topics" -f -a "delete" -d 'Delete topics, after a preview and a confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Print the effective settings and where each came from, secrets masked'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "path" -d 'Print the path of the config file in use, or the default one'

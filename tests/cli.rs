@@ -1,0 +1,230 @@
+//! The command line contract that needs no broker: exit codes, usage
+//! errors, configuration, secrets.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A port nothing listens on: connecting to it fails at once.
+const DEAD_BROKER: &str = "127.0.0.1:1";
+
+#[test]
+fn an_unreachable_broker_exits_2_within_the_timeout_with_a_clear_message() {
+    let started = Instant::now();
+    let r = expect_code(
+        &[
+            "topics",
+            "list",
+            "--brokers",
+            DEAD_BROKER,
+            "--timeout",
+            "2s",
+        ],
+        2,
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        r.stderr
+            .contains("cannot reach the Kafka brokers at 127.0.0.1:1 within 2s"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "nothing on stdout: {}", r.stdout);
+}
+
+#[test]
+fn commands_still_to_come_say_so_and_exit_2() {
+    for command in [
+        "run", "lag", "groups", "dlq", "offsets", "records", "health",
+    ] {
+        let r = expect_code(&[command, "--some-flag", "x"], 2);
+        assert!(
+            r.stderr.contains("not yet implemented"),
+            "{command}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn help_describes_every_subcommand() {
+    let r = expect_code(&["--help"], 0);
+    for command in [
+        "run",
+        "lag",
+        "groups",
+        "dlq",
+        "offsets",
+        "records",
+        "health",
+        "topics",
+        "config",
+        "completions",
+    ] {
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(command)),
+            "{command} missing from --help:\n{}",
+            r.stdout
+        );
+    }
+    assert!(
+        !r.stdout.contains("generate"),
+        "maintainer command shown:\n{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Exit codes"), "{}", r.stdout);
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_the_problem() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["topics", "list", "-X", "novalue"], "key=value"),
+        (&["topics", "list", "--timeout", "soon"], "not a duration"),
+        (
+            &["topics", "apply", "--category", "payments-and-more"],
+            "unknown category",
+        ),
+        (&["topics", "delete"], "TOPIC"),
+        (
+            &["topics", "list", "-X", "bootstrap.servers=x:1"],
+            "--brokers",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut all = args.to_vec();
+        all.extend(["--brokers", DEAD_BROKER, "--timeout", "1s"]);
+        let r = expect_code(&all, 2);
+        assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
+    }
+}
+
+fn with_config(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("smmctl.toml");
+    std::fs::write(&path, text).unwrap();
+    let path = path.display().to_string();
+    (dir, path)
+}
+
+#[test]
+fn a_bad_config_file_exits_2_naming_the_file_line_and_key() {
+    let (_dir, path) = with_config("[profiles.prod]\nbrokers = \"k:9092\"\nbrokrs = \"typo\"\n");
+    let r = expect_code(&["--config", &path, "config", "show"], 2);
+    assert!(r.stderr.contains(&path), "{}", r.stderr);
+    assert!(r.stderr.contains("line 3"), "{}", r.stderr);
+    assert!(r.stderr.contains("brokrs"), "{}", r.stderr);
+
+    let r = expect_code(
+        &["--config", "/nonexistent/smmctl.toml", "config", "show"],
+        2,
+    );
+    assert!(
+        r.stderr
+            .contains("cannot read the config file /nonexistent/smmctl.toml"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_unknown_profile_exits_2_and_lists_the_profiles() {
+    let (_dir, path) = with_config("[profiles.prod]\nbrokers = \"k:9092\"\n[profiles.staging]\n");
+    let r = expect_code(&["--config", &path, "--profile", "qa", "config", "show"], 2);
+    assert!(
+        r.stderr.contains("profile `qa` is not defined"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("prod, staging"), "{}", r.stderr);
+}
+
+#[test]
+fn config_show_reports_sources_in_precedence_order() {
+    let (_dir, path) = with_config(
+        "profile = \"prod\"\n[profiles.prod]\nbrokers = \"file:9092\"\nclient_id = \"from-file\"\ntimeout = \"4s\"\n",
+    );
+    let mut cmd = smmctl();
+    cmd.env("SMM_CLIENT_ID", "from-env")
+        .env_remove("SMM_BROKERS");
+    let r = run_with(
+        cmd,
+        &[
+            "--config",
+            &path,
+            "--timeout",
+            "7s",
+            "config",
+            "show",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let json = r.json();
+    let s = &json["settings"];
+    assert_eq!(s["brokers"]["value"], "file:9092");
+    assert_eq!(s["brokers"]["source"], "file");
+    assert_eq!(s["client_id"]["value"], "from-env");
+    assert_eq!(s["client_id"]["source"], "env");
+    assert_eq!(s["timeout"]["value"], "7s");
+    assert_eq!(s["timeout"]["source"], "flag");
+    assert_eq!(s["metrics_addr"]["source"], "default");
+    assert_eq!(json["profile"]["value"], "prod");
+
+    // A flag beats the variable it shadows.
+    let mut cmd = smmctl();
+    cmd.env("SMM_BROKERS", "env:9092");
+    let r = run_with(
+        cmd,
+        &["--brokers", "flag:9092", "config", "show", "-o", "json"],
+    );
+    assert_eq!(r.json()["settings"]["brokers"]["source"], "flag");
+}
+
+#[test]
+fn secrets_never_appear_in_config_show() {
+    let (_dir, path) = with_config(
+        "[profiles.prod]\nbrokers = \"k:9092\"\ndatabase_url = \"postgres://smm:db-s3cret@db/panel\"\n\
+         [profiles.prod.kafka]\n\"sasl.username\" = \"ops\"\n\"sasl.password\" = \"file-s3cret\"\n",
+    );
+    for format in ["table", "json"] {
+        let r = expect_code(
+            &[
+                "--config",
+                &path,
+                "--profile",
+                "prod",
+                "-X",
+                "ssl.key.password=flag-s3cret",
+                "config",
+                "show",
+                "-o",
+                format,
+            ],
+            0,
+        );
+        let all = format!("{}{}", r.stdout, r.stderr);
+        for secret in ["db-s3cret", "file-s3cret", "flag-s3cret"] {
+            assert!(!all.contains(secret), "{secret} leaked in {format}:\n{all}");
+        }
+        assert!(all.contains("sasl.username"), "{all}");
+        assert!(all.contains("ops"), "{all}");
+        assert!(all.contains("postgres://smm:****@db/panel"), "{all}");
+    }
+}
+
+#[test]
+fn completions_print_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let r = expect_code(&["completions", shell], 0);
+        assert!(r.stdout.contains("smmctl"), "{shell}");
+    }
+}

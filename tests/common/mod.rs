@@ -1,0 +1,232 @@
+//! Shared by the integration tests: the broker that `scripts/kafka start`
+//! runs, unique names so tests never see each other's data, and a way to
+//! run the smmctl binary the way an operator would.
+#![allow(dead_code)]
+
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// The broker under test: `SMM_TEST_BROKERS`, else the local default.
+pub fn brokers() -> String {
+    std::env::var("SMM_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+/// Panics with instructions when no broker answers, once per test binary,
+/// instead of letting every test time out on its own.
+pub fn require_broker() {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = CHECKED.get_or_init(|| {
+        let consumer: BaseConsumer = client_config()
+            .create()
+            .map_err(|e| format!("cannot create a Kafka client: {e}"))?;
+        consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "no Kafka broker answers at {} ({e}). Start one with `scripts/kafka start`, \
+                     or point SMM_TEST_BROKERS at one.",
+                    brokers()
+                )
+            })
+    });
+    if let Err(message) = result {
+        panic!("{message}");
+    }
+}
+
+pub fn client_config() -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers())
+        .set("socket.timeout.ms", "10000");
+    config
+}
+
+/// A name no other test (or earlier run) uses: `test.<what>.<random>`.
+pub fn unique(what: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("test.{what}.{}", &id[..12])
+}
+
+pub fn admin() -> AdminClient<DefaultClientContext> {
+    client_config().create().expect("admin client")
+}
+
+pub async fn create_topic(name: &str, partitions: i32) {
+    let results = admin()
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create_topics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("cannot create {t}: {e}"));
+    }
+    wait_for_topic(name, Some(partitions));
+}
+
+pub async fn delete_topics(names: &[&str]) {
+    if names.is_empty() {
+        return;
+    }
+    let _ = admin()
+        .delete_topics(
+            names,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("delete_topics");
+    for name in names {
+        wait_for_topic(name, None);
+    }
+}
+
+/// Partition counts of the cluster's topics, by name.
+pub fn cluster_topics() -> std::collections::BTreeMap<String, usize> {
+    let consumer: BaseConsumer = client_config().create().expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name().to_string(), t.partitions().len()))
+        .collect()
+}
+
+/// Waits until the topic has `partitions` (with leaders), or is gone when
+/// `None`: creates and deletes reach the brokers a moment after they return.
+pub fn wait_for_topic(name: &str, partitions: Option<i32>) {
+    let consumer: BaseConsumer = client_config().create().expect("consumer");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = consumer
+            .fetch_metadata(Some(name), Duration::from_secs(5))
+            .ok()
+            .and_then(|m| {
+                m.topics()
+                    .iter()
+                    .find(|t| t.name() == name && t.error().is_none())
+                    .filter(|t| t.partitions().iter().all(|p| p.leader() >= 0))
+                    .map(|t| t.partitions().len() as i32)
+            });
+        if seen == partitions {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: expected {partitions:?} partitions, see {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn producer() -> FutureProducer {
+    client_config()
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer")
+}
+
+/// Produces records and waits for every acknowledgement.
+pub async fn produce(
+    topic: &str,
+    partition: Option<i32>,
+    records: &[(&str, &[u8])],
+    headers: &[(&str, &[u8])],
+) {
+    let producer = producer();
+    for (key, value) in records {
+        let mut h = OwnedHeaders::new();
+        for (k, v) in headers {
+            h = h.insert(Header {
+                key: k,
+                value: Some(*v),
+            });
+        }
+        let mut record = FutureRecord::to(topic).key(*key).payload(*value).headers(h);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+    }
+}
+
+/// The smmctl binary, pointed at the test broker, with no terminal, no
+/// config file and no colour, as cron would run it.
+pub fn smmctl() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smmctl"));
+    cmd.env("SMM_BROKERS", brokers())
+        .env("SMM_CONFIG", "/dev/null")
+        .env("NO_COLOR", "1")
+        .env_remove("SMM_PROFILE")
+        .env_remove("SMM_LOG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// What one smmctl run printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+pub fn run(args: &[&str]) -> Run {
+    run_with(smmctl(), args)
+}
+
+pub fn run_with(mut cmd: Command, args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.args(args).output().expect("run smmctl");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Runs smmctl and asserts its exit code, showing its output when it differs.
+#[track_caller]
+pub fn expect_code(args: &[&str], code: i32) -> Run {
+    let r = run(args);
+    assert_eq!(
+        r.code,
+        code,
+        "smmctl {}\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        r.stdout,
+        r.stderr
+    );
+    r
+}

@@ -1,0 +1,295 @@
+//! `topics apply|list|orphans` against the real broker.
+//!
+//! These tests work on the catalog's fixed topic names, so they take turns
+//! through one lock; everything else in the suite uses unique names.
+
+mod common;
+
+use std::sync::Mutex;
+
+use common::*;
+use serde_json::Value;
+use smm_workers::catalog::{Role, TOPICS};
+
+static CATALOG: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    CATALOG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn managed() -> Vec<&'static str> {
+    TOPICS
+        .iter()
+        .filter(|t| t.is_managed())
+        .map(|t| t.name)
+        .collect()
+}
+
+fn list_rows() -> Vec<Value> {
+    let r = expect_code(&["topics", "list", "-o", "json"], 0);
+    r.json()["topics"].as_array().cloned().unwrap_or_default()
+}
+
+fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not listed"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_creates_every_catalog_topic_and_a_second_apply_changes_nothing() {
+    require_broker();
+    let _guard = lock();
+    let existing = cluster_topics();
+    let present: Vec<&str> = managed()
+        .into_iter()
+        .filter(|n| existing.contains_key(*n))
+        .collect();
+    delete_topics(&present).await;
+
+    let before = list_rows();
+    for name in managed() {
+        let r = row(&before, name);
+        let expected = if TOPICS
+            .iter()
+            .any(|t| t.name == name && t.role == Role::Legacy)
+        {
+            "absent"
+        } else {
+            "missing"
+        };
+        assert_eq!(r["status"], expected, "{name}");
+    }
+    expect_code(&["topics", "list", "--check"], 1);
+
+    let first = expect_code(&["topics", "apply", "-o", "json"], 0).json();
+    assert_eq!(first["summary"]["created"], 37, "{first:#}");
+    assert_eq!(first["summary"]["failed"], 0);
+
+    let cluster = cluster_topics();
+    for t in TOPICS.iter().filter(|t| t.is_managed()) {
+        assert_eq!(
+            cluster.get(t.name).copied(),
+            Some(t.partitions as usize),
+            "{}",
+            t.name
+        );
+    }
+    let after = list_rows();
+    for name in managed() {
+        let r = row(&after, name);
+        assert_eq!(r["status"], "ok", "{name}");
+        assert_eq!(r["partitions"], r["expected_partitions"], "{name}");
+        assert_eq!(r["messages"], 0, "{name}");
+    }
+    expect_code(&["topics", "list", "--check"], 0);
+
+    let second = expect_code(&["topics", "apply"], 0);
+    assert_eq!(
+        second.stdout.trim(),
+        "Nothing to do: all 37 catalog topics exist with the expected partitions."
+    );
+    let second = expect_code(&["topics", "apply", "-o", "json"], 0).json();
+    assert_eq!(second["summary"]["to_create"], 0);
+    assert_eq!(second["summary"]["created"], 0);
+    assert_eq!(second["summary"]["existing"], 37);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_creates_topics_with_the_panel_retention_and_compression() {
+    require_broker();
+    let _guard = lock();
+    expect_code(&["topics", "apply"], 0);
+    let out = std::process::Command::new("scripts/kafka")
+        .args([
+            "tool",
+            "kafka.admin.ConfigCommand",
+            "--bootstrap-server",
+            &brokers(),
+            "--describe",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "smm.payment.confirmations",
+        ])
+        .output()
+        .expect("run Kafka's ConfigCommand");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("retention.ms=604800000"), "{text}");
+    assert!(text.contains("compression.type=snappy"), "{text}");
+    assert!(text.contains("min.insync.replicas=1"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_shows_the_plan_and_changes_nothing() {
+    require_broker();
+    let _guard = lock();
+    expect_code(&["topics", "apply"], 0);
+    delete_topics(&["smm.notifications.dlq"]).await;
+
+    let plan = expect_code(&["topics", "apply", "--dry-run"], 0);
+    assert!(
+        plan.stdout.contains("smm.notifications.dlq"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("dry run"), "{}", plan.stdout);
+    assert!(
+        plan.stderr.contains("Nothing was changed"),
+        "{}",
+        plan.stderr
+    );
+    assert!(!cluster_topics().contains_key("smm.notifications.dlq"));
+
+    let json = expect_code(&["topics", "apply", "--dry-run", "-o", "json"], 0).json();
+    let planned: Vec<&str> = json["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["action"] == "create")
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(planned, ["smm.notifications.dlq"]);
+
+    let applied = expect_code(&["topics", "apply"], 0);
+    assert!(applied.stdout.contains("created"), "{}", applied.stdout);
+    assert!(cluster_topics().contains_key("smm.notifications.dlq"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_count_that_differs_is_reported_and_left_alone() {
+    require_broker();
+    let _guard = lock();
+    expect_code(&["topics", "apply"], 0);
+    delete_topics(&["smm.offer.assignments.dlq"]).await;
+    create_topic("smm.offer.assignments.dlq", 2).await;
+
+    let r = expect_code(&["topics", "apply"], 1);
+    assert!(r.stdout.contains("has 2, catalog says 1"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("never changes a partition count"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(cluster_topics().get("smm.offer.assignments.dlq"), Some(&2));
+    assert_eq!(
+        row(&list_rows(), "smm.offer.assignments.dlq")["status"],
+        "partitions-differ"
+    );
+    expect_code(&["topics", "list", "--check"], 1);
+
+    delete_topics(&["smm.offer.assignments.dlq"]).await;
+    expect_code(&["topics", "apply"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_counts_messages_from_the_watermarks() {
+    require_broker();
+    let _guard = lock();
+    expect_code(&["topics", "apply"], 0);
+    let topic = "smm.offer.assignment.events";
+    let before = row(&list_rows(), topic)["messages"].as_i64().unwrap();
+    let records: Vec<(&str, &[u8])> = (0..7).map(|_| ("k", &b"{}"[..])).collect();
+    produce(topic, None, &records, &[]).await;
+    let after = row(&list_rows(), topic)["messages"].as_i64().unwrap();
+    assert_eq!(after - before, 7);
+
+    let table = expect_code(&["topics", "list", "--category", "offer-management"], 0);
+    let line = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(topic))
+        .unwrap_or_else(|| panic!("{}", table.stdout));
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        columns,
+        [
+            topic,
+            "offer-management",
+            "main",
+            "ok",
+            "1",
+            "1",
+            &after.to_string()
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orphans_finds_strays_typos_and_legacy_topics() {
+    require_broker();
+    let _guard = lock();
+    expect_code(&["topics", "apply"], 0);
+    let stray = unique("stray");
+    let typo = "smm.order.refnd";
+    create_topic(&stray, 1).await;
+    if !cluster_topics().contains_key(typo) {
+        create_topic(typo, 1).await;
+    }
+
+    let json = expect_code(&["topics", "orphans", "-o", "json"], 0).json();
+    let rows = json["topics"].as_array().unwrap();
+    let find = |name: &str| rows.iter().find(|r| r["name"] == name).cloned();
+    let stray_row = find(&stray).expect("stray listed");
+    assert_eq!(stray_row["kind"], "orphan");
+    assert_eq!(stray_row["messages"], 0);
+    let typo_row = find(typo).expect("typo listed");
+    assert!(
+        typo_row["note"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean smm.order.refund?")
+    );
+    let legacy = find("video.processing.queue").expect("legacy listed");
+    assert_eq!(legacy["kind"], "legacy");
+    assert!(
+        legacy["note"]
+            .as_str()
+            .unwrap()
+            .contains("migrate to smm.video.processing")
+    );
+    for r in rows {
+        let name = r["name"].as_str().unwrap();
+        assert!(!name.starts_with("__"), "internal topic {name} listed");
+        assert!(
+            TOPICS
+                .iter()
+                .all(|t| t.name != name || t.role == Role::Legacy),
+            "catalog topic {name} listed"
+        );
+    }
+    expect_code(&["topics", "orphans", "--check"], 1);
+
+    delete_topics(&[&stray, typo]).await;
+    let json = expect_code(&["topics", "orphans", "-o", "json"], 0).json();
+    assert!(
+        json["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["name"] != stray.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skip_legacy_leaves_deprecated_topics_out() {
+    require_broker();
+    let _guard = lock();
+    expect_code(&["topics", "apply"], 0);
+    delete_topics(&["video.processing.queue"]).await;
+    let r = expect_code(&["topics", "apply", "--skip-legacy"], 0);
+    assert!(r.stdout.starts_with("Nothing to do"), "{}", r.stdout);
+    assert!(!cluster_topics().contains_key("video.processing.queue"));
+    assert_eq!(
+        row(&list_rows(), "video.processing.queue")["status"],
+        "absent"
+    );
+    expect_code(&["topics", "apply"], 0);
+    assert!(cluster_topics().contains_key("video.processing.queue"));
+}
