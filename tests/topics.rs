@@ -5,19 +5,13 @@
 
 mod common;
 
-use std::sync::Mutex;
-
 use common::*;
 use serde_json::Value;
 use smm_workers::catalog::{Role, TOPICS};
 
-static CATALOG: Mutex<()> = Mutex::new(());
-
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    CATALOG
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+/// Held across awaits, so it must be tokio's; unlike std's it is not
+/// poisoned when a test fails, so one failure does not fail the rest.
+static CATALOG: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn managed() -> Vec<&'static str> {
     TOPICS
@@ -41,7 +35,7 @@ fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_creates_every_catalog_topic_and_a_second_apply_changes_nothing() {
     require_broker();
-    let _guard = lock();
+    let _guard = CATALOG.lock().await;
     let existing = cluster_topics();
     let present: Vec<&str> = managed()
         .into_iter()
@@ -100,7 +94,7 @@ async fn apply_creates_every_catalog_topic_and_a_second_apply_changes_nothing() 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_creates_topics_with_the_panel_retention_and_compression() {
     require_broker();
-    let _guard = lock();
+    let _guard = CATALOG.lock().await;
     expect_code(&["topics", "apply"], 0);
     let out = std::process::Command::new("scripts/kafka")
         .args([
@@ -129,7 +123,7 @@ async fn apply_creates_topics_with_the_panel_retention_and_compression() {
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_shows_the_plan_and_changes_nothing() {
     require_broker();
-    let _guard = lock();
+    let _guard = CATALOG.lock().await;
     expect_code(&["topics", "apply"], 0);
     delete_topics(&["smm.notifications.dlq"]).await;
 
@@ -165,7 +159,7 @@ async fn dry_run_shows_the_plan_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_partition_count_that_differs_is_reported_and_left_alone() {
     require_broker();
-    let _guard = lock();
+    let _guard = CATALOG.lock().await;
     expect_code(&["topics", "apply"], 0);
     delete_topics(&["smm.offer.assignments.dlq"]).await;
     create_topic("smm.offer.assignments.dlq", 2).await;
@@ -191,7 +185,7 @@ async fn a_partition_count_that_differs_is_reported_and_left_alone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn list_counts_messages_from_the_watermarks() {
     require_broker();
-    let _guard = lock();
+    let _guard = CATALOG.lock().await;
     expect_code(&["topics", "apply"], 0);
     let topic = "smm.offer.assignment.events";
     let before = row(&list_rows(), topic)["messages"].as_i64().unwrap();
@@ -224,7 +218,7 @@ async fn list_counts_messages_from_the_watermarks() {
 #[tokio::test(flavor = "multi_thread")]
 async fn orphans_finds_strays_typos_and_legacy_topics() {
     require_broker();
-    let _guard = lock();
+    let _guard = CATALOG.lock().await;
     expect_code(&["topics", "apply"], 0);
     let stray = unique("stray");
     let typo = "smm.order.refnd";
@@ -280,7 +274,7 @@ async fn orphans_finds_strays_typos_and_legacy_topics() {
 #[tokio::test(flavor = "multi_thread")]
 async fn skip_legacy_leaves_deprecated_topics_out() {
     require_broker();
-    let _guard = lock();
+    let _guard = CATALOG.lock().await;
     expect_code(&["topics", "apply"], 0);
     delete_topics(&["video.processing.queue"]).await;
     let r = expect_code(&["topics", "apply", "--skip-legacy"], 0);
