@@ -62,6 +62,13 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --version 'Print version'
         }
         &'smmctl;lag'= {
+            cand -g 'Only these groups (repeatable) [default: the panel''s nine groups]'
+            cand --group 'Only these groups (repeatable) [default: the panel''s nine groups]'
+            cand -t 'Only these topics (repeatable); without --group, every group reading them'
+            cand --topic 'Only these topics (repeatable); without --group, every group reading them'
+            cand --watch 'Refresh every INTERVAL and show a status per partition and group'
+            cand --window 'With --watch: samples in the status window'
+            cand --count 'With --watch: stop after N refreshes [default: run until interrupted]'
             cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
             cand --profile 'Profile of the config file to use (a cluster and its settings)'
             cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
@@ -70,6 +77,10 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
             cand -o 'Output format of read commands'
             cand --output 'Output format of read commands'
+            cand --all-groups 'Every group on the cluster'
+            cand --partitions 'One row per partition'
+            cand --summary 'One row per group'
+            cand --no-time 'Skip reading record timestamps (no LAG-TIME column; a little faster)'
             cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand -h 'Print help (see more with ''--help'')'
@@ -92,6 +103,75 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand list 'Every consumer group: state, protocol, members, and whether it is one of the panel''s'
+            cand describe 'Members, committed offsets and lag of groups, partition by partition'
+            cand delete 'Delete a group that has no members, after a preview and a confirmation'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;groups;list'= {
+            cand --state 'Only groups in this state (repeatable): stable, empty, dead, preparing-rebalance, completing-rebalance'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;groups;describe'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;groups;delete'= {
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand --execute 'Delete for real; without it, only preview'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;groups;help'= {
+            cand list 'Every consumer group: state, protocol, members, and whether it is one of the panel''s'
+            cand describe 'Members, committed offsets and lag of groups, partition by partition'
+            cand delete 'Delete a group that has no members, after a preview and a confirmation'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;groups;help;list'= {
+        }
+        &'smmctl;groups;help;describe'= {
+        }
+        &'smmctl;groups;help;delete'= {
+        }
+        &'smmctl;groups;help;help'= {
         }
         &'smmctl;dlq'= {
             cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
@@ -142,6 +222,7 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --version 'Print version'
         }
         &'smmctl;health'= {
+            cand --prometheus 'Also write the results in Prometheus text format to FILE (for node_exporter''s textfile collector)'
             cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
             cand --profile 'Profile of the config file to use (a cluster and its settings)'
             cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
@@ -150,6 +231,7 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
             cand -o 'Output format of read commands'
             cand --output 'Output format of read commands'
+            cand --no-produce 'Skip the produce-and-read-back check (for read-only credentials)'
             cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand -h 'Print help (see more with ''--help'')'
@@ -384,6 +466,15 @@ set edit:completion:arg-completer[smmctl] = {|@words|
         &'smmctl;help;lag'= {
         }
         &'smmctl;help;groups'= {
+            cand list 'Every consumer group: state, protocol, members, and whether it is one of the panel''s'
+            cand describe 'Members, committed offsets and lag of groups, partition by partition'
+            cand delete 'Delete a group that has no members, after a preview and a confirmation'
+        }
+        &'smmctl;help;groups;list'= {
+        }
+        &'smmctl;help;groups;describe'= {
+        }
+        &'smmctl;help;groups;delete'= {
         }
         &'smmctl;help;dlq'= {
         }

@@ -58,6 +58,11 @@ json\t''"
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s g -l group -d 'Only these groups (repeatable) [default: the panel\'s nine groups]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s t -l topic -d 'Only these topics (repeatable); without --group, every group reading them' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l watch -d 'Refresh every INTERVAL and show a status per partition and group' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l window -d 'With --watch: samples in the status window' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l count -d 'With --watch: stop after N refreshes [default: run until interrupted]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
@@ -66,20 +71,68 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s X -d 'A librdkafka
 complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
 json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l all-groups -d 'Every group on the cluster'
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l partitions -d 'One row per partition'
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l summary -d 'One row per group'
+complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l no-time -d 'Skip reading record timestamps (no LAG-TIME column; a little faster)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s V -l version -d 'Print version'
-complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
-complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -l client-id -d 'Kafka client id' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
 json\t''"
-complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
-complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smmctl -n "__fish_smmctl_using_subcommand groups" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -f -a "list" -d 'Every consumer group: state, protocol, members, and whether it is one of the panel\'s'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -f -a "describe" -d 'Members, committed offsets and lag of groups, partition by partition'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -f -a "delete" -d 'Delete a group that has no members, after a preview and a confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and not __fish_seen_subcommand_from list describe delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from list" -l state -d 'Only groups in this state (repeatable): stable, empty, dead, preparing-rebalance, completing-rebalance' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from list" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from list" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from list" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from list" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from list" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from describe" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from describe" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from describe" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from describe" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from describe" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from describe" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from describe" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from describe" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from describe" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from describe" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -l execute -d 'Delete for real; without it, only preview'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask for confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "list" -d 'Every consumer group: state, protocol, members, and whether it is one of the panel\'s'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "describe" -d 'Members, committed offsets and lag of groups, partition by partition'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a group that has no members, after a preview and a confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
@@ -113,6 +166,7 @@ json\t''"
 complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l prometheus -d 'Also write the results in Prometheus text format to FILE (for node_exporter\'s textfile collector)' -r -F
 complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
@@ -121,6 +175,7 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand health" -s X -d 'A librdka
 complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand health" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
 json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l no-produce -d 'Skip the produce-and-read-back check (for read-only credentials)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand health" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand health" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand health" -s V -l version -d 'Print version'
@@ -274,6 +329,9 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "generate" -d 'Write the checked-in completions and man pages (for maintainers)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "list" -d 'Every consumer group: state, protocol, members, and whether it is one of the panel\'s'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "describe" -d 'Members, committed offsets and lag of groups, partition by partition'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "delete" -d 'Delete a group that has no members, after a preview and a confirmation'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from topics" -f -a "apply" -d 'Create every catalog topic that is missing (acts by default; --dry-run previews)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from topics" -f -a "list" -d 'Compare the catalog with the cluster: existence, partitions, messages'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from topics" -f -a "orphans" -d 'Cluster topics the catalog does not know, and legacy topics still present'

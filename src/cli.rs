@@ -101,9 +101,11 @@ pub enum Command {
     /// Run one of the panel's workers, or all of them
     Run(PendingArgs),
     /// Consumer lag per group, topic and partition, in messages and in seconds
-    Lag(PendingArgs),
+    #[command(long_about = LAG_ABOUT)]
+    Lag(LagArgs),
     /// List, describe and delete consumer groups
-    Groups(PendingArgs),
+    #[command(subcommand)]
+    Groups(GroupsCommand),
     /// List, inspect, replay and drain dead letters
     Dlq(PendingArgs),
     /// Reset consumer group offsets, with a preview first
@@ -111,7 +113,8 @@ pub enum Command {
     /// Delete records from the start of partitions, with a preview first
     Records(PendingArgs),
     /// The panel's health table and checks, for people and for cron
-    Health(PendingArgs),
+    #[command(long_about = HEALTH_ABOUT)]
+    Health(HealthArgs),
     /// Create, compare and clean up the panel's topics
     #[command(subcommand)]
     Topics(TopicsCommand),
@@ -123,6 +126,124 @@ pub enum Command {
     /// Write the checked-in completions and man pages (for maintainers)
     #[command(hide = true)]
     Generate(GenerateArgs),
+}
+
+const LAG_ABOUT: &str = "Consumer lag per group, topic and partition, in messages and in seconds.
+
+By default: every one of the panel's nine groups, one row per group and topic. \
+--partitions shows one row per partition, --summary one row per group.
+
+LAG is the log end offset minus the committed offset, summed over partitions. \
+A partition where the group has no committed offset shows \"-\", never a made-up number.
+
+LAG-TIME is how far behind the group is in time: now minus the timestamp of the \
+next record the group would read, fetched from the broker. It needs no history, so \
+it is right on quiet topics and when a group re-reads old data; it is 0s for a group \
+that is caught up and \"-\" where that record cannot be read. Record timestamps \
+are the producers' clocks (CreateTime) unless the topic uses LogAppendTime.
+
+A group is over its threshold when its total lag is at or above it (the panel's \
+rule: lag < 1000); such rows are marked and the command exits 1.
+
+--watch refreshes in place and judges each partition over a window of samples:
+  OK      lag is zero, or the group keeps up
+  WARN    the committed offset moves, but lag grew at every sample of the window
+  STALL   lag > 0 and the committed offset did not move across the window, although
+          a member owns the partition
+  STOP    lag > 0, nobody owns the partition, and the committed offset has not moved
+          for a whole window
+  REWIND  the committed offset went backwards
+A group's status is its worst partition's; \"-\" means not enough samples yet.";
+
+const HEALTH_ABOUT: &str = "The panel's health table and checks, computed live.
+
+Categories: Active Topics are the category's catalog topics that exist; DLQ Messages \
+are records retained in its dead-letter topics. A category is Degraded when a dead \
+letter waits, a group reading it is over its lag threshold or unhealthy, or a \
+topic is missing, and Down when one of its main topics is missing or has a \
+partition without a leader.
+
+Checks: broker connection; each of the nine groups is Stable or Empty; every partition \
+of the topics an active group reads is assigned; lag under the threshold; a test record \
+produced to _smmctl.health and read back; no catalog topic missing; no dead letters \
+(critical, financial ones called out).
+
+Exit codes: 0 healthy; 1 degraded or down; 2 the brokers cannot be reached within --timeout.";
+
+#[derive(Debug, Args)]
+pub struct LagArgs {
+    /// Only these groups (repeatable) [default: the panel's nine groups]
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub group: Vec<String>,
+    /// Every group on the cluster
+    #[arg(long, conflicts_with = "group")]
+    pub all_groups: bool,
+    /// Only these topics (repeatable); without --group, every group reading them
+    #[arg(long, short = 't', value_name = "TOPIC")]
+    pub topic: Vec<String>,
+    /// One row per partition
+    #[arg(long, conflicts_with = "summary")]
+    pub partitions: bool,
+    /// One row per group
+    #[arg(long)]
+    pub summary: bool,
+    /// Skip reading record timestamps (no LAG-TIME column; a little faster)
+    #[arg(long)]
+    pub no_time: bool,
+    /// Refresh every INTERVAL and show a status per partition and group
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "5s", value_parser = parse_duration)]
+    pub watch: Option<Duration>,
+    /// With --watch: samples in the status window
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..))]
+    pub window: u32,
+    /// With --watch: stop after N refreshes [default: run until interrupted]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// Every consumer group: state, protocol, members, and whether it is one of the panel's
+    List(GroupsListArgs),
+    /// Members, committed offsets and lag of groups, partition by partition
+    Describe(GroupsDescribeArgs),
+    /// Delete a group that has no members, after a preview and a confirmation
+    Delete(GroupsDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GroupsListArgs {
+    /// Only groups in this state (repeatable): stable, empty, dead, preparing-rebalance, completing-rebalance
+    #[arg(long, value_name = "STATE")]
+    pub state: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupsDescribeArgs {
+    #[arg(required = true, value_name = "GROUP")]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupsDeleteArgs {
+    #[arg(required = true, value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// Delete for real; without it, only preview
+    #[arg(long)]
+    pub execute: bool,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Also write the results in Prometheus text format to FILE (for node_exporter's textfile collector)
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+    /// Skip the produce-and-read-back check (for read-only credentials)
+    #[arg(long)]
+    pub no_produce: bool,
 }
 
 /// Accepts anything, so a command that is not built yet says so instead of

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod exit;
 pub mod kafka;
+pub mod lag;
 pub mod output;
 
 use std::process::ExitCode;

@@ -101,6 +101,13 @@ impl Printer {
         let _ = writeln!(out, "{text}");
     }
 
+    /// Text exactly as given, for terminal control sequences.
+    pub fn raw(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "{text}");
+        let _ = out.flush();
+    }
+
     /// A remark for the person at the terminal, on stderr.
     pub fn note(&self, text: &str) {
         let _ = writeln!(std::io::stderr().lock(), "{text}");

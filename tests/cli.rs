@@ -40,9 +40,7 @@ fn an_unreachable_broker_exits_2_within_the_timeout_with_a_clear_message() {
 
 #[test]
 fn commands_still_to_come_say_so_and_exit_2() {
-    for command in [
-        "run", "lag", "groups", "dlq", "offsets", "records", "health",
-    ] {
+    for command in ["run", "dlq", "offsets", "records"] {
         let r = expect_code(&[command, "--some-flag", "x"], 2);
         assert!(
             r.stderr.contains("not yet implemented"),
@@ -227,4 +225,32 @@ fn completions_print_for_every_shell() {
         let r = expect_code(&["completions", shell], 0);
         assert!(r.stdout.contains("smmctl"), "{shell}");
     }
+}
+
+#[test]
+fn health_exits_2_when_the_broker_is_down_and_says_so_to_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("health.prom");
+    let started = Instant::now();
+    let r = expect_code(
+        &[
+            "health",
+            "--brokers",
+            DEAD_BROKER,
+            "--timeout",
+            "2s",
+            "--prometheus",
+            &prom.display().to_string(),
+        ],
+        2,
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert!(
+        r.stderr
+            .contains("cannot reach the Kafka brokers at 127.0.0.1:1"),
+        "{}",
+        r.stderr
+    );
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(text.contains("smmctl_health_broker_up 0"), "{text}");
 }

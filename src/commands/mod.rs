@@ -3,6 +3,9 @@
 
 pub mod config;
 pub mod generate;
+pub mod groups;
+pub mod health;
+pub mod lag;
 pub mod topics;
 
 use std::io::IsTerminal;
@@ -18,12 +21,12 @@ pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitSta
         Command::Completions(args) => generate::completions(args),
         Command::Generate(args) => generate::run(args, ctx),
         Command::Run(_) => pending("run"),
-        Command::Lag(_) => pending("lag"),
-        Command::Groups(_) => pending("groups"),
+        Command::Lag(args) => lag::run(args, ctx).await,
+        Command::Groups(cmd) => groups::run(cmd, ctx).await,
         Command::Dlq(_) => pending("dlq"),
         Command::Offsets(_) => pending("offsets"),
         Command::Records(_) => pending("records"),
-        Command::Health(_) => pending("health"),
+        Command::Health(args) => health::run(args, ctx).await,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::cli::{
 };
 use crate::commands::confirm;
 use crate::exit::{ExitStatus, Refusal, UsageError};
-use crate::kafka::{ClusterMetadata, Kafka, TopicOutcome, Watermarks};
+use crate::kafka::{ClusterMetadata, Kafka, Outcome, Watermarks};
 use crate::output::{Tone, or_dash};
 
 pub async fn run(cmd: TopicsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -339,12 +339,12 @@ async fn apply(args: TopicsApplyArgs, kafka: &Kafka, ctx: &Context) -> anyhow::R
         for (name, outcome) in outcomes {
             if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
                 match outcome {
-                    TopicOutcome::Done => {
+                    Outcome::Done => {
                         row.result = ApplyResult::Created;
                         created.push((name, row.partitions));
                     }
-                    TopicOutcome::AlreadyExists => row.result = ApplyResult::AlreadyExisted,
-                    TopicOutcome::Failed(why) => {
+                    Outcome::AlreadyExists => row.result = ApplyResult::AlreadyExisted,
+                    Outcome::Failed(why) => {
                         row.result = ApplyResult::Failed;
                         row.error = Some(why);
                     }
@@ -725,8 +725,8 @@ async fn delete(
     for (name, outcome) in outcomes {
         if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
             row.result = Some(match outcome {
-                TopicOutcome::Done | TopicOutcome::AlreadyExists => "deleted".to_string(),
-                TopicOutcome::Failed(why) => {
+                Outcome::Done | Outcome::AlreadyExists => "deleted".to_string(),
+                Outcome::Failed(why) => {
                     failed += 1;
                     format!("failed: {why}")
                 }

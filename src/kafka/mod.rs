@@ -4,10 +4,13 @@
 //! librdkafka's metadata and offset calls block, so they run under
 //! `block_in_place`; the admin calls are already futures.
 
+pub mod groups;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -75,9 +78,9 @@ pub struct ClusterMetadata {
     pub topics: BTreeMap<String, TopicMetadata>,
 }
 
-/// What happened to one topic of a create or delete request.
+/// What happened to one topic or group of a create or delete request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopicOutcome {
+pub enum Outcome {
     Done,
     /// Creation found the topic already there (someone else made it).
     AlreadyExists,
@@ -87,6 +90,7 @@ pub enum TopicOutcome {
 pub struct Kafka {
     brokers: String,
     timeout: Duration,
+    config: ClientConfig,
     admin: AdminClient<DefaultClientContext>,
     /// A consumer that never joins a group: it only asks for offsets.
     offsets: BaseConsumer,
@@ -110,6 +114,7 @@ impl Kafka {
         Ok(Kafka {
             brokers: settings.brokers.value.clone(),
             timeout: settings.timeout.value,
+            config,
             admin,
             offsets,
         })
@@ -117,6 +122,93 @@ impl Kafka {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// The admin client, for the group operations in [`groups`].
+    pub fn admin(&self) -> &AdminClient<DefaultClientContext> {
+        &self.admin
+    }
+
+    /// The settings every client is built from, for commands that need a
+    /// producer or consumer of their own.
+    pub fn client_config(&self) -> ClientConfig {
+        self.config.clone()
+    }
+
+    /// A consumer for reading assigned partitions: it never subscribes,
+    /// commits or joins a group. librdkafka still wants a group id for
+    /// `assign`; nothing is ever written under it, so the group never
+    /// exists on the cluster.
+    pub fn reader(&self, extra: &[(&str, &str)]) -> anyhow::Result<BaseConsumer> {
+        let mut config = self.config.clone();
+        config
+            .set("group.id", "_smmctl.reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_uncommitted")
+            .set("fetch.wait.max.ms", "50");
+        for (key, value) in extra {
+            config.set(*key, *value);
+        }
+        config.create().context("cannot create a Kafka consumer")
+    }
+
+    /// Timestamps (ms since the epoch) of the records at the given offsets,
+    /// read by one consumer that joins no group, assigned to every partition
+    /// at once. A partition that yields nothing (only transaction markers
+    /// left, or no answer in time) is left out.
+    pub fn record_timestamps(
+        &self,
+        positions: &[(String, i32, i64)],
+    ) -> anyhow::Result<HashMap<(String, i32), i64>> {
+        let mut found = HashMap::new();
+        if positions.is_empty() {
+            return Ok(found);
+        }
+        let consumer = self.reader(&[("max.partition.fetch.bytes", "65536")])?;
+        let mut assignment = TopicPartitionList::with_capacity(positions.len());
+        for (topic, partition, offset) in positions {
+            assignment
+                .add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .with_context(|| format!("invalid offset {offset} for {topic}/{partition}"))?;
+        }
+        consumer
+            .assign(&assignment)
+            .context("cannot assign partitions to read record timestamps")?;
+        // A partition whose remaining records are all transaction markers
+        // yields nothing at all, so waiting for every partition could take
+        // the whole timeout. Fetch responses carry every partition a broker
+        // leads, so once a second passes with nothing new, nothing is coming.
+        let deadline = Instant::now() + self.timeout;
+        let quiet_for = Duration::from_secs(1);
+        let mut last_progress = Instant::now();
+        tokio::task::block_in_place(|| {
+            while found.len() < positions.len()
+                && Instant::now() < deadline
+                && last_progress.elapsed() < quiet_for
+            {
+                let Some(result) = consumer.poll(Duration::from_millis(50)) else {
+                    continue;
+                };
+                let Ok(message) = result else { continue };
+                let key = (message.topic().to_string(), message.partition());
+                if found.contains_key(&key) {
+                    continue;
+                }
+                if let Some(ms) = message.timestamp().to_millis() {
+                    found.insert(key, ms);
+                    last_progress = Instant::now();
+                }
+                let mut done = TopicPartitionList::new();
+                done.add_partition(message.topic(), message.partition());
+                let _ = consumer.pause(&done);
+            }
+        });
+        Ok(found)
     }
 
     /// The brokers and every topic. Also the connection check: every
@@ -237,7 +329,7 @@ impl Kafka {
         &self,
         topics: &[(String, i32, i32)],
         configs: &[(&str, String)],
-    ) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
+    ) -> anyhow::Result<Vec<(String, Outcome)>> {
         let new_topics: Vec<NewTopic> = topics
             .iter()
             .map(|(name, partitions, replication)| {
@@ -255,19 +347,14 @@ impl Kafka {
         Ok(results
             .into_iter()
             .map(|result| match result {
-                Ok(name) => (name, TopicOutcome::Done),
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                    (name, TopicOutcome::AlreadyExists)
-                }
-                Err((name, code)) => (name, TopicOutcome::Failed(describe_code(code))),
+                Ok(name) => (name, Outcome::Done),
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => (name, Outcome::AlreadyExists),
+                Err((name, code)) => (name, Outcome::Failed(describe_code(code))),
             })
             .collect())
     }
 
-    pub async fn delete_topics(
-        &self,
-        names: &[&str],
-    ) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
+    pub async fn delete_topics(&self, names: &[&str]) -> anyhow::Result<Vec<(String, Outcome)>> {
         let results = self
             .admin
             .delete_topics(names, &self.admin_options())
@@ -276,8 +363,23 @@ impl Kafka {
         Ok(results
             .into_iter()
             .map(|result| match result {
-                Ok(name) => (name, TopicOutcome::Done),
-                Err((name, code)) => (name, TopicOutcome::Failed(describe_code(code))),
+                Ok(name) => (name, Outcome::Done),
+                Err((name, code)) => (name, Outcome::Failed(describe_code(code))),
+            })
+            .collect())
+    }
+
+    pub async fn delete_groups(&self, names: &[&str]) -> anyhow::Result<Vec<(String, Outcome)>> {
+        let results = self
+            .admin
+            .delete_groups(names, &self.admin_options())
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        Ok(results
+            .into_iter()
+            .map(|result| match result {
+                Ok(name) => (name, Outcome::Done),
+                Err((name, code)) => (name, Outcome::Failed(describe_code(code))),
             })
             .collect())
     }

@@ -241,6 +241,10 @@ pub const OFFER_ASSIGNMENTS: &str = "smm.offer.assignments";
 pub const OFFER_ASSIGNMENT_EVENTS: &str = "smm.offer.assignment.events";
 pub const NOTIFICATIONS: &str = "smm.notifications";
 
+/// Where `smmctl health` proves the brokers accept and serve records. Not a
+/// panel topic; the leading underscore marks it internal, as Kafka's own.
+pub const HEALTH_TOPIC: &str = "_smmctl.health";
+
 use Category::*;
 use Role::*;
 

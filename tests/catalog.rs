@@ -1,13 +1,16 @@
-//! `topics apply|list|orphans` against the real broker.
+//! Tests that work on the catalog's fixed topic and group names: `topics
+//! apply|list|orphans` and `health`.
 //!
-//! These tests work on the catalog's fixed topic names, so they take turns
-//! through one lock; everything else in the suite uses unique names.
+//! They take turns through one lock; everything else in the suite uses
+//! unique names and runs in parallel.
 
 mod common;
 
 use common::*;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
-use smm_workers::catalog::{Role, TOPICS};
+use smm_workers::catalog::{GROUPS, Role, TOPICS};
 
 /// Held across awaits, so it must be tokio's; unlike std's it is not
 /// poisoned when a test fails, so one failure does not fail the rest.
@@ -286,4 +289,164 @@ async fn skip_legacy_leaves_deprecated_topics_out() {
     );
     expect_code(&["topics", "apply"], 0);
     assert!(cluster_topics().contains_key("video.processing.queue"));
+}
+
+/// Brings the panel to a healthy state: every topic present, every dead
+/// letter topic empty, and each of the nine groups caught up (Empty, with
+/// commits at the log end of everything it reads).
+async fn make_healthy() {
+    expect_code(&["topics", "apply"], 0);
+    let dead: Vec<&str> = TOPICS
+        .iter()
+        .filter(|t| t.is_dead_letter())
+        .map(|t| t.name)
+        .collect();
+    let consumer: BaseConsumer = client_config().create().unwrap();
+    let holding: Vec<&str> = dead
+        .iter()
+        .copied()
+        .filter(|t| {
+            let (low, high) = consumer
+                .fetch_watermarks(t, 0, std::time::Duration::from_secs(10))
+                .unwrap();
+            high > low
+        })
+        .collect();
+    if !holding.is_empty() {
+        delete_topics(&holding).await;
+        expect_code(&["topics", "apply"], 0);
+    }
+    for group in GROUPS {
+        let committer: BaseConsumer = client_config()
+            .set("group.id", group.name)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for topic in group.topics() {
+            let partitions = cluster_topics()[topic];
+            for p in 0..partitions as i32 {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, p, std::time::Duration::from_secs(10))
+                    .unwrap();
+                tpl.add_partition_offset(topic, p, Offset::Offset(high))
+                    .unwrap();
+            }
+        }
+        committer.commit(&tpl, CommitMode::Sync).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_goes_from_healthy_to_degraded_when_a_dead_letter_lands() {
+    require_broker();
+    let _guard = CATALOG.lock().await;
+    make_healthy().await;
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("smmctl.prom");
+    let prom_arg = prom.display().to_string();
+
+    let healthy = expect_code(&["health", "--prometheus", &prom_arg], 0);
+    assert!(
+        healthy.stdout.contains("Overall: Healthy"),
+        "{}",
+        healthy.stdout
+    );
+    let order_row = healthy
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Order Processing"))
+        .unwrap();
+    assert_eq!(
+        order_row.split_whitespace().collect::<Vec<_>>(),
+        ["Order", "Processing", "15", "0", "Healthy"]
+    );
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(text.contains("smmctl_health_status 0"), "{text}");
+    assert!(text.contains("smmctl_dlq_messages{topic=\"smm.order.refund.dlq\",category=\"order-processing\",critical=\"true\"} 0"), "{text}");
+
+    produce("smm.order.refund.dlq", None, &[("refund-1", b"{}")], &[]).await;
+    let degraded = expect_code(&["health", "-o", "json", "--prometheus", &prom_arg], 1);
+    let json = degraded.json();
+    assert_eq!(json["status"], "degraded");
+    let order = json["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == "order-processing")
+        .unwrap();
+    assert_eq!(order["dlq_messages"], 1);
+    assert_eq!(order["status"], "degraded");
+    let payment = json["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == "payment")
+        .unwrap();
+    assert_eq!(payment["status"], "healthy");
+    let dead = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "dead letters")
+        .unwrap();
+    assert_eq!(dead["result"], "fail");
+    assert!(
+        dead["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CRITICAL (money): smm.order.refund.dlq holds 1"),
+        "{dead:#}"
+    );
+    let producer = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "producer readiness")
+        .unwrap();
+    assert_eq!(producer["result"], "ok", "{producer:#}");
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(text.contains("smmctl_health_status 1"), "{text}");
+
+    delete_topics(&["smm.order.refund.dlq"]).await;
+    expect_code(&["topics", "apply"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_is_down_when_a_main_topic_is_missing() {
+    require_broker();
+    let _guard = CATALOG.lock().await;
+    make_healthy().await;
+    delete_topics(&["smm.notifications"]).await;
+    let json = expect_code(&["health", "-o", "json", "--no-produce"], 1).json();
+    assert_eq!(json["status"], "down");
+    let notifications = json["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == "notifications")
+        .unwrap();
+    assert_eq!(notifications["status"], "down");
+    assert_eq!(notifications["active_topics"], 1);
+    let missing = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "catalog topics")
+        .unwrap();
+    assert!(
+        missing["detail"]
+            .as_str()
+            .unwrap()
+            .contains("smm.notifications"),
+        "{missing:#}"
+    );
+    let produce = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "producer readiness")
+        .unwrap();
+    assert_eq!(produce["result"], "skipped");
+    expect_code(&["topics", "apply"], 0);
 }

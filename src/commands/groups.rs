@@ -1,0 +1,487 @@
+//! `smmctl groups list|describe|delete`.
+
+use serde_json::json;
+use smm_workers::catalog::{self, GROUPS};
+
+use crate::Context;
+use crate::cli::{GroupsCommand, GroupsDeleteArgs, GroupsDescribeArgs, GroupsListArgs};
+use crate::commands::confirm;
+use crate::exit::{ExitStatus, Refusal, UsageError};
+use crate::kafka::groups::{self, GroupDescription, GroupListing, GroupState};
+use crate::kafka::{Kafka, Outcome};
+use crate::lag::{GroupLag, Request, collect, format_seconds};
+use crate::output::{Tone, or_dash};
+
+pub async fn run(cmd: GroupsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let kafka = Kafka::new(&ctx.settings)?;
+    match cmd {
+        GroupsCommand::List(args) => list(args, &kafka, ctx).await,
+        GroupsCommand::Describe(args) => describe(args, &kafka, ctx).await,
+        GroupsCommand::Delete(args) => delete(args, &kafka, ctx).await,
+    }
+}
+
+async fn listings(kafka: &Kafka, ctx: &Context) -> anyhow::Result<Vec<GroupListing>> {
+    // Connection check first, so an unreachable cluster is one clear error.
+    kafka.metadata()?;
+    let (mut listings, partial) = groups::list_groups(kafka.admin(), kafka.timeout())
+        .await
+        .map_err(|e| anyhow::anyhow!("unable to list the consumer groups: {e}"))?;
+    for error in partial {
+        ctx.printer.warn(&format!(
+            "a broker did not answer the group listing, so it may be incomplete: {error}"
+        ));
+    }
+    listings.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    Ok(listings)
+}
+
+async fn describe_all(kafka: &Kafka, names: &[&str]) -> anyhow::Result<Vec<GroupDescription>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    groups::describe_groups(kafka.admin(), names, kafka.timeout())
+        .await
+        .map_err(|e| anyhow::anyhow!("unable to describe the consumer groups: {e}"))
+}
+
+/// Every named group must exist; an unknown one is bad input, named with
+/// the closest real group, and nothing is done.
+fn require_known(names: &[String], listings: &[GroupListing]) -> anyhow::Result<()> {
+    let unknown: Vec<String> = names
+        .iter()
+        .filter(|n| !listings.iter().any(|l| &l.group_id == *n))
+        .map(|n| {
+            let closest = listings
+                .iter()
+                .map(|l| (l.group_id.as_str(), strsim::levenshtein(n, &l.group_id)))
+                .filter(|&(_, d)| d <= 3)
+                .min_by_key(|&(_, d)| d);
+            match closest {
+                Some((meant, _)) => format!("{n} (did you mean {meant}?)"),
+                None => n.clone(),
+            }
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(UsageError::new(format!(
+            "no such consumer group on the cluster: {}",
+            unknown.join(", ")
+        ))
+        .into())
+    }
+}
+
+// ---------------------------------------------------------------- list
+
+async fn list(args: GroupsListArgs, kafka: &Kafka, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let states: Vec<GroupState> = args
+        .state
+        .iter()
+        .map(|s| {
+            GroupState::parse(s).ok_or_else(|| {
+                UsageError::new(format!(
+                    "unknown group state `{s}`; use stable, empty, dead, preparing-rebalance or completing-rebalance"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let listings = listings(kafka, ctx).await?;
+    let names: Vec<&str> = listings.iter().map(|l| l.group_id.as_str()).collect();
+    let descriptions = describe_all(kafka, &names).await?;
+    let rows: Vec<(&GroupListing, Option<&GroupDescription>)> = listings
+        .iter()
+        .map(|l| (l, descriptions.iter().find(|d| d.group_id == l.group_id)))
+        .filter(|(l, d)| {
+            let state = d.map(|d| d.state).unwrap_or(l.state);
+            states.is_empty() || states.contains(&state)
+        })
+        .collect();
+    let missing: Vec<&str> = GROUPS
+        .iter()
+        .map(|g| g.name)
+        .filter(|n| !listings.iter().any(|l| l.group_id == *n))
+        .collect();
+
+    let p = &ctx.printer;
+    if p.is_json() {
+        p.json(&json!({
+            "groups": rows.iter().map(|(l, d)| json!({
+                "group": l.group_id,
+                "state": d.map(|d| d.state).unwrap_or(l.state).as_str(),
+                "type": format!("{:?}", l.group_type).to_lowercase(),
+                "protocol": d.map(|d| d.partition_assignor.as_str()).filter(|a| !a.is_empty()),
+                "members": d.map(|d| d.members.len()),
+                "seed": catalog::group_named(&l.group_id).is_some(),
+            })).collect::<Vec<_>>(),
+            "missing_seed_groups": missing,
+        }))?;
+        return Ok(ExitStatus::Success);
+    }
+    if rows.is_empty() {
+        p.line("No consumer groups matched.");
+    } else {
+        let mut table = p.table(["GROUP", "STATE", "PROTOCOL", "MEMBERS", "SEED"]);
+        for (l, d) in &rows {
+            let state = d.map(|d| d.state).unwrap_or(l.state);
+            table.add_row(vec![
+                p.cell(l.group_id.as_str(), Tone::Plain),
+                p.cell(state.as_str(), state_tone(state)),
+                p.cell(
+                    or_dash(
+                        d.map(|d| d.partition_assignor.as_str())
+                            .filter(|a| !a.is_empty()),
+                    ),
+                    Tone::Plain,
+                ),
+                p.cell(or_dash(d.map(|d| d.members.len())), Tone::Plain),
+                p.cell(
+                    if catalog::group_named(&l.group_id).is_some() {
+                        "yes"
+                    } else {
+                        "-"
+                    },
+                    Tone::Plain,
+                ),
+            ]);
+        }
+        p.align_right(&mut table, &[3]);
+        p.print_table(&table);
+    }
+    if !missing.is_empty() && states.is_empty() {
+        p.note(&format!(
+            "panel groups not on the cluster yet: {}",
+            missing.join(", ")
+        ));
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn state_tone(state: GroupState) -> Tone {
+    match state {
+        GroupState::Stable | GroupState::Empty => Tone::Good,
+        GroupState::PreparingRebalance
+        | GroupState::CompletingRebalance
+        | GroupState::Assigning
+        | GroupState::Reconciling => Tone::Warn,
+        GroupState::Dead | GroupState::Unknown => Tone::Bad,
+    }
+}
+
+// ---------------------------------------------------------------- describe
+
+async fn describe(
+    args: GroupsDescribeArgs,
+    kafka: &Kafka,
+    ctx: &Context,
+) -> anyhow::Result<ExitStatus> {
+    let names = dedup(&args.groups);
+    let listings = listings(kafka, ctx).await?;
+    require_known(&names, &listings)?;
+    let request = Request {
+        groups: names.clone(),
+        topics: Vec::new(),
+        include_catalog_topics: false,
+        time_lag: true,
+    };
+    let measured = collect(kafka, &request, &ctx.settings.thresholds).await?;
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let descriptions = describe_all(kafka, &refs).await?;
+
+    let p = &ctx.printer;
+    if p.is_json() {
+        p.json(&json!({
+            "groups": measured.iter().map(|g| {
+                let d = descriptions.iter().find(|d| d.group_id == g.group);
+                json!({
+                    "group": g.group,
+                    "coordinator": g.coordinator.as_ref().map(|c| json!({"id": c.id, "host": c.host, "port": c.port})),
+                    "state": g.state.as_str(),
+                    "protocol": (!g.assignor.is_empty()).then_some(&g.assignor),
+                    "members": d.map(|d| d.members.iter().map(|m| json!({
+                        "member_id": m.member_id,
+                        "client_id": m.client_id,
+                        "host": m.host,
+                        "instance_id": m.group_instance_id,
+                        "assignment": m.assignment.iter().map(|(t, p)| json!({"topic": t, "partition": p})).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>()).unwrap_or_default(),
+                    "total_lag": g.total_lag(),
+                    "max_lag_seconds": g.max_lag_seconds(),
+                    "partitions": g.partitions.iter().map(|part| json!({
+                        "topic": part.topic,
+                        "partition": part.partition,
+                        "committed": part.committed,
+                        "log_start": part.log_start,
+                        "log_end": part.log_end,
+                        "lag": part.lag,
+                        "lag_seconds": part.lag_seconds,
+                        "member_id": part.member.as_ref().map(|m| &m.member_id),
+                        "client_id": part.member.as_ref().map(|m| &m.client_id),
+                        "host": part.member.as_ref().map(|m| &m.host),
+                        "note": part.note.map(|n| n.describe()),
+                    })).collect::<Vec<_>>(),
+                })
+            }).collect::<Vec<_>>(),
+        }))?;
+        return Ok(ExitStatus::Success);
+    }
+    for (i, g) in measured.iter().enumerate() {
+        if i > 0 {
+            p.line("");
+        }
+        print_group(g, ctx);
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn print_group(g: &GroupLag, ctx: &Context) {
+    let p = &ctx.printer;
+    let coordinator = g
+        .coordinator
+        .as_ref()
+        .map(|c| format!("{} ({}:{})", c.id, c.host, c.port));
+    let mut summary = p.table(["GROUP", g.group.as_str()]);
+    for (key, value) in [
+        ("COORDINATOR", or_dash(coordinator)),
+        ("STATE", g.state.as_str().to_string()),
+        (
+            "PROTOCOL",
+            or_dash(Some(g.assignor.as_str()).filter(|a| !a.is_empty())),
+        ),
+        ("MEMBERS", g.members.to_string()),
+        ("TOTAL-LAG", or_dash(g.total_lag())),
+        (
+            "LAG-TIME",
+            g.max_lag_seconds()
+                .map(format_seconds)
+                .unwrap_or_else(|| "-".into()),
+        ),
+    ] {
+        summary.add_row(vec![key.to_string(), value]);
+    }
+    p.print_table(&summary);
+    p.line("");
+    if g.partitions.is_empty() {
+        p.line("The group has no committed offsets and no assigned partitions.");
+        return;
+    }
+    let mut table = p.table([
+        "TOPIC",
+        "PARTITION",
+        "CURRENT-OFFSET",
+        "LOG-START-OFFSET",
+        "LOG-END-OFFSET",
+        "LAG",
+        "LAG-TIME",
+        "MEMBER-ID",
+        "CLIENT-ID",
+        "HOST",
+    ]);
+    for part in &g.partitions {
+        table.add_row(vec![
+            part.topic.clone(),
+            part.partition.to_string(),
+            or_dash(part.committed),
+            or_dash(part.log_start),
+            or_dash(part.log_end),
+            or_dash(part.lag),
+            part.lag_seconds
+                .map(format_seconds)
+                .unwrap_or_else(|| "-".into()),
+            or_dash(part.member.as_ref().map(|m| m.member_id.as_str())),
+            or_dash(part.member.as_ref().map(|m| m.client_id.as_str())),
+            or_dash(part.member.as_ref().map(|m| m.host.as_str())),
+        ]);
+    }
+    p.align_right(&mut table, &[1, 2, 3, 4, 5, 6]);
+    p.print_table(&table);
+    let uncommitted: Vec<String> = g
+        .partitions
+        .iter()
+        .filter(|part| part.committed.is_none())
+        .map(|part| format!("{}/{}", part.topic, part.partition))
+        .collect();
+    if !uncommitted.is_empty() {
+        p.line("");
+        p.line(&format!(
+            "note: no committed offset on {}. The group will start there wherever its consumers' \
+             auto.offset.reset says (librdkafka and the Java client default to latest, which skips \
+             what is already in the log); smmctl shows no lag rather than guess.",
+            uncommitted.join(", ")
+        ));
+    }
+    for part in g.partitions.iter().filter(|part| {
+        matches!(
+            part.note,
+            Some(crate::lag::LagNote::BeforeLogStart { .. } | crate::lag::LagNote::PastLogEnd)
+        )
+    }) {
+        if let Some(note) = part.note {
+            p.line(&format!(
+                "note: {}/{}: {}",
+                part.topic,
+                part.partition,
+                note.describe()
+            ));
+        }
+    }
+}
+
+fn dedup(names: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+// ---------------------------------------------------------------- delete
+
+async fn delete(
+    args: GroupsDeleteArgs,
+    kafka: &Kafka,
+    ctx: &Context,
+) -> anyhow::Result<ExitStatus> {
+    let names = dedup(&args.groups);
+    let listings = listings(kafka, ctx).await?;
+    require_known(&names, &listings)?;
+    let request = Request {
+        groups: names.clone(),
+        topics: Vec::new(),
+        include_catalog_topics: false,
+        time_lag: false,
+    };
+    let measured = collect(kafka, &request, &ctx.settings.thresholds).await?;
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let descriptions = describe_all(kafka, &refs).await?;
+
+    let p = &ctx.printer;
+    let preview = |ctx: &Context| -> anyhow::Result<()> {
+        let p = &ctx.printer;
+        if p.is_json() {
+            return p.json(&json!({
+                "execute": false,
+                "groups": measured.iter().map(|g| json!({
+                    "group": g.group,
+                    "state": g.state.as_str(),
+                    "members": g.members,
+                    "committed_partitions": g.partitions.iter().filter(|x| x.committed.is_some()).count(),
+                    "total_lag": g.total_lag(),
+                })).collect::<Vec<_>>(),
+            }));
+        }
+        let mut table = p.table([
+            "GROUP",
+            "STATE",
+            "MEMBERS",
+            "COMMITTED-PARTITIONS",
+            "TOTAL-LAG",
+            "NOTE",
+        ]);
+        for g in &measured {
+            table.add_row(vec![
+                p.cell(g.group.as_str(), Tone::Plain),
+                p.cell(g.state.as_str(), state_tone(g.state)),
+                p.cell(g.members.to_string(), Tone::Plain),
+                p.cell(
+                    g.partitions
+                        .iter()
+                        .filter(|x| x.committed.is_some())
+                        .count()
+                        .to_string(),
+                    Tone::Plain,
+                ),
+                p.cell(or_dash(g.total_lag()), Tone::Plain),
+                p.cell(
+                    if g.members > 0 {
+                        "has live members: refused"
+                    } else if catalog::group_named(&g.group).is_some() {
+                        "panel group: its workers will start over per auto.offset.reset"
+                    } else {
+                        ""
+                    },
+                    if g.members > 0 {
+                        Tone::Bad
+                    } else {
+                        Tone::Plain
+                    },
+                ),
+            ]);
+        }
+        p.align_right(&mut table, &[2, 3, 4]);
+        p.print_table(&table);
+        Ok(())
+    };
+
+    let live: Vec<String> = descriptions
+        .iter()
+        .filter(|d| !d.members.is_empty())
+        .flat_map(|d| {
+            d.members.iter().map(move |m| {
+                format!(
+                    "{}: member {} (client {}, host {})",
+                    d.group_id, m.member_id, m.client_id, m.host
+                )
+            })
+        })
+        .collect();
+    let refusal = (!live.is_empty()).then(|| {
+        format!(
+            "refusing to delete a group with live members; stop them first. Live members:\n  {}\nNothing was deleted.",
+            live.join("\n  ")
+        )
+    });
+
+    if !args.execute {
+        preview(ctx)?;
+        if let Some(why) = &refusal {
+            p.warn(why);
+        }
+        p.note("Preview only: nothing was deleted. Run again with --execute to delete.");
+        return Ok(ExitStatus::Success);
+    }
+    if !p.is_json() {
+        preview(ctx)?;
+    }
+    if let Some(why) = refusal {
+        return Err(Refusal::new(why).into());
+    }
+    confirm(
+        &format!(
+            "Delete {} consumer group(s) and their committed offsets? This cannot be undone",
+            names.len()
+        ),
+        args.yes,
+    )?;
+    let outcomes = kafka.delete_groups(&refs).await?;
+    let failed = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+        .count();
+    if p.is_json() {
+        p.json(&json!({
+            "execute": true,
+            "groups": outcomes.iter().map(|(name, o)| json!({
+                "group": name,
+                "result": match o { Outcome::Failed(why) => format!("failed: {why}"), _ => "deleted".into() },
+            })).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        p.line("");
+        let mut table = p.table(["GROUP", "RESULT"]);
+        for (name, o) in &outcomes {
+            let (text, tone) = match o {
+                Outcome::Failed(why) => (format!("failed: {why}"), Tone::Bad),
+                _ => ("deleted".to_string(), Tone::Good),
+            };
+            table.add_row(vec![p.cell(name.as_str(), Tone::Plain), p.cell(text, tone)]);
+        }
+        p.print_table(&table);
+    }
+    Ok(if failed > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}

@@ -1,0 +1,464 @@
+//! `smmctl lag`: how far behind each consumer group is, in messages and in
+//! time, once or continuously with Burrow-style statuses.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use smm_workers::catalog::GROUPS;
+
+use crate::Context;
+use crate::cli::LagArgs;
+use crate::exit::ExitStatus;
+use crate::kafka::Kafka;
+use crate::kafka::groups;
+use crate::lag::status::{Sample, Status, evaluate};
+use crate::lag::{GroupLag, Request, collect, format_seconds};
+use crate::output::{Tone, or_dash};
+
+pub async fn run(args: LagArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let kafka = Kafka::new(&ctx.settings)?;
+    let request = build_request(&args, &kafka).await?;
+    match args.watch {
+        None => {
+            let groups = measure(&kafka, &request, &args, ctx).await?;
+            render(&groups, &args, None, ctx)?;
+            Ok(exit_for(&groups))
+        }
+        Some(interval) => watch(&kafka, &request, &args, interval, ctx).await,
+    }
+}
+
+async fn build_request(args: &LagArgs, kafka: &Kafka) -> anyhow::Result<Request> {
+    let everyone = args.all_groups || (args.group.is_empty() && !args.topic.is_empty());
+    let groups = if !args.group.is_empty() {
+        dedup(args.group.clone())
+    } else if everyone {
+        let (listings, _partial) = groups::list_groups(kafka.admin(), kafka.timeout())
+            .await
+            .map_err(|e| anyhow::anyhow!("unable to list the consumer groups: {e}"))?;
+        let mut names: Vec<String> = listings.into_iter().map(|l| l.group_id).collect();
+        if !args.topic.is_empty() {
+            // Groups that read the topic by the catalog, even before their
+            // first commit.
+            for g in GROUPS {
+                if g.topics().iter().any(|t| args.topic.iter().any(|a| a == t)) {
+                    names.push(g.name.to_string());
+                }
+            }
+        }
+        dedup(names)
+    } else {
+        GROUPS.iter().map(|g| g.name.to_string()).collect()
+    };
+    Ok(Request {
+        groups,
+        topics: args.topic.clone(),
+        include_catalog_topics: true,
+        time_lag: !args.no_time,
+    })
+}
+
+fn dedup(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names.dedup();
+    names
+}
+
+async fn measure(
+    kafka: &Kafka,
+    request: &Request,
+    args: &LagArgs,
+    ctx: &Context,
+) -> anyhow::Result<Vec<GroupLag>> {
+    let mut groups = collect(kafka, request, &ctx.settings.thresholds).await?;
+    if !args.topic.is_empty() && args.group.is_empty() {
+        // Asked about a topic: the groups that have nothing on it are noise.
+        groups.retain(|g| !g.partitions.is_empty());
+    }
+    Ok(groups)
+}
+
+fn exit_for(groups: &[GroupLag]) -> ExitStatus {
+    if groups.iter().any(GroupLag::over_threshold) {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    }
+}
+
+/// Statuses from `--watch`, by group and by partition.
+struct Statuses {
+    groups: HashMap<String, Status>,
+    partitions: HashMap<(String, String, i32), Status>,
+}
+
+impl Statuses {
+    fn partition(&self, group: &str, topic: &str, partition: i32) -> Status {
+        self.partitions
+            .get(&(group.to_string(), topic.to_string(), partition))
+            .copied()
+            .unwrap_or(Status::Unknown)
+    }
+
+    fn topic(&self, group: &GroupLag, topic: &str) -> Status {
+        Status::worst(
+            group
+                .partitions
+                .iter()
+                .filter(|p| p.topic == topic)
+                .map(|p| self.partition(&group.group, topic, p.partition)),
+        )
+    }
+}
+
+async fn watch(
+    kafka: &Kafka,
+    request: &Request,
+    args: &LagArgs,
+    interval: Duration,
+    ctx: &Context,
+) -> anyhow::Result<ExitStatus> {
+    let window = args.window as usize;
+    let window_ms =
+        u64::try_from(interval.as_millis().saturating_mul(window as u128 - 1)).unwrap_or(u64::MAX);
+    let started = Instant::now();
+    let mut history: HashMap<(String, String, i32), VecDeque<Sample>> = HashMap::new();
+    let clear = std::io::stdout().is_terminal() && !ctx.printer.is_json();
+    let mut rounds = 0u32;
+    loop {
+        let groups = measure(kafka, request, args, ctx).await?;
+        let at_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut statuses = Statuses {
+            groups: HashMap::new(),
+            partitions: HashMap::new(),
+        };
+        for g in &groups {
+            for p in &g.partitions {
+                let key = (g.group.clone(), p.topic.clone(), p.partition);
+                let samples = history.entry(key.clone()).or_default();
+                samples.push_back(Sample {
+                    at_ms,
+                    committed: p.committed,
+                    lag: p.lag,
+                    owned: p.member.is_some(),
+                });
+                while samples.len() > window {
+                    samples.pop_front();
+                }
+                let status = evaluate(samples.make_contiguous(), window_ms);
+                statuses.partitions.insert(key, status);
+            }
+            let worst = Status::worst(
+                g.partitions
+                    .iter()
+                    .map(|p| statuses.partition(&g.group, &p.topic, p.partition)),
+            );
+            statuses.groups.insert(g.group.clone(), worst);
+        }
+        if clear {
+            // Home the cursor and clear the screen, as `watch` does.
+            ctx.printer.raw("\x1b[H\x1b[2J");
+        }
+        if !ctx.printer.is_json() {
+            ctx.printer.line(&format!(
+                "every {}, window of {} samples; {}   (Ctrl-C to stop)",
+                crate::kafka::humanize(interval),
+                window,
+                jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M:%S UTC")
+            ));
+        }
+        render(&groups, args, Some(&statuses), ctx)?;
+        let last = exit_for(&groups);
+        rounds += 1;
+        if args.count.is_some_and(|n| rounds >= n) {
+            return Ok(last);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(last),
+        }
+    }
+}
+
+fn threshold_note(g: &GroupLag) -> String {
+    let mut notes = Vec::new();
+    if g.over_threshold() {
+        notes.push(format!("over threshold {}", g.threshold));
+    }
+    if let Some(e) = &g.error {
+        notes.push(format!("error: {e}"));
+    }
+    if g.partitions.is_empty() {
+        notes.push(if g.state == groups::GroupState::Dead {
+            "no such group on the cluster".to_string()
+        } else {
+            "no committed offsets".to_string()
+        });
+    }
+    notes.join("; ")
+}
+
+fn seconds(value: Option<f64>) -> String {
+    value.map(format_seconds).unwrap_or_else(|| "-".into())
+}
+
+fn render(
+    groups: &[GroupLag],
+    args: &LagArgs,
+    statuses: Option<&Statuses>,
+    ctx: &Context,
+) -> anyhow::Result<()> {
+    let p = &ctx.printer;
+    if p.is_json() {
+        let doc = to_json(groups, statuses);
+        if statuses.is_some() {
+            p.line(&serde_json::to_string(&doc)?);
+        } else {
+            p.json(&doc)?;
+        }
+        return Ok(());
+    }
+    if groups.is_empty() {
+        p.line("No consumer groups matched.");
+        return Ok(());
+    }
+    let time = !args.no_time;
+    let mut headers: Vec<&str> = if args.summary {
+        vec![
+            "GROUP",
+            "STATE",
+            "MEMBERS",
+            "TOPICS",
+            "LAG",
+            "LAG-TIME",
+            "THRESHOLD",
+        ]
+    } else if args.partitions {
+        vec![
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "COMMITTED",
+            "LOG-START",
+            "LOG-END",
+            "LAG",
+            "LAG-TIME",
+            "CLIENT-ID",
+            "HOST",
+        ]
+    } else {
+        vec!["GROUP", "TOPIC", "PARTITIONS", "LAG", "LAG-TIME"]
+    };
+    if !time {
+        headers.retain(|h| *h != "LAG-TIME");
+    }
+    if statuses.is_some() {
+        headers.push("STATUS");
+    }
+    headers.push("NOTE");
+    let mut table = p.table(headers.iter().copied());
+    let status_cell = |status: Status| {
+        let tone = match status {
+            Status::Ok => Tone::Good,
+            Status::Unknown => Tone::Plain,
+            Status::Warn => Tone::Warn,
+            _ => Tone::Bad,
+        };
+        p.cell(status.label(), tone)
+    };
+    for g in groups {
+        let over = g.over_threshold();
+        let group_tone = if over { Tone::Bad } else { Tone::Plain };
+        if args.summary {
+            let mut row = vec![
+                p.cell(g.group.as_str(), group_tone),
+                p.cell(g.state.as_str(), Tone::Plain),
+                p.cell(g.members.to_string(), Tone::Plain),
+                p.cell(g.topics().len().to_string(), Tone::Plain),
+                p.cell(or_dash(g.total_lag()), group_tone),
+            ];
+            if time {
+                row.push(p.cell(seconds(g.max_lag_seconds()), Tone::Plain));
+            }
+            row.push(p.cell(g.threshold.to_string(), Tone::Plain));
+            if let Some(s) = statuses {
+                row.push(status_cell(
+                    s.groups.get(&g.group).copied().unwrap_or(Status::Unknown),
+                ));
+            }
+            row.push(p.cell(threshold_note(g), group_tone));
+            table.add_row(row);
+            continue;
+        }
+        if g.partitions.is_empty() {
+            let mut row = vec![
+                p.cell(g.group.as_str(), group_tone),
+                p.cell("-", Tone::Plain),
+            ];
+            let blanks = headers.len() - 3 - usize::from(statuses.is_some());
+            row.extend((0..blanks).map(|_| p.cell("-", Tone::Plain)));
+            if let Some(s) = statuses {
+                row.push(status_cell(
+                    s.groups.get(&g.group).copied().unwrap_or(Status::Unknown),
+                ));
+            }
+            row.push(p.cell(threshold_note(g), Tone::Plain));
+            table.add_row(row);
+            continue;
+        }
+        if args.partitions {
+            for part in &g.partitions {
+                let mut row = vec![
+                    p.cell(g.group.as_str(), group_tone),
+                    p.cell(part.topic.as_str(), Tone::Plain),
+                    p.cell(part.partition.to_string(), Tone::Plain),
+                    p.cell(or_dash(part.committed), Tone::Plain),
+                    p.cell(or_dash(part.log_start), Tone::Plain),
+                    p.cell(or_dash(part.log_end), Tone::Plain),
+                    p.cell(or_dash(part.lag), group_tone),
+                ];
+                if time {
+                    row.push(p.cell(seconds(part.lag_seconds), Tone::Plain));
+                }
+                row.push(p.cell(
+                    or_dash(part.member.as_ref().map(|m| m.client_id.as_str())),
+                    Tone::Plain,
+                ));
+                row.push(p.cell(
+                    or_dash(part.member.as_ref().map(|m| m.host.as_str())),
+                    Tone::Plain,
+                ));
+                if let Some(s) = statuses {
+                    row.push(status_cell(s.partition(
+                        &g.group,
+                        &part.topic,
+                        part.partition,
+                    )));
+                }
+                row.push(p.cell(
+                    part.note.map(|n| n.describe()).unwrap_or_default(),
+                    Tone::Plain,
+                ));
+                table.add_row(row);
+            }
+            continue;
+        }
+        for topic in g.topics() {
+            let topic_over = topic.lag.is_some_and(|l| l >= g.threshold);
+            let mut notes = Vec::new();
+            if topic_over {
+                notes.push(format!("over threshold {}", g.threshold));
+            }
+            if topic.uncommitted_partitions == topic.partitions {
+                notes.push("no committed offset".to_string());
+            } else if topic.uncommitted_partitions > 0 {
+                notes.push(format!(
+                    "{} of {} partitions without a committed offset",
+                    topic.uncommitted_partitions, topic.partitions
+                ));
+            }
+            let tone = if topic_over { Tone::Bad } else { Tone::Plain };
+            let mut row = vec![
+                p.cell(g.group.as_str(), group_tone),
+                p.cell(topic.topic.as_str(), Tone::Plain),
+                p.cell(topic.partitions.to_string(), Tone::Plain),
+                p.cell(or_dash(topic.lag), tone),
+            ];
+            if time {
+                row.push(p.cell(seconds(topic.lag_seconds), Tone::Plain));
+            }
+            if let Some(s) = statuses {
+                row.push(status_cell(s.topic(g, &topic.topic)));
+            }
+            row.push(p.cell(notes.join("; "), tone));
+            table.add_row(row);
+        }
+    }
+    let numeric: Vec<usize> = headers
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| {
+            matches!(
+                **h,
+                "MEMBERS"
+                    | "TOPICS"
+                    | "LAG"
+                    | "LAG-TIME"
+                    | "THRESHOLD"
+                    | "PARTITION"
+                    | "PARTITIONS"
+                    | "COMMITTED"
+                    | "LOG-START"
+                    | "LOG-END"
+            )
+        })
+        .map(|(i, _)| i)
+        .collect();
+    p.align_right(&mut table, &numeric);
+    p.print_table(&table);
+    let over: Vec<&str> = groups
+        .iter()
+        .filter(|g| g.over_threshold())
+        .map(|g| g.group.as_str())
+        .collect();
+    if !over.is_empty() {
+        p.note(&format!("over the lag threshold: {}", over.join(", ")));
+    }
+    Ok(())
+}
+
+/// The stable JSON schema, documented in the README.
+fn to_json(groups: &[GroupLag], statuses: Option<&Statuses>) -> Value {
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|g| {
+            let mut group = json!({
+                "group": g.group,
+                "seed": g.seed,
+                "state": g.state.as_str(),
+                "members": g.members,
+                "threshold": g.threshold,
+                "total_lag": g.total_lag(),
+                "max_lag_seconds": g.max_lag_seconds(),
+                "over_threshold": g.over_threshold(),
+                "error": g.error,
+                "topics": g.topics().iter().map(|t| json!({
+                    "topic": t.topic,
+                    "partitions": t.partitions,
+                    "lag": t.lag,
+                    "lag_seconds": t.lag_seconds,
+                    "uncommitted_partitions": t.uncommitted_partitions,
+                })).collect::<Vec<_>>(),
+                "partitions": g.partitions.iter().map(|p| {
+                    let mut part = json!({
+                        "topic": p.topic,
+                        "partition": p.partition,
+                        "committed": p.committed,
+                        "log_start": p.log_start,
+                        "log_end": p.log_end,
+                        "lag": p.lag,
+                        "lag_seconds": p.lag_seconds,
+                        "member_id": p.member.as_ref().map(|m| &m.member_id),
+                        "client_id": p.member.as_ref().map(|m| &m.client_id),
+                        "host": p.member.as_ref().map(|m| &m.host),
+                        "note": p.note.map(|n| n.describe()),
+                    });
+                    if let Some(s) = statuses {
+                        part["status"] = json!(s.partition(&g.group, &p.topic, p.partition));
+                    }
+                    part
+                }).collect::<Vec<_>>(),
+            });
+            if let Some(s) = statuses {
+                group["status"] = json!(s.groups.get(&g.group).copied().unwrap_or(Status::Unknown));
+            }
+            group
+        })
+        .collect();
+    json!({
+        "taken_at": jiff::Timestamp::now().to_string(),
+        "groups": groups,
+    })
+}
