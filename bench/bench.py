@@ -1,0 +1,331 @@
+"""Benchmarks smmctl against the tools operators would use instead, on the
+same broker, in the same run, alternating the two sides.
+
+Usage: bench.py --brokers HOST:PORT [--runs N] [--warmup N] [--only NAME]
+
+Each pair prints median, min and max wall time (start-up included, as an
+operator or cron job pays it) and peak RSS for both sides, and the ratio of
+the medians. Results go to bench/results/ as JSON and Markdown, and the
+README's performance section is rewritten from the Markdown.
+
+A side that fails, or a reference that disagrees with smmctl's numbers,
+is reported as such: no figure is printed for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+SMMCTL = ROOT / "target" / "release" / "smmctl"
+PYTHON = sys.executable
+
+# kafka-consumer-groups.sh runs the tool through kafka-run-class.sh with
+# these JVM settings; the reference side uses them too.
+KAFKA_JVM = [
+    "java",
+    "-Xmx256M",
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+]
+
+
+@dataclass
+class Measure:
+    wall: list[float] = field(default_factory=list)
+    rss_kb: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        if not self.wall:
+            return {"ok": False, "failures": self.failures}
+        return {
+            "ok": not self.failures,
+            "runs": len(self.wall),
+            "median_s": statistics.median(self.wall),
+            "min_s": min(self.wall),
+            "max_s": max(self.wall),
+            "peak_rss_mb": max(self.rss_kb) / 1024,
+            "failures": self.failures,
+        }
+
+
+@dataclass
+class Side:
+    name: str
+    argv: list[str]
+    # Turns stdout into {group: total lag} to check both sides agree.
+    parse: object = None
+
+
+@dataclass
+class Pair:
+    name: str
+    smmctl: Side
+    reference: Side
+    target: str
+    # Returns True when the figures meet the target.
+    met: object
+
+
+def timed(argv: list[str], env: dict) -> tuple[float, int, str, str, int]:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    wall = time.perf_counter() - start
+    lines = proc.stderr.strip().splitlines()
+    rss = int(lines[-1]) if lines and lines[-1].isdigit() else 0
+    stderr = "\n".join(lines[:-1])
+    return wall, rss, proc.stdout, stderr, proc.returncode
+
+
+# ------------------------------------------------------------- data
+
+
+def prepare_lag(brokers: str, groups: int, partitions: int, records: int, committed: int) -> None:
+    """One topic per group, `partitions` each, `records` per partition, and
+    each group committed at `committed` on every partition. Idempotent."""
+    admin = AdminClient({"bootstrap.servers": brokers})
+    names = [f"bench.lag.{i:03d}" for i in range(groups)]
+    existing = set(admin.list_topics(timeout=10).topics)
+    missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+    if missing:
+        for name, f in admin.create_topics(missing, request_timeout=30).items():
+            f.result()
+        wait_for_topics(admin, names)
+    probe = Consumer({"bootstrap.servers": brokers, "group.id": "bench.probe"})
+    producer = Producer({"bootstrap.servers": brokers, "linger.ms": 20})
+    for name in names:
+        for p in range(partitions):
+            _, high = probe.get_watermark_offsets(TopicPartition(name, p), timeout=10)
+            for i in range(high, records):
+                producer.produce(name, key=f"k{i}", value=b"x" * 200, partition=p)
+    producer.flush(60)
+    probe.close()
+    for i, name in enumerate(names):
+        c = Consumer({"bootstrap.servers": brokers, "group.id": f"bench.lag.group.{i:03d}", "enable.auto.commit": False})
+        c.commit(offsets=[TopicPartition(name, p, committed) for p in range(partitions)], asynchronous=False)
+        c.close()
+
+
+def wait_for_topics(admin: AdminClient, names: list[str]) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        topics = admin.list_topics(timeout=10).topics
+        if all(n in topics and all(p.leader >= 0 for p in topics[n].partitions.values()) for n in names):
+            return
+        time.sleep(0.2)
+    raise SystemExit("bench: topics did not become ready")
+
+
+# ------------------------------------------------------------- parsers
+
+
+def smmctl_totals(stdout: str) -> dict:
+    doc = json.loads(stdout)
+    return {g["group"]: g["total_lag"] for g in doc["groups"]}
+
+
+def confluent_totals(stdout: str) -> dict:
+    return json.loads(stdout)
+
+
+def kafka_tool_totals(stdout: str) -> dict:
+    totals: dict = {}
+    for line in stdout.splitlines():
+        cols = line.split()
+        if len(cols) < 6 or cols[0] == "GROUP" or not cols[2].isdigit():
+            continue
+        group, lag = cols[0], cols[5]
+        if lag.isdigit():
+            totals[group] = totals.get(group, 0) + int(lag)
+        else:
+            totals.setdefault(group, None)
+    return totals
+
+
+def agree(a: dict, b: dict, prefix: str) -> str | None:
+    a = {k: v for k, v in a.items() if k.startswith(prefix)}
+    b = {k: v for k, v in b.items() if k.startswith(prefix)}
+    if a == b:
+        return None
+    diff = sorted(set(a.items()) ^ set(b.items()))[:6]
+    return f"the two sides disagree on {len(set(a) ^ set(b)) or 'some'} groups, e.g. {diff}"
+
+
+# ------------------------------------------------------------- run
+
+
+def run_pair(pair: Pair, runs: int, warmup: int, env: dict, check_prefix: str | None) -> dict:
+    sides = {"smmctl": Measure(), "reference": Measure()}
+    outputs = {}
+    for i in range(warmup + runs):
+        order = [("smmctl", pair.smmctl), ("reference", pair.reference)]
+        if i % 2:
+            order.reverse()
+        for key, side in order:
+            wall, rss, out, err, code = timed(side.argv, env)
+            if code != 0:
+                sides[key].failures.append(f"exit {code}: {err.strip()[:300]}")
+                continue
+            outputs[key] = out
+            if i >= warmup:
+                sides[key].wall.append(wall)
+                sides[key].rss_kb.append(rss)
+    result = {
+        "name": pair.name,
+        "target": pair.target,
+        "smmctl": {"command": " ".join(pair.smmctl.argv), **sides["smmctl"].summary()},
+        "reference": {"name": pair.reference.name, "command": " ".join(pair.reference.argv), **sides["reference"].summary()},
+    }
+    problem = None
+    if check_prefix and pair.smmctl.parse and pair.reference.parse and len(outputs) == 2:
+        problem = agree(pair.smmctl.parse(outputs["smmctl"]), pair.reference.parse(outputs["reference"]), check_prefix)
+    s, r = result["smmctl"], result["reference"]
+    if problem:
+        result["error"] = problem
+    elif s.get("ok") and r.get("ok"):
+        result["ratio"] = r["median_s"] / s["median_s"]
+        result["met"] = bool(pair.met(s, r, result["ratio"]))
+    else:
+        result["error"] = "; ".join(s.get("failures", []) + r.get("failures", [])) or "a side did not run"
+    return result
+
+
+def fmt_side(side: dict) -> str:
+    if not side.get("ok"):
+        return "failed"
+    return f"{side['median_s'] * 1000:.0f} ms ({side['min_s'] * 1000:.0f}–{side['max_s'] * 1000:.0f})"
+
+
+def markdown(results: list[dict], meta: dict) -> str:
+    lines = [
+        f"Measured {meta['date']} on {meta['cores']} cores, {meta['broker']}; "
+        f"{meta['runs']} runs per side after {meta['warmup']} warm-up, alternating. "
+        "Times are wall clock including start-up; ratio = reference median / smmctl median.",
+        "",
+        "| benchmark | smmctl median (min–max) | reference | reference median (min–max) | ratio | target | met | peak RSS smmctl / reference |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        s, ref = r["smmctl"], r["reference"]
+        ratio = f"{r['ratio']:.1f}×" if "ratio" in r else "—"
+        met = ("yes" if r["met"] else "**missed**") if "met" in r else f"**failed: {r.get('error', '')}**"
+        rss = (
+            f"{s['peak_rss_mb']:.0f} MB / {ref['peak_rss_mb']:.0f} MB"
+            if s.get("ok") and ref.get("ok")
+            else "—"
+        )
+        lines.append(
+            f"| {r['name']} | {fmt_side(s)} | {ref['name']} | {fmt_side(ref)} | {ratio} | {r['target']} | {met} | {rss} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(table: str) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start not in text or end not in text:
+        return
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    readme.write_text(f"{before}{start}\n{table}{end}{after}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--brokers", required=True)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--only")
+    args = ap.parse_args()
+    b = args.brokers
+    env = {**os.environ, "NO_COLOR": "1", "SMM_CONFIG": "/dev/null"}
+    classpath = subprocess.run([str(ROOT / "scripts" / "kafka"), "classpath"], capture_output=True, text=True, check=True).stdout.strip()
+
+    print("bench: preparing 200 groups × 3 partitions", file=sys.stderr)
+    prepare_lag(b, groups=200, partitions=3, records=20, committed=12)
+
+    lag_smmctl = Side("smmctl lag --all-groups", [str(SMMCTL), "--brokers", b, "lag", "--all-groups", "-o", "json"], smmctl_totals)
+    pairs = [
+        (
+            Pair(
+                "lag, 200 groups × 3 partitions",
+                lag_smmctl,
+                Side(
+                    "kafka-consumer-groups --describe --all-groups",
+                    [*KAFKA_JVM, "-cp", classpath, "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+                     "--bootstrap-server", b, "--describe", "--all-groups"],
+                    kafka_tool_totals,
+                ),
+                "< 1 s and ≥ 10×",
+                lambda s, r, ratio: s["median_s"] < 1.0 and ratio >= 10,
+            ),
+            "bench.lag.group.",
+        ),
+        (
+            Pair(
+                "lag, 200 groups × 3 partitions",
+                lag_smmctl,
+                Side("Python confluent-kafka script", [PYTHON, str(ROOT / "bench" / "lag_confluent.py"), b], confluent_totals),
+                "≥ 3×",
+                lambda s, r, ratio: ratio >= 3,
+            ),
+            "bench.lag.group.",
+        ),
+    ]
+    results = []
+    for pair, prefix in pairs:
+        if args.only and args.only not in pair.reference.name and args.only not in pair.name:
+            continue
+        print(f"bench: {pair.name} vs {pair.reference.name}", file=sys.stderr)
+        r = run_pair(pair, args.runs, args.warmup, env, prefix)
+        results.append(r)
+        print(f"  smmctl {fmt_side(r['smmctl'])}  reference {fmt_side(r['reference'])}  "
+              + (f"ratio {r['ratio']:.1f}×" if "ratio" in r else f"FAILED: {r.get('error')}"), file=sys.stderr)
+
+    meta = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "machine": platform.platform(),
+        "broker": "Apache Kafka 4.1.1 (single KRaft node, 127.0.0.1)",
+        "runs": args.runs,
+        "warmup": args.warmup,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"{stamp}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    table = markdown(results, meta)
+    (RESULTS / "latest.md").write_text(table)
+    update_readme(table)
+    print(table)
+    if any("error" in r for r in results):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
