@@ -220,6 +220,54 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Move a group''s committed offsets: preview by default, --execute to apply')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'smmctl;offsets;reset' {
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'The consumer group')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'The consumer group')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'A topic, optionally with partitions: TOPIC or TOPIC:0,1,2 (repeatable)')
+            [CompletionResult]::new('--topic', '--topic', [CompletionResultType]::ParameterName, 'A topic, optionally with partitions: TOPIC or TOPIC:0,1,2 (repeatable)')
+            [CompletionResult]::new('--category', '--category', [CompletionResultType]::ParameterName, 'The catalog topics of a category that the group reads or has committed on')
+            [CompletionResult]::new('--to-offset', '--to-offset', [CompletionResultType]::ParameterName, 'To this offset on every partition in scope')
+            [CompletionResult]::new('--shift-by', '--shift-by', [CompletionResultType]::ParameterName, 'Move by N: negative re-reads, positive skips')
+            [CompletionResult]::new('--to-datetime', '--to-datetime', [CompletionResultType]::ParameterName, 'To the first record at or after this time: RFC 3339, or a date and time without zone (UTC)')
+            [CompletionResult]::new('--by-duration', '--by-duration', [CompletionResultType]::ParameterName, 'To the first record at or after now minus this: 2h30m, 7d, P1DT2H')
+            [CompletionResult]::new('--from-file', '--from-file', [CompletionResultType]::ParameterName, 'Offsets from a CSV: topic,partition,offset or group,topic,partition,offset (an undo file works)')
+            [CompletionResult]::new('--export', '--export', [CompletionResultType]::ParameterName, 'Write the plan as a CSV usable with --from-file')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile of the config file to use (a cluster and its settings)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ~/.config/smmctl/config.toml when it exists]')
+            [CompletionResult]::new('--client-id', '--client-id', [CompletionResultType]::ParameterName, 'Kafka client id')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('--all-topics', '--all-topics', [CompletionResultType]::ParameterName, 'Every topic the group has committed offsets on')
+            [CompletionResult]::new('--to-earliest', '--to-earliest', [CompletionResultType]::ParameterName, 'To the first retained offset (log start)')
+            [CompletionResult]::new('--to-latest', '--to-latest', [CompletionResultType]::ParameterName, 'To the log end: skip everything not yet read')
+            [CompletionResult]::new('--to-current', '--to-current', [CompletionResultType]::ParameterName, 'To the committed offset (commits it where it is; no-op rows are shown)')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Refuse targets outside the retained range instead of clamping them')
+            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Apply the change; without it, only preview')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'smmctl;offsets;help' {
+            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Move a group''s committed offsets: preview by default, --execute to apply')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'smmctl;offsets;help;reset' {
+            break
+        }
+        'smmctl;offsets;help;help' {
             break
         }
         'smmctl;records' {
@@ -237,6 +285,48 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete records at the start of partitions: preview by default, --execute to delete')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'smmctl;records;delete' {
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'The topic (not needed with --from-file)')
+            [CompletionResult]::new('--topic', '--topic', [CompletionResultType]::ParameterName, 'The topic (not needed with --from-file)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Only these partitions (repeatable) [default: all]')
+            [CompletionResult]::new('--partition', '--partition', [CompletionResultType]::ParameterName, 'Only these partitions (repeatable) [default: all]')
+            [CompletionResult]::new('--before-offset', '--before-offset', [CompletionResultType]::ParameterName, 'Delete every record before this offset')
+            [CompletionResult]::new('--before-datetime', '--before-datetime', [CompletionResultType]::ParameterName, 'Delete every record before the first one at or after this time')
+            [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Delete records older than this: 7d, 36h, P1D')
+            [CompletionResult]::new('--from-file', '--from-file', [CompletionResultType]::ParameterName, 'Kafka''s delete-records JSON, or CSV topic,partition,offset (-1 or end: the high watermark)')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile of the config file to use (a cluster and its settings)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ~/.config/smmctl/config.toml when it exists]')
+            [CompletionResult]::new('--client-id', '--client-id', [CompletionResultType]::ParameterName, 'Kafka client id')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Delete everything up to the high watermark')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Allow main and financial topics, and records a group has not read yet')
+            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Delete for real; without it, only preview')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'smmctl;records;help' {
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete records at the start of partitions: preview by default, --execute to delete')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'smmctl;records;help;delete' {
+            break
+        }
+        'smmctl;records;help;help' {
             break
         }
         'smmctl;health' {
@@ -526,9 +616,17 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             break
         }
         'smmctl;help;offsets' {
+            [CompletionResult]::new('reset', 'reset', [CompletionResultType]::ParameterValue, 'Move a group''s committed offsets: preview by default, --execute to apply')
+            break
+        }
+        'smmctl;help;offsets;reset' {
             break
         }
         'smmctl;help;records' {
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete records at the start of partitions: preview by default, --execute to delete')
+            break
+        }
+        'smmctl;help;records;delete' {
             break
         }
         'smmctl;help;health' {

@@ -204,6 +204,50 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand reset 'Move a group''s committed offsets: preview by default, --execute to apply'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;offsets;reset'= {
+            cand -g 'The consumer group'
+            cand --group 'The consumer group'
+            cand -t 'A topic, optionally with partitions: TOPIC or TOPIC:0,1,2 (repeatable)'
+            cand --topic 'A topic, optionally with partitions: TOPIC or TOPIC:0,1,2 (repeatable)'
+            cand --category 'The catalog topics of a category that the group reads or has committed on'
+            cand --to-offset 'To this offset on every partition in scope'
+            cand --shift-by 'Move by N: negative re-reads, positive skips'
+            cand --to-datetime 'To the first record at or after this time: RFC 3339, or a date and time without zone (UTC)'
+            cand --by-duration 'To the first record at or after now minus this: 2h30m, 7d, P1DT2H'
+            cand --from-file 'Offsets from a CSV: topic,partition,offset or group,topic,partition,offset (an undo file works)'
+            cand --export 'Write the plan as a CSV usable with --from-file'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand --all-topics 'Every topic the group has committed offsets on'
+            cand --to-earliest 'To the first retained offset (log start)'
+            cand --to-latest 'To the log end: skip everything not yet read'
+            cand --to-current 'To the committed offset (commits it where it is; no-op rows are shown)'
+            cand --strict 'Refuse targets outside the retained range instead of clamping them'
+            cand --execute 'Apply the change; without it, only preview'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;offsets;help'= {
+            cand reset 'Move a group''s committed offsets: preview by default, --execute to apply'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;offsets;help;reset'= {
+        }
+        &'smmctl;offsets;help;help'= {
         }
         &'smmctl;records'= {
             cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
@@ -220,6 +264,44 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand delete 'Delete records at the start of partitions: preview by default, --execute to delete'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;records;delete'= {
+            cand -t 'The topic (not needed with --from-file)'
+            cand --topic 'The topic (not needed with --from-file)'
+            cand -p 'Only these partitions (repeatable) [default: all]'
+            cand --partition 'Only these partitions (repeatable) [default: all]'
+            cand --before-offset 'Delete every record before this offset'
+            cand --before-datetime 'Delete every record before the first one at or after this time'
+            cand --older-than 'Delete records older than this: 7d, 36h, P1D'
+            cand --from-file 'Kafka''s delete-records JSON, or CSV topic,partition,offset (-1 or end: the high watermark)'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand --all 'Delete everything up to the high watermark'
+            cand --force 'Allow main and financial topics, and records a group has not read yet'
+            cand --execute 'Delete for real; without it, only preview'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;records;help'= {
+            cand delete 'Delete records at the start of partitions: preview by default, --execute to delete'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;records;help;delete'= {
+        }
+        &'smmctl;records;help;help'= {
         }
         &'smmctl;health'= {
             cand --prometheus 'Also write the results in Prometheus text format to FILE (for node_exporter''s textfile collector)'
@@ -479,8 +561,14 @@ set edit:completion:arg-completer[smmctl] = {|@words|
         &'smmctl;help;dlq'= {
         }
         &'smmctl;help;offsets'= {
+            cand reset 'Move a group''s committed offsets: preview by default, --execute to apply'
+        }
+        &'smmctl;help;offsets;reset'= {
         }
         &'smmctl;help;records'= {
+            cand delete 'Delete records at the start of partitions: preview by default, --execute to delete'
+        }
+        &'smmctl;help;records;delete'= {
         }
         &'smmctl;help;health'= {
         }

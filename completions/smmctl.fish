@@ -144,28 +144,84 @@ json\t''"
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s V -l version -d 'Print version'
-complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
-complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -l client-id -d 'Kafka client id' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
 json\t''"
-complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
-complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smmctl -n "__fish_smmctl_using_subcommand offsets" -s V -l version -d 'Print version'
-complete -c smmctl -n "__fish_smmctl_using_subcommand records" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand records" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand records" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
-complete -c smmctl -n "__fish_smmctl_using_subcommand records" -l client-id -d 'Kafka client id' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand records" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -f -a "reset" -d 'Move a group\'s committed offsets: preview by default, --execute to apply'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -s g -l group -d 'The consumer group' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -s t -l topic -d 'A topic, optionally with partitions: TOPIC or TOPIC:0,1,2 (repeatable)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l category -d 'The catalog topics of a category that the group reads or has committed on' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l to-offset -d 'To this offset on every partition in scope' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l shift-by -d 'Move by N: negative re-reads, positive skips' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l to-datetime -d 'To the first record at or after this time: RFC 3339, or a date and time without zone (UTC)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l by-duration -d 'To the first record at or after now minus this: 2h30m, 7d, P1DT2H' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l from-file -d 'Offsets from a CSV: topic,partition,offset or group,topic,partition,offset (an undo file works)' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l export -d 'Write the plan as a CSV usable with --from-file' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
 json\t''"
-complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
-complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smmctl -n "__fish_smmctl_using_subcommand records" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l all-topics -d 'Every topic the group has committed offsets on'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l to-earliest -d 'To the first retained offset (log start)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l to-latest -d 'To the log end: skip everything not yet read'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l to-current -d 'To the committed offset (commits it where it is; no-op rows are shown)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l strict -d 'Refuse targets outside the retained range instead of clamping them'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l execute -d 'Apply the change; without it, only preview'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l yes -d 'Do not ask for confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from help" -f -a "reset" -d 'Move a group\'s committed offsets: preview by default, --execute to apply'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and not __fish_seen_subcommand_from delete help" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and not __fish_seen_subcommand_from delete help" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and not __fish_seen_subcommand_from delete help" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and not __fish_seen_subcommand_from delete help" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and not __fish_seen_subcommand_from delete help" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and not __fish_seen_subcommand_from delete help" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and not __fish_seen_subcommand_from delete help" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and not __fish_seen_subcommand_from delete help" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and not __fish_seen_subcommand_from delete help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and not __fish_seen_subcommand_from delete help" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and not __fish_seen_subcommand_from delete help" -f -a "delete" -d 'Delete records at the start of partitions: preview by default, --execute to delete'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and not __fish_seen_subcommand_from delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -s t -l topic -d 'The topic (not needed with --from-file)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -s p -l partition -d 'Only these partitions (repeatable) [default: all]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l before-offset -d 'Delete every record before this offset' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l before-datetime -d 'Delete every record before the first one at or after this time' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l older-than -d 'Delete records older than this: 7d, 36h, P1D' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l from-file -d 'Kafka\'s delete-records JSON, or CSV topic,partition,offset (-1 or end: the high watermark)' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l all -d 'Delete everything up to the high watermark'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l force -d 'Allow main and financial topics, and records a group has not read yet'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l execute -d 'Delete for real; without it, only preview'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask for confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete records at the start of partitions: preview by default, --execute to delete'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l prometheus -d 'Also write the results in Prometheus text format to FILE (for node_exporter\'s textfile collector)' -r -F
 complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand health" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
@@ -332,6 +388,8 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "list" -d 'Every consumer group: state, protocol, members, and whether it is one of the panel\'s'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "describe" -d 'Members, committed offsets and lag of groups, partition by partition'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "delete" -d 'Delete a group that has no members, after a preview and a confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from offsets" -f -a "reset" -d 'Move a group\'s committed offsets: preview by default, --execute to apply'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from records" -f -a "delete" -d 'Delete records at the start of partitions: preview by default, --execute to delete'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from topics" -f -a "apply" -d 'Create every catalog topic that is missing (acts by default; --dry-run previews)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from topics" -f -a "list" -d 'Compare the catalog with the cluster: existence, partitions, messages'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from topics" -f -a "orphans" -d 'Cluster topics the catalog does not know, and legacy topics still present'

@@ -109,9 +109,11 @@ pub enum Command {
     /// List, inspect, replay and drain dead letters
     Dlq(PendingArgs),
     /// Reset consumer group offsets, with a preview first
-    Offsets(PendingArgs),
+    #[command(subcommand)]
+    Offsets(OffsetsCommand),
     /// Delete records from the start of partitions, with a preview first
-    Records(PendingArgs),
+    #[command(subcommand)]
+    Records(RecordsCommand),
     /// The panel's health table and checks, for people and for cron
     #[command(long_about = HEALTH_ABOUT)]
     Health(HealthArgs),
@@ -228,6 +230,147 @@ pub struct GroupsDescribeArgs {
 pub struct GroupsDeleteArgs {
     #[arg(required = true, value_name = "GROUP")]
     pub groups: Vec<String>,
+    /// Delete for real; without it, only preview
+    #[arg(long)]
+    pub execute: bool,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OffsetsCommand {
+    /// Move a group's committed offsets: preview by default, --execute to apply
+    #[command(long_about = OFFSETS_RESET_ABOUT)]
+    Reset(OffsetsResetArgs),
+}
+
+const OFFSETS_RESET_ABOUT: &str = "Move a group's committed offsets.
+
+Previews by default: GROUP, TOPIC, PARTITION, CURRENT, LOG-START, LOG-END, NEW and a NOTE \
+that says how many records the move skips or re-reads. --execute applies it, after a \
+confirmation on a terminal (--yes answers it; without a terminal --yes is required). \
+A group with live members is refused, with the members named: stop them first.
+
+Targets outside the retained range are clamped to it, and NOTE says so; --strict makes \
+that an error instead. --to-datetime and --by-duration pick, per partition, the first \
+record at or after that time, or the log end when there is none.
+
+Before applying, the prior offsets are written to an undo file (CSV, printed on stderr, \
+the last 20 kept under the state directory); `--from-file UNDO --execute` restores them \
+exactly, removing commits that did not exist before.";
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args([
+    "to_earliest", "to_latest", "to_current", "to_offset", "shift_by", "to_datetime", "by_duration", "from_file",
+])))]
+#[command(group(clap::ArgGroup::new("scope").args(["topic", "all_topics", "category"]).multiple(false)))]
+pub struct OffsetsResetArgs {
+    /// The consumer group
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub group: String,
+    /// A topic, optionally with partitions: TOPIC or TOPIC:0,1,2 (repeatable)
+    #[arg(long, short = 't', value_name = "TOPIC[:P,P...]", value_parser = crate::input::parse_topic_spec)]
+    pub topic: Vec<crate::input::TopicSpec>,
+    /// Every topic the group has committed offsets on
+    #[arg(long)]
+    pub all_topics: bool,
+    /// The catalog topics of a category that the group reads or has committed on
+    #[arg(long, value_name = "CATEGORY")]
+    pub category: Option<String>,
+    /// To the first retained offset (log start)
+    #[arg(long)]
+    pub to_earliest: bool,
+    /// To the log end: skip everything not yet read
+    #[arg(long)]
+    pub to_latest: bool,
+    /// To the committed offset (commits it where it is; no-op rows are shown)
+    #[arg(long)]
+    pub to_current: bool,
+    /// To this offset on every partition in scope
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub to_offset: Option<i64>,
+    /// Move by N: negative re-reads, positive skips
+    #[arg(long, value_name = "±N", allow_hyphen_values = true)]
+    pub shift_by: Option<i64>,
+    /// To the first record at or after this time: RFC 3339, or a date and time without zone (UTC)
+    #[arg(long, value_name = "TIME", value_parser = crate::input::parse_time)]
+    pub to_datetime: Option<jiff::Timestamp>,
+    /// To the first record at or after now minus this: 2h30m, 7d, P1DT2H
+    #[arg(long, value_name = "DURATION", value_parser = crate::input::parse_span)]
+    pub by_duration: Option<Duration>,
+    /// Offsets from a CSV: topic,partition,offset or group,topic,partition,offset (an undo file works)
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// Refuse targets outside the retained range instead of clamping them
+    #[arg(long)]
+    pub strict: bool,
+    /// Write the plan as a CSV usable with --from-file
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<PathBuf>,
+    /// Apply the change; without it, only preview
+    #[arg(long)]
+    pub execute: bool,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordsCommand {
+    /// Delete records at the start of partitions: preview by default, --execute to delete
+    #[command(long_about = RECORDS_DELETE_ABOUT)]
+    Delete(RecordsDeleteArgs),
+}
+
+const RECORDS_DELETE_ABOUT: &str =
+    "Delete records at the start of partitions (moves the log start offset).
+
+Previews by default: TOPIC, PARTITION, LOG-START -> NEW-LOG-START, the number of records \
+deleted, and every consumer group that has not yet read them (which would lose them \
+unprocessed). --execute deletes, after a confirmation on a terminal (--yes answers it; \
+without a terminal --yes is required).
+
+--force is also needed to delete from a main topic, from a financial topic \
+(smm.payment.*, smm.order.refund*), or records a group has not read yet.
+
+Prints the new log start of each partition, and exits 1 if any partition failed.";
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args([
+    "before_offset", "before_datetime", "older_than", "all", "from_file",
+])))]
+pub struct RecordsDeleteArgs {
+    /// The topic (not needed with --from-file)
+    #[arg(
+        long,
+        short = 't',
+        value_name = "TOPIC",
+        required_unless_present = "from_file",
+        conflicts_with = "from_file"
+    )]
+    pub topic: Option<String>,
+    /// Only these partitions (repeatable) [default: all]
+    #[arg(long, short = 'p', value_name = "P", value_parser = clap::value_parser!(i32).range(0..))]
+    pub partition: Vec<i32>,
+    /// Delete every record before this offset
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub before_offset: Option<i64>,
+    /// Delete every record before the first one at or after this time
+    #[arg(long, value_name = "TIME", value_parser = crate::input::parse_time)]
+    pub before_datetime: Option<jiff::Timestamp>,
+    /// Delete records older than this: 7d, 36h, P1D
+    #[arg(long, value_name = "DURATION", value_parser = crate::input::parse_span)]
+    pub older_than: Option<Duration>,
+    /// Delete everything up to the high watermark
+    #[arg(long)]
+    pub all: bool,
+    /// Kafka's delete-records JSON, or CSV topic,partition,offset (-1 or end: the high watermark)
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// Allow main and financial topics, and records a group has not read yet
+    #[arg(long)]
+    pub force: bool,
     /// Delete for real; without it, only preview
     #[arg(long)]
     pub execute: bool,

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod exit;
+pub mod input;
 pub mod kafka;
 pub mod lag;
 pub mod output;

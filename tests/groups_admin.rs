@@ -1,5 +1,6 @@
 //! `smmctl::kafka::groups` against the real broker: listing and describing
-//! consumer groups, and listing and altering their committed offsets.
+//! consumer groups, and listing, altering and deleting their committed
+//! offsets.
 
 mod common;
 
@@ -384,6 +385,122 @@ async fn alter_group_offsets_is_refused_while_the_group_has_a_live_member() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn delete_group_offsets_removes_only_the_given_commits_of_an_empty_group() {
+    require_broker();
+    let topic = topic_with_records("groups.delete", 3).await;
+    let group = unique("group.delete");
+    commit_offsets(&group, &[(&topic, 0, 7), (&topic, 1, 3), (&topic, 2, 5)]);
+
+    let admin = admin_client();
+    // Not in partition order: the results follow the input.
+    let results = groups::delete_group_offsets(
+        &admin,
+        &group,
+        &[(topic.clone(), 2), (topic.clone(), 0)],
+        TIMEOUT,
+    )
+    .await
+    .expect("delete_group_offsets");
+    let got: Vec<(String, i32)> = results
+        .iter()
+        .map(|r| (r.topic.clone(), r.partition))
+        .collect();
+    assert_eq!(got, [(topic.clone(), 2), (topic.clone(), 0)], "{results:?}");
+    assert!(results.iter().all(|r| r.error.is_none()), "{results:?}");
+
+    let listed = groups::list_group_offsets(&admin, &[&group], TIMEOUT)
+        .await
+        .expect("list_group_offsets");
+    assert_eq!(listed[0].error, None, "{listed:?}");
+    assert_eq!(
+        committed(&listed[0].offsets),
+        [(topic.clone(), 1, 3)],
+        "only partition 1 keeps its commit: {listed:?}"
+    );
+    delete_topics(&[&topic]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_group_offsets_is_refused_for_a_topic_a_live_member_subscribes_to() {
+    require_broker();
+    let topic = topic_with_records("groups.delete.live", 2).await;
+    let group = unique("group.delete.live");
+    commit_offsets(&group, &[(&topic, 0, 7), (&topic, 1, 3)]);
+    let member = LiveMember::join(&group, &topic, 2);
+
+    let admin = admin_client();
+    describe_stable(&admin, &group).await;
+    let result = groups::delete_group_offsets(
+        &admin,
+        &group,
+        &[(topic.clone(), 1), (topic.clone(), 0)],
+        TIMEOUT,
+    )
+    .await;
+    match result {
+        Ok(results) => {
+            let got: Vec<i32> = results.iter().map(|r| r.partition).collect();
+            assert_eq!(got, [1, 0], "{results:?}");
+            for r in &results {
+                assert_eq!(r.topic, topic, "{r:?}");
+                let error = r.error.as_ref().unwrap_or_else(|| panic!("{r:?}"));
+                assert_eq!(
+                    error.code,
+                    RDKafkaErrorCode::GroupSubscribedToTopic,
+                    "{r:?}"
+                );
+            }
+        }
+        Err(err) => assert!(matches!(err, GroupAdminError::Request(_)), "{err:?}"),
+    }
+
+    let listed = groups::list_group_offsets(&admin, &[&group], TIMEOUT)
+        .await
+        .expect("list_group_offsets");
+    assert_eq!(
+        committed(&listed[0].offsets),
+        [(topic.clone(), 0, 7), (topic.clone(), 1, 3)],
+        "nothing changed"
+    );
+    drop(member);
+    delete_topics(&[&topic]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_group_offsets_refuses_invalid_input_before_sending_anything() {
+    // No broker answers here: anything sent would end in a timeout, not in
+    // InvalidArgument.
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", "127.0.0.1:1")
+        .set("reconnect.backoff.max.ms", "100")
+        .create()
+        .expect("admin client");
+    let timeout = Duration::from_secs(5);
+    let t = "topic".to_string();
+    let cases: Vec<(&str, Vec<(String, i32)>)> = vec![
+        ("g", vec![]),
+        ("g", vec![(t.clone(), -1)]),
+        ("g", vec![(t.clone(), 0), (t.clone(), 1), (t.clone(), 0)]),
+        ("g", vec![(String::new(), 0)]),
+        ("g", vec![("to\0pic".to_string(), 0)]),
+        ("", vec![(t.clone(), 0)]),
+        ("g\0", vec![(t.clone(), 0)]),
+    ];
+    for (group, partitions) in cases {
+        let started = Instant::now();
+        let err = groups::delete_group_offsets(&admin, group, &partitions, timeout)
+            .await
+            .expect_err("invalid");
+        assert!(
+            matches!(err, GroupAdminError::InvalidArgument(_)),
+            "{group:?} {partitions:?}: {err:?}"
+        );
+        assert_eq!(err.code(), None);
+        assert!(started.elapsed() < Duration::from_secs(1), "{err:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn reading_a_live_group_never_joins_or_disturbs_it() {
     require_broker();
     let topic = topic_with_records("groups.quiet", 2).await;
@@ -439,6 +556,12 @@ async fn the_futures_are_send_and_cancelling_them_is_harmless() {
         &admin,
         "g",
         &[("t".to_string(), 0, 1)],
+        TIMEOUT,
+    ));
+    assert_send(&groups::delete_group_offsets(
+        &admin,
+        "g",
+        &[("t".to_string(), 0)],
         TIMEOUT,
     ));
 

@@ -6,6 +6,8 @@ pub mod generate;
 pub mod groups;
 pub mod health;
 pub mod lag;
+pub mod offsets;
+pub mod records;
 pub mod topics;
 
 use std::io::IsTerminal;
@@ -24,8 +26,8 @@ pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitSta
         Command::Lag(args) => lag::run(args, ctx).await,
         Command::Groups(cmd) => groups::run(cmd, ctx).await,
         Command::Dlq(_) => pending("dlq"),
-        Command::Offsets(_) => pending("offsets"),
-        Command::Records(_) => pending("records"),
+        Command::Offsets(cmd) => offsets::run(cmd, ctx).await,
+        Command::Records(cmd) => records::run(cmd, ctx).await,
         Command::Health(args) => health::run(args, ctx).await,
     }
 }

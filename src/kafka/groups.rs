@@ -1,8 +1,8 @@
 //! Consumer-group admin calls that rust-rdkafka's `AdminClient` lacks:
-//! listing and describing groups, listing their committed offsets and
-//! altering them.
+//! listing and describing groups, and listing, altering and deleting their
+//! committed offsets.
 //!
-//! librdkafka implements all four; this module drives them through the raw
+//! librdkafka implements all five; this module drives them through the raw
 //! bindings that rust-rdkafka re-exports (`rdkafka::bindings`). Every call
 //! gets its own result queue, issues its request(s), and then polls that
 //! queue without blocking (a zero-timeout poll, then a short tokio sleep),
@@ -660,6 +660,126 @@ pub async fn alter_group_offsets(
     results.pop().unwrap_or_else(|| Err(missing_result()))
 }
 
+/// Removes a group's committed offsets for the given partitions, so the
+/// group has no commit there (as if it had never consumed them). The broker
+/// refuses (GROUP_SUBSCRIBED_TO_TOPIC) when a live member of the group is
+/// subscribed to the topic.
+///
+/// The result has one entry per input partition, in input order. A
+/// partition the broker refused carries its error
+/// ([`RDKafkaErrorCode::GroupSubscribedToTopic`] for the case above); a
+/// partition the group never committed is no error. When the broker refuses
+/// the whole request (for example `GROUP_ID_NOT_FOUND` for a group it does
+/// not know, or `NON_EMPTY_GROUP` for a live group whose members use no
+/// consumer protocol), the call fails with [`GroupAdminError::Request`].
+pub async fn delete_group_offsets(
+    admin: &AdminClient<DefaultClientContext>,
+    group: &str,
+    partitions: &[(String, i32)],
+    timeout: Duration,
+) -> Result<Vec<PartitionResult>, GroupAdminError> {
+    if group.is_empty() {
+        return Err(GroupAdminError::InvalidArgument(
+            "the group id is empty".to_string(),
+        ));
+    }
+    if partitions.is_empty() {
+        return Err(GroupAdminError::InvalidArgument(
+            "no partitions to delete offsets for".to_string(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (topic, partition) in partitions {
+        if *partition < 0 {
+            return Err(GroupAdminError::InvalidArgument(format!(
+                "partition {partition} of {topic} is negative"
+            )));
+        }
+        if topic.is_empty() {
+            return Err(GroupAdminError::InvalidArgument(
+                "a topic name is empty".to_string(),
+            ));
+        }
+        if !seen.insert((topic.as_str(), *partition)) {
+            return Err(GroupAdminError::InvalidArgument(format!(
+                "{topic}/{partition} is given more than once"
+            )));
+        }
+    }
+    let group_c = c_string(group, "group id")?;
+    let topics = partitions
+        .iter()
+        .map(|(topic, _)| c_string(topic, "topic"))
+        .collect::<Result<Vec<_>, _>>()?;
+    // librdkafka writes one topic entry per run of equal topic names, so
+    // send the partitions grouped by topic; the answer is put back in input
+    // order below.
+    let mut order: Vec<usize> = (0..partitions.len()).collect();
+    order.sort_by(|&a, &b| partitions[a].cmp(&partitions[b]));
+
+    // Everything librdkafka-owned lives in this block, which has no await:
+    // the future holds only the queue (Send) and Rust values.
+    let mut queue = {
+        let mut list = PartitionList::new(partitions.len())?;
+        for &index in &order {
+            // Only the topic and partition are sent; the offset is unused.
+            list.add(&topics[index], partitions[index].1, OFFSET_INVALID)?;
+        }
+        let rk = admin.inner().native_ptr();
+        let queue = Queue::new(rk)?;
+        let options = AdminOptions::new(
+            rk,
+            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DELETECONSUMERGROUPOFFSETS,
+            timeout,
+        )?;
+        let request = DeleteOffsetsRequest::new(&group_c, &list)?;
+        let mut requests = [request.as_ptr()];
+        // SAFETY: `rk`, `options` and `queue` are live (see list_groups);
+        // `requests` is an array of exactly one live
+        // DeleteConsumerGroupOffsets object, as librdkafka requires.
+        // librdkafka copies the request and the options before it returns;
+        // their guards destroy our copies afterwards.
+        unsafe {
+            rd::rd_kafka_DeleteConsumerGroupOffsets(
+                rk,
+                requests.as_mut_ptr(),
+                requests.len(),
+                options.as_ptr(),
+                queue.as_ptr(),
+            )
+        };
+        queue
+    };
+    let mut results = queue
+        .collect(
+            1,
+            rd::RD_KAFKA_EVENT_DELETECONSUMERGROUPOFFSETS_RESULT,
+            timeout,
+            read_delete_offsets,
+        )
+        .await?;
+    let answered = results.pop().unwrap_or_else(|| Err(missing_result()))?;
+    let mut by_partition: HashMap<(String, i32), Option<AdminError>> = answered
+        .into_iter()
+        .map(|r| ((r.topic, r.partition), r.error))
+        .collect();
+    Ok(partitions
+        .iter()
+        .map(|(topic, partition)| PartitionResult {
+            topic: topic.clone(),
+            partition: *partition,
+            error: by_partition
+                .remove(&(topic.clone(), *partition))
+                .unwrap_or_else(|| {
+                    Some(AdminError::local(
+                        RDKafkaErrorCode::Fail,
+                        "the brokers' answer did not include this partition",
+                    ))
+                }),
+        })
+        .collect())
+}
+
 // ---------------------------------------------------------------------------
 // Reading result events (all synchronous: no event lives across an await)
 // ---------------------------------------------------------------------------
@@ -864,11 +984,41 @@ fn read_alter_offsets(event: &Event) -> Result<Vec<PartitionResult>, GroupAdminE
     // SAFETY: `result` is a live AlterConsumerGroupOffsets result.
     let groups =
         unsafe { rd::rd_kafka_AlterConsumerGroupOffsets_result_groups(result, &mut count) };
-    let mut out = Vec::new();
     // SAFETY: `groups` holds `count` pointers (or is null), live as long as
-    // the event.
+    // the event, which outlives this call.
+    unsafe { read_partition_results(groups, count) }
+}
+
+fn read_delete_offsets(event: &Event) -> Result<Vec<PartitionResult>, GroupAdminError> {
+    event.check()?;
+    // SAFETY: the event is live and of type DELETECONSUMERGROUPOFFSETS_RESULT.
+    let result = unsafe { rd::rd_kafka_event_DeleteConsumerGroupOffsets_result(event.as_ptr()) };
+    if result.is_null() {
+        return Err(missing_result());
+    }
+    let mut count = 0usize;
+    // SAFETY: `result` is a live DeleteConsumerGroupOffsets result.
+    let groups =
+        unsafe { rd::rd_kafka_DeleteConsumerGroupOffsets_result_groups(result, &mut count) };
+    // SAFETY: `groups` holds `count` pointers (or is null), live as long as
+    // the event, which outlives this call.
+    unsafe { read_partition_results(groups, count) }
+}
+
+/// The per-partition outcome of an offset change, from the group results
+/// of its result event.
+///
+/// # Safety
+/// `groups` must be null or point to `count` pointers to live group results
+/// that stay valid for the duration of the call.
+unsafe fn read_partition_results(
+    groups: *mut *const rd::rd_kafka_group_result_t,
+    count: usize,
+) -> Result<Vec<PartitionResult>, GroupAdminError> {
+    let mut out = Vec::new();
+    // SAFETY: `groups` holds `count` pointers (or is null) (caller).
     for group in unsafe { pointer_array(groups, count) } {
-        // SAFETY: `group` is a live group result of the event; its error and
+        // SAFETY: `group` is a live group result (caller); its error and
         // partition list live as long as it and are copied here.
         let (group_error, partitions) = unsafe {
             (
@@ -1258,6 +1408,42 @@ impl Drop for AlterOffsetsRequest {
         // SAFETY: created by rd_kafka_AlterConsumerGroupOffsets_new, owned
         // only by `self`, destroyed exactly once.
         unsafe { rd::rd_kafka_AlterConsumerGroupOffsets_destroy(self.as_ptr()) }
+    }
+}
+
+/// The argument of one DeleteConsumerGroupOffsets call.
+struct DeleteOffsetsRequest(NonNull<rd::rd_kafka_DeleteConsumerGroupOffsets_t>);
+
+impl DeleteOffsetsRequest {
+    fn new(
+        group: &CStr,
+        partitions: &PartitionList,
+    ) -> Result<DeleteOffsetsRequest, GroupAdminError> {
+        // SAFETY: `group` is a valid C string and `partitions` a live
+        // (non-null) list, as librdkafka requires; it copies both.
+        let request = unsafe {
+            rd::rd_kafka_DeleteConsumerGroupOffsets_new(group.as_ptr(), partitions.as_ptr())
+        };
+        NonNull::new(request)
+            .map(DeleteOffsetsRequest)
+            .ok_or_else(|| {
+                GroupAdminError::Request(AdminError::local(
+                    RDKafkaErrorCode::Fail,
+                    "librdkafka could not create a DeleteConsumerGroupOffsets request",
+                ))
+            })
+    }
+
+    fn as_ptr(&self) -> *mut rd::rd_kafka_DeleteConsumerGroupOffsets_t {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for DeleteOffsetsRequest {
+    fn drop(&mut self) {
+        // SAFETY: created by rd_kafka_DeleteConsumerGroupOffsets_new, owned
+        // only by `self`, destroyed exactly once.
+        unsafe { rd::rd_kafka_DeleteConsumerGroupOffsets_destroy(self.as_ptr()) }
     }
 }
 

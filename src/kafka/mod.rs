@@ -270,11 +270,43 @@ impl Kafka {
         let latest = self.list_offsets(partitions, Offset::End)?;
         let mut out = HashMap::with_capacity(partitions.len());
         for key in partitions {
-            if let (Some(&low), Some(&high)) = (earliest.get(key), latest.get(key)) {
-                out.insert(key.clone(), Watermarks { low, high });
+            if let (Some(Offset::Offset(low)), Some(Offset::Offset(high))) =
+                (earliest.get(key), latest.get(key))
+            {
+                out.insert(
+                    key.clone(),
+                    Watermarks {
+                        low: *low,
+                        high: *high,
+                    },
+                );
             }
         }
         Ok(out)
+    }
+
+    /// The offset of the first record at or after `at` in each partition,
+    /// or `None` where every record is older (the caller decides what that
+    /// means). Batched like [`Kafka::watermarks`].
+    pub fn offsets_at(
+        &self,
+        partitions: &[(String, i32)],
+        at: jiff::Timestamp,
+    ) -> anyhow::Result<HashMap<(String, i32), Option<i64>>> {
+        if partitions.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let found = self.list_offsets(partitions, Offset::Offset(at.as_millisecond()))?;
+        Ok(partitions
+            .iter()
+            .filter_map(|key| {
+                let offset = match found.get(key)? {
+                    Offset::Offset(o) => Some(*o),
+                    _ => None,
+                };
+                Some((key.clone(), offset))
+            })
+            .collect())
     }
 
     /// `offsets_for_times` sends the "timestamps" it is given as they are,
@@ -284,7 +316,7 @@ impl Kafka {
         &self,
         partitions: &[(String, i32)],
         which: Offset,
-    ) -> anyhow::Result<HashMap<(String, i32), i64>> {
+    ) -> anyhow::Result<HashMap<(String, i32), Offset>> {
         let mut request = TopicPartitionList::with_capacity(partitions.len());
         for (topic, partition) in partitions {
             request
@@ -302,9 +334,10 @@ impl Kafka {
             if element.error().is_err() {
                 continue;
             }
-            if let Offset::Offset(offset) = element.offset() {
-                out.insert((element.topic().to_string(), element.partition()), offset);
-            }
+            out.insert(
+                (element.topic().to_string(), element.partition()),
+                element.offset(),
+            );
         }
         Ok(out)
     }
@@ -380,6 +413,41 @@ impl Kafka {
             .map(|result| match result {
                 Ok(name) => (name, Outcome::Done),
                 Err((name, code)) => (name, Outcome::Failed(describe_code(code))),
+            })
+            .collect())
+    }
+
+    /// Deletes every record before each given offset. Returns, per
+    /// partition, the new log start or the broker's reason in words.
+    pub async fn delete_records(
+        &self,
+        targets: &[(String, i32, i64)],
+    ) -> anyhow::Result<HashMap<(String, i32), Result<i64, String>>> {
+        let mut request = TopicPartitionList::with_capacity(targets.len());
+        for (topic, partition, before) in targets {
+            request
+                .add_partition_offset(topic, *partition, Offset::Offset(*before))
+                .with_context(|| format!("invalid offset {before} for {topic}/{partition}"))?;
+        }
+        let response = self
+            .admin
+            .delete_records(&request, &self.admin_options())
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        Ok(response
+            .elements()
+            .iter()
+            .map(|e| {
+                let key = (e.topic().to_string(), e.partition());
+                let outcome = match (e.error(), e.offset()) {
+                    (Err(err), _) => Err(err
+                        .rdkafka_error_code()
+                        .map(describe_code)
+                        .unwrap_or_else(|| err.to_string())),
+                    (Ok(()), Offset::Offset(low)) => Ok(low),
+                    (Ok(()), other) => Err(format!("unexpected answer {other:?}")),
+                };
+                (key, outcome)
             })
             .collect())
     }

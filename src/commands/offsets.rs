@@ -1,0 +1,792 @@
+//! `smmctl offsets reset`: every way to move a group's committed offsets,
+//! previewed first, refused for live groups, and undoable.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Serialize;
+use serde_json::json;
+use smm_workers::catalog::{self, Category};
+
+use crate::Context;
+use crate::cli::{OffsetsCommand, OffsetsResetArgs};
+use crate::commands::confirm;
+use crate::exit::{ExitStatus, Refusal, UsageError};
+use crate::input::{OffsetRow, parse_offsets_csv};
+use crate::kafka::groups::{self, GroupMember};
+use crate::kafka::{ClusterMetadata, Kafka, Watermarks, describe_code};
+use crate::output::{Tone, or_dash};
+
+/// How many undo files to keep in the state directory.
+const UNDO_KEPT: usize = 20;
+
+pub async fn run(cmd: OffsetsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    match cmd {
+        OffsetsCommand::Reset(args) => reset(args, ctx).await,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Earliest,
+    Latest,
+    Current,
+    Offset(i64),
+    Shift(i64),
+    Time(jiff::Timestamp),
+    File(BTreeMap<(String, i32), Option<i64>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Action {
+    /// Commit `new`.
+    Set,
+    /// Remove the commit: the group had none here before (undo files).
+    DeleteCommit,
+    /// Nothing to do here.
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct PlanRow {
+    topic: String,
+    partition: i32,
+    current: Option<i64>,
+    log_start: i64,
+    log_end: i64,
+    new: Option<i64>,
+    action: Action,
+    notes: Vec<String>,
+    /// Filled in after applying.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<String>,
+}
+
+fn target_of(args: &OffsetsResetArgs) -> anyhow::Result<Target> {
+    Ok(if args.to_earliest {
+        Target::Earliest
+    } else if args.to_latest {
+        Target::Latest
+    } else if args.to_current {
+        Target::Current
+    } else if let Some(n) = args.to_offset {
+        Target::Offset(n)
+    } else if let Some(n) = args.shift_by {
+        Target::Shift(n)
+    } else if let Some(t) = args.to_datetime {
+        Target::Time(t)
+    } else if let Some(d) = args.by_duration {
+        let signed = jiff::SignedDuration::try_from(d)
+            .map_err(|_| UsageError::new("--by-duration is out of range"))?;
+        Target::Time(
+            jiff::Timestamp::now()
+                .checked_sub(signed)
+                .map_err(|_| UsageError::new("--by-duration reaches before the year -9999"))?,
+        )
+    } else if let Some(path) = &args.from_file {
+        let rows = read_offsets_file(path, &args.group)?;
+        Target::File(
+            rows.into_iter()
+                .map(|r| ((r.topic, r.partition), r.offset))
+                .collect(),
+        )
+    } else {
+        return Err(UsageError::new("choose a target: --to-earliest, --to-latest, --to-current, --to-offset, --shift-by, --to-datetime, --by-duration or --from-file").into());
+    })
+}
+
+fn read_offsets_file(path: &Path, group: &str) -> anyhow::Result<Vec<OffsetRow>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError::new(format!("cannot read {}: {e}", path.display())))?;
+    parse_offsets_csv(&text, group)
+        .map_err(|why| UsageError::new(format!("{}: {why}", path.display())).into())
+}
+
+/// Partitions in scope, each checked against the cluster.
+fn scope(
+    args: &OffsetsResetArgs,
+    target: &Target,
+    metadata: &ClusterMetadata,
+    committed: &BTreeMap<(String, i32), i64>,
+) -> anyhow::Result<Vec<(String, i32)>> {
+    let exists = |topic: &str| -> anyhow::Result<&Vec<i32>> {
+        metadata
+            .topics
+            .get(topic)
+            .map(|t| &t.partitions)
+            .ok_or_else(|| {
+                UsageError::new(format!("topic {topic} does not exist on the cluster")).into()
+            })
+    };
+    let mut out = BTreeSet::new();
+    if let Target::File(rows) = target {
+        if !args.topic.is_empty() || args.all_topics || args.category.is_some() {
+            return Err(UsageError::new(
+                "--from-file names its own partitions; drop --topic, --all-topics and --category",
+            )
+            .into());
+        }
+        for (topic, partition) in rows.keys() {
+            if !exists(topic)?.contains(partition) {
+                return Err(UsageError::new(format!(
+                    "{}: partition {partition} of {topic} does not exist",
+                    args.from_file
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ))
+                .into());
+            }
+            out.insert((topic.clone(), *partition));
+        }
+        return Ok(out.into_iter().collect());
+    }
+    if !args.topic.is_empty() {
+        for spec in &args.topic {
+            let partitions = exists(&spec.topic)?;
+            if spec.partitions.is_empty() {
+                out.extend(partitions.iter().map(|&p| (spec.topic.clone(), p)));
+            }
+            for p in &spec.partitions {
+                if !partitions.contains(p) {
+                    return Err(UsageError::new(format!(
+                        "partition {p} of {} does not exist (it has {})",
+                        spec.topic,
+                        partitions.len()
+                    ))
+                    .into());
+                }
+                out.insert((spec.topic.clone(), *p));
+            }
+        }
+    } else if args.all_topics {
+        let topics: BTreeSet<&str> = committed.keys().map(|(t, _)| t.as_str()).collect();
+        if topics.is_empty() {
+            return Err(UsageError::new(format!(
+                "group {} has no committed offsets, so --all-topics selects nothing; name topics with --topic",
+                args.group
+            ))
+            .into());
+        }
+        for topic in topics {
+            if let Some(t) = metadata.topics.get(topic) {
+                out.extend(t.partitions.iter().map(|&p| (topic.to_string(), p)));
+            }
+        }
+    } else if let Some(name) = &args.category {
+        let category = Category::parse(name).ok_or_else(|| {
+            let known: Vec<_> = Category::ALL.iter().map(|c| c.slug()).collect();
+            UsageError::new(format!(
+                "unknown category `{name}`; use one of: {}",
+                known.join(", ")
+            ))
+        })?;
+        let reads = catalog::group_named(&args.group)
+            .map(|g| g.topics())
+            .unwrap_or_default();
+        for t in catalog::topics_in(category) {
+            let relevant = reads.contains(&t.name) || committed.keys().any(|(c, _)| c == t.name);
+            if let (true, Some(meta)) = (relevant, metadata.topics.get(t.name)) {
+                out.extend(meta.partitions.iter().map(|&p| (t.name.to_string(), p)));
+            }
+        }
+        if out.is_empty() {
+            return Err(UsageError::new(format!(
+                "group {} neither reads nor has commits on any {} topic",
+                args.group,
+                category.slug()
+            ))
+            .into());
+        }
+    } else {
+        return Err(
+            UsageError::new("choose the partitions: --topic, --all-topics or --category").into(),
+        );
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The committed offset the plan asks for, before clamping; `None` to
+/// leave the partition alone, with the reason.
+fn wanted(
+    target: &Target,
+    key: &(String, i32),
+    current: Option<i64>,
+    marks: Watermarks,
+    by_time: &BTreeMap<(String, i32), Option<i64>>,
+) -> Result<Option<i64>, String> {
+    Ok(match target {
+        Target::Earliest => Some(marks.low),
+        Target::Latest => Some(marks.high),
+        Target::Current | Target::Shift(_) if current.is_none() => {
+            return Err("no committed offset to start from: left as is".into());
+        }
+        Target::Current => current,
+        Target::Shift(n) => current.map(|c| c.saturating_add(*n)),
+        Target::Offset(n) => Some(*n),
+        Target::Time(_) => match by_time.get(key) {
+            Some(Some(o)) => Some(*o),
+            _ => return Err("no record at or after that time: the log end".into()),
+        },
+        Target::File(rows) => rows.get(key).copied().flatten(),
+    })
+}
+
+fn plan(
+    target: &Target,
+    partitions: &[(String, i32)],
+    committed: &BTreeMap<(String, i32), i64>,
+    watermarks: &std::collections::HashMap<(String, i32), Watermarks>,
+    by_time: &BTreeMap<(String, i32), Option<i64>>,
+) -> anyhow::Result<Vec<PlanRow>> {
+    let mut rows = Vec::new();
+    for key in partitions {
+        let marks = *watermarks
+            .get(key)
+            .ok_or_else(|| anyhow::anyhow!("no offsets from the broker for {}/{}", key.0, key.1))?;
+        let current = committed.get(key).copied();
+        let mut notes = Vec::new();
+        let requested = match wanted(target, key, current, marks, by_time) {
+            Ok(r) => r,
+            Err(why) if matches!(target, Target::Time(_)) => {
+                notes.push(why);
+                Some(marks.high)
+            }
+            Err(why) => {
+                notes.push(why);
+                rows.push(PlanRow {
+                    topic: key.0.clone(),
+                    partition: key.1,
+                    current,
+                    log_start: marks.low,
+                    log_end: marks.high,
+                    new: None,
+                    action: Action::Unchanged,
+                    notes,
+                    result: None,
+                });
+                continue;
+            }
+        };
+        let (new, action) = match requested {
+            // From an undo file: the group had no commit here.
+            None if current.is_none() => {
+                notes.push("no commit before, none now".into());
+                (None, Action::Unchanged)
+            }
+            None => {
+                notes.push("remove the commit (there was none before)".into());
+                (None, Action::DeleteCommit)
+            }
+            Some(r) => {
+                let clamped = r.clamp(marks.low, marks.high);
+                if clamped != r {
+                    notes.push(format!(
+                        "clamped to the log {} (asked for {r})",
+                        if r < marks.low { "start" } else { "end" }
+                    ));
+                }
+                let action = if Some(clamped) == current {
+                    notes.push("already there".into());
+                    Action::Unchanged
+                } else {
+                    Action::Set
+                };
+                (Some(clamped), action)
+            }
+        };
+        if let (Some(new), Some(cur)) = (new, current) {
+            if new > cur {
+                notes.push(format!("skips {}", new - cur));
+            } else if new < cur {
+                notes.push(format!("re-reads {}", cur - new));
+            }
+        } else if new.is_some() && current.is_none() {
+            notes.push("first commit".into());
+        }
+        rows.push(PlanRow {
+            topic: key.0.clone(),
+            partition: key.1,
+            current,
+            log_start: marks.low,
+            log_end: marks.high,
+            new,
+            action,
+            notes,
+            result: None,
+        });
+    }
+    Ok(rows)
+}
+
+async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let group = args.group.trim().to_string();
+    if group.is_empty() {
+        return Err(UsageError::new("--group is empty").into());
+    }
+    let target = target_of(&args)?;
+    let kafka = Kafka::new(&ctx.settings)?;
+    let metadata = kafka.metadata()?;
+    let (descriptions, offsets) = tokio::try_join!(
+        async {
+            groups::describe_groups(kafka.admin(), &[group.as_str()], kafka.timeout())
+                .await
+                .map_err(|e| anyhow::anyhow!("unable to describe group {group}: {e}"))
+        },
+        async {
+            groups::list_group_offsets(kafka.admin(), &[group.as_str()], kafka.timeout())
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("unable to read the committed offsets of group {group}: {e}")
+                })
+        },
+    )?;
+    let members: Vec<GroupMember> = descriptions
+        .first()
+        .map(|d| d.members.clone())
+        .unwrap_or_default();
+    if let Some(e) = offsets.first().and_then(|o| o.error.as_ref()) {
+        anyhow::bail!("unable to read the committed offsets of group {group}: {e}");
+    }
+    let committed: BTreeMap<(String, i32), i64> = offsets
+        .first()
+        .map(|o| {
+            o.offsets
+                .iter()
+                .filter_map(|c| c.offset.map(|off| ((c.topic.clone(), c.partition), off)))
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let partitions = scope(&args, &target, &metadata, &committed)?;
+    let watermarks = kafka.watermarks(&partitions)?;
+    let by_time = match &target {
+        Target::Time(at) => kafka.offsets_at(&partitions, *at)?.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let mut rows = plan(&target, &partitions, &committed, &watermarks, &by_time)?;
+
+    if args.strict {
+        let clamped: Vec<String> = rows
+            .iter()
+            .filter(|r| r.notes.iter().any(|n| n.starts_with("clamped")))
+            .map(|r| format!("{}/{}", r.topic, r.partition))
+            .collect();
+        if !clamped.is_empty() {
+            return Err(UsageError::new(format!(
+                "--strict: the target is outside the retained range on {}. Nothing was changed.",
+                clamped.join(", ")
+            ))
+            .into());
+        }
+    }
+    if let Some(path) = &args.export {
+        write_plan_csv(path, &group, &rows)?;
+        ctx.printer
+            .note(&format!("plan written to {}", path.display()));
+    }
+
+    let live = describe_members(&group, &members);
+    if !args.execute {
+        print_plan(&group, &rows, false, None, ctx)?;
+        if let Some(live) = &live {
+            ctx.printer
+                .warn(&format!("{live}; --execute will refuse until they stop."));
+        }
+        ctx.printer
+            .note("Preview only: nothing was changed. Run again with --execute to apply.");
+        return Ok(ExitStatus::Success);
+    }
+    if let Some(live) = live {
+        print_plan(&group, &rows, false, None, ctx)?;
+        return Err(Refusal::new(format!(
+            "refusing to reset the offsets of a group with live members: {live}. Stop them first \
+             (the broker would reject the change while they are in the group). Nothing was changed."
+        ))
+        .into());
+    }
+    let changing = rows
+        .iter()
+        .filter(|r| r.action != Action::Unchanged)
+        .count();
+    if changing == 0 {
+        print_plan(&group, &rows, false, None, ctx)?;
+        ctx.printer
+            .note("Nothing to change: every partition is already where the target puts it.");
+        return Ok(ExitStatus::Success);
+    }
+    if !ctx.printer.is_json() {
+        print_plan(&group, &rows, false, None, ctx)?;
+    }
+    let skipped: i64 = rows
+        .iter()
+        .filter_map(|r| Some((r.new? - r.current?).max(0)))
+        .sum();
+    let reread: i64 = rows
+        .iter()
+        .filter_map(|r| Some((r.current? - r.new?).max(0)))
+        .sum();
+    confirm(
+        &format!(
+            "Reset {group} on {changing} partition(s): skips {skipped} record(s), re-reads {reread}?"
+        ),
+        args.yes,
+    )?;
+
+    let undo =
+        write_undo(&group, &rows).context("cannot write the undo file, so nothing was changed")?;
+    ctx.printer.note(&format!(
+        "undo file: {} (restore with: smmctl offsets reset --group {group} --from-file {} --execute)",
+        undo.display(),
+        undo.display()
+    ));
+
+    let set: Vec<(String, i32, i64)> = rows
+        .iter()
+        .filter(|r| r.action == Action::Set)
+        .filter_map(|r| Some((r.topic.clone(), r.partition, r.new?)))
+        .collect();
+    let delete: Vec<(String, i32)> = rows
+        .iter()
+        .filter(|r| r.action == Action::DeleteCommit)
+        .map(|r| (r.topic.clone(), r.partition))
+        .collect();
+    let mut results = Vec::new();
+    if !set.is_empty() {
+        results.extend(
+            groups::alter_group_offsets(kafka.admin(), &group, &set, kafka.timeout())
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("unable to commit the new offsets of group {group}: {e}")
+                })?,
+        );
+    }
+    if !delete.is_empty() {
+        results.extend(
+            groups::delete_group_offsets(kafka.admin(), &group, &delete, kafka.timeout())
+                .await
+                .map_err(|e| anyhow::anyhow!("unable to remove commits of group {group}: {e}"))?,
+        );
+    }
+    let mut failed = 0;
+    for row in rows.iter_mut() {
+        if row.action == Action::Unchanged {
+            row.result = Some("unchanged".into());
+            continue;
+        }
+        let outcome = results
+            .iter()
+            .find(|r| r.topic == row.topic && r.partition == row.partition);
+        row.result = Some(match outcome {
+            Some(r) => match &r.error {
+                None => "ok".into(),
+                Some(e) => {
+                    failed += 1;
+                    format!("failed: {}", describe_code(e.code))
+                }
+            },
+            None => {
+                failed += 1;
+                "failed: no answer for this partition".into()
+            }
+        });
+    }
+    if !ctx.printer.is_json() {
+        ctx.printer.line("");
+    }
+    print_plan(&group, &rows, true, Some(&undo), ctx)?;
+    Ok(if failed > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
+
+fn describe_members(group: &str, members: &[GroupMember]) -> Option<String> {
+    if members.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = members
+        .iter()
+        .map(|m| format!("{} (client {}, host {})", m.member_id, m.client_id, m.host))
+        .collect();
+    Some(format!(
+        "group {group} has {} live member(s): {}",
+        members.len(),
+        list.join(", ")
+    ))
+}
+
+fn print_plan(
+    group: &str,
+    rows: &[PlanRow],
+    applied: bool,
+    undo: Option<&Path>,
+    ctx: &Context,
+) -> anyhow::Result<()> {
+    let p = &ctx.printer;
+    if p.is_json() {
+        return p.json(&json!({
+            "group": group,
+            "execute": applied,
+            "undo_file": undo.map(|u| u.display().to_string()),
+            "partitions": rows,
+        }));
+    }
+    let mut headers = vec![
+        "GROUP",
+        "TOPIC",
+        "PARTITION",
+        "CURRENT",
+        "LOG-START",
+        "LOG-END",
+        "NEW",
+    ];
+    if applied {
+        headers.push("RESULT");
+    }
+    headers.push("NOTE");
+    let mut table = p.table(headers.iter().copied());
+    for r in rows {
+        let mut row = vec![
+            p.cell(group, Tone::Plain),
+            p.cell(r.topic.as_str(), Tone::Plain),
+            p.cell(r.partition.to_string(), Tone::Plain),
+            p.cell(or_dash(r.current), Tone::Plain),
+            p.cell(r.log_start.to_string(), Tone::Plain),
+            p.cell(r.log_end.to_string(), Tone::Plain),
+            p.cell(
+                or_dash(r.new),
+                if r.action == Action::Set {
+                    Tone::Warn
+                } else {
+                    Tone::Plain
+                },
+            ),
+        ];
+        if applied {
+            let result = or_dash(r.result.as_deref());
+            let tone = if result.starts_with("failed") {
+                Tone::Bad
+            } else {
+                Tone::Good
+            };
+            row.push(p.cell(result, tone));
+        }
+        row.push(p.cell(r.notes.join("; "), Tone::Plain));
+        table.add_row(row);
+    }
+    p.align_right(&mut table, &[2, 3, 4, 5, 6]);
+    p.print_table(&table);
+    Ok(())
+}
+
+fn csv_offset(offset: Option<i64>) -> String {
+    offset.map(|o| o.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn write_plan_csv(path: &Path, group: &str, rows: &[PlanRow]) -> anyhow::Result<()> {
+    let mut text = format!("# smmctl offsets plan for group {group}\n");
+    for r in rows {
+        let target = if r.action == Action::Unchanged {
+            r.current
+        } else {
+            r.new
+        };
+        text.push_str(&format!(
+            "{group},{},{},{}\n",
+            r.topic,
+            r.partition,
+            csv_offset(target)
+        ));
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `$XDG_STATE_HOME/smmctl/undo`, usually `~/.local/state/smmctl/undo`.
+fn undo_dir() -> PathBuf {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("smmctl")
+        .join("undo")
+}
+
+/// Writes the offsets as they were before the reset; `-` marks partitions
+/// with no commit, which restoring removes again. Keeps the newest files.
+fn write_undo(group: &str, rows: &[PlanRow]) -> anyhow::Result<PathBuf> {
+    let dir = undo_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let now = jiff::Timestamp::now();
+    let safe_group: String = group
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!(
+        "offsets-{safe_group}-{}.csv",
+        now.strftime("%Y%m%dT%H%M%S%.3fZ")
+    ));
+    let mut file = std::fs::File::create_new(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(
+        file,
+        "# smmctl undo file: offsets of group {group} before the reset at {now}"
+    )?;
+    writeln!(
+        file,
+        "# restore: smmctl offsets reset --group {group} --from-file {} --execute",
+        path.display()
+    )?;
+    writeln!(file, "# '-' means the group had no committed offset there")?;
+    for r in rows.iter().filter(|r| r.action != Action::Unchanged) {
+        writeln!(
+            file,
+            "{group},{},{},{}",
+            r.topic,
+            r.partition,
+            csv_offset(r.current)
+        )?;
+    }
+    file.sync_all()?;
+    prune_undo(&dir);
+    Ok(path)
+}
+
+fn prune_undo(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("offsets-"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort();
+    let excess = files.len().saturating_sub(UNDO_KEPT);
+    for (_, path) in files.into_iter().take(excess) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn key() -> (String, i32) {
+        ("t".into(), 0)
+    }
+
+    fn plan_one(target: Target, current: Option<i64>, low: i64, high: i64) -> PlanRow {
+        let committed: BTreeMap<_, _> = current.map(|c| (key(), c)).into_iter().collect();
+        let watermarks: HashMap<_, _> = [(key(), Watermarks { low, high })].into_iter().collect();
+        let by_time: BTreeMap<_, _> = [(key(), Some(42))].into_iter().collect();
+        plan(&target, &[key()], &committed, &watermarks, &by_time)
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn targets_resolve_to_the_expected_offsets() {
+        let cases = [
+            (Target::Earliest, Some(50), 10, 100, Some(10), Action::Set),
+            (Target::Latest, Some(50), 10, 100, Some(100), Action::Set),
+            (
+                Target::Current,
+                Some(50),
+                10,
+                100,
+                Some(50),
+                Action::Unchanged,
+            ),
+            (Target::Current, None, 10, 100, None, Action::Unchanged),
+            (Target::Offset(70), Some(50), 10, 100, Some(70), Action::Set),
+            (Target::Offset(5), Some(50), 10, 100, Some(10), Action::Set),
+            (
+                Target::Offset(500),
+                Some(50),
+                10,
+                100,
+                Some(100),
+                Action::Set,
+            ),
+            (Target::Shift(-20), Some(50), 10, 100, Some(30), Action::Set),
+            (Target::Shift(-80), Some(50), 10, 100, Some(10), Action::Set),
+            (Target::Shift(5), None, 10, 100, None, Action::Unchanged),
+            (
+                Target::Time(jiff::Timestamp::UNIX_EPOCH),
+                Some(50),
+                10,
+                100,
+                Some(42),
+                Action::Set,
+            ),
+        ];
+        for (target, current, low, high, new, action) in cases {
+            let row = plan_one(target.clone(), current, low, high);
+            assert_eq!(
+                (row.new, row.action),
+                (new, action),
+                "{target:?} from {current:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn notes_say_what_moves_and_what_was_clamped() {
+        let row = plan_one(Target::Offset(500), Some(50), 10, 100);
+        assert_eq!(
+            row.notes,
+            ["clamped to the log end (asked for 500)", "skips 50"]
+        );
+        let row = plan_one(Target::Shift(-80), Some(50), 10, 100);
+        assert_eq!(
+            row.notes,
+            ["clamped to the log start (asked for -30)", "re-reads 40"]
+        );
+        let row = plan_one(Target::Earliest, None, 0, 9);
+        assert_eq!(row.notes, ["first commit"]);
+    }
+
+    #[test]
+    fn a_time_with_no_later_record_goes_to_the_log_end() {
+        let committed = BTreeMap::new();
+        let watermarks: HashMap<_, _> = [(key(), Watermarks { low: 0, high: 9 })]
+            .into_iter()
+            .collect();
+        let by_time: BTreeMap<_, _> = [(key(), None)].into_iter().collect();
+        let row = plan(
+            &Target::Time(jiff::Timestamp::now()),
+            &[key()],
+            &committed,
+            &watermarks,
+            &by_time,
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!((row.new, row.action), (Some(9), Action::Set));
+        assert!(
+            row.notes[0].contains("no record at or after"),
+            "{:?}",
+            row.notes
+        );
+    }
+
+    #[test]
+    fn undo_rows_without_a_commit_remove_the_commit() {
+        let file: BTreeMap<_, _> = [(key(), None)].into_iter().collect();
+        let row = plan_one(Target::File(file.clone()), Some(50), 0, 100);
+        assert_eq!((row.new, row.action), (None, Action::DeleteCommit));
+        let row = plan_one(Target::File(file), None, 0, 100);
+        assert_eq!(row.action, Action::Unchanged);
+    }
+}

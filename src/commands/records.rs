@@ -1,0 +1,421 @@
+//! `smmctl records delete`: move partitions' log start forward, with a
+//! preview that names every group that would lose records it has not read.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use serde_json::json;
+use smm_workers::catalog::{self, Role};
+
+use crate::Context;
+use crate::cli::{RecordsCommand, RecordsDeleteArgs};
+use crate::commands::confirm;
+use crate::exit::{ExitStatus, Refusal, UsageError};
+use crate::input::{DeleteRow, parse_delete_file};
+use crate::kafka::groups;
+use crate::kafka::{Kafka, Watermarks};
+use crate::output::{Tone, or_dash};
+
+pub async fn run(cmd: RecordsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    match cmd {
+        RecordsCommand::Delete(args) => delete(args, ctx).await,
+    }
+}
+
+/// A group that has not read records the plan would delete.
+#[derive(Debug, Clone, Serialize)]
+struct UnreadBy {
+    group: String,
+    committed: i64,
+    records: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct PlanRow {
+    topic: String,
+    partition: i32,
+    log_start: i64,
+    log_end: i64,
+    new_log_start: i64,
+    records: i64,
+    notes: Vec<String>,
+    unread_by: Vec<UnreadBy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<String>,
+}
+
+/// Where the log should start: `before` clamped to what the log holds.
+fn new_start(before: Option<i64>, marks: Watermarks, notes: &mut Vec<String>) -> i64 {
+    match before {
+        None => marks.high,
+        Some(b) if b > marks.high => {
+            notes.push(format!("clamped to the log end (asked for {b})"));
+            marks.high
+        }
+        Some(b) if b <= marks.low => {
+            if b < marks.low {
+                notes.push(format!("already starts at {} (asked for {b})", marks.low));
+            }
+            marks.low
+        }
+        Some(b) => b,
+    }
+}
+
+async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let file_rows = match &args.from_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError::new(format!("cannot read {}: {e}", path.display())))?;
+            Some(
+                parse_delete_file(&text)
+                    .map_err(|why| UsageError::new(format!("{}: {why}", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    if file_rows.is_some() && !args.partition.is_empty() {
+        return Err(
+            UsageError::new("--from-file names its own partitions; drop --partition").into(),
+        );
+    }
+    let kafka = Kafka::new(&ctx.settings)?;
+    let metadata = kafka.metadata()?;
+
+    // (topic, partition, before) where `before` None means the high watermark.
+    let mut wanted: Vec<DeleteRow> = match file_rows {
+        Some(rows) => rows,
+        None => {
+            let topic = args.topic.clone().unwrap_or_default();
+            let meta = metadata.topics.get(&topic).ok_or_else(|| {
+                UsageError::new(format!("topic {topic} does not exist on the cluster"))
+            })?;
+            let partitions: Vec<i32> = if args.partition.is_empty() {
+                meta.partitions.clone()
+            } else {
+                args.partition.clone()
+            };
+            partitions
+                .into_iter()
+                .map(|partition| DeleteRow {
+                    topic: topic.clone(),
+                    partition,
+                    before: args.before_offset,
+                })
+                .collect()
+        }
+    };
+    wanted.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    wanted.dedup_by(|a, b| a.topic == b.topic && a.partition == b.partition);
+    for row in &wanted {
+        let exists = metadata
+            .topics
+            .get(&row.topic)
+            .is_some_and(|t| t.partitions.contains(&row.partition));
+        if !exists {
+            return Err(UsageError::new(format!(
+                "{}/{} does not exist on the cluster; nothing was deleted",
+                row.topic, row.partition
+            ))
+            .into());
+        }
+    }
+    let keys: Vec<(String, i32)> = wanted
+        .iter()
+        .map(|r| (r.topic.clone(), r.partition))
+        .collect();
+    let watermarks = kafka.watermarks(&keys)?;
+
+    let cutoff = match (args.before_datetime, args.older_than) {
+        (Some(t), _) => Some(t),
+        (None, Some(d)) => {
+            let signed = jiff::SignedDuration::try_from(d)
+                .map_err(|_| UsageError::new("--older-than is out of range"))?;
+            Some(
+                jiff::Timestamp::now()
+                    .checked_sub(signed)
+                    .map_err(|_| UsageError::new("--older-than reaches too far back"))?,
+            )
+        }
+        _ => None,
+    };
+    let by_time = match cutoff {
+        Some(at) => kafka.offsets_at(&keys, at)?,
+        None => HashMap::new(),
+    };
+
+    let mut rows = Vec::new();
+    for row in &wanted {
+        let key = (row.topic.clone(), row.partition);
+        let marks = *watermarks.get(&key).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no offsets from the broker for {}/{}",
+                row.topic,
+                row.partition
+            )
+        })?;
+        let mut notes = Vec::new();
+        let before = if cutoff.is_some() {
+            // No record at or after the cutoff: every record is older.
+            by_time.get(&key).copied().flatten()
+        } else if args.all {
+            None
+        } else {
+            row.before
+        };
+        let new_log_start = new_start(before, marks, &mut notes);
+        rows.push(PlanRow {
+            topic: row.topic.clone(),
+            partition: row.partition,
+            log_start: marks.low,
+            log_end: marks.high,
+            new_log_start,
+            records: new_log_start - marks.low,
+            notes,
+            unread_by: Vec::new(),
+            result: None,
+        });
+    }
+
+    find_unread(&kafka, &mut rows).await?;
+
+    let guarded: Vec<String> = rows
+        .iter()
+        .filter(|r| r.records > 0)
+        .map(|r| r.topic.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter_map(|topic| {
+            let main = catalog::topic_named(topic).is_some_and(|t| t.role == Role::Main);
+            let money = catalog::is_financial_name(topic);
+            match (main, money) {
+                (_, true) => Some(format!("{topic} is a financial topic")),
+                (true, false) => Some(format!("{topic} is a main topic of the panel")),
+                _ => None,
+            }
+        })
+        .collect();
+    let unread: Vec<String> = rows
+        .iter()
+        .flat_map(|r| {
+            r.unread_by.iter().map(move |u| {
+                format!(
+                    "group {} would lose {} unprocessed record(s) on {}/{} (committed at {})",
+                    u.group, u.records, r.topic, r.partition, u.committed
+                )
+            })
+        })
+        .collect();
+    let mut reasons = guarded.clone();
+    reasons.extend(unread.iter().cloned());
+    let needs_force = !reasons.is_empty() && !args.force;
+
+    let total: i64 = rows.iter().map(|r| r.records).sum();
+    if !args.execute {
+        print_plan(&rows, false, ctx)?;
+        for line in &reasons {
+            ctx.printer.warn(line);
+        }
+        if needs_force {
+            ctx.printer
+                .warn("--force is needed to delete these records.");
+        }
+        ctx.printer.note(&format!(
+            "Preview only: nothing was deleted ({total} record(s) would be). Run again with --execute to delete."
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    if !ctx.printer.is_json() {
+        print_plan(&rows, false, ctx)?;
+    }
+    if needs_force {
+        return Err(Refusal::new(format!(
+            "refusing without --force: {}. Nothing was deleted.",
+            reasons.join("; ")
+        ))
+        .into());
+    }
+    if total == 0 {
+        ctx.printer.note("Nothing to delete.");
+        return Ok(ExitStatus::Success);
+    }
+    confirm(
+        &format!(
+            "Delete {total} record(s) from {} partition(s)? This cannot be undone",
+            rows.iter().filter(|r| r.records > 0).count()
+        ),
+        args.yes,
+    )?;
+
+    let targets: Vec<(String, i32, i64)> = rows
+        .iter()
+        .filter(|r| r.records > 0)
+        .map(|r| (r.topic.clone(), r.partition, r.new_log_start))
+        .collect();
+    let results = kafka.delete_records(&targets).await?;
+    let mut failed = 0;
+    for row in rows.iter_mut() {
+        if row.records == 0 {
+            row.result = Some("nothing to delete".into());
+            continue;
+        }
+        row.result = Some(match results.get(&(row.topic.clone(), row.partition)) {
+            Some(Ok(low)) => {
+                row.new_log_start = *low;
+                "deleted".into()
+            }
+            Some(Err(why)) => {
+                failed += 1;
+                format!("failed: {why}")
+            }
+            None => {
+                failed += 1;
+                "failed: no answer for this partition".into()
+            }
+        });
+    }
+    if !ctx.printer.is_json() {
+        ctx.printer.line("");
+    }
+    print_plan(&rows, true, ctx)?;
+    Ok(if failed > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// Fills `unread_by` with every group whose commit on a partition is below
+/// the new log start: deleting would take records it has not processed.
+async fn find_unread(kafka: &Kafka, rows: &mut [PlanRow]) -> anyhow::Result<()> {
+    if rows.iter().all(|r| r.records == 0) {
+        return Ok(());
+    }
+    let (listings, _partial) = groups::list_groups(kafka.admin(), kafka.timeout())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("unable to list the consumer groups to check for unread records: {e}")
+        })?;
+    let names: Vec<&str> = listings.iter().map(|l| l.group_id.as_str()).collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let offsets = groups::list_group_offsets(kafka.admin(), &names, kafka.timeout())
+        .await
+        .map_err(|e| anyhow::anyhow!("unable to read the groups' committed offsets: {e}"))?;
+    let mut by_partition: BTreeMap<(String, i32), Vec<(String, i64)>> = BTreeMap::new();
+    for group in &offsets {
+        for c in &group.offsets {
+            if let Some(offset) = c.offset {
+                by_partition
+                    .entry((c.topic.clone(), c.partition))
+                    .or_default()
+                    .push((group.group_id.clone(), offset));
+            }
+        }
+    }
+    for row in rows.iter_mut() {
+        let Some(commits) = by_partition.get(&(row.topic.clone(), row.partition)) else {
+            continue;
+        };
+        for (group, committed) in commits {
+            let from = (*committed).max(row.log_start);
+            if from < row.new_log_start {
+                row.unread_by.push(UnreadBy {
+                    group: group.clone(),
+                    committed: *committed,
+                    records: row.new_log_start - from,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_plan(rows: &[PlanRow], applied: bool, ctx: &Context) -> anyhow::Result<()> {
+    let p = &ctx.printer;
+    if p.is_json() {
+        return p.json(&json!({ "execute": applied, "partitions": rows }));
+    }
+    let mut headers = vec![
+        "TOPIC",
+        "PARTITION",
+        "LOG-START",
+        "NEW-LOG-START",
+        "RECORDS",
+        "LOG-END",
+    ];
+    if applied {
+        headers.push("RESULT");
+    }
+    headers.push("NOTE");
+    let mut table = p.table(headers.iter().copied());
+    for r in rows {
+        let mut notes = r.notes.clone();
+        for u in &r.unread_by {
+            notes.push(format!("{} has not read {}", u.group, u.records));
+        }
+        let mut row = vec![
+            p.cell(r.topic.as_str(), Tone::Plain),
+            p.cell(r.partition.to_string(), Tone::Plain),
+            p.cell(r.log_start.to_string(), Tone::Plain),
+            p.cell(
+                r.new_log_start.to_string(),
+                if r.records > 0 {
+                    Tone::Warn
+                } else {
+                    Tone::Plain
+                },
+            ),
+            p.cell(r.records.to_string(), Tone::Plain),
+            p.cell(r.log_end.to_string(), Tone::Plain),
+        ];
+        if applied {
+            let result = or_dash(r.result.as_deref());
+            let tone = if result.starts_with("failed") {
+                Tone::Bad
+            } else {
+                Tone::Good
+            };
+            row.push(p.cell(result, tone));
+        }
+        row.push(p.cell(
+            notes.join("; "),
+            if r.unread_by.is_empty() {
+                Tone::Plain
+            } else {
+                Tone::Bad
+            },
+        ));
+        table.add_row(row);
+    }
+    p.align_right(&mut table, &[1, 2, 3, 4, 5]);
+    p.print_table(&table);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_new_log_start_stays_inside_the_log() {
+        let marks = Watermarks { low: 10, high: 100 };
+        let cases = [
+            (None, 100, None),
+            (Some(50), 50, None),
+            (Some(10), 10, None),
+            (Some(3), 10, Some("already starts at 10 (asked for 3)")),
+            (
+                Some(500),
+                100,
+                Some("clamped to the log end (asked for 500)"),
+            ),
+        ];
+        for (before, expected, note) in cases {
+            let mut notes = Vec::new();
+            assert_eq!(new_start(before, marks, &mut notes), expected, "{before:?}");
+            assert_eq!(notes.first().map(String::as_str), note, "{before:?}");
+        }
+    }
+}
