@@ -120,7 +120,7 @@ def prepare_lag(brokers: str, groups: int, partitions: int, records: int, commit
     producer = Producer({"bootstrap.servers": brokers, "linger.ms": 20})
     for name in names:
         for p in range(partitions):
-            _, high = probe.get_watermark_offsets(TopicPartition(name, p), timeout=10)
+            _, high = retrying(lambda: probe.get_watermark_offsets(TopicPartition(name, p), timeout=10))
             for i in range(high, records):
                 producer.produce(name, key=f"k{i}", value=b"x" * 200, partition=p)
     producer.flush(60)
@@ -129,6 +129,17 @@ def prepare_lag(brokers: str, groups: int, partitions: int, records: int, commit
         c = Consumer({"bootstrap.servers": brokers, "group.id": f"bench.lag.group.{i:03d}", "enable.auto.commit": False})
         c.commit(offsets=[TopicPartition(name, p, committed) for p in range(partitions)], asynchronous=False)
         c.close()
+
+
+def retrying(call, attempts: int = 50):
+    """Leadership of new partitions settles a moment after they exist."""
+    for i in range(attempts):
+        try:
+            return call()
+        except Exception:
+            if i == attempts - 1:
+                raise
+            time.sleep(0.2)
 
 
 def wait_for_topics(admin: AdminClient, names: list[str]) -> None:
@@ -227,8 +238,8 @@ def markdown(results: list[dict], meta: dict) -> str:
         f"{meta['runs']} runs per side after {meta['warmup']} warm-up, alternating. "
         "Times are wall clock including start-up; ratio = reference median / smmctl median.",
         "",
-        "| benchmark | smmctl median (min–max) | reference | reference median (min–max) | ratio | target | met | peak RSS smmctl / reference |",
-        "|---|---|---|---|---|---|---|---|",
+        "| benchmark | smmctl command | smmctl median (min–max) | reference | reference median (min–max) | ratio | target | met | peak RSS smmctl / reference |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         s, ref = r["smmctl"], r["reference"]
@@ -240,7 +251,7 @@ def markdown(results: list[dict], meta: dict) -> str:
             else "—"
         )
         lines.append(
-            f"| {r['name']} | {fmt_side(s)} | {ref['name']} | {fmt_side(ref)} | {ratio} | {r['target']} | {met} | {rss} |"
+            f"| {r['name']} | `{s.get('name', '')}` | {fmt_side(s)} | {ref['name']} | {fmt_side(ref)} | {ratio} | {r['target']} | {met} | {rss} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -271,10 +282,16 @@ def main() -> None:
     prepare_lag(b, groups=200, partitions=3, records=20, committed=12)
 
     lag_smmctl = Side("smmctl lag --all-groups", [str(SMMCTL), "--brokers", b, "lag", "--all-groups", "-o", "json"], smmctl_totals)
+    # The script computes lag in messages only; this is smmctl doing exactly that.
+    lag_smmctl_counts = Side(
+        "smmctl lag --all-groups --no-time",
+        [str(SMMCTL), "--brokers", b, "lag", "--all-groups", "--no-time", "-o", "json"],
+        smmctl_totals,
+    )
     pairs = [
         (
             Pair(
-                "lag, 200 groups × 3 partitions",
+                "lag, 200 groups × 3 partitions, with time lag",
                 lag_smmctl,
                 Side(
                     "kafka-consumer-groups --describe --all-groups",
@@ -289,9 +306,19 @@ def main() -> None:
         ),
         (
             Pair(
-                "lag, 200 groups × 3 partitions",
-                lag_smmctl,
+                "lag, 200 groups × 3 partitions, messages only",
+                lag_smmctl_counts,
                 Side("Python confluent-kafka script", [PYTHON, str(ROOT / "bench" / "lag_confluent.py"), b], confluent_totals),
+                "≥ 3×",
+                lambda s, r, ratio: ratio >= 3,
+            ),
+            "bench.lag.group.",
+        ),
+        (
+            Pair(
+                "lag, 200 groups × 3 partitions, with time lag",
+                lag_smmctl,
+                Side("Python confluent-kafka script (no time lag)", [PYTHON, str(ROOT / "bench" / "lag_confluent.py"), b], confluent_totals),
                 "≥ 3×",
                 lambda s, r, ratio: ratio >= 3,
             ),
@@ -304,6 +331,7 @@ def main() -> None:
             continue
         print(f"bench: {pair.name} vs {pair.reference.name}", file=sys.stderr)
         r = run_pair(pair, args.runs, args.warmup, env, prefix)
+        r["smmctl"]["name"] = pair.smmctl.name
         results.append(r)
         print(f"  smmctl {fmt_side(r['smmctl'])}  reference {fmt_side(r['reference'])}  "
               + (f"ratio {r['ratio']:.1f}×" if "ratio" in r else f"FAILED: {r.get('error')}"), file=sys.stderr)

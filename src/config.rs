@@ -262,7 +262,10 @@ impl Settings {
                 },
             );
         }
-        for reserved in ["bootstrap.servers", "client.id"] {
+        // librdkafka also reads the broker list from its older alias; left
+        // open, -X could point a destructive command at another cluster than
+        // the one `config show` reports.
+        for reserved in ["bootstrap.servers", "metadata.broker.list", "client.id"] {
             if kafka.contains_key(reserved) {
                 return Err(UsageError::new(format!(
                     "`{reserved}` cannot be set as a librdkafka property; use {} instead",
@@ -416,38 +419,64 @@ pub fn parse_kafka_property(text: &str) -> Result<(String, String), String> {
 }
 
 /// Settings names that hold secrets, in librdkafka and in our own config.
+/// When in doubt a value is masked: a hidden setting costs a look at the
+/// file, a leaked one costs a rotation.
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     [
         "password",
+        "passphrase",
         "secret",
         "token",
         "api_key",
         "api.key",
+        "apikey",
         "key.pem",
-        "credentials",
+        "private",
+        "credential",
+        "jaas",
+        "assertion",
     ]
     .iter()
     .any(|s| key.contains(s))
         || key == "sasl.oauthbearer.config"
 }
 
-/// Masks the password of a URL such as `postgres://user:pw@host/db`.
+/// Masks the password in a database URL or connection string:
+/// `postgres://user:pw@host/db`, `?password=…` query parameters, and libpq's
+/// `host=… password=…` form. Passwords may contain `/`, `?` or `#`
+/// unescaped, so the user information runs to the last `@`.
 pub fn mask_url_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{}://{user}:****@{}", &url[..scheme_end], &rest[at + 1..]),
-        None => url.to_string(),
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://")
+        && let Some(at) = out.rfind('@')
+        && at > scheme_end
+    {
+        let userinfo = &out[scheme_end + 3..at];
+        if let Some(colon) = userinfo.find(':') {
+            let start = scheme_end + 3 + colon + 1;
+            out.replace_range(start..at, "****");
+        }
     }
+    mask_password_fields(&out)
+}
+
+/// `password=…` up to the next `&`, `;` or space, wherever it appears.
+fn mask_password_fields(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(found) = lower[i..].find("password=") {
+        let value_start = i + found + "password=".len();
+        out.push_str(&text[i..value_start]);
+        let value_end = text[value_start..]
+            .find(['&', ';', ' '])
+            .map_or(text.len(), |e| value_start + e);
+        out.push_str("****");
+        i = value_end;
+    }
+    out.push_str(&text[i..]);
+    out
 }
 
 #[cfg(test)]
@@ -620,23 +649,44 @@ mod tests {
             "sasl.oauthbearer.client.secret",
             "ssl.key.pem",
             "cryptomus_api_key",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
         ] {
             assert!(is_secret_key(key), "{key}");
         }
-        for key in ["security.protocol", "sasl.username", "ssl.ca.location"] {
+        for key in [
+            "security.protocol",
+            "sasl.username",
+            "ssl.ca.location",
+            "ssl.key.location",
+        ] {
             assert!(!is_secret_key(key), "{key}");
         }
-        assert_eq!(
-            mask_url_password("postgres://smm:s3cret@db:5432/panel"),
-            "postgres://smm:****@db:5432/panel"
-        );
-        assert_eq!(
-            mask_url_password("postgres://smm@db/panel"),
-            "postgres://smm@db/panel"
-        );
-        assert_eq!(
-            mask_url_password("sqlite:///var/lib/panel.db"),
-            "sqlite:///var/lib/panel.db"
-        );
+        let cases = [
+            (
+                "postgres://smm:s3cret@db:5432/panel",
+                "postgres://smm:****@db:5432/panel",
+            ),
+            (
+                "postgres://smm:pa/ss@db/panel",
+                "postgres://smm:****@db/panel",
+            ),
+            (
+                "postgres://smm:pa#s?s@db/panel",
+                "postgres://smm:****@db/panel",
+            ),
+            ("postgres://smm@db/panel", "postgres://smm@db/panel"),
+            (
+                "postgres://db/panel?user=smm&password=hunter2&sslmode=require",
+                "postgres://db/panel?user=smm&password=****&sslmode=require",
+            ),
+            (
+                "host=db user=smm password=hunter2 dbname=panel",
+                "host=db user=smm password=**** dbname=panel",
+            ),
+            ("sqlite:///var/lib/panel.db", "sqlite:///var/lib/panel.db"),
+        ];
+        for (url, masked) in cases {
+            assert_eq!(mask_url_password(url), masked, "{url}");
+        }
     }
 }

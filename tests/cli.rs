@@ -190,8 +190,9 @@ fn config_show_reports_sources_in_precedence_order() {
 #[test]
 fn secrets_never_appear_in_config_show() {
     let (_dir, path) = with_config(
-        "[profiles.prod]\nbrokers = \"k:9092\"\ndatabase_url = \"postgres://smm:db-s3cret@db/panel\"\n\
-         [profiles.prod.kafka]\n\"sasl.username\" = \"ops\"\n\"sasl.password\" = \"file-s3cret\"\n",
+        "[profiles.prod]\nbrokers = \"k:9092\"\ndatabase_url = \"postgres://smm:db/s3cret@db/panel\"\n\
+         [profiles.prod.kafka]\n\"sasl.username\" = \"ops\"\n\"sasl.password\" = \"file-s3cret\"\n\
+         \"sasl.oauthbearer.assertion.private.key.passphrase\" = \"phrase-s3cret\"\n",
     );
     for format in ["table", "json"] {
         let r = expect_code(
@@ -210,7 +211,13 @@ fn secrets_never_appear_in_config_show() {
             0,
         );
         let all = format!("{}{}", r.stdout, r.stderr);
-        for secret in ["db-s3cret", "file-s3cret", "flag-s3cret"] {
+        for secret in [
+            "s3cret@",
+            "db/s3cret",
+            "file-s3cret",
+            "flag-s3cret",
+            "phrase-s3cret",
+        ] {
             assert!(!all.contains(secret), "{secret} leaked in {format}:\n{all}");
         }
         assert!(all.contains("sasl.username"), "{all}");

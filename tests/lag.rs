@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
@@ -142,6 +142,119 @@ async fn lag_is_exact_per_partition_and_uncommitted_partitions_show_a_dash() {
         table.stdout.contains("no committed offset"),
         "{}",
         table.stdout
+    );
+}
+
+/// Records 0..n on partition 0, record i stamped `i` minutes after `base`.
+async fn produce_minutes(topic: &str, n: i64, base: i64) {
+    let producer: FutureProducer = client_config().set("linger.ms", "0").create().unwrap();
+    for i in 0..n {
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .partition(0)
+                    .key("k")
+                    .payload("v")
+                    .timestamp(base + i * 60_000),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_group_is_timed_by_its_own_next_record() {
+    require_broker();
+    let topic = unique("lag-many-positions");
+    create_topic(&topic, 1).await;
+    // Record i is stamped 30 − i minutes ago.
+    let base = jiff::Timestamp::now().as_millisecond() - 30 * 60_000;
+    produce_minutes(&topic, 30, base).await;
+    let groups: Vec<(String, i64)> = [5, 10, 20]
+        .into_iter()
+        .map(|at| (unique(&format!("lag-at-{at}")), at))
+        .collect();
+    for (group, at) in &groups {
+        commit(group, &[(&topic, 0, *at)]);
+    }
+    let mut args = vec!["lag", "-o", "json"];
+    for (group, _) in &groups {
+        args.extend(["--group", group.as_str()]);
+    }
+    let json = expect_code(&args, 0).json();
+    for (group, at) in &groups {
+        let p = partitions_of(&json, group)[0];
+        assert_eq!(p["lag"].as_i64(), Some(30 - at), "{group}");
+        let seconds = p["lag_seconds"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{group}: {p:#}"));
+        let expected = ((30 - at) * 60) as f64;
+        assert!(
+            (expected - 1.0..expected + 30.0).contains(&seconds),
+            "{group} committed at {at}: expected about {expected} s, got {seconds}"
+        );
+    }
+    // The same through describe, which reads all three at once too.
+    let names: Vec<&str> = groups.iter().map(|(g, _)| g.as_str()).collect();
+    let mut args = vec!["groups", "describe", "-o", "json"];
+    args.extend(&names);
+    let json = expect_code(&args, 0).json();
+    let seconds: Vec<f64> = json["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["max_lag_seconds"].as_f64().unwrap())
+        .collect();
+    assert_eq!(seconds.len(), 3);
+    assert!(
+        seconds.windows(2).all(|w| w[0] != w[1]),
+        "three positions, three ages: {seconds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_marker_is_no_record_and_costs_no_timeout() {
+    require_broker();
+    let topic = unique("lag-marker");
+    let group = unique("lag-marker-group");
+    create_topic(&topic, 1).await;
+    let producer: FutureProducer = client_config()
+        .set("transactional.id", unique("lag-marker-tx"))
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(10)).unwrap();
+    producer.begin_transaction().unwrap();
+    producer
+        .send(
+            FutureRecord::to(&topic).key("k").payload("v"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    producer
+        .commit_transaction(Duration::from_secs(10))
+        .unwrap();
+    // Offset 0 is the record, offset 1 the commit marker: a group at 1 has
+    // lag 1 by the watermarks, and nothing left to read.
+    commit(&group, &[(&topic, 0, 1)]);
+    let started = Instant::now();
+    let json = expect_code(
+        &["lag", "--group", &group, "--timeout", "8s", "-o", "json"],
+        0,
+    )
+    .json();
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "took {:?}",
+        started.elapsed()
+    );
+    let p = partitions_of(&json, &group)[0];
+    assert_eq!(p["lag"], 1);
+    assert!(p["lag_seconds"].is_null(), "{p:#}");
+    assert!(
+        json["groups"][0]["max_lag_seconds"].is_null(),
+        "no figure rather than a partial one"
     );
 }
 
@@ -348,7 +461,8 @@ async fn groups_describe_shows_the_members_of_a_live_group() {
         "describe-me",
         "no committed offset on",
     ] {
-        assert!(table.stdout.contains(needle), "{needle}:\n{}", table.stdout);
+        let all = format!("{}{}", table.stdout, table.stderr);
+        assert!(all.contains(needle), "{needle}:\n{all}");
     }
 
     let listed = expect_code(&["groups", "list", "--state", "stable", "-o", "json"], 0).json();

@@ -13,11 +13,11 @@ use crate::lag::{GroupLag, Request, collect, format_seconds};
 use crate::output::{Tone, or_dash};
 
 pub async fn run(cmd: GroupsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let kafka = Kafka::new(&ctx.settings)?;
+    let kafka = Kafka::connect(&ctx.settings)?;
     match cmd {
-        GroupsCommand::List(args) => list(args, &kafka, ctx).await,
-        GroupsCommand::Describe(args) => describe(args, &kafka, ctx).await,
-        GroupsCommand::Delete(args) => delete(args, &kafka, ctx).await,
+        GroupsCommand::List(args) => list(args, kafka, ctx).await,
+        GroupsCommand::Describe(args) => describe(args, kafka, ctx).await,
+        GroupsCommand::Delete(args) => delete(args, kafka, ctx).await,
     }
 }
 
@@ -185,28 +185,27 @@ async fn describe(
         topics: Vec::new(),
         include_catalog_topics: false,
         time_lag: true,
+        listings: Some(listings),
+        describe_all: true,
     };
     let measured = collect(kafka, &request, &ctx.settings.thresholds).await?;
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let descriptions = describe_all(kafka, &refs).await?;
 
     let p = &ctx.printer;
     if p.is_json() {
         p.json(&json!({
             "groups": measured.iter().map(|g| {
-                let d = descriptions.iter().find(|d| d.group_id == g.group);
                 json!({
                     "group": g.group,
                     "coordinator": g.coordinator.as_ref().map(|c| json!({"id": c.id, "host": c.host, "port": c.port})),
                     "state": g.state.as_str(),
                     "protocol": (!g.assignor.is_empty()).then_some(&g.assignor),
-                    "members": d.map(|d| d.members.iter().map(|m| json!({
+                    "members": g.members.iter().map(|m| json!({
                         "member_id": m.member_id,
                         "client_id": m.client_id,
                         "host": m.host,
                         "instance_id": m.group_instance_id,
                         "assignment": m.assignment.iter().map(|(t, p)| json!({"topic": t, "partition": p})).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>()).unwrap_or_default(),
+                    })).collect::<Vec<_>>(),
                     "total_lag": g.total_lag(),
                     "max_lag_seconds": g.max_lag_seconds(),
                     "partitions": g.partitions.iter().map(|part| json!({
@@ -250,7 +249,7 @@ fn print_group(g: &GroupLag, ctx: &Context) {
             "PROTOCOL",
             or_dash(Some(g.assignor.as_str()).filter(|a| !a.is_empty())),
         ),
-        ("MEMBERS", g.members.to_string()),
+        ("MEMBERS", g.members.len().to_string()),
         ("TOTAL-LAG", or_dash(g.total_lag())),
         (
             "LAG-TIME",
@@ -304,8 +303,7 @@ fn print_group(g: &GroupLag, ctx: &Context) {
         .map(|part| format!("{}/{}", part.topic, part.partition))
         .collect();
     if !uncommitted.is_empty() {
-        p.line("");
-        p.line(&format!(
+        p.note(&format!(
             "note: no committed offset on {}. The group will start there wherever its consumers' \
              auto.offset.reset says (librdkafka and the Java client default to latest, which skips \
              what is already in the log); smmctl shows no lag rather than guess.",
@@ -351,10 +349,11 @@ async fn delete(
         topics: Vec::new(),
         include_catalog_topics: false,
         time_lag: false,
+        listings: Some(listings),
+        describe_all: true,
     };
     let measured = collect(kafka, &request, &ctx.settings.thresholds).await?;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let descriptions = describe_all(kafka, &refs).await?;
 
     let p = &ctx.printer;
     let preview = |ctx: &Context| -> anyhow::Result<()> {
@@ -365,7 +364,7 @@ async fn delete(
                 "groups": measured.iter().map(|g| json!({
                     "group": g.group,
                     "state": g.state.as_str(),
-                    "members": g.members,
+                    "members": g.members.len(),
                     "committed_partitions": g.partitions.iter().filter(|x| x.committed.is_some()).count(),
                     "total_lag": g.total_lag(),
                 })).collect::<Vec<_>>(),
@@ -383,7 +382,7 @@ async fn delete(
             table.add_row(vec![
                 p.cell(g.group.as_str(), Tone::Plain),
                 p.cell(g.state.as_str(), state_tone(g.state)),
-                p.cell(g.members.to_string(), Tone::Plain),
+                p.cell(g.members.len().to_string(), Tone::Plain),
                 p.cell(
                     g.partitions
                         .iter()
@@ -394,14 +393,14 @@ async fn delete(
                 ),
                 p.cell(or_dash(g.total_lag()), Tone::Plain),
                 p.cell(
-                    if g.members > 0 {
+                    if !g.members.is_empty() {
                         "has live members: refused"
                     } else if catalog::group_named(&g.group).is_some() {
                         "panel group: its workers will start over per auto.offset.reset"
                     } else {
                         ""
                     },
-                    if g.members > 0 {
+                    if !g.members.is_empty() {
                         Tone::Bad
                     } else {
                         Tone::Plain
@@ -414,14 +413,13 @@ async fn delete(
         Ok(())
     };
 
-    let live: Vec<String> = descriptions
+    let live: Vec<String> = measured
         .iter()
-        .filter(|d| !d.members.is_empty())
-        .flat_map(|d| {
-            d.members.iter().map(move |m| {
+        .flat_map(|g| {
+            g.members.iter().map(move |m| {
                 format!(
                     "{}: member {} (client {}, host {})",
-                    d.group_id, m.member_id, m.client_id, m.host
+                    g.group, m.member_id, m.client_id, m.host
                 )
             })
         })

@@ -105,17 +105,21 @@ pub struct DeadLetters {
 }
 
 pub async fn run(args: HealthArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let kafka = Kafka::new(&ctx.settings)?;
+    let mut reached = false;
+    let result = check(&args, ctx, &mut reached).await;
+    if let (Err(_), Some(path)) = (&result, &args.prometheus) {
+        // A failed run must not leave the last good run's figures behind
+        // for the alerting to read.
+        write_textfile(path, &failed_run_metrics(reached))?;
+    }
+    result
+}
+
+async fn check(args: &HealthArgs, ctx: &Context, reached: &mut bool) -> anyhow::Result<ExitStatus> {
+    let kafka = Kafka::connect(&ctx.settings)?;
     let started = Instant::now();
-    let metadata = match kafka.metadata() {
-        Ok(m) => m,
-        Err(e) => {
-            if let Some(path) = &args.prometheus {
-                write_textfile(path, &unreachable_metrics())?;
-            }
-            return Err(e);
-        }
-    };
+    let metadata = kafka.metadata()?;
+    *reached = true;
     let connect_latency = started.elapsed();
 
     let present: Vec<(String, i32)> = TOPICS
@@ -130,12 +134,14 @@ pub async fn run(args: HealthArgs, ctx: &Context) -> anyhow::Result<ExitStatus> 
         topics: Vec::new(),
         include_catalog_topics: true,
         time_lag: true,
+        listings: None,
+        describe_all: false,
     };
-    let groups = collect(&kafka, &request, &ctx.settings.thresholds).await?;
+    let groups = collect(kafka, &request, &ctx.settings.thresholds).await?;
     let producer = if args.no_produce {
         None
     } else {
-        Some(produce_and_read_back(&kafka).await)
+        Some(produce_and_read_back(kafka).await)
     };
 
     let dead_letters = dead_letters(&metadata, &watermarks);
@@ -300,15 +306,31 @@ fn categories(
                     Some(_) => {}
                 }
             }
-            if let Some(n) = dlq.filter(|&n| n > max_dead_letters) {
-                status = status.max(Health::Degraded);
-                reasons.push(format!("{n} dead letter(s) waiting"));
+            // Each dead-letter topic against the threshold, as the dead
+            // letters check does, so the two never disagree.
+            for t in topics
+                .iter()
+                .filter(|t| t.is_dead_letter() && metadata.topics.contains_key(t.name))
+            {
+                match messages(t.name, metadata, watermarks) {
+                    Some(n) if n > max_dead_letters => {
+                        status = status.max(Health::Degraded);
+                        reasons.push(format!("{} holds {n} dead letter(s)", t.name));
+                    }
+                    Some(_) => {}
+                    None => {
+                        status = status.max(Health::Degraded);
+                        reasons.push(format!("{} could not be counted", t.name));
+                    }
+                }
             }
+            // A group over its threshold degrades every category in which
+            // it has lag, however the lag is spread across topics.
             for g in groups.iter().filter(|g| g.over_threshold()) {
                 let reads_category = g.topics().iter().any(|t| {
                     catalog::topic_named(&t.topic)
                         .is_some_and(|c| c.category == category && !c.is_dead_letter())
-                        && t.lag.is_some_and(|l| l >= g.threshold)
+                        && t.lag.is_some_and(|l| l > 0)
                 });
                 if reads_category {
                     status = status.max(Health::Degraded);
@@ -370,7 +392,7 @@ fn group_state_check(groups: &[GroupLag]) -> Check {
 fn assignment_check(groups: &[GroupLag], metadata: &ClusterMetadata) -> Check {
     let mut unassigned = Vec::new();
     let mut checked = 0;
-    for g in groups.iter().filter(|g| g.members > 0) {
+    for g in groups.iter().filter(|g| !g.members.is_empty()) {
         checked += 1;
         let mut missing = 0;
         let mut topics: Vec<String> = catalog::group_named(&g.group)
@@ -422,6 +444,10 @@ fn assignment_check(groups: &[GroupLag], metadata: &ClusterMetadata) -> Check {
 }
 
 fn lag_check(groups: &[GroupLag]) -> Check {
+    let unknown: Vec<String> = groups
+        .iter()
+        .filter_map(|g| g.incomplete().map(|why| format!("{}: {why}", g.group)))
+        .collect();
     let over: Vec<String> = groups
         .iter()
         .filter(|g| g.over_threshold())
@@ -437,6 +463,13 @@ fn lag_check(groups: &[GroupLag]) -> Check {
             )
         })
         .collect();
+    if over.is_empty() && !unknown.is_empty() {
+        return Check {
+            check: "consumer lag",
+            result: CheckResult::Warn,
+            detail: format!("could not measure every group: {}", unknown.join("; ")),
+        };
+    }
     if over.is_empty() {
         let worst = groups
             .iter()
@@ -489,15 +522,32 @@ fn missing_topics_check(metadata: &ClusterMetadata) -> Check {
 }
 
 fn dead_letter_check(dead: &[DeadLetters], max: i64) -> Check {
+    // A topic that could not be counted may hold anything: never "empty".
+    let uncounted: Vec<&str> = dead
+        .iter()
+        .filter(|d| d.messages.is_none())
+        .map(|d| d.topic)
+        .collect();
     let waiting: Vec<&DeadLetters> = dead
         .iter()
         .filter(|d| d.messages.is_some_and(|m| m > max))
         .collect();
-    if waiting.is_empty() {
+    if waiting.is_empty() && uncounted.is_empty() {
         return Check {
             check: "dead letters",
             result: CheckResult::Ok,
-            detail: format!("all {} dead-letter topics empty", dead.len()),
+            detail: if max == 0 {
+                format!("all {} dead-letter topics empty", dead.len())
+            } else {
+                format!("all {} dead-letter topics at or under {max}", dead.len())
+            },
+        };
+    }
+    if waiting.is_empty() {
+        return Check {
+            check: "dead letters",
+            result: CheckResult::Fail,
+            detail: format!("could not count {}", uncounted.join(", ")),
         };
     }
     let describe = |d: &&DeadLetters| format!("{} holds {}", d.topic, d.messages.unwrap_or(0));
@@ -535,9 +585,15 @@ fn dead_letter_check(dead: &[DeadLetters], max: i64) -> Check {
 async fn produce_and_read_back(kafka: &Kafka) -> anyhow::Result<Duration> {
     let metadata = kafka.metadata()?;
     if !metadata.topics.contains_key(HEALTH_TOPIC) {
-        let configs = [("retention.ms", "3600000".to_string())];
+        // The broker's default replication, and an ISR floor of one, so the
+        // probe works on clusters whose default min.insync.replicas would
+        // refuse acks=all on a topic of one replica.
+        let configs = [
+            ("retention.ms", "3600000".to_string()),
+            ("min.insync.replicas", "1".to_string()),
+        ];
         let outcome = kafka
-            .create_topics(&[(HEALTH_TOPIC.to_string(), 1, 1)], &configs)
+            .create_topics(&[(HEALTH_TOPIC.to_string(), 1, -1)], &configs)
             .await?;
         if let Some((_, Outcome::Failed(why))) = outcome.first() {
             anyhow::bail!("cannot create {HEALTH_TOPIC}: {why}");
@@ -607,7 +663,7 @@ fn render(
             "groups": groups.iter().map(|g| json!({
                 "group": g.group,
                 "state": g.state.as_str(),
-                "members": g.members,
+                "members": g.members.len(),
                 "total_lag": g.total_lag(),
                 "max_lag_seconds": g.max_lag_seconds(),
                 "threshold": g.threshold,
@@ -651,12 +707,18 @@ fn render(
     Ok(())
 }
 
-fn unreachable_metrics() -> String {
+fn failed_run_metrics(reached: bool) -> String {
     let mut out = String::new();
     gauge(
         &mut out,
         "smmctl_health_broker_up",
         "1 when the brokers answered.",
+        &[(vec![], f64::from(u8::from(reached)))],
+    );
+    gauge(
+        &mut out,
+        "smmctl_health_run_ok",
+        "1 when smmctl health computed every check.",
         &[(vec![], 0.0)],
     );
     gauge(
@@ -685,6 +747,12 @@ fn metrics(
         &mut out,
         "smmctl_health_broker_up",
         "1 when the brokers answered.",
+        &[(vec![], 1.0)],
+    );
+    gauge(
+        &mut out,
+        "smmctl_health_run_ok",
+        "1 when smmctl health computed every check.",
         &[(vec![], 1.0)],
     );
     gauge(

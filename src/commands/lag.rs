@@ -1,7 +1,7 @@
 //! `smmctl lag`: how far behind each consumer group is, in messages and in
 //! time, once or continuously with Burrow-style statuses.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -10,35 +10,47 @@ use smm_workers::catalog::GROUPS;
 
 use crate::Context;
 use crate::cli::LagArgs;
-use crate::exit::ExitStatus;
+use crate::exit::{ExitStatus, UsageError};
 use crate::kafka::Kafka;
 use crate::kafka::groups;
 use crate::lag::status::{Sample, Status, evaluate};
-use crate::lag::{GroupLag, Request, collect, format_seconds};
+use crate::lag::{GroupLag, LagNote, Request, collect, format_seconds};
 use crate::output::{Tone, or_dash};
 
 pub async fn run(args: LagArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let kafka = Kafka::new(&ctx.settings)?;
-    let request = build_request(&args, &kafka).await?;
+    let kafka = Kafka::connect(&ctx.settings)?;
+    let request = build_request(&args, kafka).await?;
     match args.watch {
         None => {
-            let groups = measure(&kafka, &request, &args, ctx).await?;
+            let groups = measure(kafka, &request, &args, ctx).await?;
             render(&groups, &args, None, ctx)?;
             Ok(exit_for(&groups))
         }
-        Some(interval) => watch(&kafka, &request, &args, interval, ctx).await,
+        Some(interval) => watch(kafka, &request, &args, interval, ctx).await,
     }
 }
 
 async fn build_request(args: &LagArgs, kafka: &Kafka) -> anyhow::Result<Request> {
     let everyone = args.all_groups || (args.group.is_empty() && !args.topic.is_empty());
+    if args.group.iter().any(|g| g.trim().is_empty())
+        || args.topic.iter().any(|t| t.trim().is_empty())
+    {
+        return Err(UsageError::new("--group and --topic need a name").into());
+    }
+    kafka.metadata()?;
+    let (listings, partial) = groups::list_groups(kafka.admin(), kafka.timeout())
+        .await
+        .map_err(|e| anyhow::anyhow!("unable to list the consumer groups: {e}"))?;
     let groups = if !args.group.is_empty() {
         dedup(args.group.clone())
     } else if everyone {
-        let (listings, _partial) = groups::list_groups(kafka.admin(), kafka.timeout())
-            .await
-            .map_err(|e| anyhow::anyhow!("unable to list the consumer groups: {e}"))?;
-        let mut names: Vec<String> = listings.into_iter().map(|l| l.group_id).collect();
+        if let Some(error) = partial.first() {
+            // Without the full list, "every group" would quietly be fewer.
+            return Err(anyhow::anyhow!(
+                "a broker did not answer the group listing ({error}), so some groups would be missing; try again"
+            ));
+        }
+        let mut names: Vec<String> = listings.iter().map(|l| l.group_id.clone()).collect();
         if !args.topic.is_empty() {
             // Groups that read the topic by the catalog, even before their
             // first commit.
@@ -57,6 +69,9 @@ async fn build_request(args: &LagArgs, kafka: &Kafka) -> anyhow::Result<Request>
         topics: args.topic.clone(),
         include_catalog_topics: true,
         time_lag: !args.no_time,
+        // Each refresh of --watch lists afresh: states change.
+        listings: (args.watch.is_none() && partial.is_empty()).then_some(listings),
+        describe_all: false,
     })
 }
 
@@ -80,8 +95,12 @@ async fn measure(
     Ok(groups)
 }
 
+/// Over a threshold, or unable to tell: either way cron should hear of it.
 fn exit_for(groups: &[GroupLag]) -> ExitStatus {
-    if groups.iter().any(GroupLag::over_threshold) {
+    if groups
+        .iter()
+        .any(|g| g.over_threshold() || g.incomplete().is_some())
+    {
         ExitStatus::Failure
     } else {
         ExitStatus::Success
@@ -187,8 +206,8 @@ fn threshold_note(g: &GroupLag) -> String {
     if g.over_threshold() {
         notes.push(format!("over threshold {}", g.threshold));
     }
-    if let Some(e) = &g.error {
-        notes.push(format!("error: {e}"));
+    if let Some(why) = g.incomplete() {
+        notes.push(format!("incomplete: {why}"));
     }
     if g.partitions.is_empty() {
         notes.push(if g.state == groups::GroupState::Dead {
@@ -275,7 +294,7 @@ fn render(
             let mut row = vec![
                 p.cell(g.group.as_str(), group_tone),
                 p.cell(g.state.as_str(), Tone::Plain),
-                p.cell(g.members.to_string(), Tone::Plain),
+                p.cell(g.members.len().to_string(), Tone::Plain),
                 p.cell(g.topics().len().to_string(), Tone::Plain),
                 p.cell(or_dash(g.total_lag()), group_tone),
             ];
@@ -350,6 +369,18 @@ fn render(
             let mut notes = Vec::new();
             if topic_over {
                 notes.push(format!("over threshold {}", g.threshold));
+            } else if over && topic.lag.is_some_and(|l| l > 0) {
+                notes.push(format!("group over threshold {}", g.threshold));
+            }
+            // The partition view explains these one by one; here, count them.
+            let mut unusual: BTreeMap<String, usize> = BTreeMap::new();
+            for part in g.partitions.iter().filter(|p| p.topic == topic.topic) {
+                if let Some(note) = part.note.filter(|n| *n != LagNote::NoCommit) {
+                    *unusual.entry(note.describe()).or_default() += 1;
+                }
+            }
+            for (note, count) in unusual {
+                notes.push(format!("{count} partition(s): {note}"));
             }
             if topic.uncommitted_partitions == topic.partitions {
                 notes.push("no committed offset".to_string());
@@ -418,12 +449,13 @@ fn to_json(groups: &[GroupLag], statuses: Option<&Statuses>) -> Value {
                 "group": g.group,
                 "seed": g.seed,
                 "state": g.state.as_str(),
-                "members": g.members,
+                "members": g.members.len(),
                 "threshold": g.threshold,
                 "total_lag": g.total_lag(),
                 "max_lag_seconds": g.max_lag_seconds(),
                 "over_threshold": g.over_threshold(),
                 "error": g.error,
+                "incomplete": g.incomplete(),
                 "topics": g.topics().iter().map(|t| json!({
                     "topic": t.topic,
                     "partitions": t.partitions,

@@ -328,7 +328,7 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
         return Err(UsageError::new("--group is empty").into());
     }
     let target = target_of(&args)?;
-    let kafka = Kafka::new(&ctx.settings)?;
+    let kafka = Kafka::connect(&ctx.settings)?;
     let metadata = kafka.metadata()?;
     let (descriptions, offsets) = tokio::try_join!(
         async {

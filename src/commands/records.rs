@@ -79,7 +79,7 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
             UsageError::new("--from-file names its own partitions; drop --partition").into(),
         );
     }
-    let kafka = Kafka::new(&ctx.settings)?;
+    let kafka = Kafka::connect(&ctx.settings)?;
     let metadata = kafka.metadata()?;
 
     // (topic, partition, before) where `before` None means the high watermark.
@@ -177,7 +177,7 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
         });
     }
 
-    find_unread(&kafka, &mut rows).await?;
+    find_unread(kafka, &mut rows).await?;
 
     let guarded: Vec<String> = rows
         .iter()

@@ -17,12 +17,12 @@ use crate::kafka::{ClusterMetadata, Kafka, Outcome, Watermarks};
 use crate::output::{Tone, or_dash};
 
 pub async fn run(cmd: TopicsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let kafka = Kafka::new(&ctx.settings)?;
+    let kafka = Kafka::connect(&ctx.settings)?;
     match cmd {
-        TopicsCommand::Apply(args) => apply(args, &kafka, ctx).await,
-        TopicsCommand::List(args) => list(args, &kafka, ctx),
-        TopicsCommand::Orphans(args) => orphans(args, &kafka, ctx),
-        TopicsCommand::Delete(args) => delete(args, &kafka, ctx).await,
+        TopicsCommand::Apply(args) => apply(args, kafka, ctx).await,
+        TopicsCommand::List(args) => list(args, kafka, ctx),
+        TopicsCommand::Orphans(args) => orphans(args, kafka, ctx),
+        TopicsCommand::Delete(args) => delete(args, kafka, ctx).await,
     }
 }
 

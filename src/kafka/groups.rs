@@ -667,11 +667,11 @@ pub async fn alter_group_offsets(
 ///
 /// The result has one entry per input partition, in input order. A
 /// partition the broker refused carries its error
-/// ([`RDKafkaErrorCode::GroupSubscribedToTopic`] for the case above); a
+/// ([`RDKafkaErrorCode::GroupSubscribedToTopic`] for the case above,
+/// `UNKNOWN_TOPIC_OR_PARTITION` for a topic that does not exist); a
 /// partition the group never committed is no error. When the broker refuses
 /// the whole request (for example `GROUP_ID_NOT_FOUND` for a group it does
-/// not know, or `NON_EMPTY_GROUP` for a live group whose members use no
-/// consumer protocol), the call fails with [`GroupAdminError::Request`].
+/// not know), the call fails with [`GroupAdminError::Request`].
 pub async fn delete_group_offsets(
     admin: &AdminClient<DefaultClientContext>,
     group: &str,

@@ -6,7 +6,7 @@
 
 pub mod groups;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -34,6 +34,32 @@ pub fn client_config(settings: &Settings) -> ClientConfig {
         .set("reconnect.backoff.max.ms", "1000");
     for (key, value) in &settings.kafka {
         config.set(key, &value.value);
+    }
+    config
+}
+
+/// Settings of the consumer that reads record timestamps: one record per
+/// partition is all it needs, and an offset deleted in the meantime must
+/// not silently jump to the log end and time a brand-new record.
+const TIMESTAMP_READS: &[(&str, &str)] = &[
+    ("max.partition.fetch.bytes", "65536"),
+    ("auto.offset.reset", "error"),
+];
+
+/// A consumer that reads assigned partitions and never subscribes, commits
+/// or joins a group. librdkafka wants a group id for `assign`; nothing is
+/// ever written under it, so the group never exists on the cluster. It
+/// counts what the log holds, committed or not, as Kafka's own tools do.
+fn reader_config(base: &ClientConfig, extra: &[(&str, &str)]) -> ClientConfig {
+    let mut config = base.clone();
+    config
+        .set("group.id", "_smmctl.reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_uncommitted")
+        .set("fetch.wait.max.ms", "50");
+    for (key, value) in extra {
+        config.set(*key, *value);
     }
     config
 }
@@ -97,18 +123,25 @@ pub struct Kafka {
 }
 
 impl Kafka {
+    /// The clients for one command, kept for the rest of the process.
+    ///
+    /// They are never torn down: librdkafka's orderly destroy waits for its
+    /// broker threads, which costs a command more time than all its round
+    /// trips together, and the process is about to exit anyway. Whatever
+    /// produces must therefore wait for its deliveries itself.
+    pub fn connect(settings: &Settings) -> anyhow::Result<&'static Kafka> {
+        Ok(Box::leak(Box::new(Kafka::new(settings)?)))
+    }
+
     /// Builds the clients. Nothing touches the network until the first call.
     pub fn new(settings: &Settings) -> anyhow::Result<Kafka> {
         let config = client_config(settings);
         let admin = config
             .create()
             .context("cannot create the Kafka admin client (check the -X properties)")?;
-        let mut consumer_config = config.clone();
-        // Count what the log holds, committed or not, as Kafka's own tools do.
-        consumer_config
-            .set("isolation.level", "read_uncommitted")
-            .set("enable.auto.commit", "false");
-        let offsets = consumer_config
+        // One consumer serves offset lookups and timestamp reads, so a
+        // command connects twice at most, not once per purpose.
+        let offsets = reader_config(&config, TIMESTAMP_READS)
             .create()
             .context("cannot create the Kafka client (check the -X properties)")?;
         Ok(Kafka {
@@ -139,74 +172,103 @@ impl Kafka {
         self.config.clone()
     }
 
-    /// A consumer for reading assigned partitions: it never subscribes,
-    /// commits or joins a group. librdkafka still wants a group id for
-    /// `assign`; nothing is ever written under it, so the group never
-    /// exists on the cluster.
+    /// A consumer of its own for reading assigned partitions (see
+    /// [`reader_config`]).
     pub fn reader(&self, extra: &[(&str, &str)]) -> anyhow::Result<BaseConsumer> {
-        let mut config = self.config.clone();
-        config
-            .set("group.id", "_smmctl.reader")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("isolation.level", "read_uncommitted")
-            .set("fetch.wait.max.ms", "50");
-        for (key, value) in extra {
-            config.set(*key, *value);
-        }
-        config.create().context("cannot create a Kafka consumer")
+        reader_config(&self.config, extra)
+            .create()
+            .context("cannot create a Kafka consumer")
     }
 
-    /// Timestamps (ms since the epoch) of the records at the given offsets,
-    /// read by one consumer that joins no group, assigned to every partition
-    /// at once. A partition that yields nothing (only transaction markers
-    /// left, or no answer in time) is left out.
+    /// For each (topic, partition, offset), the timestamp (ms since the
+    /// epoch) of the first record at or after that offset: the record a
+    /// group committed there reads next. One consumer that joins no group
+    /// reads every partition at once; where several offsets of one partition
+    /// are wanted it seeks from one to the next rather than reading the
+    /// records in between. An offset with no record after it (only
+    /// transaction markers left, or no answer in time) is left out.
     pub fn record_timestamps(
         &self,
         positions: &[(String, i32, i64)],
-    ) -> anyhow::Result<HashMap<(String, i32), i64>> {
+    ) -> anyhow::Result<HashMap<(String, i32, i64), i64>> {
         let mut found = HashMap::new();
-        if positions.is_empty() {
+        let mut pending: BTreeMap<(String, i32), BTreeSet<i64>> = BTreeMap::new();
+        for (topic, partition, offset) in positions {
+            pending
+                .entry((topic.clone(), *partition))
+                .or_default()
+                .insert(*offset);
+        }
+        if pending.is_empty() {
             return Ok(found);
         }
-        let consumer = self.reader(&[("max.partition.fetch.bytes", "65536")])?;
-        let mut assignment = TopicPartitionList::with_capacity(positions.len());
-        for (topic, partition, offset) in positions {
-            assignment
-                .add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                .with_context(|| format!("invalid offset {offset} for {topic}/{partition}"))?;
+        let consumer = &self.offsets;
+        let mut assignment = TopicPartitionList::with_capacity(pending.len());
+        for ((topic, partition), offsets) in &pending {
+            if let Some(&first) = offsets.first() {
+                assignment
+                    .add_partition_offset(topic, *partition, Offset::Offset(first))
+                    .with_context(|| format!("invalid offset {first} for {topic}/{partition}"))?;
+            }
         }
         consumer
             .assign(&assignment)
             .context("cannot assign partitions to read record timestamps")?;
         // A partition whose remaining records are all transaction markers
-        // yields nothing at all, so waiting for every partition could take
-        // the whole timeout. Fetch responses carry every partition a broker
-        // leads, so once a second passes with nothing new, nothing is coming.
+        // yields nothing, so waiting for every answer could take the whole
+        // timeout. Fetch responses carry every partition a broker leads:
+        // once records have started to arrive, a quiet second means nothing
+        // more is coming.
         let deadline = Instant::now() + self.timeout;
+        let first_answer_deadline = Instant::now() + self.timeout.min(Duration::from_secs(5));
         let quiet_for = Duration::from_secs(1);
-        let mut last_progress = Instant::now();
+        let mut last_progress: Option<Instant> = None;
         tokio::task::block_in_place(|| {
-            while found.len() < positions.len()
-                && Instant::now() < deadline
-                && last_progress.elapsed() < quiet_for
-            {
-                let Some(result) = consumer.poll(Duration::from_millis(50)) else {
+            while !pending.is_empty() && Instant::now() < deadline {
+                match last_progress {
+                    Some(at) if at.elapsed() >= quiet_for => break,
+                    None if Instant::now() >= first_answer_deadline => break,
+                    _ => {}
+                }
+                let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) else {
                     continue;
                 };
-                let Ok(message) = result else { continue };
                 let key = (message.topic().to_string(), message.partition());
-                if found.contains_key(&key) {
+                let Some(offsets) = pending.get_mut(&key) else {
+                    continue;
+                };
+                let at = message.offset();
+                // A record fetched before the last seek: not an answer.
+                if offsets.first().is_none_or(|&wanted| at < wanted) {
                     continue;
                 }
-                if let Some(ms) = message.timestamp().to_millis() {
-                    found.insert(key, ms);
-                    last_progress = Instant::now();
+                let Some(ms) = message.timestamp().to_millis() else {
+                    continue;
+                };
+                last_progress = Some(Instant::now());
+                // Everything wanted up to here reads this record next.
+                while let Some(&wanted) = offsets.first().filter(|&&w| w <= at) {
+                    found.insert((key.0.clone(), key.1, wanted), ms);
+                    offsets.remove(&wanted);
                 }
-                let mut done = TopicPartitionList::new();
-                done.add_partition(message.topic(), message.partition());
-                let _ = consumer.pause(&done);
+                match offsets.first() {
+                    Some(&next) => {
+                        let _ = consumer.seek(
+                            &key.0,
+                            key.1,
+                            Offset::Offset(next),
+                            Duration::from_secs(1),
+                        );
+                    }
+                    None => {
+                        pending.remove(&key);
+                        let mut done = TopicPartitionList::new();
+                        done.add_partition(&key.0, key.1);
+                        let _ = consumer.pause(&done);
+                    }
+                }
             }
+            let _ = consumer.unassign();
         });
         Ok(found)
     }

@@ -21,7 +21,7 @@ use serde::Serialize;
 use smm_workers::catalog;
 
 use crate::config::Thresholds;
-use crate::kafka::groups::{self, GroupDescription, GroupState, Node};
+use crate::kafka::groups::{self, GroupDescription, GroupMember, GroupState, Node};
 use crate::kafka::{Kafka, Watermarks};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,6 +48,12 @@ pub enum LagNote {
     PastLogEnd,
     /// The group committed on a topic or partition that no longer exists.
     TopicMissing,
+    /// The partition exists but the broker did not give its offsets (its
+    /// leader is down or moving): lag unknown, not zero.
+    OffsetsUnavailable,
+    /// The group's commit here could not be read (authorisation, or the
+    /// coordinator is moving): lag unknown.
+    CommitUnreadable,
 }
 
 impl LagNote {
@@ -59,7 +65,19 @@ impl LagNote {
             }
             LagNote::PastLogEnd => "committed offset is past the log end (topic recreated?)".into(),
             LagNote::TopicMissing => "partition no longer exists".into(),
+            LagNote::OffsetsUnavailable => {
+                "the broker gave no offsets (leader unavailable?)".into()
+            }
+            LagNote::CommitUnreadable => "the committed offset could not be read".into(),
         }
+    }
+
+    /// Notes that mean the figures are incomplete, not merely unusual.
+    pub fn is_unknown(&self) -> bool {
+        matches!(
+            self,
+            LagNote::OffsetsUnavailable | LagNote::CommitUnreadable
+        )
     }
 }
 
@@ -124,7 +142,7 @@ pub struct GroupLag {
     pub state: GroupState,
     pub assignor: String,
     pub coordinator: Option<Node>,
-    pub members: usize,
+    pub members: Vec<GroupMember>,
     pub threshold: i64,
     pub partitions: Vec<PartitionLag>,
     /// A failure to read this group, in words; its partitions are then
@@ -137,8 +155,26 @@ impl GroupLag {
         sum_known(self.partitions.iter().map(|p| p.lag))
     }
 
+    /// The furthest-behind partition's time lag; `None` when a lagging
+    /// partition has no figure, since the maximum of the rest could be a
+    /// reassuring lie.
     pub fn max_lag_seconds(&self) -> Option<f64> {
-        max_known(self.partitions.iter().map(|p| p.lag_seconds))
+        max_time(self.partitions.iter())
+    }
+
+    /// Why the figures are incomplete, if they are: the group could not be
+    /// read, or some partitions' offsets could not.
+    pub fn incomplete(&self) -> Option<String> {
+        if let Some(e) = &self.error {
+            return Some(e.clone());
+        }
+        let unknown: Vec<String> = self
+            .partitions
+            .iter()
+            .filter(|p| p.note.is_some_and(|n| n.is_unknown()))
+            .map(|p| format!("{}/{}", p.topic, p.partition))
+            .collect();
+        (!unknown.is_empty()).then(|| format!("offsets unreadable on {}", unknown.join(", ")))
     }
 
     /// The panel alerts at lag ≥ its threshold (healthy is "< 1000").
@@ -157,7 +193,7 @@ impl GroupLag {
                 topic: topic.to_string(),
                 partitions: parts.len(),
                 lag: sum_known(parts.iter().map(|p| p.lag)),
-                lag_seconds: max_known(parts.iter().map(|p| p.lag_seconds)),
+                lag_seconds: max_time(parts.iter().copied()),
                 uncommitted_partitions: parts.iter().filter(|p| p.committed.is_none()).count(),
             })
             .collect()
@@ -170,10 +206,16 @@ fn sum_known(values: impl Iterator<Item = Option<i64>>) -> Option<i64> {
         .fold(None, |sum, v| Some(sum.unwrap_or(0) + v))
 }
 
-fn max_known(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
-    values.flatten().fold(None, |max: Option<f64>, v| {
-        Some(max.map_or(v, |m| m.max(v)))
-    })
+fn max_time<'a>(parts: impl Iterator<Item = &'a PartitionLag>) -> Option<f64> {
+    let mut max: Option<f64> = None;
+    for p in parts {
+        match (p.lag, p.lag_seconds) {
+            (Some(lag), None) if lag > 0 => return None,
+            (_, Some(s)) => max = Some(max.map_or(s, |m| m.max(s))),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// What to measure.
@@ -186,6 +228,11 @@ pub struct Request {
     /// never committed on: a topic nobody consumes is worth seeing.
     pub include_catalog_topics: bool,
     pub time_lag: bool,
+    /// The cluster's groups, when the caller already listed them.
+    pub listings: Option<Vec<groups::GroupListing>>,
+    /// Describe every group, not only those with members (for the
+    /// coordinator, which `groups describe` shows).
+    pub describe_all: bool,
 }
 
 /// Measures lag for the requested groups.
@@ -194,23 +241,50 @@ pub async fn collect(
     request: &Request,
     thresholds: &Thresholds,
 ) -> anyhow::Result<Vec<GroupLag>> {
+    let started = std::time::Instant::now();
     let metadata = kafka.metadata()?;
     let names: Vec<&str> = request.groups.iter().map(String::as_str).collect();
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let (descriptions, offsets) = tokio::try_join!(
-        async {
-            groups::describe_groups(kafka.admin(), &names, kafka.timeout())
+    let listings = match &request.listings {
+        Some(known) => known.clone(),
+        None => {
+            groups::list_groups(kafka.admin(), kafka.timeout())
                 .await
-                .map_err(|e| anyhow::anyhow!("unable to describe the consumer groups: {e}"))
-        },
-        async {
-            groups::list_group_offsets(kafka.admin(), &names, kafka.timeout())
-                .await
-                .map_err(|e| anyhow::anyhow!("unable to read the groups' committed offsets: {e}"))
-        },
-    )?;
+                .map_err(|e| anyhow::anyhow!("unable to list the consumer groups: {e}"))?
+                .0
+        }
+    };
+    let listed: HashMap<&str, GroupState> = listings
+        .iter()
+        .map(|l| (l.group_id.as_str(), l.state))
+        .collect();
+    // Describing costs a round trip per group; an Empty group has no
+    // members to describe, and a group the listing lacks does not exist.
+    // Asking one kind of question at a time is faster than both at once:
+    // librdkafka serialises them per coordinator anyway.
+    let to_describe: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| request.describe_all || listed.get(n).is_some_and(|s| *s != GroupState::Empty))
+        .collect();
+    let offsets = groups::list_group_offsets(kafka.admin(), &names, kafka.timeout())
+        .await
+        .map_err(|e| anyhow::anyhow!("unable to read the groups' committed offsets: {e}"))?;
+    let descriptions = if to_describe.is_empty() {
+        Vec::new()
+    } else {
+        groups::describe_groups(kafka.admin(), &to_describe, kafka.timeout())
+            .await
+            .map_err(|e| anyhow::anyhow!("unable to describe the consumer groups: {e}"))?
+    };
+    tracing::debug!(
+        elapsed = ?started.elapsed(),
+        groups = names.len(),
+        described = to_describe.len(),
+        "committed offsets read and groups described"
+    );
     let descriptions: HashMap<&str, &GroupDescription> = descriptions
         .iter()
         .map(|d| (d.group_id.as_str(), d))
@@ -225,10 +299,14 @@ pub async fn collect(
         let description = descriptions.get(name);
         let group_offsets = offsets.get(name);
         let mut committed: BTreeMap<(String, i32), Option<i64>> = BTreeMap::new();
+        let mut unreadable: BTreeSet<(String, i32)> = BTreeSet::new();
         if let Some(o) = group_offsets {
             for c in &o.offsets {
                 if wanted_topic(&c.topic) {
                     committed.insert((c.topic.clone(), c.partition), c.offset);
+                    if c.error.is_some() {
+                        unreadable.insert((c.topic.clone(), c.partition));
+                    }
                 }
             }
         }
@@ -283,17 +361,23 @@ pub async fn collect(
         result.push(GroupLag {
             group: name.to_string(),
             seed: seed.is_some(),
-            state: description.map(|d| d.state).unwrap_or(GroupState::Unknown),
+            state: description
+                .map(|d| d.state)
+                .or_else(|| listed.get(name).copied())
+                .unwrap_or(GroupState::Dead),
             assignor: description
                 .map(|d| d.partition_assignor.clone())
                 .unwrap_or_default(),
             coordinator: description.and_then(|d| d.coordinator.clone()),
-            members: description.map(|d| d.members.len()).unwrap_or(0),
+            members: description.map(|d| d.members.clone()).unwrap_or_default(),
             threshold: thresholds.max_lag_for(name),
             partitions: committed
                 .into_iter()
                 .map(|((topic, partition), committed)| {
                     let member = owners.get(&(topic.clone(), partition)).cloned();
+                    let note = unreadable
+                        .contains(&(topic.clone(), partition))
+                        .then_some(LagNote::CommitUnreadable);
                     PartitionLag {
                         topic,
                         partition,
@@ -303,7 +387,7 @@ pub async fn collect(
                         lag: None,
                         lag_seconds: None,
                         member,
-                        note: None,
+                        note,
                     }
                 })
                 .collect(),
@@ -324,13 +408,21 @@ pub async fn collect(
         .into_iter()
         .collect();
     let watermarks = kafka.watermarks(&partitions)?;
+    tracing::debug!(elapsed = ?started.elapsed(), partitions = partitions.len(), "watermarks");
     for group in &mut result {
         for p in &mut group.partitions {
-            let w = watermarks.get(&(p.topic.clone(), p.partition)).copied();
+            if p.note == Some(LagNote::CommitUnreadable) {
+                continue;
+            }
+            let key = (p.topic.clone(), p.partition);
+            let w = watermarks.get(&key).copied();
             p.log_start = w.map(|w| w.low);
             p.log_end = w.map(|w| w.high);
             (p.lag, p.note) = partition_lag(p.committed, w);
-            if p.lag == Some(0) {
+            if w.is_none() && partitions.binary_search(&key).is_ok() {
+                p.note = Some(LagNote::OffsetsUnavailable);
+            }
+            if p.lag == Some(0) && p.note.is_none() {
                 p.lag_seconds = Some(0.0);
             }
         }
@@ -338,57 +430,32 @@ pub async fn collect(
 
     if request.time_lag {
         fill_time_lag(kafka, &mut result)?;
+        tracing::debug!(elapsed = ?started.elapsed(), "time lag");
     }
     Ok(result)
 }
 
-/// Reads the next record each lagging group would read, once per distinct
-/// position, and turns its timestamp into seconds behind.
+/// Reads the next record each lagging group would read and turns its
+/// timestamp into seconds behind.
 fn fill_time_lag(kafka: &Kafka, groups: &mut [GroupLag]) -> anyhow::Result<()> {
-    let mut positions: BTreeSet<(String, i32, i64)> = BTreeSet::new();
-    for p in groups.iter().flat_map(|g| &g.partitions) {
-        if let (Some(lag), Some(committed), Some(low)) = (p.lag, p.committed, p.log_start)
-            && lag > 0
-        {
-            positions.insert((p.topic.clone(), p.partition, committed.max(low)));
-        }
-    }
+    let next_read = |p: &PartitionLag| match (p.lag, p.committed, p.log_start) {
+        (Some(lag), Some(committed), Some(low)) if lag > 0 => Some(committed.max(low)),
+        _ => None,
+    };
+    let positions: BTreeSet<(String, i32, i64)> = groups
+        .iter()
+        .flat_map(|g| &g.partitions)
+        .filter_map(|p| next_read(p).map(|at| (p.topic.clone(), p.partition, at)))
+        .collect();
     if positions.is_empty() {
         return Ok(());
     }
-    // Several groups may sit at different offsets of one partition; one
-    // consumer can only be at one place per partition, so read each
-    // partition from its smallest wanted offset and reuse what fits.
-    let mut earliest: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for (topic, partition, offset) in &positions {
-        earliest
-            .entry((topic.clone(), *partition))
-            .and_modify(|o| *o = (*o).min(*offset))
-            .or_insert(*offset);
-    }
-    let first: Vec<(String, i32, i64)> = earliest
-        .iter()
-        .map(|((t, p), o)| (t.clone(), *p, *o))
-        .collect();
-    let timestamps = kafka.record_timestamps(&first)?;
-    let exact: Vec<(String, i32, i64)> = positions
-        .iter()
-        .filter(|(t, p, o)| earliest.get(&(t.clone(), *p)) != Some(o))
-        .cloned()
-        .collect();
-    let later = kafka.record_timestamps(&exact)?;
+    let positions: Vec<_> = positions.into_iter().collect();
+    let timestamps = kafka.record_timestamps(&positions)?;
     let now_ms = jiff::Timestamp::now().as_millisecond();
     for p in groups.iter_mut().flat_map(|g| &mut g.partitions) {
-        if let (Some(lag), Some(committed), Some(low)) = (p.lag, p.committed, p.log_start)
-            && lag > 0
-        {
-            let at = committed.max(low);
-            let key = (p.topic.clone(), p.partition);
-            let ts = if earliest.get(&key) == Some(&at) {
-                timestamps.get(&key)
-            } else {
-                later.get(&key)
-            };
+        if let Some(at) = next_read(p) {
+            let ts = timestamps.get(&(p.topic.clone(), p.partition, at));
             // Producer clocks can run ahead; never report negative lag.
             p.lag_seconds = ts.map(|&ts| ((now_ms - ts).max(0) as f64) / 1000.0);
         }
@@ -467,7 +534,7 @@ mod tests {
             state: GroupState::Empty,
             assignor: String::new(),
             coordinator: None,
-            members: 0,
+            members: Vec::new(),
             threshold,
             partitions: parts,
             error: None,

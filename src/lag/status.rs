@@ -13,10 +13,10 @@
 //! - STOP: lag > 0, nobody owns the partition, and the committed offset has
 //!   not moved for the whole window, which spans at least the configured
 //!   window time.
-//! - STALL: lag > 0 and the committed offset has not moved across the whole
+//! - STALL: lag > 0 and the committed offset has not moved for the whole
 //!   window, although a member owns the partition.
 //! - WARN: the committed offset moves, but the lag grew at every sample of
-//!   the window.
+//!   the window; or it is frozen with lag, but not yet for a whole window.
 //! - OK: anything else, and always when the latest lag is zero.
 //!
 //! With fewer than two samples nothing can be said yet: `Unknown`, shown as
@@ -88,16 +88,16 @@ pub fn evaluate(window: &[Sample], window_ms: u64) -> Status {
     let unmoved =
         committed.len() == window.len() && committed.windows(2).all(|pair| pair[0] == pair[1]);
     if unmoved {
-        let spanned = last.at_ms.saturating_sub(first.at_ms) >= window_ms;
-        if !last.owned && spanned {
-            return Status::Stop;
+        // Frozen, but not yet for a whole window: too early to call it a
+        // stall or a stop, but worth a look.
+        if last.at_ms.saturating_sub(first.at_ms) < window_ms {
+            return Status::Warn;
         }
-        if last.owned {
-            return Status::Stall;
-        }
-        // Unowned but not yet for a whole window: too early to say STOP,
-        // and not a stall either, since nobody is there to be stuck.
-        return Status::Warn;
+        return if last.owned {
+            Status::Stall
+        } else {
+            Status::Stop
+        };
     }
     let lags: Option<Vec<i64>> = window.iter().map(|s| s.lag).collect();
     if let Some(lags) = lags
