@@ -149,8 +149,9 @@ rule: lag < 1000); such rows are marked and the command exits 1.
 
 --watch refreshes in place and judges each partition over a window of samples:
   OK      lag is zero, or the group keeps up
-  WARN    the committed offset moves, but lag grew at every sample of the window
-  STALL   lag > 0 and the committed offset did not move across the window, although
+  WARN    the committed offset moves, but lag grew at every sample of the window; or it
+          is frozen with lag, but not yet for a whole window
+  STALL   lag > 0 and the committed offset has not moved for a whole window, although
           a member owns the partition
   STOP    lag > 0, nobody owns the partition, and the committed offset has not moved
           for a whole window
@@ -161,9 +162,9 @@ const HEALTH_ABOUT: &str = "The panel's health table and checks, computed live.
 
 Categories: Active Topics are the category's catalog topics that exist; DLQ Messages \
 are records retained in its dead-letter topics. A category is Degraded when a dead \
-letter waits, a group reading it is over its lag threshold or unhealthy, or a \
-topic is missing, and Down when one of its main topics is missing or has a \
-partition without a leader.
+letter waits, a group lagging on its topics is over its lag threshold, or a topic \
+is missing, and Down when one of its main topics is missing or has a partition \
+without a leader.
 
 Checks: broker connection; each of the nine groups is Stable or Empty; every partition \
 of the topics an active group reads is assigned; lag under the threshold; a test record \

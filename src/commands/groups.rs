@@ -21,7 +21,7 @@ pub async fn run(cmd: GroupsCommand, ctx: &Context) -> anyhow::Result<ExitStatus
     }
 }
 
-async fn listings(kafka: &Kafka, ctx: &Context) -> anyhow::Result<Vec<GroupListing>> {
+async fn listings(kafka: &'static Kafka, ctx: &Context) -> anyhow::Result<Vec<GroupListing>> {
     // Connection check first, so an unreachable cluster is one clear error.
     kafka.metadata()?;
     let (mut listings, partial) = groups::list_groups(kafka.admin(), kafka.timeout())
@@ -36,7 +36,10 @@ async fn listings(kafka: &Kafka, ctx: &Context) -> anyhow::Result<Vec<GroupListi
     Ok(listings)
 }
 
-async fn describe_all(kafka: &Kafka, names: &[&str]) -> anyhow::Result<Vec<GroupDescription>> {
+async fn describe_all(
+    kafka: &'static Kafka,
+    names: &[&str],
+) -> anyhow::Result<Vec<GroupDescription>> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
@@ -76,7 +79,11 @@ fn require_known(names: &[String], listings: &[GroupListing]) -> anyhow::Result<
 
 // ---------------------------------------------------------------- list
 
-async fn list(args: GroupsListArgs, kafka: &Kafka, ctx: &Context) -> anyhow::Result<ExitStatus> {
+async fn list(
+    args: GroupsListArgs,
+    kafka: &'static Kafka,
+    ctx: &Context,
+) -> anyhow::Result<ExitStatus> {
     let states: Vec<GroupState> = args
         .state
         .iter()
@@ -174,7 +181,7 @@ fn state_tone(state: GroupState) -> Tone {
 
 async fn describe(
     args: GroupsDescribeArgs,
-    kafka: &Kafka,
+    kafka: &'static Kafka,
     ctx: &Context,
 ) -> anyhow::Result<ExitStatus> {
     let names = dedup(&args.groups);
@@ -338,7 +345,7 @@ fn dedup(names: &[String]) -> Vec<String> {
 
 async fn delete(
     args: GroupsDeleteArgs,
-    kafka: &Kafka,
+    kafka: &'static Kafka,
     ctx: &Context,
 ) -> anyhow::Result<ExitStatus> {
     let names = dedup(&args.groups);

@@ -82,7 +82,7 @@ fn dedup(mut names: Vec<String>) -> Vec<String> {
 }
 
 async fn measure(
-    kafka: &Kafka,
+    kafka: &'static Kafka,
     request: &Request,
     args: &LagArgs,
     ctx: &Context,
@@ -133,7 +133,7 @@ impl Statuses {
 }
 
 async fn watch(
-    kafka: &Kafka,
+    kafka: &'static Kafka,
     request: &Request,
     args: &LagArgs,
     interval: Duration,

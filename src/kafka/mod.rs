@@ -219,6 +219,7 @@ impl Kafka {
         // timeout. Fetch responses carry every partition a broker leads:
         // once records have started to arrive, a quiet second means nothing
         // more is coming.
+        let started = Instant::now();
         let deadline = Instant::now() + self.timeout;
         let first_answer_deadline = Instant::now() + self.timeout.min(Duration::from_secs(5));
         let quiet_for = Duration::from_secs(1);
@@ -269,6 +270,7 @@ impl Kafka {
                 }
             }
             let _ = consumer.unassign();
+            tracing::debug!(elapsed = ?started.elapsed(), left = pending.len(), "time lag records read");
         });
         Ok(found)
     }

@@ -237,7 +237,7 @@ pub struct Request {
 
 /// Measures lag for the requested groups.
 pub async fn collect(
-    kafka: &Kafka,
+    kafka: &'static Kafka,
     request: &Request,
     thresholds: &Thresholds,
 ) -> anyhow::Result<Vec<GroupLag>> {
