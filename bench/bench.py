@@ -73,8 +73,11 @@ class Measure:
 class Side:
     name: str
     argv: list[str]
-    # Turns stdout into {group: total lag} to check both sides agree.
+    # Turns stdout into comparable figures, to check both sides agree.
     parse: object = None
+    # Exit codes that mean the command ran: `--help` of Kafka's tools exits
+    # 1, and `health` exits 1 on a cluster that is not the panel's.
+    ok_codes: tuple = (0,)
 
 
 @dataclass
@@ -199,7 +202,7 @@ def run_pair(pair: Pair, runs: int, warmup: int, env: dict, check_prefix: str | 
             order.reverse()
         for key, side in order:
             wall, rss, out, err, code = timed(side.argv, env)
-            if code != 0:
+            if code not in side.ok_codes:
                 sides[key].failures.append(f"exit {code}: {err.strip()[:300]}")
                 continue
             outputs[key] = out
@@ -222,7 +225,9 @@ def run_pair(pair: Pair, runs: int, warmup: int, env: dict, check_prefix: str | 
         result["ratio"] = r["median_s"] / s["median_s"]
         result["met"] = bool(pair.met(s, r, result["ratio"]))
     else:
-        result["error"] = "; ".join(s.get("failures", []) + r.get("failures", [])) or "a side did not run"
+        failures = s.get("failures", []) + r.get("failures", [])
+        first = " ".join(failures[0].split())[:160] if failures else "a side did not run"
+        result["error"] = f"{first} ({len(failures)} failed run(s))" if failures else first
     return result
 
 
@@ -245,6 +250,8 @@ def markdown(results: list[dict], meta: dict) -> str:
         s, ref = r["smmctl"], r["reference"]
         ratio = f"{r['ratio']:.1f}×" if "ratio" in r else "—"
         met = ("yes" if r["met"] else "**missed**") if "met" in r else f"**failed: {r.get('error', '')}**"
+        if r["target"] in ("—", "wall time, start-up included") and "met" in r:
+            met = "—"
         rss = (
             f"{s['peak_rss_mb']:.0f} MB / {ref['peak_rss_mb']:.0f} MB"
             if s.get("ok") and ref.get("ok")
@@ -267,6 +274,56 @@ def update_readme(table: str) -> None:
     readme.write_text(f"{before}{start}\n{table}{end}{after}")
 
 
+def prepare_scale(brokers: str, total: int, per_topic: int = 10) -> list[str]:
+    """`total` partitions: topics of `per_topic` partitions, one group each,
+    committed half way. Returns the group names."""
+    admin = AdminClient({"bootstrap.servers": brokers})
+    count = max(1, total // per_topic)
+    parts = min(per_topic, total)
+    names = [f"bench.scale.{total}.{i:03d}" for i in range(count)]
+    existing = set(admin.list_topics(timeout=10).topics)
+    missing = [NewTopic(n, parts, 1) for n in names if n not in existing]
+    if missing:
+        for _, f in admin.create_topics(missing, request_timeout=30).items():
+            f.result()
+        wait_for_topics(admin, names)
+    producer = Producer({"bootstrap.servers": brokers, "linger.ms": 20})
+    probe = Consumer({"bootstrap.servers": brokers, "group.id": "bench.probe"})
+    for name in names:
+        for p in range(parts):
+            _, high = retrying(lambda: probe.get_watermark_offsets(TopicPartition(name, p), timeout=10))
+            for i in range(high, 10):
+                producer.produce(name, key=f"k{i}", value=b"x" * 200, partition=p)
+    producer.flush(60)
+    probe.close()
+    groups = []
+    for name in names:
+        group = f"{name}.group"
+        c = Consumer({"bootstrap.servers": brokers, "group.id": group, "enable.auto.commit": False})
+        c.commit(offsets=[TopicPartition(name, p, 5) for p in range(parts)], asynchronous=False)
+        c.close()
+        groups.append(group)
+    return groups
+
+
+def reset_new_offsets_smmctl(stdout: str) -> dict:
+    doc = json.loads(stdout)
+    return {f"{p['topic']}/{p['partition']}": p["new"] for p in doc["partitions"]}
+
+
+def reset_new_offsets_kafka(stdout: str) -> dict:
+    out = {}
+    for line in stdout.splitlines():
+        cols = line.split()
+        if len(cols) >= 4 and cols[2].isdigit() and cols[3].isdigit():
+            out[f"{cols[1]}/{cols[2]}"] = int(cols[3])
+    return out
+
+
+def kafka_tool(classpath: str, main_class: str, *args: str) -> list[str]:
+    return [*KAFKA_JVM, "-cp", classpath, main_class, *args]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--brokers", required=True)
@@ -277,28 +334,34 @@ def main() -> None:
     b = args.brokers
     env = {**os.environ, "NO_COLOR": "1", "SMM_CONFIG": "/dev/null"}
     classpath = subprocess.run([str(ROOT / "scripts" / "kafka"), "classpath"], capture_output=True, text=True, check=True).stdout.strip()
+    smmctl = [str(SMMCTL), "--brokers", b]
+    cgc = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 
     print("bench: preparing 200 groups × 3 partitions", file=sys.stderr)
     prepare_lag(b, groups=200, partitions=3, records=20, committed=12)
+    delete_file = ROOT / ".local" / "bench-delete-noop.json"
+    delete_file.write_text(json.dumps({
+        "partitions": [{"topic": "bench.lag.001", "partition": p, "offset": 0} for p in range(3)],
+        "version": 1,
+    }))
 
-    lag_smmctl = Side("smmctl lag --all-groups", [str(SMMCTL), "--brokers", b, "lag", "--all-groups", "-o", "json"], smmctl_totals)
+    lag_smmctl = Side("smmctl lag --all-groups", [*smmctl, "lag", "--all-groups", "-o", "json"], smmctl_totals)
     # The script computes lag in messages only; this is smmctl doing exactly that.
     lag_smmctl_counts = Side(
         "smmctl lag --all-groups --no-time",
-        [str(SMMCTL), "--brokers", b, "lag", "--all-groups", "--no-time", "-o", "json"],
+        [*smmctl, "lag", "--all-groups", "--no-time", "-o", "json"],
         smmctl_totals,
     )
+    script = [PYTHON, str(ROOT / "bench" / "lag_confluent.py"), b]
+    always = lambda s, r, ratio: True  # noqa: E731 - pairs without a target
     pairs = [
         (
             Pair(
                 "lag, 200 groups × 3 partitions, with time lag",
                 lag_smmctl,
-                Side(
-                    "kafka-consumer-groups --describe --all-groups",
-                    [*KAFKA_JVM, "-cp", classpath, "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-                     "--bootstrap-server", b, "--describe", "--all-groups"],
-                    kafka_tool_totals,
-                ),
+                Side("kafka-consumer-groups --describe --all-groups",
+                     kafka_tool(classpath, cgc, "--bootstrap-server", b, "--describe", "--all-groups"),
+                     kafka_tool_totals),
                 "< 1 s and ≥ 10×",
                 lambda s, r, ratio: s["median_s"] < 1.0 and ratio >= 10,
             ),
@@ -308,7 +371,19 @@ def main() -> None:
             Pair(
                 "lag, 200 groups × 3 partitions, messages only",
                 lag_smmctl_counts,
-                Side("Python confluent-kafka script", [PYTHON, str(ROOT / "bench" / "lag_confluent.py"), b], confluent_totals),
+                Side("kafka-consumer-groups --describe --all-groups",
+                     kafka_tool(classpath, cgc, "--bootstrap-server", b, "--describe", "--all-groups"),
+                     kafka_tool_totals),
+                "< 1 s and ≥ 10×",
+                lambda s, r, ratio: s["median_s"] < 1.0 and ratio >= 10,
+            ),
+            "bench.lag.group.",
+        ),
+        (
+            Pair(
+                "lag, 200 groups × 3 partitions, messages only",
+                lag_smmctl_counts,
+                Side("Python confluent-kafka script", script, confluent_totals),
                 "≥ 3×",
                 lambda s, r, ratio: ratio >= 3,
             ),
@@ -318,11 +393,61 @@ def main() -> None:
             Pair(
                 "lag, 200 groups × 3 partitions, with time lag",
                 lag_smmctl,
-                Side("Python confluent-kafka script (no time lag)", [PYTHON, str(ROOT / "bench" / "lag_confluent.py"), b], confluent_totals),
+                Side("Python confluent-kafka script (no time lag)", script, confluent_totals),
                 "≥ 3×",
                 lambda s, r, ratio: ratio >= 3,
             ),
             "bench.lag.group.",
+        ),
+        (
+            Pair(
+                "offsets reset preview, 1 group × 3 partitions",
+                Side("smmctl offsets reset … --to-earliest",
+                     [*smmctl, "offsets", "reset", "--group", "bench.lag.group.000", "--topic", "bench.lag.000",
+                      "--to-earliest", "-o", "json"],
+                     reset_new_offsets_smmctl),
+                Side("kafka-consumer-groups --reset-offsets --dry-run",
+                     kafka_tool(classpath, cgc, "--bootstrap-server", b, "--reset-offsets", "--group",
+                                "bench.lag.group.000", "--topic", "bench.lag.000", "--to-earliest", "--dry-run"),
+                     reset_new_offsets_kafka),
+                "wall time, start-up included",
+                always,
+            ),
+            "bench.lag.000/",
+        ),
+        (
+            Pair(
+                "records delete, 3 partitions (deletes nothing)",
+                Side("smmctl records delete --before-offset 0 --execute --yes",
+                     [*smmctl, "records", "delete", "--topic", "bench.lag.001", "--before-offset", "0", "--execute", "--yes"]),
+                Side("kafka-delete-records --offset-json-file",
+                     kafka_tool(classpath, "org.apache.kafka.tools.DeleteRecordsCommand", "--bootstrap-server", b,
+                                "--offset-json-file", str(delete_file))),
+                "wall time, start-up included",
+                always,
+            ),
+            None,
+        ),
+        (
+            Pair(
+                "cold start: --help",
+                Side("smmctl --help", [str(SMMCTL), "--help"]),
+                Side("kafka-consumer-groups --help", kafka_tool(classpath, cgc, "--help"), ok_codes=(0, 1)),
+                "—",
+                always,
+            ),
+            None,
+        ),
+        (
+            Pair(
+                "cold start: one question to the broker",
+                Side("smmctl health", [*smmctl, "health", "--no-produce"], ok_codes=(0, 1)),
+                Side("kafka-broker-api-versions", kafka_tool(classpath, "org.apache.kafka.tools.BrokerApiVersionsCommand",
+                                                             "--bootstrap-server", b)),
+                "—",
+                always,
+            ),
+            None,
         ),
     ]
     results = []
@@ -336,6 +461,24 @@ def main() -> None:
         print(f"  smmctl {fmt_side(r['smmctl'])}  reference {fmt_side(r['reference'])}  "
               + (f"ratio {r['ratio']:.1f}×" if "ratio" in r else f"FAILED: {r.get('error')}"), file=sys.stderr)
 
+    scaling = []
+    if not args.only or "scal" in args.only:
+        for total in (10, 100, 1000):
+            print(f"bench: scaling, lag over {total} partitions", file=sys.stderr)
+            groups = prepare_scale(b, total)
+            group_args = [a for g in groups for a in ("--group", g)]
+            pair = Pair(
+                f"lag over {total} partitions ({len(groups)} groups)",
+                Side("smmctl lag", [*smmctl, "lag", *group_args, "-o", "json"], smmctl_totals),
+                Side("kafka-consumer-groups --describe", kafka_tool(classpath, cgc, "--bootstrap-server", b, "--describe", *group_args), kafka_tool_totals),
+                "—",
+                always,
+            )
+            r = run_pair(pair, args.runs, args.warmup, env, f"bench.scale.{total}.")
+            r["partitions"] = total
+            scaling.append(r)
+            print(f"  smmctl {fmt_side(r['smmctl'])}  reference {fmt_side(r['reference'])}", file=sys.stderr)
+
     meta = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": os.cpu_count(),
@@ -346,13 +489,35 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"{stamp}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-    table = markdown(results, meta)
+    (RESULTS / f"{stamp}.json").write_text(json.dumps({"meta": meta, "results": results, "scaling": scaling}, indent=2) + "\n")
+    table = markdown(results, meta) + scaling_markdown(scaling)
     (RESULTS / "latest.md").write_text(table)
     update_readme(table)
     print(table)
-    if any("error" in r for r in results):
+    if any("error" in r for r in results + scaling):
         sys.exit(1)
+
+
+def scaling_markdown(scaling: list[dict]) -> str:
+    if not scaling:
+        return ""
+    lines = [
+        "",
+        "Scaling: `smmctl lag` with time lag, and `kafka-consumer-groups --describe` for the same groups.",
+        "",
+        "| partitions | smmctl median | kafka-consumer-groups median | ratio |",
+        "|---|---|---|---|",
+    ]
+    for r in scaling:
+        ratio = f"{r['ratio']:.1f}×" if "ratio" in r else f"failed: {r.get('error', '')}"
+        lines.append(f"| {r['partitions']} | {fmt_side(r['smmctl'])} | {fmt_side(r['reference'])} | {ratio} |")
+    ok = [r for r in scaling if r["smmctl"].get("ok")]
+    if len(ok) >= 2:
+        first, last = ok[0], ok[-1]
+        grow = last["smmctl"]["median_s"] / first["smmctl"]["median_s"]
+        size = last["partitions"] / first["partitions"]
+        lines += ["", f"From {first['partitions']} to {last['partitions']} partitions ({size:.0f}× more) smmctl's time grew {grow:.1f}×."]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

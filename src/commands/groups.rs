@@ -215,19 +215,7 @@ async fn describe(
                     })).collect::<Vec<_>>(),
                     "total_lag": g.total_lag(),
                     "max_lag_seconds": g.max_lag_seconds(),
-                    "partitions": g.partitions.iter().map(|part| json!({
-                        "topic": part.topic,
-                        "partition": part.partition,
-                        "committed": part.committed,
-                        "log_start": part.log_start,
-                        "log_end": part.log_end,
-                        "lag": part.lag,
-                        "lag_seconds": part.lag_seconds,
-                        "member_id": part.member.as_ref().map(|m| &m.member_id),
-                        "client_id": part.member.as_ref().map(|m| &m.client_id),
-                        "host": part.member.as_ref().map(|m| &m.host),
-                        "note": part.note.map(|n| n.describe()),
-                    })).collect::<Vec<_>>(),
+                    "partitions": g.partitions.iter().map(|part| part.to_json()).collect::<Vec<_>>(),
                 })
             }).collect::<Vec<_>>(),
         }))?;

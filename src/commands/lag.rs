@@ -464,19 +464,7 @@ fn to_json(groups: &[GroupLag], statuses: Option<&Statuses>) -> Value {
                     "uncommitted_partitions": t.uncommitted_partitions,
                 })).collect::<Vec<_>>(),
                 "partitions": g.partitions.iter().map(|p| {
-                    let mut part = json!({
-                        "topic": p.topic,
-                        "partition": p.partition,
-                        "committed": p.committed,
-                        "log_start": p.log_start,
-                        "log_end": p.log_end,
-                        "lag": p.lag,
-                        "lag_seconds": p.lag_seconds,
-                        "member_id": p.member.as_ref().map(|m| &m.member_id),
-                        "client_id": p.member.as_ref().map(|m| &m.client_id),
-                        "host": p.member.as_ref().map(|m| &m.host),
-                        "note": p.note.map(|n| n.describe()),
-                    });
+                    let mut part = p.to_json();
                     if let Some(s) = statuses {
                         part["status"] = json!(s.partition(&g.group, &p.topic, p.partition));
                     }

@@ -441,14 +441,7 @@ impl Kafka {
             .create_topics(&new_topics, &self.admin_options())
             .await
             .map_err(|e| self.unreachable(e))?;
-        Ok(results
-            .into_iter()
-            .map(|result| match result {
-                Ok(name) => (name, Outcome::Done),
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => (name, Outcome::AlreadyExists),
-                Err((name, code)) => (name, Outcome::Failed(describe_code(code))),
-            })
-            .collect())
+        Ok(outcomes(results))
     }
 
     pub async fn delete_topics(&self, names: &[&str]) -> anyhow::Result<Vec<(String, Outcome)>> {
@@ -457,13 +450,7 @@ impl Kafka {
             .delete_topics(names, &self.admin_options())
             .await
             .map_err(|e| self.unreachable(e))?;
-        Ok(results
-            .into_iter()
-            .map(|result| match result {
-                Ok(name) => (name, Outcome::Done),
-                Err((name, code)) => (name, Outcome::Failed(describe_code(code))),
-            })
-            .collect())
+        Ok(outcomes(results))
     }
 
     pub async fn delete_groups(&self, names: &[&str]) -> anyhow::Result<Vec<(String, Outcome)>> {
@@ -472,13 +459,7 @@ impl Kafka {
             .delete_groups(names, &self.admin_options())
             .await
             .map_err(|e| self.unreachable(e))?;
-        Ok(results
-            .into_iter()
-            .map(|result| match result {
-                Ok(name) => (name, Outcome::Done),
-                Err((name, code)) => (name, Outcome::Failed(describe_code(code))),
-            })
-            .collect())
+        Ok(outcomes(results))
     }
 
     /// Deletes every record before each given offset. Returns, per
@@ -570,6 +551,18 @@ fn is_leadership_settling(error: &KafkaError) -> bool {
                 | RDKafkaErrorCode::FencedLeaderEpoch
         )
     )
+}
+
+/// Per-name results of an admin request, in words.
+fn outcomes(results: Vec<Result<String, (String, RDKafkaErrorCode)>>) -> Vec<(String, Outcome)> {
+    results
+        .into_iter()
+        .map(|result| match result {
+            Ok(name) => (name, Outcome::Done),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => (name, Outcome::AlreadyExists),
+            Err((name, code)) => (name, Outcome::Failed(describe_code(code))),
+        })
+        .collect()
 }
 
 /// Broker and client error codes in words an operator can act on.

@@ -94,6 +94,26 @@ pub struct PartitionLag {
     pub note: Option<LagNote>,
 }
 
+impl PartitionLag {
+    /// The partition in the documented JSON schema of `lag` and
+    /// `groups describe`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "topic": self.topic,
+            "partition": self.partition,
+            "committed": self.committed,
+            "log_start": self.log_start,
+            "log_end": self.log_end,
+            "lag": self.lag,
+            "lag_seconds": self.lag_seconds,
+            "member_id": self.member.as_ref().map(|m| &m.member_id),
+            "client_id": self.member.as_ref().map(|m| &m.client_id),
+            "host": self.member.as_ref().map(|m| &m.host),
+            "note": self.note.map(|n| n.describe()),
+        })
+    }
+}
+
 /// Lag in messages, and a note where it needs explaining. The lag counts
 /// from the committed offset, as Kafka's own tool does, even when part of
 /// that range has been deleted; the note says how much.
