@@ -39,6 +39,46 @@ fn an_unreachable_broker_exits_2_within_the_timeout_with_a_clear_message() {
 }
 
 #[test]
+fn every_command_that_needs_the_cluster_gives_up_within_its_timeout() {
+    let commands: &[&[&str]] = &[
+        &["topics", "apply"],
+        &["topics", "orphans"],
+        &["topics", "delete", "t"],
+        &["lag"],
+        &["lag", "--all-groups"],
+        &["groups", "list"],
+        &["groups", "describe", "g"],
+        &["groups", "delete", "g"],
+        &["health"],
+        &[
+            "offsets",
+            "reset",
+            "--group",
+            "g",
+            "--all-topics",
+            "--to-earliest",
+        ],
+        &["records", "delete", "--topic", "t", "--all"],
+    ];
+    for args in commands {
+        let mut all = args.to_vec();
+        all.extend(["--brokers", DEAD_BROKER, "--timeout", "2s"]);
+        let started = Instant::now();
+        let r = expect_code(&all, 2);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            r.stderr.contains("cannot reach the Kafka brokers"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
 fn commands_still_to_come_say_so_and_exit_2() {
     for command in ["run", "dlq"] {
         let r = expect_code(&[command, "--some-flag", "x"], 2);

@@ -37,13 +37,12 @@ async fn build_request(args: &LagArgs, kafka: &Kafka) -> anyhow::Result<Request>
     {
         return Err(UsageError::new("--group and --topic need a name").into());
     }
+    // The connection check first: an unreachable cluster is one clear
+    // error within one timeout.
+    kafka.metadata()?;
     let (listings, partial) = groups::list_groups(kafka.admin(), kafka.timeout())
         .await
         .map_err(|e| anyhow::anyhow!("unable to list the consumer groups: {e}"))?;
-    if listings.is_empty() && !partial.is_empty() {
-        // Nobody answered: let the metadata call say why, in its words.
-        kafka.metadata()?;
-    }
     let groups = if !args.group.is_empty() {
         dedup(args.group.clone())
     } else if everyone {
