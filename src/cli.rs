@@ -258,7 +258,7 @@ that an error instead. --to-datetime and --by-duration pick, per partition, the 
 record at or after that time, or the log end when there is none.
 
 Before applying, the prior offsets are written to an undo file (CSV, printed on stderr, \
-the last 20 kept under the state directory); `--from-file UNDO --execute` restores them \
+the last 100 kept under the state directory); `--from-file UNDO --execute` restores them \
 exactly, removing commits that did not exist before.";
 
 #[derive(Debug, Args)]

@@ -38,7 +38,41 @@ pub fn parse_span(text: &str) -> Result<Duration, String> {
 /// Points in time: RFC 3339 (`2026-11-29T10:00:00Z`, `…+02:00`), a date and
 /// time without a zone (read as UTC: `2026-11-29 10:00`, `2026-11-29T10:00:00`),
 /// a date alone (midnight UTC), or `@` and milliseconds since the epoch.
+///
+/// Kafka's timestamps start in 1970, and a time in the future finds no
+/// record anywhere, which would move a group to the log end or delete every
+/// record: both are refused as the typos they almost always are.
 pub fn parse_time(text: &str) -> Result<Timestamp, String> {
+    let at = parse_any_time(text)?;
+    check_time(at).map_err(|why| format!("`{text}` {why}"))
+}
+
+/// The range a record timestamp can have: from 1970 to a minute from now
+/// (clocks drift).
+pub fn check_time(at: Timestamp) -> Result<Timestamp, String> {
+    if at < Timestamp::UNIX_EPOCH {
+        return Err("is before 1970, where Kafka's timestamps begin".into());
+    }
+    let soon = Timestamp::now()
+        .checked_add(SignedDuration::from_secs(60))
+        .unwrap_or(Timestamp::MAX);
+    if at > soon {
+        return Err("is in the future: no record is that recent".into());
+    }
+    Ok(at)
+}
+
+/// Now minus `span`, for `--by-duration` and `--older-than`, held to the
+/// same range as [`parse_time`].
+pub fn time_ago(span: Duration, flag: &str) -> Result<Timestamp, String> {
+    let back = SignedDuration::try_from(span).map_err(|_| format!("{flag} is out of range"))?;
+    let at = Timestamp::now()
+        .checked_sub(back)
+        .map_err(|_| format!("{flag} reaches too far back"))?;
+    check_time(at).map_err(|why| format!("{flag} reaches a time that {why}"))
+}
+
+fn parse_any_time(text: &str) -> Result<Timestamp, String> {
     let t = text.trim();
     let wrong = || {
         format!(
@@ -191,6 +225,9 @@ pub struct DeleteRow {
     pub topic: String,
     pub partition: i32,
     pub before: Option<i64>,
+    /// Where in the file the row came from (`line 3`, `partitions[1]`), for
+    /// errors; empty for rows built from flags.
+    pub at: String,
 }
 
 /// Kafka's `kafka-delete-records` JSON,
@@ -227,6 +264,7 @@ pub fn parse_delete_file(text: &str) -> Result<Vec<DeleteRow>, String> {
             topic: topic.to_string(),
             partition,
             before,
+            at: format!("line {line}"),
         });
     }
     if rows.is_empty() {
@@ -292,6 +330,7 @@ fn parse_delete_json(text: &str) -> Result<Vec<DeleteRow>, String> {
                 topic: e.topic,
                 partition: e.partition,
                 before,
+                at: format!("partitions[{i}]"),
             })
         })
         .collect()
@@ -433,12 +472,14 @@ mod tests {
                 DeleteRow {
                     topic: "t".into(),
                     partition: 0,
-                    before: Some(5)
+                    before: Some(5),
+                    at: "partitions[0]".into(),
                 },
                 DeleteRow {
                     topic: "t".into(),
                     partition: 1,
-                    before: None
+                    before: None,
+                    at: "partitions[1]".into(),
                 },
             ]
         );

@@ -315,10 +315,7 @@ async fn undo_restores_the_exact_prior_offsets_even_where_there_were_none() {
         "{undo}"
     );
     let text = std::fs::read_to_string(&undo).unwrap();
-    assert!(
-        text.contains(&format!("{},{},2,-", f.group, f.topic)),
-        "{text}"
-    );
+    assert!(text.contains(&format!("\n{},2,-\n", f.topic)), "{text}");
 
     f.run(
         &[
@@ -510,4 +507,34 @@ async fn preview_and_result_tables_are_exact() {
             "GROUP TOPIC 1 - 0 10 6 ok first commit",
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undo_file_reads_back_whatever_the_group_is_called() {
+    let mut f = Fixture::new(1, &[]).await;
+    f.group = format!("{},with comma #and hash", unique("odd"));
+    f.commit(&[(0, 3)]);
+    let r = f.reset(&["--to-latest"]);
+    assert_eq!(f.committed(), map(&[(0, 10)]));
+    let undo = r
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("undo file: "))
+        .and_then(|l| l.split(" (").next())
+        .unwrap()
+        .to_string();
+    f.run(
+        &[
+            "offsets",
+            "reset",
+            "--group",
+            &f.group,
+            "--from-file",
+            &undo,
+            "--execute",
+            "--yes",
+        ],
+        0,
+    );
+    assert_eq!(f.committed(), map(&[(0, 3)]));
 }

@@ -329,12 +329,67 @@ async fn financial_and_main_topics_need_force() {
     expect_code(&["topics", "apply", "--category", "offer-management"], 0);
     let main = "smm.offer.assignment.events";
     produce(main, None, &[("k", b"{}")], &[]).await;
+    let before = log_starts(main);
     let r = delete(&["--topic", main, "--all", "--execute", "--yes"], 1);
     assert!(
         r.stderr.contains("is a main topic of the panel"),
         "{}",
         r.stderr
     );
+    assert_eq!(log_starts(main), before, "nothing may be deleted");
+
+    // A file naming a financial topic among others is refused as a whole.
+    let plain = unique("records-plain");
+    topic_with_records(&plain, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mixed.csv");
+    std::fs::write(&file, format!("{plain},0,2\n{money},0,5\n")).unwrap();
+    let r = delete(
+        &["--from-file", file.to_str().unwrap(), "--execute", "--yes"],
+        1,
+    );
+    assert!(r.stderr.contains("is a financial topic"), "{}", r.stderr);
+    assert_eq!(log_starts(&plain), [0]);
+    assert_eq!(log_starts(&money), [3]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_group_that_has_not_committed_yet_still_counts_as_unread() {
+    require_broker();
+    let topic = unique("records-live");
+    let group = unique("records-live-group");
+    topic_with_records(&topic, 1).await;
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", &group)
+        .set("client.id", "reader-in-progress")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "latest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while consumer.assignment().unwrap().count() == 0 {
+        assert!(Instant::now() < deadline);
+        consumer.poll(Duration::from_millis(100));
+    }
+    let preview = delete(&["--topic", &topic, "--all"], 0);
+    assert!(
+        preview.stderr.contains(&format!(
+            "group {group} would lose 10 unprocessed record(s)"
+        )) && preview
+            .stderr
+            .contains("live member owns it, no commit yet"),
+        "{}",
+        preview.stderr
+    );
+    let r = delete(&["--topic", &topic, "--all", "--execute", "--yes"], 1);
+    assert!(
+        r.stderr.contains("refusing without --force"),
+        "{}",
+        r.stderr
+    );
+    drop(consumer);
+    assert_eq!(log_starts(&topic), [0]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

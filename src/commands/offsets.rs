@@ -20,7 +20,7 @@ use crate::kafka::{ClusterMetadata, Kafka, Watermarks, describe_code};
 use crate::output::{Tone, or_dash};
 
 /// How many undo files to keep in the state directory.
-const UNDO_KEPT: usize = 20;
+const UNDO_KEPT: usize = 100;
 
 pub async fn run(cmd: OffsetsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
     match cmd {
@@ -36,7 +36,7 @@ enum Target {
     Offset(i64),
     Shift(i64),
     Time(jiff::Timestamp),
-    File(BTreeMap<(String, i32), Option<i64>>),
+    File(Vec<OffsetRow>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,20 +79,9 @@ fn target_of(args: &OffsetsResetArgs) -> anyhow::Result<Target> {
     } else if let Some(t) = args.to_datetime {
         Target::Time(t)
     } else if let Some(d) = args.by_duration {
-        let signed = jiff::SignedDuration::try_from(d)
-            .map_err(|_| UsageError::new("--by-duration is out of range"))?;
-        Target::Time(
-            jiff::Timestamp::now()
-                .checked_sub(signed)
-                .map_err(|_| UsageError::new("--by-duration reaches before the year -9999"))?,
-        )
+        Target::Time(crate::input::time_ago(d, "--by-duration").map_err(UsageError::new)?)
     } else if let Some(path) = &args.from_file {
-        let rows = read_offsets_file(path, &args.group)?;
-        Target::File(
-            rows.into_iter()
-                .map(|r| ((r.topic, r.partition), r.offset))
-                .collect(),
-        )
+        Target::File(read_offsets_file(path, &args.group)?)
     } else {
         return Err(UsageError::new("choose a target: --to-earliest, --to-latest, --to-current, --to-offset, --shift-by, --to-datetime, --by-duration or --from-file").into());
     })
@@ -129,18 +118,24 @@ fn scope(
             )
             .into());
         }
-        for (topic, partition) in rows.keys() {
-            if !exists(topic)?.contains(partition) {
+        let file = args
+            .from_file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        for row in rows {
+            let known = metadata
+                .topics
+                .get(&row.topic)
+                .is_some_and(|t| t.partitions.contains(&row.partition));
+            if !known {
                 return Err(UsageError::new(format!(
-                    "{}: partition {partition} of {topic} does not exist",
-                    args.from_file
-                        .as_deref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
+                    "{file}: line {}: {}/{} does not exist on the cluster. Nothing was changed.",
+                    row.line, row.topic, row.partition
                 ))
                 .into());
             }
-            out.insert((topic.clone(), *partition));
+            out.insert((row.topic.clone(), row.partition));
         }
         return Ok(out.into_iter().collect());
     }
@@ -231,7 +226,10 @@ fn wanted(
             Some(Some(o)) => Some(*o),
             _ => return Err("no record at or after that time: the log end".into()),
         },
-        Target::File(rows) => rows.get(key).copied().flatten(),
+        Target::File(rows) => rows
+            .iter()
+            .find(|r| r.topic == key.0 && r.partition == key.1)
+            .and_then(|r| r.offset),
     })
 }
 
@@ -372,12 +370,16 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     if args.strict {
         let clamped: Vec<String> = rows
             .iter()
-            .filter(|r| r.notes.iter().any(|n| n.starts_with("clamped")))
+            .filter(|r| {
+                r.notes
+                    .iter()
+                    .any(|n| n.starts_with("clamped") || n.starts_with("no record at or after"))
+            })
             .map(|r| format!("{}/{}", r.topic, r.partition))
             .collect();
         if !clamped.is_empty() {
             return Err(UsageError::new(format!(
-                "--strict: the target is outside the retained range on {}. Nothing was changed.",
+                "--strict: the target is outside the retained range (or no record is that recent) on {}. Nothing was changed.",
                 clamped.join(", ")
             ))
             .into());
@@ -429,19 +431,58 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
         .iter()
         .filter_map(|r| Some((r.current? - r.new?).max(0)))
         .sum();
+    let first_commits = rows
+        .iter()
+        .filter(|r| r.current.is_none() && r.new.is_some())
+        .count();
+    let removed = rows
+        .iter()
+        .filter(|r| r.action == Action::DeleteCommit)
+        .count();
+    let mut cost = format!("skips {skipped} record(s), re-reads {reread}");
+    if first_commits > 0 {
+        cost.push_str(&format!(
+            ", sets a first commit on {first_commits} partition(s)"
+        ));
+    }
+    if removed > 0 {
+        cost.push_str(&format!(", removes {removed} commit(s)"));
+    }
     confirm(
-        &format!(
-            "Reset {group} on {changing} partition(s): skips {skipped} record(s), re-reads {reread}?"
-        ),
+        &format!("Reset {group} on {changing} partition(s): {cost}?"),
         args.yes,
     )?;
+
+    // A consumer may have joined while the question was open; the broker
+    // would refuse it anyway, but asking again costs one round trip and
+    // spares a half-applied reset.
+    let now_members = groups::describe_groups(kafka.admin(), &[group.as_str()], kafka.timeout())
+        .await
+        .map_err(|e| {
+            Refusal::new(format!(
+                "cannot confirm that group {group} has no members ({e}); nothing was changed"
+            ))
+        })?;
+    if let Some(live) = describe_members(
+        &group,
+        &now_members
+            .first()
+            .map(|d| d.members.clone())
+            .unwrap_or_default(),
+    ) {
+        return Err(Refusal::new(format!(
+            "{live} joined since the preview; stop them first. Nothing was changed."
+        ))
+        .into());
+    }
 
     let undo =
         write_undo(&group, &rows).context("cannot write the undo file, so nothing was changed")?;
     ctx.printer.note(&format!(
-        "undo file: {} (restore with: smmctl offsets reset --group {group} --from-file {} --execute)",
+        "undo file: {} (restore with: smmctl offsets reset --group {} --from-file {} --execute)",
         undo.display(),
-        undo.display()
+        shell_quote(&group),
+        shell_quote(&undo.display().to_string())
     ));
 
     let set: Vec<(String, i32, i64)> = rows
@@ -454,22 +495,29 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
         .filter(|r| r.action == Action::DeleteCommit)
         .map(|r| (r.topic.clone(), r.partition))
         .collect();
+    // Both requests are always tried and every partition reported, so a
+    // failure of one never hides what the other did.
     let mut results = Vec::new();
+    let mut request_errors: BTreeMap<(String, i32), String> = BTreeMap::new();
     if !set.is_empty() {
-        results.extend(
-            groups::alter_group_offsets(kafka.admin(), &group, &set, kafka.timeout())
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("unable to commit the new offsets of group {group}: {e}")
-                })?,
-        );
+        match groups::alter_group_offsets(kafka.admin(), &group, &set, kafka.timeout()).await {
+            Ok(r) => results.extend(r),
+            Err(e) => {
+                for (topic, partition, _) in &set {
+                    request_errors.insert((topic.clone(), *partition), e.to_string());
+                }
+            }
+        }
     }
     if !delete.is_empty() {
-        results.extend(
-            groups::delete_group_offsets(kafka.admin(), &group, &delete, kafka.timeout())
-                .await
-                .map_err(|e| anyhow::anyhow!("unable to remove commits of group {group}: {e}"))?,
-        );
+        match groups::delete_group_offsets(kafka.admin(), &group, &delete, kafka.timeout()).await {
+            Ok(r) => results.extend(r),
+            Err(e) => {
+                for key in &delete {
+                    request_errors.insert(key.clone(), e.to_string());
+                }
+            }
+        }
     }
     let mut failed = 0;
     for row in rows.iter_mut() {
@@ -490,9 +538,21 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
             },
             None => {
                 failed += 1;
-                "failed: no answer for this partition".into()
+                match request_errors.get(&(row.topic.clone(), row.partition)) {
+                    Some(e) => format!("failed: {e}"),
+                    None => "failed: no answer for this partition".into(),
+                }
             }
         });
+    }
+    if failed == changing {
+        // Nothing changed, so the undo file describes nothing to undo, and
+        // restoring it later would rewind the group to stale offsets.
+        let _ = std::fs::remove_file(&undo);
+        ctx.printer.warn(&format!(
+            "nothing was changed, so the undo file {} was removed",
+            undo.display()
+        ));
     }
     if !ctx.printer.is_json() {
         ctx.printer.line("");
@@ -584,12 +644,28 @@ fn print_plan(
     Ok(())
 }
 
+/// Quotes a word for a POSIX shell when it needs it, so printed commands
+/// can be pasted as they are.
+fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@=+".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 fn csv_offset(offset: Option<i64>) -> String {
     offset.map(|o| o.to_string()).unwrap_or_else(|| "-".into())
 }
 
+/// The plan as `topic,partition,offset` rows. Topic names cannot hold a
+/// comma; group names can, so the group stays in a comment.
 fn write_plan_csv(path: &Path, group: &str, rows: &[PlanRow]) -> anyhow::Result<()> {
-    let mut text = format!("# smmctl offsets plan for group {group}\n");
+    let mut text = format!("# smmctl offsets plan for group {}\n", group.escape_debug());
     for r in rows {
         let target = if r.action == Action::Unchanged {
             r.current
@@ -597,7 +673,7 @@ fn write_plan_csv(path: &Path, group: &str, rows: &[PlanRow]) -> anyhow::Result<
             r.new
         };
         text.push_str(&format!(
-            "{group},{},{},{}\n",
+            "{},{},{}\n",
             r.topic,
             r.partition,
             csv_offset(target)
@@ -635,27 +711,37 @@ fn write_undo(group: &str, rows: &[PlanRow]) -> anyhow::Result<PathBuf> {
         "offsets-{safe_group}-{}.csv",
         now.strftime("%Y%m%dT%H%M%S%.3fZ")
     ));
-    let mut file = std::fs::File::create_new(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    writeln!(
-        file,
-        "# smmctl undo file: offsets of group {group} before the reset at {now}"
-    )?;
-    writeln!(
-        file,
-        "# restore: smmctl offsets reset --group {group} --from-file {} --execute",
-        path.display()
-    )?;
-    writeln!(file, "# '-' means the group had no committed offset there")?;
-    for r in rows.iter().filter(|r| r.action != Action::Unchanged) {
-        writeln!(
-            file,
-            "{group},{},{},{}",
+    let mut text = format!(
+        "# smmctl undo file: offsets of group {} before the reset at {now}\n\
+         # restore: smmctl offsets reset --group {} --from-file {} --execute\n\
+         # '-' means the group had no committed offset there\n",
+        group.escape_debug(),
+        shell_quote(group),
+        shell_quote(&path.display().to_string()),
+    );
+    let changed: Vec<&PlanRow> = rows
+        .iter()
+        .filter(|r| r.action != Action::Unchanged)
+        .collect();
+    for r in &changed {
+        text.push_str(&format!(
+            "{},{},{}\n",
             r.topic,
             r.partition,
             csv_offset(r.current)
-        )?;
+        ));
     }
+    // An undo file that cannot be read back is no undo file: check before
+    // anything changes.
+    let parsed = parse_offsets_csv(&text, group)
+        .map_err(|why| anyhow::anyhow!("the undo file would not read back: {why}"))?;
+    anyhow::ensure!(
+        parsed.len() == changed.len(),
+        "the undo file would not read back whole"
+    );
+    let mut file = std::fs::File::create_new(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
     file.sync_all()?;
     prune_undo(&dir);
     Ok(path)
@@ -783,7 +869,12 @@ mod tests {
 
     #[test]
     fn undo_rows_without_a_commit_remove_the_commit() {
-        let file: BTreeMap<_, _> = [(key(), None)].into_iter().collect();
+        let file = vec![OffsetRow {
+            line: 1,
+            topic: "t".into(),
+            partition: 0,
+            offset: None,
+        }];
         let row = plan_one(Target::File(file.clone()), Some(50), 0, 100);
         assert_eq!((row.new, row.action), (None, Action::DeleteCommit));
         let row = plan_one(Target::File(file), None, 0, 100);

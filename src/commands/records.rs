@@ -5,14 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::json;
-use smm_workers::catalog::{self, Role};
+use smm_workers::catalog::{self, GROUPS, Role};
 
 use crate::Context;
 use crate::cli::{RecordsCommand, RecordsDeleteArgs};
 use crate::commands::confirm;
 use crate::exit::{ExitStatus, Refusal, UsageError};
 use crate::input::{DeleteRow, parse_delete_file};
-use crate::kafka::groups;
+use crate::kafka::groups::{self, GroupState};
 use crate::kafka::{Kafka, Watermarks};
 use crate::output::{Tone, or_dash};
 
@@ -26,8 +26,9 @@ pub async fn run(cmd: RecordsCommand, ctx: &Context) -> anyhow::Result<ExitStatu
 #[derive(Debug, Clone, Serialize)]
 struct UnreadBy {
     group: String,
-    committed: i64,
+    committed: Option<i64>,
     records: i64,
+    reason: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,6 +102,7 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
                     topic: topic.clone(),
                     partition,
                     before: args.before_offset,
+                    at: String::new(),
                 })
                 .collect()
         }
@@ -113,8 +115,12 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
             .get(&row.topic)
             .is_some_and(|t| t.partitions.contains(&row.partition));
         if !exists {
+            let place = match &args.from_file {
+                Some(file) => format!("{}: {}: ", file.display(), row.at),
+                None => String::new(),
+            };
             return Err(UsageError::new(format!(
-                "{}/{} does not exist on the cluster; nothing was deleted",
+                "{place}{}/{} does not exist on the cluster; nothing was deleted",
                 row.topic, row.partition
             ))
             .into());
@@ -129,13 +135,7 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
     let cutoff = match (args.before_datetime, args.older_than) {
         (Some(t), _) => Some(t),
         (None, Some(d)) => {
-            let signed = jiff::SignedDuration::try_from(d)
-                .map_err(|_| UsageError::new("--older-than is out of range"))?;
-            Some(
-                jiff::Timestamp::now()
-                    .checked_sub(signed)
-                    .map_err(|_| UsageError::new("--older-than reaches too far back"))?,
-            )
+            Some(crate::input::time_ago(d, "--older-than").map_err(UsageError::new)?)
         }
         _ => None,
     };
@@ -200,8 +200,15 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
         .flat_map(|r| {
             r.unread_by.iter().map(move |u| {
                 format!(
-                    "group {} would lose {} unprocessed record(s) on {}/{} (committed at {})",
-                    u.group, u.records, r.topic, r.partition, u.committed
+                    "group {} would lose {} unprocessed record(s) on {}/{} ({}{})",
+                    u.group,
+                    u.records,
+                    r.topic,
+                    r.partition,
+                    u.reason,
+                    u.committed
+                        .map(|c| format!(", committed at {c}"))
+                        .unwrap_or_default()
                 )
             })
         })
@@ -285,48 +292,117 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
     })
 }
 
-/// Fills `unread_by` with every group whose commit on a partition is below
-/// the new log start: deleting would take records it has not processed.
+/// Fills `unread_by` with every group that has not read records the plan
+/// deletes: a commit below the new log start, or no commit at all from a
+/// live member that owns the partition or a panel group that reads the
+/// topic. If the groups cannot all be read, nobody can say the records are
+/// safe to delete, and the command refuses.
 async fn find_unread(kafka: &Kafka, rows: &mut [PlanRow]) -> anyhow::Result<()> {
     if rows.iter().all(|r| r.records == 0) {
         return Ok(());
     }
-    let (listings, _partial) = groups::list_groups(kafka.admin(), kafka.timeout())
+    let (listings, partial) = groups::list_groups(kafka.admin(), kafka.timeout())
         .await
         .map_err(|e| {
             anyhow::anyhow!("unable to list the consumer groups to check for unread records: {e}")
         })?;
-    let names: Vec<&str> = listings.iter().map(|l| l.group_id.as_str()).collect();
-    if names.is_empty() {
-        return Ok(());
+    if let Some(error) = partial.first() {
+        return Err(Refusal::new(format!(
+            "cannot tell which groups have read these records: a broker did not answer the group listing ({error}). Nothing was deleted."
+        ))
+        .into());
     }
-    let offsets = groups::list_group_offsets(kafka.admin(), &names, kafka.timeout())
-        .await
-        .map_err(|e| anyhow::anyhow!("unable to read the groups' committed offsets: {e}"))?;
-    let mut by_partition: BTreeMap<(String, i32), Vec<(String, i64)>> = BTreeMap::new();
+    let names: Vec<&str> = listings.iter().map(|l| l.group_id.as_str()).collect();
+    let offsets = if names.is_empty() {
+        Vec::new()
+    } else {
+        groups::list_group_offsets(kafka.admin(), &names, kafka.timeout())
+            .await
+            .map_err(|e| anyhow::anyhow!("unable to read the groups' committed offsets: {e}"))?
+    };
+    let unreadable: Vec<String> = offsets
+        .iter()
+        .filter(|g| g.error.is_some() || g.offsets.iter().any(|c| c.error.is_some()))
+        .map(|g| g.group_id.clone())
+        .collect();
+    if !unreadable.is_empty() {
+        return Err(Refusal::new(format!(
+            "cannot read the committed offsets of {}, so cannot tell whether they have read these records. Nothing was deleted.",
+            unreadable.join(", ")
+        ))
+        .into());
+    }
+    let live: Vec<&str> = listings
+        .iter()
+        .filter(|l| !matches!(l.state, GroupState::Empty | GroupState::Dead))
+        .map(|l| l.group_id.as_str())
+        .collect();
+    let descriptions = if live.is_empty() {
+        Vec::new()
+    } else {
+        groups::describe_groups(kafka.admin(), &live, kafka.timeout())
+            .await
+            .map_err(|e| anyhow::anyhow!("unable to describe the live consumer groups: {e}"))?
+    };
+
+    let mut committed: BTreeMap<(String, i32), Vec<(String, i64)>> = BTreeMap::new();
     for group in &offsets {
         for c in &group.offsets {
             if let Some(offset) = c.offset {
-                by_partition
+                committed
                     .entry((c.topic.clone(), c.partition))
                     .or_default()
                     .push((group.group_id.clone(), offset));
             }
         }
     }
-    for row in rows.iter_mut() {
-        let Some(commits) = by_partition.get(&(row.topic.clone(), row.partition)) else {
-            continue;
-        };
-        for (group, committed) in commits {
-            let from = (*committed).max(row.log_start);
+    for row in rows.iter_mut().filter(|r| r.records > 0) {
+        let key = (row.topic.clone(), row.partition);
+        let commits = committed.get(&key).cloned().unwrap_or_default();
+        for (group, at) in &commits {
+            let from = (*at).max(row.log_start);
             if from < row.new_log_start {
                 row.unread_by.push(UnreadBy {
                     group: group.clone(),
-                    committed: *committed,
+                    committed: Some(*at),
                     records: row.new_log_start - from,
+                    reason: "committed below the new log start",
                 });
             }
+        }
+        let has_commit = |g: &str| commits.iter().any(|(c, _)| c == g);
+        let mut uncommitted: Vec<(String, &'static str)> = descriptions
+            .iter()
+            .filter(|d| {
+                d.members.iter().any(|m| {
+                    m.assignment
+                        .iter()
+                        .any(|(t, p)| *t == row.topic && *p == row.partition)
+                })
+            })
+            .map(|d| (d.group_id.clone(), "live member owns it, no commit yet"))
+            .collect();
+        uncommitted.extend(
+            GROUPS
+                .iter()
+                .filter(|g| g.topics().contains(&row.topic.as_str()))
+                .map(|g| {
+                    (
+                        g.name.to_string(),
+                        "panel group that reads this topic, no commit yet",
+                    )
+                }),
+        );
+        for (group, reason) in uncommitted {
+            if has_commit(&group) || row.unread_by.iter().any(|u| u.group == group) {
+                continue;
+            }
+            row.unread_by.push(UnreadBy {
+                group,
+                committed: None,
+                records: row.records,
+                reason,
+            });
         }
     }
     Ok(())

@@ -351,7 +351,9 @@ impl Kafka {
 
     /// The offset of the first record at or after `at` in each partition,
     /// or `None` where every record is older (the caller decides what that
-    /// means). Batched like [`Kafka::watermarks`].
+    /// means). Batched like [`Kafka::watermarks`]. A partition the broker
+    /// did not answer for is an error, never "no record": read as that, it
+    /// would move a group to the log end or delete a whole partition.
     pub fn offsets_at(
         &self,
         partitions: &[(String, i32)],
@@ -361,16 +363,26 @@ impl Kafka {
             return Ok(HashMap::new());
         }
         let found = self.list_offsets(partitions, Offset::Offset(at.as_millisecond()))?;
-        Ok(partitions
-            .iter()
-            .filter_map(|key| {
-                let offset = match found.get(key)? {
-                    Offset::Offset(o) => Some(*o),
-                    _ => None,
-                };
-                Some((key.clone(), offset))
-            })
-            .collect())
+        let mut out = HashMap::with_capacity(partitions.len());
+        let mut unanswered = Vec::new();
+        for key in partitions {
+            match found.get(key) {
+                Some(Offset::Offset(o)) => {
+                    out.insert(key.clone(), Some(*o));
+                }
+                Some(Offset::End) => {
+                    out.insert(key.clone(), None);
+                }
+                _ => unanswered.push(format!("{}/{}", key.0, key.1)),
+            }
+        }
+        if !unanswered.is_empty() {
+            anyhow::bail!(
+                "the broker gave no offset by time for {} (leader unavailable?); nothing was changed, try again",
+                unanswered.join(", ")
+            );
+        }
+        Ok(out)
     }
 
     /// `offsets_for_times` sends the "timestamps" it is given as they are,
@@ -581,7 +593,9 @@ pub fn describe_code(code: RDKafkaErrorCode) -> String {
         }
         C::InvalidPartitions => "invalid partition count",
         C::InvalidConfig => "the broker rejected a topic setting",
-        C::PolicyViolation => "the broker's create-topic policy rejected the request",
+        C::PolicyViolation => {
+            "the broker's policy rejected the request (deleting records from a compacted topic, or a create-topic policy)"
+        }
         C::TopicDeletionDisabled => {
             "topic deletion is disabled on the brokers (delete.topic.enable=false)"
         }
