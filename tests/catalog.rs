@@ -26,6 +26,7 @@ fn managed() -> Vec<&'static str> {
 
 fn list_rows() -> Vec<Value> {
     let r = expect_code(&["topics", "list", "-o", "json"], 0);
+    assert_schema(&r.json(), "topics-list");
     r.json()["topics"].as_array().cloned().unwrap_or_default()
 }
 
@@ -368,6 +369,7 @@ async fn health_goes_from_healthy_to_degraded_when_a_dead_letter_lands() {
     produce("smm.order.refund.dlq", None, &[("refund-1", b"{}")], &[]).await;
     let degraded = expect_code(&["health", "-o", "json", "--prometheus", &prom_arg], 1);
     let json = degraded.json();
+    assert_schema(&json, "health");
     assert_eq!(json["status"], "degraded");
     let order = json["categories"]
         .as_array()
@@ -419,6 +421,7 @@ async fn health_is_down_when_a_main_topic_is_missing() {
     make_healthy().await;
     delete_topics(&["smm.notifications"]).await;
     let json = expect_code(&["health", "-o", "json", "--no-produce"], 1).json();
+    assert_schema(&json, "health");
     assert_eq!(json["status"], "down");
     let notifications = json["categories"]
         .as_array()

@@ -301,3 +301,16 @@ fn health_exits_2_when_the_broker_is_down_and_says_so_to_prometheus() {
     let text = std::fs::read_to_string(&prom).unwrap();
     assert!(text.contains("smmctl_health_broker_up 0"), "{text}");
 }
+
+#[test]
+fn the_output_schemas_reject_what_they_do_not_document() {
+    let good = serde_json::json!({"taken_at": "2026-11-29T10:00:00Z", "groups": []});
+    assert!(schema_errors(&good, "lag").is_empty());
+    let extra = serde_json::json!({"taken_at": "x", "groups": [], "surprise": 1});
+    assert!(!schema_errors(&extra, "lag").is_empty());
+    let negative = serde_json::json!({"execute": false, "partitions": [{
+        "topic": "t", "partition": 0, "log_start": 0, "log_end": 5, "new_log_start": 3,
+        "records": -3, "notes": [], "unread_by": []
+    }]});
+    assert!(!schema_errors(&negative, "records-delete").is_empty());
+}

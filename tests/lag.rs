@@ -74,6 +74,7 @@ async fn lag_is_exact_per_partition_and_uncommitted_partitions_show_a_dash() {
     commit(&group, &[(&topic, 0, 7), (&topic, 1, 10)]);
 
     let json = expect_code(&["lag", "--group", &group, "-o", "json"], 0).json();
+    assert_schema(&json, "lag");
     let parts = partitions_of(&json, &group);
     let by_partition = |p: i64| parts.iter().find(|x| x["partition"] == p).copied().unwrap();
     let p0 = by_partition(0);
@@ -374,6 +375,9 @@ async fn watch_reports_statuses_from_its_window() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     assert_eq!(lines.len(), 2, "{}", r.stdout);
+    for line in &lines {
+        assert_schema(line, "lag");
+    }
     let status = |doc: &Value| {
         doc["groups"][0]["partitions"][0]["status"]
             .as_str()
@@ -442,6 +446,7 @@ async fn groups_describe_shows_the_members_of_a_live_group() {
     let _member = LiveMember::join(&group, &topic, "describe-me");
 
     let json = expect_code(&["groups", "describe", &group, "-o", "json"], 0).json();
+    assert_schema(&json, "groups-describe");
     let g = &json["groups"][0];
     assert_eq!(g["state"], "Stable");
     assert_eq!(g["members"].as_array().unwrap().len(), 1);

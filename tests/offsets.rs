@@ -461,6 +461,25 @@ async fn preview_and_result_tables_are_exact() {
             .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
             .collect()
     };
+    let json: serde_json::Value = serde_json::from_str(
+        &f.run(
+            &[
+                "offsets",
+                "reset",
+                "--group",
+                &f.group,
+                "--all-topics",
+                "--to-offset",
+                "6",
+                "-o",
+                "json",
+            ],
+            0,
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_schema(&json, "offsets-reset");
     let preview = f.run(
         &[
             "offsets",

@@ -52,6 +52,7 @@ fn log_starts(topic: &str) -> Vec<i64> {
         0,
     )
     .json();
+    assert_schema(&json, "records-delete");
     json["partitions"]
         .as_array()
         .unwrap()

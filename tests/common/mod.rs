@@ -230,3 +230,31 @@ pub fn expect_code(args: &[&str], code: i32) -> Run {
     );
     r
 }
+
+/// Schema violations of `doc` against `schemas/<name>.schema.json`, the
+/// documented JSON output of a command.
+pub fn schema_errors(doc: &serde_json::Value, name: &str) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(format!("{name}.schema.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let schema: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let validator =
+        jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    validator
+        .iter_errors(doc)
+        .map(|e| format!("{e} (at {})", e.instance_path))
+        .collect()
+}
+
+/// Fails the test when `doc` is not what `schemas/<name>.schema.json` says.
+#[track_caller]
+pub fn assert_schema(doc: &serde_json::Value, name: &str) {
+    let errors = schema_errors(doc, name);
+    assert!(
+        errors.is_empty(),
+        "output does not match schemas/{name}.schema.json:\n{}\n{doc:#}",
+        errors.join("\n")
+    );
+}
