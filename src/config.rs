@@ -237,9 +237,13 @@ impl Settings {
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Float(f) => f.to_string(),
+                toml::Value::Table(reference) => secret_reference(reference).map_err(|why| {
+                    UsageError::new(format!("{}: {why}", profile_key(&format!("kafka.{key}"))))
+                })?,
                 other => {
                     return Err(UsageError::new(format!(
-                        "invalid librdkafka setting in {}: expected a string, number or boolean, found {}",
+                        "invalid librdkafka setting in {}: expected a string, number, boolean, \
+                         {{ file = \"…\" }} or {{ env = \"…\" }}, found {}",
                         profile_key(&format!("kafka.{key}")),
                         other.type_str()
                     )));
@@ -354,6 +358,22 @@ impl Settings {
             kafka,
             thresholds,
         })
+    }
+}
+
+/// A value kept out of the config file: `{ file = "/run/secrets/kafka" }`
+/// reads a file (one trailing newline dropped), `{ env = "KAFKA_PASSWORD" }`
+/// a variable. Errors name the file or variable, never what it holds.
+fn secret_reference(reference: &toml::map::Map<String, toml::Value>) -> Result<String, String> {
+    let field = |name: &str| reference.get(name).and_then(toml::Value::as_str);
+    match (field("file"), field("env"), reference.len()) {
+        (Some(path), None, 1) => std::fs::read_to_string(path)
+            .map(|text| text.strip_suffix('\n').unwrap_or(&text).to_string())
+            .map_err(|e| format!("cannot read the secret file {path}: {e}")),
+        (None, Some(var), 1) => {
+            std::env::var(var).map_err(|_| format!("the environment variable {var} is not set"))
+        }
+        _ => Err("expected { file = \"…\" } or { env = \"…\" }".into()),
     }
 }
 
@@ -601,6 +621,46 @@ mod tests {
             let err = Settings::resolve(overrides, Some("c.toml".into()), file(text)).unwrap_err();
             assert!(err.to_string().contains(needle), "{needle}: {err}");
         }
+    }
+
+    #[test]
+    fn secrets_can_live_in_files_and_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "from-a-file\n").unwrap();
+        // A variable every process has, so the test need not set one while
+        // other tests read the environment.
+        let path_var = std::env::var("PATH").unwrap();
+        let text = format!(
+            "[profiles.a.kafka]\n\"sasl.password\" = {{ file = \"{}\" }}\n\"ssl.key.password\" = {{ env = \"PATH\" }}\n",
+            secret.display()
+        );
+        let overrides = Overrides {
+            profile: flag("a"),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(overrides.clone(), None, file(&text)).unwrap();
+        assert_eq!(s.kafka["sasl.password"].value, "from-a-file");
+        assert_eq!(s.kafka["ssl.key.password"].value, path_var);
+
+        let missing = "[profiles.a.kafka]\n\"sasl.password\" = { file = \"/nonexistent/pw\" }\n";
+        let err = Settings::resolve(overrides.clone(), None, file(missing))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot read the secret file /nonexistent/pw"),
+            "{err}"
+        );
+        let unset = "[profiles.a.kafka]\n\"sasl.password\" = { env = \"SMM_TEST_NEVER_SET_42\" }\n";
+        let err = Settings::resolve(overrides.clone(), None, file(unset))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SMM_TEST_NEVER_SET_42 is not set"), "{err}");
+        let odd = "[profiles.a.kafka]\n\"sasl.password\" = { vault = \"x\" }\n";
+        let err = Settings::resolve(overrides, None, file(odd))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected { file"), "{err}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::AdminClient;
 use rdkafka::bindings as rd;
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::ClientContext;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
 /// How often a call looks at its result queue while it waits.
@@ -360,7 +360,7 @@ impl GroupAdminError {
 /// and the errors say why: librdkafka reports it that way, and it cannot be
 /// told apart from a cluster with no groups and one silent broker.
 pub async fn list_groups(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<impl ClientContext>,
     timeout: Duration,
 ) -> Result<(Vec<GroupListing>, Vec<AdminError>), GroupAdminError> {
     let mut queue = {
@@ -393,7 +393,7 @@ pub async fn list_groups(
 /// group, in input order (a group named twice is described once and
 /// reported twice).
 pub async fn describe_groups(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<impl ClientContext>,
     groups: &[&str],
     timeout: Duration,
 ) -> Result<Vec<GroupDescription>, GroupAdminError> {
@@ -471,7 +471,7 @@ pub async fn describe_groups(
 /// librdkafka (a timeout or transport error, not a broker's answer) does
 /// the whole call fail with [`GroupAdminError::Request`].
 pub async fn list_group_offsets(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<impl ClientContext>,
     groups: &[&str],
     timeout: Duration,
 ) -> Result<Vec<GroupOffsets>, GroupAdminError> {
@@ -574,7 +574,7 @@ pub async fn list_group_offsets(
 /// the offsets of a group with live members; each partition then carries
 /// `UNKNOWN_MEMBER_ID` ([`RDKafkaErrorCode::UnknownMemberId`]).
 pub async fn alter_group_offsets(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<impl ClientContext>,
     group: &str,
     offsets: &[(String, i32, i64)],
     timeout: Duration,
@@ -673,7 +673,7 @@ pub async fn alter_group_offsets(
 /// the whole request (for example `GROUP_ID_NOT_FOUND` for a group it does
 /// not know), the call fails with [`GroupAdminError::Request`].
 pub async fn delete_group_offsets(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<impl ClientContext>,
     group: &str,
     partitions: &[(String, i32)],
     timeout: Duration,

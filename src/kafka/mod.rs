@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::{DEFAULT_BROKERS, Settings};
-use crate::exit::ConnectionError;
+use crate::exit::{ConnectionError, UsageError};
 
 /// librdkafka settings for any client smmctl makes.
 pub fn client_config(settings: &Settings) -> ClientConfig {
@@ -63,6 +64,62 @@ fn reader_config(base: &ClientConfig, extra: &[(&str, &str)]) -> ClientConfig {
     }
     config
 }
+
+/// librdkafka refuses a client when a property is unknown or has a bad
+/// value; that is the operator's -X or profile, so it is a usage error.
+fn invalid_property(error: KafkaError, what: &str) -> anyhow::Error {
+    anyhow::Error::new(UsageError::new(format!(
+        "cannot create the Kafka {what}: {error} (check the -X properties and the profile's [kafka] table)"
+    )))
+}
+
+/// Keeps the last error librdkafka reported on its own, such as a failed
+/// SASL handshake or a refused certificate. A request that then times out
+/// can say why, instead of only that it timed out.
+#[derive(Default)]
+pub struct Recorder {
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Recorder {
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+impl Recorder {
+    fn record(&self, reason: &str) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(reason.to_string());
+        }
+    }
+}
+
+impl ClientContext for Recorder {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, reason, "librdkafka error");
+        self.record(reason);
+    }
+
+    /// librdkafka reports a failed connection attempt (refused password,
+    /// unverifiable certificate, wrong protocol) as a log line, not an
+    /// error. The command turns it into its own message, so it is kept
+    /// here and printed only with -v.
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            tracing::info!(facility, message, "librdkafka");
+            // "sasl_ssl://host:port/bootstrap: SASL authentication error: …"
+            let reason = message
+                .split_once("/bootstrap: ")
+                .map_or(message, |(_, r)| r);
+            self.record(reason);
+        } else {
+            tracing::debug!(facility, message, "librdkafka");
+        }
+    }
+}
+
+impl ConsumerContext for Recorder {}
 
 /// One partition's retained range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,9 +174,9 @@ pub struct Kafka {
     brokers: String,
     timeout: Duration,
     config: ClientConfig,
-    admin: AdminClient<DefaultClientContext>,
+    admin: AdminClient<Recorder>,
     /// A consumer that never joins a group: it only asks for offsets.
-    offsets: BaseConsumer,
+    offsets: BaseConsumer<Recorder>,
 }
 
 impl Kafka {
@@ -137,13 +194,13 @@ impl Kafka {
     pub fn new(settings: &Settings) -> anyhow::Result<Kafka> {
         let config = client_config(settings);
         let admin = config
-            .create()
-            .context("cannot create the Kafka admin client (check the -X properties)")?;
+            .create_with_context(Recorder::default())
+            .map_err(|e| invalid_property(e, "admin client"))?;
         // One consumer serves offset lookups and timestamp reads, so a
         // command connects twice at most, not once per purpose.
         let offsets = reader_config(&config, TIMESTAMP_READS)
-            .create()
-            .context("cannot create the Kafka client (check the -X properties)")?;
+            .create_with_context(Recorder::default())
+            .map_err(|e| invalid_property(e, "consumer"))?;
         Ok(Kafka {
             brokers: settings.brokers.value.clone(),
             timeout: settings.timeout.value,
@@ -162,7 +219,7 @@ impl Kafka {
     }
 
     /// The admin client, for the group operations in [`groups`].
-    pub fn admin(&self) -> &AdminClient<DefaultClientContext> {
+    pub fn admin(&self) -> &AdminClient<Recorder> {
         &self.admin
     }
 
@@ -279,9 +336,21 @@ impl Kafka {
     /// command that reads the cluster starts here, so an unreachable
     /// cluster gives one clear message and exit code 2.
     pub fn metadata(&self) -> anyhow::Result<ClusterMetadata> {
-        let raw =
-            tokio::task::block_in_place(|| self.admin.inner().fetch_metadata(None, self.timeout))
-                .map_err(|e| self.unreachable(e))?;
+        // Asked through the consumer, whose queue can be polled afterwards
+        // for the reason librdkafka gives (a refused password, an unknown
+        // CA), which the failed request itself does not carry.
+        let raw = tokio::task::block_in_place(|| {
+            self.offsets
+                .fetch_metadata(None, self.timeout)
+                .inspect_err(|_| {
+                    for _ in 0..10 {
+                        if self.offsets.poll(Duration::ZERO).is_none() {
+                            break;
+                        }
+                    }
+                })
+        })
+        .map_err(|e| self.unreachable(e))?;
         let brokers = raw
             .brokers()
             .iter()
@@ -538,16 +607,31 @@ impl Kafka {
                 None => anyhow::Error::new(error),
             };
         }
-        let hint = if self.brokers == DEFAULT_BROKERS {
-            "; is the local broker running? (`scripts/kafka start`)"
-        } else {
-            "; check --brokers, SMM_BROKERS or the profile, and the -X security settings"
+        let said = self
+            .admin
+            .inner()
+            .context()
+            .last_error()
+            .or_else(|| self.offsets.context().last_error());
+        let hint = match said.as_deref() {
+            Some(s) if s.contains("uthentication") || s.contains("SASL") => {
+                "; check sasl.mechanism, sasl.username and sasl.password"
+            }
+            Some(s) if s.contains("SSL") || s.contains("certificate") => {
+                "; check ssl.ca.location and that the brokers' certificate names this host"
+            }
+            Some(s) if s.contains("security.protocol") => "; check security.protocol",
+            _ if self.brokers == DEFAULT_BROKERS => {
+                "; is the local broker running? (`scripts/kafka start`)"
+            }
+            _ => "; check --brokers, SMM_BROKERS or the profile, and the -X security settings",
         };
         anyhow::Error::new(ConnectionError::new(format!(
-            "cannot reach the Kafka brokers at {} within {}: {}{hint}",
+            "cannot reach the Kafka brokers at {} within {}: {}{}{hint}",
             self.brokers,
             humanize(self.timeout),
             code.map(describe_code).unwrap_or_else(|| error.to_string()),
+            said.map(|s| format!(" ({s})")).unwrap_or_default(),
         )))
     }
 }
