@@ -106,6 +106,23 @@ impl Fixture {
         r
     }
 
+    /// Restores the offsets an undo file holds, as its header says to.
+    fn restore(&self, undo: &str) {
+        self.run(
+            &[
+                "offsets",
+                "reset",
+                "--group",
+                &self.group,
+                "--from-file",
+                undo,
+                "--execute",
+                "--yes",
+            ],
+            0,
+        );
+    }
+
     fn reset(&self, target: &[&str]) -> Run {
         let mut args = vec![
             "offsets",
@@ -119,6 +136,16 @@ impl Fixture {
         args.extend(["--execute", "--yes"]);
         self.run(&args, 0)
     }
+}
+
+/// The undo file a reset named on stderr.
+fn undo_file(r: &Run) -> String {
+    r.stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("undo file: "))
+        .and_then(|l| l.split(" (").next())
+        .unwrap_or_else(|| panic!("no undo file named:\n{}", r.stderr))
+        .to_string()
 }
 
 fn map(pairs: &[(i32, i64)]) -> BTreeMap<i32, i64> {
@@ -303,13 +330,7 @@ async fn undo_restores_the_exact_prior_offsets_even_where_there_were_none() {
     assert_eq!(before, map(&[(0, 4), (1, 7)]));
     let r = f.reset(&["--to-latest"]);
     assert_eq!(f.committed(), map(&[(0, 10), (1, 10), (2, 10)]));
-    let undo = r
-        .stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("undo file: "))
-        .and_then(|l| l.split(" (").next())
-        .unwrap_or_else(|| panic!("no undo file named:\n{}", r.stderr))
-        .to_string();
+    let undo = undo_file(&r);
     assert!(
         undo.starts_with(f._state.path().to_str().unwrap()),
         "{undo}"
@@ -317,19 +338,7 @@ async fn undo_restores_the_exact_prior_offsets_even_where_there_were_none() {
     let text = std::fs::read_to_string(&undo).unwrap();
     assert!(text.contains(&format!("\n{},2,-\n", f.topic)), "{text}");
 
-    f.run(
-        &[
-            "offsets",
-            "reset",
-            "--group",
-            &f.group,
-            "--from-file",
-            &undo,
-            "--execute",
-            "--yes",
-        ],
-        0,
-    );
+    f.restore(&undo);
     assert_eq!(
         f.committed(),
         before,
@@ -535,25 +544,7 @@ async fn an_undo_file_reads_back_whatever_the_group_is_called() {
     f.commit(&[(0, 3)]);
     let r = f.reset(&["--to-latest"]);
     assert_eq!(f.committed(), map(&[(0, 10)]));
-    let undo = r
-        .stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("undo file: "))
-        .and_then(|l| l.split(" (").next())
-        .unwrap()
-        .to_string();
-    f.run(
-        &[
-            "offsets",
-            "reset",
-            "--group",
-            &f.group,
-            "--from-file",
-            &undo,
-            "--execute",
-            "--yes",
-        ],
-        0,
-    );
+    let undo = undo_file(&r);
+    f.restore(&undo);
     assert_eq!(f.committed(), map(&[(0, 3)]));
 }
