@@ -487,3 +487,62 @@ async fn preview_and_result_tables_are_exact() {
     assert_eq!(json["partitions"][0]["log_start"], 3);
     assert_eq!(json["partitions"][0]["records"], 7);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_the_broker_refuses_is_reported_and_exits_1() {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    require_broker();
+    // Kafka refuses DeleteRecords on compacted topics.
+    let compacted = unique("records-compacted");
+    admin()
+        .create_topics(
+            &[NewTopic::new(&compacted, 1, TopicReplication::Fixed(1))
+                .set("cleanup.policy", "compact")],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    wait_for_topic(&compacted, Some(1));
+    produce(
+        &compacted,
+        None,
+        &[("a", b"1"), ("b", b"2"), ("c", b"3")],
+        &[],
+    )
+    .await;
+    let plain = unique("records-plain-ok");
+    topic_with_records(&plain, 1).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("both.csv");
+    std::fs::write(&file, format!("{plain},0,4\n{compacted},0,2\n")).unwrap();
+    let r = delete(
+        &[
+            "--from-file",
+            file.to_str().unwrap(),
+            "--execute",
+            "--yes",
+            "-o",
+            "json",
+        ],
+        1,
+    );
+    let json = r.json();
+    assert_schema(&json, "records-delete");
+    let result = |topic: &str| {
+        json["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["topic"] == topic)
+            .map(|p| p["result"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(result(&plain), "deleted");
+    assert!(
+        result(&compacted).starts_with("failed: the broker's policy rejected"),
+        "{json:#}"
+    );
+    assert_eq!(log_starts(&plain), [4]);
+    assert_eq!(log_starts(&compacted), [0]);
+}
