@@ -298,6 +298,7 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--before-datetime', '--before-datetime', [CompletionResultType]::ParameterName, 'Delete every record before the first one at or after this time')
             [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Delete records older than this: 7d, 36h, P1D')
             [CompletionResult]::new('--from-file', '--from-file', [CompletionResultType]::ParameterName, 'Kafka''s delete-records JSON, or CSV topic,partition,offset (-1 or end: the high watermark)')
+            [CompletionResult]::new('--max-records', '--max-records', [CompletionResultType]::ParameterName, 'Refuse if more than N records would be deleted in all (a guard for cron jobs)')
             [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile of the config file to use (a cluster and its settings)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ~/.config/smmctl/config.toml when it exists]')

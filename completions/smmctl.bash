@@ -1548,7 +1548,7 @@ _smmctl() {
             return 0
             ;;
         smmctl__subcmd__records__subcmd__delete)
-            opts="-t -p -X -o -v -h -V --topic --partition --before-offset --before-datetime --older-than --all --from-file --force --execute --yes --brokers --profile --config --client-id --timeout --output --verbose --help --version"
+            opts="-t -p -X -o -v -h -V --topic --partition --before-offset --before-datetime --older-than --all --from-file --force --max-records --execute --yes --brokers --profile --config --client-id --timeout --output --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1583,6 +1583,10 @@ _smmctl() {
                     return 0
                     ;;
                 --from-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-records)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

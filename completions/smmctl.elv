@@ -276,6 +276,7 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --before-datetime 'Delete every record before the first one at or after this time'
             cand --older-than 'Delete records older than this: 7d, 36h, P1D'
             cand --from-file 'Kafka''s delete-records JSON, or CSV topic,partition,offset (-1 or end: the high watermark)'
+            cand --max-records 'Refuse if more than N records would be deleted in all (a guard for cron jobs)'
             cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
             cand --profile 'Profile of the config file to use (a cluster and its settings)'
             cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'

@@ -205,6 +205,7 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_s
 complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l before-datetime -d 'Delete every record before the first one at or after this time' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l older-than -d 'Delete records older than this: 7d, 36h, P1D' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l from-file -d 'Kafka\'s delete-records JSON, or CSV topic,partition,offset (-1 or end: the high watermark)' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l max-records -d 'Refuse if more than N records would be deleted in all (a guard for cron jobs)' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F

@@ -372,6 +372,9 @@ pub struct RecordsDeleteArgs {
     /// Allow main and financial topics, and records a group has not read yet
     #[arg(long)]
     pub force: bool,
+    /// Refuse if more than N records would be deleted in all (a guard for cron jobs)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub max_records: Option<i64>,
     /// Delete for real; without it, only preview
     #[arg(long)]
     pub execute: bool,

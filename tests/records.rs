@@ -546,3 +546,49 @@ async fn a_partition_the_broker_refuses_is_reported_and_exits_1() {
     assert_eq!(log_starts(&plain), [4]);
     assert_eq!(log_starts(&compacted), [0]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_records_refuses_a_deletion_that_grew_too_large() {
+    require_broker();
+    let topic = unique("records-limit");
+    topic_with_records(&topic, 2).await;
+    let preview = delete(&["--topic", &topic, "--all", "--max-records", "15"], 0);
+    assert!(
+        preview
+            .stderr
+            .contains("20 record(s) would be deleted, more than --max-records 15"),
+        "{}",
+        preview.stderr
+    );
+    let r = delete(
+        &[
+            "--topic",
+            &topic,
+            "--all",
+            "--max-records",
+            "15",
+            "--execute",
+            "--yes",
+        ],
+        1,
+    );
+    assert!(
+        r.stderr.contains("more than --max-records 15"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(log_starts(&topic), [0, 0]);
+    delete(
+        &[
+            "--topic",
+            &topic,
+            "--all",
+            "--max-records",
+            "20",
+            "--execute",
+            "--yes",
+        ],
+        0,
+    );
+    assert_eq!(log_starts(&topic), [10, 10]);
+}

@@ -218,6 +218,14 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
     let needs_force = !reasons.is_empty() && !args.force;
 
     let total: i64 = rows.iter().map(|r| r.records).sum();
+    // Records keep arriving between a scheduled job's dry run and its real
+    // run; the limit holds whatever the time-based target grew to.
+    let over_limit = args
+        .max_records
+        .filter(|&limit| total > limit)
+        .map(|limit| {
+            format!("{total} record(s) would be deleted, more than --max-records {limit}")
+        });
     if !args.execute {
         print_plan(&rows, false, ctx)?;
         for line in &reasons {
@@ -226,6 +234,9 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
         if needs_force {
             ctx.printer
                 .warn("--force is needed to delete these records.");
+        }
+        if let Some(why) = &over_limit {
+            ctx.printer.warn(&format!("{why}: --execute will refuse."));
         }
         ctx.printer.note(&format!(
             "Preview only: nothing was deleted ({total} record(s) would be). Run again with --execute to delete."
@@ -241,6 +252,9 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
             reasons.join("; ")
         ))
         .into());
+    }
+    if let Some(why) = over_limit {
+        return Err(Refusal::new(format!("refusing: {why}. Nothing was deleted.")).into());
     }
     if total == 0 {
         ctx.printer.note("Nothing to delete.");
