@@ -223,3 +223,36 @@ fn a_profile_can_take_the_password_from_a_file() {
         shown.stdout
     );
 }
+
+#[test]
+fn secrets_stay_out_of_a_failing_run_even_at_debug_level() {
+    require_broker();
+    let password = "leak-canary-31c9e";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("smmctl.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.p]\ndatabase_url = \"postgres://smm:{password}@db/panel\"\n\
+             [profiles.p.kafka]\n\"ssl.key.password\" = \"{password}\"\n"
+        ),
+    )
+    .unwrap();
+    for verbosity in ["-v", "-vv"] {
+        let mut cmd = smmctl();
+        cmd.env("SMM_CONFIG", &config)
+            .env("SMM_PROFILE", "p")
+            .env("SMM_LOG", "debug");
+        let c = secured("SCRAM-SHA-512", password, "ca.pem");
+        let mut args: Vec<&str> = c.iter().map(String::as_str).collect();
+        args.extend([verbosity, "--timeout", "3s", "lag"]);
+        let r = run_with(cmd, &args);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(!r.stderr.is_empty(), "a debug run says something");
+        assert!(
+            !format!("{}{}", r.stdout, r.stderr).contains(password),
+            "{verbosity}: the secret leaked:\n{}",
+            r.stderr
+        );
+    }
+}
