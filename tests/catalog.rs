@@ -453,3 +453,48 @@ async fn health_is_down_when_a_main_topic_is_missing() {
     assert_eq!(produce["result"], "skipped");
     expect_code(&["topics", "apply"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_reports_settings_that_are_not_the_panels() {
+    use rdkafka::admin::{AdminOptions, AlterConfig, ResourceSpecifier};
+    require_broker();
+    let _guard = CATALOG.lock().await;
+    expect_code(&["topics", "apply"], 0);
+    let topic = "smm.notifications.dlq";
+    assert_eq!(row(&list_rows(), topic)["status"], "ok");
+    admin()
+        .alter_configs(
+            &[AlterConfig::new(ResourceSpecifier::Topic(topic)).set("retention.ms", "86400000")],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let rows = list_rows();
+    let r = row(&rows, topic);
+    assert_eq!(r["status"], "config-differs", "{r:#}");
+    let drift: Vec<&str> = r["config_drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(
+        drift.contains(&"retention.ms is 86400000, catalog says 604800000"),
+        "{drift:?}"
+    );
+    expect_code(&["topics", "list", "--check"], 1);
+
+    delete_topics(&[topic]).await;
+    expect_code(&["topics", "apply"], 0);
+    // The broker serves the recreated topic's settings a moment after its
+    // partitions; wait for them rather than read the old ones.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while row(&list_rows(), topic)["status"] != "ok" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:#}",
+            row(&list_rows(), topic)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -20,7 +20,7 @@ pub async fn run(cmd: TopicsCommand, ctx: &Context) -> anyhow::Result<ExitStatus
     let kafka = Kafka::connect(&ctx.settings)?;
     match cmd {
         TopicsCommand::Apply(args) => apply(args, kafka, ctx).await,
-        TopicsCommand::List(args) => list(args, kafka, ctx),
+        TopicsCommand::List(args) => list(args, kafka, ctx).await,
         TopicsCommand::Orphans(args) => orphans(args, kafka, ctx),
         TopicsCommand::Delete(args) => delete(args, kafka, ctx).await,
     }
@@ -100,6 +100,8 @@ enum TopicStatus {
     /// Legacy or Kafka-internal topics that need not exist.
     Absent,
     PartitionsDiffer,
+    /// Retention, compression or min.insync.replicas is not the panel's.
+    ConfigDiffers,
     Error,
 }
 
@@ -107,7 +109,10 @@ impl TopicStatus {
     fn is_problem(self) -> bool {
         matches!(
             self,
-            TopicStatus::Missing | TopicStatus::PartitionsDiffer | TopicStatus::Error
+            TopicStatus::Missing
+                | TopicStatus::PartitionsDiffer
+                | TopicStatus::ConfigDiffers
+                | TopicStatus::Error
         )
     }
 
@@ -117,6 +122,7 @@ impl TopicStatus {
             TopicStatus::Missing => "missing",
             TopicStatus::Absent => "absent",
             TopicStatus::PartitionsDiffer => "partitions differ",
+            TopicStatus::ConfigDiffers => "config differs",
             TopicStatus::Error => "error",
         }
     }
@@ -125,7 +131,9 @@ impl TopicStatus {
         match self {
             TopicStatus::Ok => Tone::Good,
             TopicStatus::Absent => Tone::Plain,
-            TopicStatus::Missing | TopicStatus::PartitionsDiffer => Tone::Warn,
+            TopicStatus::Missing | TopicStatus::PartitionsDiffer | TopicStatus::ConfigDiffers => {
+                Tone::Warn
+            }
             TopicStatus::Error => Tone::Bad,
         }
     }
@@ -142,10 +150,32 @@ struct ListRow {
     partitions: Option<i32>,
     messages: Option<i64>,
     replaced_by: Option<&'static str>,
+    /// Settings that are not the panel's defaults, in words.
+    config_drift: Vec<String>,
     error: Option<String>,
 }
 
-fn compare(topic: &'static Topic, survey: &Survey) -> ListRow {
+/// The panel's topic settings that differ on the cluster.
+fn config_drift(actual: Option<&HashMap<String, String>>) -> Vec<String> {
+    let Some(actual) = actual else {
+        return Vec::new();
+    };
+    TOPIC_DEFAULTS
+        .configs()
+        .into_iter()
+        .filter_map(|(key, wanted)| match actual.get(key) {
+            Some(value) if *value == wanted => None,
+            Some(value) => Some(format!("{key} is {value}, catalog says {wanted}")),
+            None => Some(format!("{key} unknown, catalog says {wanted}")),
+        })
+        .collect()
+}
+
+fn compare(
+    topic: &'static Topic,
+    survey: &Survey,
+    configs: &HashMap<String, HashMap<String, String>>,
+) -> ListRow {
     let actual = survey.partitions(topic.name);
     let error = survey
         .metadata
@@ -160,6 +190,16 @@ fn compare(topic: &'static Topic, survey: &Survey) -> ListRow {
         (Some(n), None) if expected.is_some_and(|e| e != n) => TopicStatus::PartitionsDiffer,
         (Some(_), None) => TopicStatus::Ok,
     };
+    let drift = if topic.is_managed() && actual.is_some() {
+        config_drift(configs.get(topic.name))
+    } else {
+        Vec::new()
+    };
+    let status = if status == TopicStatus::Ok && !drift.is_empty() {
+        TopicStatus::ConfigDiffers
+    } else {
+        status
+    };
     ListRow {
         name: topic.name,
         category: topic.category.slug(),
@@ -170,6 +210,7 @@ fn compare(topic: &'static Topic, survey: &Survey) -> ListRow {
         partitions: actual,
         messages: actual.and(survey.messages(topic.name)),
         replaced_by: topic.replaced_by,
+        config_drift: drift,
         error: if status == TopicStatus::Error {
             error
         } else {
@@ -178,13 +219,21 @@ fn compare(topic: &'static Topic, survey: &Survey) -> ListRow {
     }
 }
 
-fn list(args: TopicsListArgs, kafka: &Kafka, ctx: &Context) -> anyhow::Result<ExitStatus> {
+async fn list(args: TopicsListArgs, kafka: &Kafka, ctx: &Context) -> anyhow::Result<ExitStatus> {
     let categories = parse_categories(&args.category)?;
     let survey = Survey::take(kafka, |name| catalog::topic_named(name).is_some())?;
+    let present: Vec<&str> = TOPICS
+        .iter()
+        .filter(|t| {
+            t.is_managed() && in_categories(t, &categories) && survey.partitions(t.name).is_some()
+        })
+        .map(|t| t.name)
+        .collect();
+    let configs = kafka.topic_configs(&present).await?;
     let rows: Vec<ListRow> = TOPICS
         .iter()
         .filter(|t| in_categories(t, &categories))
-        .map(|t| compare(t, &survey))
+        .map(|t| compare(t, &survey, &configs))
         .filter(|r| !args.problems || r.status.is_problem())
         .collect();
     let problems = rows.iter().filter(|r| r.status.is_problem()).count();
@@ -201,7 +250,7 @@ fn list(args: TopicsListArgs, kafka: &Kafka, ctx: &Context) -> anyhow::Result<Ex
     }
     let p = &ctx.printer;
     if rows.is_empty() && args.problems {
-        p.line("No problems: every catalog topic is present with the expected partitions.");
+        p.line("No problems: every catalog topic is present with the expected partitions and settings.");
         return Ok(status);
     }
     let mut table = p.table([
@@ -221,6 +270,9 @@ fn list(args: TopicsListArgs, kafka: &Kafka, ctx: &Context) -> anyhow::Result<Ex
         };
         let status = match (&r.error, r.replaced_by) {
             (Some(e), _) => format!("error: {e}"),
+            (None, _) if r.status == TopicStatus::ConfigDiffers => {
+                format!("config differs: {}", r.config_drift.join("; "))
+            }
             (None, Some(new)) if r.status == TopicStatus::Ok => format!("ok, deprecated for {new}"),
             _ => r.status.label().to_string(),
         };

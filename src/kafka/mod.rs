@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use rdkafka::Message;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, NewTopic, OwnedResourceSpecifier, ResourceSpecifier,
+    TopicReplication,
+};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::ConsumerContext;
@@ -541,6 +544,40 @@ impl Kafka {
             .await
             .map_err(|e| self.unreachable(e))?;
         Ok(outcomes(results))
+    }
+
+    /// The current configuration of topics, by topic and key, in one
+    /// DescribeConfigs request. A topic the broker could not describe is
+    /// left out.
+    pub async fn topic_configs(
+        &self,
+        topics: &[&str],
+    ) -> anyhow::Result<HashMap<String, HashMap<String, String>>> {
+        if topics.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let specifiers: Vec<ResourceSpecifier> =
+            topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+        let results = self
+            .admin
+            .describe_configs(&specifiers, &self.admin_options())
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        Ok(results
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter_map(|resource| match &resource.specifier {
+                OwnedResourceSpecifier::Topic(name) => Some((
+                    name.clone(),
+                    resource
+                        .entries
+                        .iter()
+                        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+                        .collect(),
+                )),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Deletes every record before each given offset. Returns, per
