@@ -7,8 +7,7 @@
 mod common;
 
 use common::*;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::Value;
 use smm_workers::catalog::{GROUPS, Role, TOPICS};
 
@@ -318,23 +317,17 @@ async fn make_healthy() {
         expect_code(&["topics", "apply"], 0);
     }
     for group in GROUPS {
-        let committer: BaseConsumer = client_config()
-            .set("group.id", group.name)
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
+        let mut at_end = Vec::new();
         for topic in group.topics() {
             let partitions = cluster_topics()[topic];
             for p in 0..partitions as i32 {
                 let (_, high) = consumer
                     .fetch_watermarks(topic, p, std::time::Duration::from_secs(10))
                     .unwrap();
-                tpl.add_partition_offset(topic, p, Offset::Offset(high))
-                    .unwrap();
+                at_end.push((topic, p, high));
             }
         }
-        committer.commit(&tpl, CommitMode::Sync).unwrap();
+        commit_offsets(group.name, &at_end);
     }
 }
 

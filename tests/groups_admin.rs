@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
 use smmctl::kafka::groups::{
     self, CommittedOffset, GroupAdminError, GroupDescription, GroupState, GroupType,
 };
@@ -35,23 +34,6 @@ async fn topic_with_records(what: &str, partitions: i32) -> String {
         produce(&topic, Some(partition), &records, &[]).await;
     }
     topic
-}
-
-/// Commits offsets for `group` the way a standalone (assign-only) consumer
-/// does, then leaves: the group ends up Empty with these offsets.
-fn commit_offsets(group: &str, offsets: &[(&str, i32, i64)]) {
-    let consumer: BaseConsumer = client_config()
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition, offset) in offsets {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-            .expect("partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
 }
 
 fn offsets_of(offsets: &[CommittedOffset]) -> Vec<(String, i32, Option<i64>)> {

@@ -13,22 +13,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
-/// Commits offsets for a group without joining it, as a stopped consumer
-/// would have left them.
-fn commit(group: &str, offsets: &[(&str, i32, i64)]) {
-    let consumer: BaseConsumer = client_config()
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition, offset) in offsets {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-            .unwrap();
-    }
-    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
-}
-
 /// Produces `count` records to one partition, each stamped `age` ago.
 async fn produce_aged(topic: &str, partition: i32, count: usize, age: Duration) {
     let producer: FutureProducer = client_config().set("linger.ms", "0").create().unwrap();
@@ -71,7 +55,7 @@ async fn lag_is_exact_per_partition_and_uncommitted_partitions_show_a_dash() {
     for p in 0..3 {
         produce_aged(&topic, p, 10, Duration::from_secs(120)).await;
     }
-    commit(&group, &[(&topic, 0, 7), (&topic, 1, 10)]);
+    commit_offsets(&group, &[(&topic, 0, 7), (&topic, 1, 10)]);
 
     let json = expect_code(&["lag", "--group", &group, "-o", "json"], 0).json();
     assert_schema(&json, "lag");
@@ -177,7 +161,7 @@ async fn each_group_is_timed_by_its_own_next_record() {
         .map(|at| (unique(&format!("lag-at-{at}")), at))
         .collect();
     for (group, at) in &groups {
-        commit(group, &[(&topic, 0, *at)]);
+        commit_offsets(group, &[(&topic, 0, *at)]);
     }
     let mut args = vec!["lag", "-o", "json"];
     for (group, _) in &groups {
@@ -238,7 +222,7 @@ async fn a_transaction_marker_is_no_record_and_costs_no_timeout() {
         .unwrap();
     // Offset 0 is the record, offset 1 the commit marker: a group at 1 has
     // lag 1 by the watermarks, and nothing left to read.
-    commit(&group, &[(&topic, 0, 1)]);
+    commit_offsets(&group, &[(&topic, 0, 1)]);
     let started = Instant::now();
     let json = expect_code(
         &["lag", "--group", &group, "--timeout", "8s", "-o", "json"],
@@ -314,7 +298,7 @@ async fn a_group_over_its_threshold_makes_lag_exit_1() {
     let group = unique("lag-threshold-group");
     create_topic(&topic, 1).await;
     produce_aged(&topic, 0, 5, Duration::ZERO).await;
-    commit(&group, &[(&topic, 0, 2)]);
+    commit_offsets(&group, &[(&topic, 0, 2)]);
 
     let (_dir, strict) = config_with_threshold(&group, 3);
     let r = expect_code(&["--config", &strict, "lag", "--group", &group], 1);
@@ -339,8 +323,8 @@ async fn lag_by_topic_finds_every_group_reading_it() {
     let (a, b) = (unique("lag-by-topic-a"), unique("lag-by-topic-b"));
     create_topic(&topic, 2).await;
     produce_aged(&topic, 0, 4, Duration::ZERO).await;
-    commit(&a, &[(&topic, 0, 1)]);
-    commit(&b, &[(&topic, 0, 4), (&topic, 1, 0)]);
+    commit_offsets(&a, &[(&topic, 0, 1)]);
+    commit_offsets(&b, &[(&topic, 0, 4), (&topic, 1, 0)]);
     let json = expect_code(&["lag", "--topic", &topic, "-o", "json"], 0).json();
     let groups: Vec<&str> = json["groups"]
         .as_array()
@@ -361,7 +345,7 @@ async fn watch_reports_statuses_from_its_window() {
     let group = unique("lag-watch-group");
     create_topic(&topic, 1).await;
     produce_aged(&topic, 0, 6, Duration::ZERO).await;
-    commit(&group, &[(&topic, 0, 1)]);
+    commit_offsets(&group, &[(&topic, 0, 1)]);
     let r = expect_code(
         &[
             "lag", "--group", &group, "--watch", "300ms", "--window", "2", "--count", "2", "-o",
@@ -442,7 +426,7 @@ async fn groups_describe_shows_the_members_of_a_live_group() {
     let group = unique("groups-live-group");
     create_topic(&topic, 2).await;
     produce_aged(&topic, 0, 3, Duration::ZERO).await;
-    commit(&group, &[(&topic, 0, 1)]);
+    commit_offsets(&group, &[(&topic, 0, 1)]);
     let _member = LiveMember::join(&group, &topic, "describe-me");
 
     let json = expect_code(&["groups", "describe", &group, "-o", "json"], 0).json();
@@ -488,7 +472,7 @@ async fn groups_delete_refuses_a_live_group_and_deletes_an_empty_one() {
     let topic = unique("groups-delete");
     let group = unique("groups-delete-group");
     create_topic(&topic, 1).await;
-    commit(&group, &[(&topic, 0, 0)]);
+    commit_offsets(&group, &[(&topic, 0, 0)]);
     {
         let _member = LiveMember::join(&group, &topic, "still-here");
         let r = expect_code(&["groups", "delete", &group, "--execute", "--yes"], 1);

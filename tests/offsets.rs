@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 
 /// A topic of `partitions` partitions with records 0..10 on each, record i
 /// stamped at `base + i minutes`, and a group committed at `committed`.
@@ -56,17 +55,11 @@ impl Fixture {
     }
 
     fn commit(&self, offsets: &[(i32, i64)]) {
-        let consumer: BaseConsumer = client_config()
-            .set("group.id", &self.group)
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for (p, o) in offsets {
-            tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*o))
-                .unwrap();
-        }
-        consumer.commit(&tpl, CommitMode::Sync).unwrap();
+        let offsets: Vec<(&str, i32, i64)> = offsets
+            .iter()
+            .map(|&(p, o)| (self.topic.as_str(), p, o))
+            .collect();
+        commit_offsets(&self.group, &offsets);
     }
 
     /// The group's committed offsets, by partition; absent where none.
@@ -94,16 +87,7 @@ impl Fixture {
     fn run(&self, args: &[&str], code: i32) -> Run {
         let mut cmd = smmctl();
         cmd.env("XDG_STATE_HOME", self._state.path());
-        let r = run_with(cmd, args);
-        assert_eq!(
-            r.code,
-            code,
-            "smmctl {}\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
-            r.stdout,
-            r.stderr
-        );
-        r
+        expect_code_with(cmd, args, code)
     }
 
     /// Restores the offsets an undo file holds, as its header says to.

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
@@ -213,11 +213,7 @@ async fn the_preview_deletes_nothing_and_names_groups_that_would_lose_records() 
     let topic = unique("records-unread");
     let group = unique("records-unread-group");
     topic_with_records(&topic, 1).await;
-    let consumer: BaseConsumer = client_config().set("group.id", &group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, 0, Offset::Offset(2))
-        .unwrap();
-    consumer.commit(&tpl, CommitMode::Sync).unwrap();
+    commit_offsets(&group, &[(&topic, 0, 2)]);
 
     let preview = delete(&["--topic", &topic, "--before-offset", "5"], 0);
     assert!(

@@ -61,13 +61,7 @@ async fn the_commands_work_over_sasl_ssl_with_scram_and_plain() {
     let group = unique("secure-group");
     create_topic(&topic, 2).await;
     produce(&topic, Some(0), &[("a", b"1"), ("b", b"2")], &[]).await;
-    let consumer: rdkafka::consumer::BaseConsumer =
-        client_config().set("group.id", &group).create().unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, 0, rdkafka::Offset::Offset(1))
-        .unwrap();
-    rdkafka::consumer::Consumer::commit(&consumer, &tpl, rdkafka::consumer::CommitMode::Sync)
-        .unwrap();
+    commit_offsets(&group, &[(&topic, 0, 1)]);
 
     for (mechanism, password) in [
         ("SCRAM-SHA-512", SCRAM_PASSWORD),

@@ -187,15 +187,7 @@ async fn describe(
     let names = dedup(&args.groups);
     let listings = listings(kafka, ctx).await?;
     require_known(&names, &listings)?;
-    let request = Request {
-        groups: names.clone(),
-        topics: Vec::new(),
-        include_catalog_topics: false,
-        time_lag: true,
-        listings: Some(listings),
-        describe_all: true,
-    };
-    let measured = collect(kafka, &request, &ctx.settings.thresholds).await?;
+    let measured = measure(kafka, &names, listings, true, ctx).await?;
 
     let p = &ctx.printer;
     if p.is_json() {
@@ -322,6 +314,26 @@ fn print_group(g: &GroupLag, ctx: &Context) {
     }
 }
 
+/// Lag and members of the named groups, every one described (for the
+/// coordinator, and so no member is missed).
+async fn measure(
+    kafka: &'static Kafka,
+    names: &[String],
+    listings: Vec<GroupListing>,
+    time_lag: bool,
+    ctx: &Context,
+) -> anyhow::Result<Vec<GroupLag>> {
+    let request = Request {
+        groups: names.to_vec(),
+        topics: Vec::new(),
+        include_catalog_topics: false,
+        time_lag,
+        listings: Some(listings),
+        describe_all: true,
+    };
+    collect(kafka, &request, &ctx.settings.thresholds).await
+}
+
 fn dedup(names: &[String]) -> Vec<String> {
     let mut out: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
     out.sort();
@@ -339,15 +351,7 @@ async fn delete(
     let names = dedup(&args.groups);
     let listings = listings(kafka, ctx).await?;
     require_known(&names, &listings)?;
-    let request = Request {
-        groups: names.clone(),
-        topics: Vec::new(),
-        include_catalog_topics: false,
-        time_lag: false,
-        listings: Some(listings),
-        describe_all: true,
-    };
-    let measured = collect(kafka, &request, &ctx.settings.thresholds).await?;
+    let measured = measure(kafka, &names, listings, false, ctx).await?;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
 
     let p = &ctx.printer;

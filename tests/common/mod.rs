@@ -167,6 +167,23 @@ pub async fn produce(
     }
 }
 
+/// Commits offsets for a group without joining it, as a consumer that
+/// stopped would have left them: the group ends up Empty.
+pub fn commit_offsets(group: &str, offsets: &[(&str, i32, i64)]) {
+    use rdkafka::consumer::CommitMode;
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for (topic, partition, offset) in offsets {
+        tpl.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset))
+            .expect("partition");
+    }
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+}
+
 /// The smmctl binary, pointed at the test broker, with no terminal, no
 /// config file and no colour, as cron would run it.
 pub fn smmctl() -> Command {
@@ -219,7 +236,13 @@ pub fn run_with(mut cmd: Command, args: &[&str]) -> Run {
 /// Runs smmctl and asserts its exit code, showing its output when it differs.
 #[track_caller]
 pub fn expect_code(args: &[&str], code: i32) -> Run {
-    let r = run(args);
+    expect_code_with(smmctl(), args, code)
+}
+
+/// [`expect_code`] with a command prepared by the caller (extra variables).
+#[track_caller]
+pub fn expect_code_with(cmd: Command, args: &[&str], code: i32) -> Run {
+    let r = run_with(cmd, args);
     assert_eq!(
         r.code,
         code,
