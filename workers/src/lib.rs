@@ -1,5 +1,7 @@
-//! Definitions shared by smmctl's commands and the panel's workers.
+//! Definitions shared by smmctl's commands and the panel's workers, the
+//! worker runtime, and the panel store.
 
 pub mod catalog;
 pub mod events;
 pub mod headers;
+pub mod store;
