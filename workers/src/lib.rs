@@ -4,4 +4,5 @@
 pub mod catalog;
 pub mod events;
 pub mod headers;
+pub mod runtime;
 pub mod store;

@@ -1,0 +1,406 @@
+//! What the workers count, and its Prometheus text rendering.
+//!
+//! Every observable event is one call here that both counts and, at the
+//! call site, logs. The numbers serve the panel's alert rules: lag under
+//! 1000, no dead letters, processing under 500 ms, errors under 1 %.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the processing-time histogram, in seconds. Dense around
+/// the 500 ms target so a drift towards it shows before it is crossed.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How one delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Ok,
+    /// Already applied before; acknowledged and skipped.
+    Duplicate,
+    /// Not for this worker (a webhook status that confirms nothing, say).
+    Ignored,
+    Retried,
+    DeadLettered,
+    /// Failed for good on a topic without a dead letter.
+    Dropped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Ignored => "ignored",
+            Outcome::Retried => "retried",
+            Outcome::DeadLettered => "dead_lettered",
+            Outcome::Dropped => "dropped",
+        }
+    }
+
+    fn is_error(self) -> bool {
+        matches!(
+            self,
+            Outcome::Retried | Outcome::DeadLettered | Outcome::Dropped
+        )
+    }
+}
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct WorkerState {
+    processed: BTreeMap<(String, Outcome), u64>,
+    dead_letters: BTreeMap<(String, String), u64>,
+    timing: Histogram,
+    in_flight: i64,
+    lag: BTreeMap<(String, i32), i64>,
+    assigned: usize,
+    broker_up: bool,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    workers: Mutex<BTreeMap<String, WorkerState>>,
+}
+
+/// A worker's readiness, as `/health` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub worker: String,
+    pub assigned_partitions: usize,
+    pub broker_up: bool,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.assigned_partitions > 0 && self.broker_up
+    }
+}
+
+impl Metrics {
+    fn with<R>(&self, worker: &str, f: impl FnOnce(&mut WorkerState) -> R) -> R {
+        // A panic while holding the lock leaves counters that are still
+        // numbers; keep serving them rather than failing every later call.
+        let mut workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(workers.entry(worker.to_owned()).or_default())
+    }
+
+    pub fn register(&self, worker: &str) {
+        self.with(worker, |_| ());
+    }
+
+    pub fn record(&self, worker: &str, topic: &str, outcome: Outcome, took: Duration) {
+        self.with(worker, |w| {
+            *w.processed.entry((topic.to_owned(), outcome)).or_default() += 1;
+            let seconds = took.as_secs_f64();
+            for (bound, count) in BUCKETS.iter().zip(w.timing.counts.iter_mut()) {
+                if seconds <= *bound {
+                    *count += 1;
+                }
+            }
+            w.timing.count += 1;
+            w.timing.sum += seconds;
+        });
+    }
+
+    pub fn dead_lettered(&self, worker: &str, source: &str, dead_letter: &str) {
+        self.with(worker, |w| {
+            *w.dead_letters
+                .entry((source.to_owned(), dead_letter.to_owned()))
+                .or_default() += 1;
+        });
+    }
+
+    pub fn in_flight(&self, worker: &str, delta: i64) {
+        self.with(worker, |w| w.in_flight += delta);
+    }
+
+    pub fn set_lag(&self, worker: &str, lag: BTreeMap<(String, i32), i64>) {
+        self.with(worker, |w| w.lag = lag);
+    }
+
+    pub fn set_assigned(&self, worker: &str, partitions: usize) {
+        self.with(worker, |w| w.assigned = partitions);
+    }
+
+    pub fn set_broker_up(&self, worker: &str, up: bool) {
+        self.with(worker, |w| w.broker_up = up);
+    }
+
+    /// Deliveries of `worker` so far by outcome, for tests and `/health`.
+    pub fn count(&self, worker: &str, outcome: Outcome) -> u64 {
+        self.with(worker, |w| {
+            w.processed
+                .iter()
+                .filter(|((_, o), _)| *o == outcome)
+                .map(|(_, n)| n)
+                .sum()
+        })
+    }
+
+    pub fn readiness(&self) -> Vec<Readiness> {
+        let workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        workers
+            .iter()
+            .map(|(name, w)| Readiness {
+                worker: name.clone(),
+                assigned_partitions: w.assigned,
+                broker_up: w.broker_up,
+            })
+            .collect()
+    }
+
+    /// The Prometheus text exposition format, version 0.0.4.
+    pub fn render(&self) -> String {
+        let workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = String::new();
+        let mut family =
+            |name: &str, kind: &str, help: &str, samples: &mut dyn FnMut(&mut String)| {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                samples(&mut out);
+            };
+        family(
+            "smm_worker_records_total",
+            "counter",
+            "Records handled, by worker, source topic and outcome (ok, duplicate, ignored, retried, dead_lettered, dropped).",
+            &mut |out| {
+                for (worker, w) in workers.iter() {
+                    for ((topic, outcome), n) in &w.processed {
+                        let _ = writeln!(
+                            out,
+                            "smm_worker_records_total{{worker=\"{}\",topic=\"{}\",outcome=\"{}\"}} {n}",
+                            escape(worker),
+                            escape(topic),
+                            outcome.as_str()
+                        );
+                    }
+                }
+            },
+        );
+        family(
+            "smm_worker_processing_seconds",
+            "histogram",
+            "Time from a record's arrival to its acknowledgement, forwards included.",
+            &mut |out| {
+                for (worker, w) in workers.iter() {
+                    let worker = escape(worker);
+                    for (bound, count) in BUCKETS.iter().zip(w.timing.counts) {
+                        let _ = writeln!(
+                            out,
+                            "smm_worker_processing_seconds_bucket{{worker=\"{worker}\",le=\"{bound}\"}} {count}"
+                        );
+                    }
+                    let _ = writeln!(
+                        out,
+                        "smm_worker_processing_seconds_bucket{{worker=\"{worker}\",le=\"+Inf\"}} {}",
+                        w.timing.count
+                    );
+                    let _ = writeln!(
+                        out,
+                        "smm_worker_processing_seconds_sum{{worker=\"{worker}\"}} {}",
+                        w.timing.sum
+                    );
+                    let _ = writeln!(
+                        out,
+                        "smm_worker_processing_seconds_count{{worker=\"{worker}\"}} {}",
+                        w.timing.count
+                    );
+                }
+            },
+        );
+        family(
+            "smm_worker_in_flight",
+            "gauge",
+            "Records being handled right now.",
+            &mut |out| {
+                for (worker, w) in workers.iter() {
+                    let _ = writeln!(
+                        out,
+                        "smm_worker_in_flight{{worker=\"{}\"}} {}",
+                        escape(worker),
+                        w.in_flight
+                    );
+                }
+            },
+        );
+        family(
+            "smm_worker_consumer_lag",
+            "gauge",
+            "Records behind the high watermark per assigned partition, from librdkafka's statistics.",
+            &mut |out| {
+                for (worker, w) in workers.iter() {
+                    for ((topic, partition), lag) in &w.lag {
+                        let _ = writeln!(
+                            out,
+                            "smm_worker_consumer_lag{{worker=\"{}\",topic=\"{}\",partition=\"{partition}\"}} {lag}",
+                            escape(worker),
+                            escape(topic)
+                        );
+                    }
+                }
+            },
+        );
+        family(
+            "smm_worker_dead_letters_total",
+            "counter",
+            "Records forwarded to a DLT or DLQ, by source and dead-letter topic. Any increase deserves an alert.",
+            &mut |out| {
+                for (worker, w) in workers.iter() {
+                    for ((source, dead_letter), n) in &w.dead_letters {
+                        let _ = writeln!(
+                            out,
+                            "smm_worker_dead_letters_total{{worker=\"{}\",topic=\"{}\",dead_letter_topic=\"{}\"}} {n}",
+                            escape(worker),
+                            escape(source),
+                            escape(dead_letter)
+                        );
+                    }
+                }
+            },
+        );
+        family(
+            "smm_worker_error_ratio",
+            "gauge",
+            "Failed deliveries (retried, dead-lettered or dropped) over all deliveries since start; alert above 0.01.",
+            &mut |out| {
+                for (worker, w) in workers.iter() {
+                    let total: u64 = w.processed.values().sum();
+                    let failed: u64 = w
+                        .processed
+                        .iter()
+                        .filter(|((_, o), _)| o.is_error())
+                        .map(|(_, n)| n)
+                        .sum();
+                    let ratio = if total == 0 {
+                        0.0
+                    } else {
+                        failed as f64 / total as f64
+                    };
+                    let _ = writeln!(
+                        out,
+                        "smm_worker_error_ratio{{worker=\"{}\"}} {ratio}",
+                        escape(worker)
+                    );
+                }
+            },
+        );
+        family(
+            "smm_worker_assigned_partitions",
+            "gauge",
+            "Partitions assigned to the worker's consumer.",
+            &mut |out| {
+                for (worker, w) in workers.iter() {
+                    let _ = writeln!(
+                        out,
+                        "smm_worker_assigned_partitions{{worker=\"{}\"}} {}",
+                        escape(worker),
+                        w.assigned
+                    );
+                }
+            },
+        );
+        family(
+            "smm_worker_broker_up",
+            "gauge",
+            "1 while the worker's consumer has a broker connection.",
+            &mut |out| {
+                for (worker, w) in workers.iter() {
+                    let _ = writeln!(
+                        out,
+                        "smm_worker_broker_up{{worker=\"{}\"}} {}",
+                        escape(worker),
+                        u8::from(w.broker_up)
+                    );
+                }
+            },
+        );
+        out
+    }
+}
+
+/// Label values are topic and worker names, but a cluster may hold a topic
+/// named with a quote or backslash; escape as the format requires.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histogram_and_ratio() {
+        let m = Metrics::default();
+        m.record(
+            "payments",
+            "smm.payment.confirmations",
+            Outcome::Ok,
+            Duration::from_millis(3),
+        );
+        m.record(
+            "payments",
+            "smm.payment.confirmations",
+            Outcome::Ok,
+            Duration::from_millis(700),
+        );
+        m.record(
+            "payments",
+            "smm.payment.confirmations",
+            Outcome::Retried,
+            Duration::from_millis(1),
+        );
+        m.record(
+            "payments",
+            "smm.payment.confirmations",
+            Outcome::Duplicate,
+            Duration::from_millis(1),
+        );
+        m.dead_lettered(
+            "payments",
+            "smm.payment.confirmations",
+            "smm.payment.confirmations.dlq",
+        );
+        let text = m.render();
+        for line in [
+            "smm_worker_records_total{worker=\"payments\",topic=\"smm.payment.confirmations\",outcome=\"ok\"} 2",
+            "smm_worker_records_total{worker=\"payments\",topic=\"smm.payment.confirmations\",outcome=\"duplicate\"} 1",
+            "smm_worker_processing_seconds_bucket{worker=\"payments\",le=\"0.005\"} 3",
+            "smm_worker_processing_seconds_bucket{worker=\"payments\",le=\"0.5\"} 3",
+            "smm_worker_processing_seconds_bucket{worker=\"payments\",le=\"1\"} 4",
+            "smm_worker_processing_seconds_bucket{worker=\"payments\",le=\"+Inf\"} 4",
+            "smm_worker_processing_seconds_count{worker=\"payments\"} 4",
+            "smm_worker_dead_letters_total{worker=\"payments\",topic=\"smm.payment.confirmations\",dead_letter_topic=\"smm.payment.confirmations.dlq\"} 1",
+            "smm_worker_error_ratio{worker=\"payments\"} 0.25",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        assert_eq!(m.count("payments", Outcome::Ok), 2);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}
