@@ -99,7 +99,8 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one of the panel's workers, or all of them
-    Run(PendingArgs),
+    #[command(long_about = RUN_ABOUT)]
+    Run(RunArgs),
     /// Consumer lag per group, topic and partition, in messages and in seconds
     #[command(long_about = LAG_ABOUT)]
     Lag(LagArgs),
@@ -391,6 +392,77 @@ pub struct HealthArgs {
     /// Skip the produce-and-read-back check (for read-only credentials)
     #[arg(long)]
     pub no_produce: bool,
+}
+
+const RUN_ABOUT: &str = "Run the panel's workers until SIGTERM or SIGINT.
+
+Each worker consumes its topics under its seed consumer group (see --list), applies each record to \
+the panel store in one transaction together with the record's event id, and stores the offset only \
+after that transaction and every record it forwards are acknowledged. Delivery is at least once; the \
+event-id dedup makes the effects happen once. A failure that can pass is retried on the catalog's \
+ladder (retry topics, or in place for payments and refunds) and never earlier than due; what still \
+fails, and what can never succeed (malformed JSON, an unknown event type, a failed validation, a bad \
+signature), goes to the topic's DLT or DLQ with Spring Kafka's exception and original-* headers.
+
+On SIGTERM or SIGINT the workers stop fetching, finish the record in hand (up to --drain-timeout), \
+commit and exit 0. /metrics (Prometheus) and /health, /health/live, /health/ready are served on \
+--metrics-addr.
+
+The webhook and refund workers need the Cryptomus API key: SMM_CRYPTOMUS_API_KEY, or \
+[profiles.NAME.cryptomus] api_key in the config file (a string, { file = \"…\" } or { env = \"…\" }).";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkerName {
+    /// Verify Cryptomus webhooks, publish payment confirmations
+    Webhooks,
+    /// Credit balances, write the ledger, activate paid orders
+    Payments,
+    /// Refund orders to the balance and cancel them
+    Refunds,
+    /// Refund payments through the provider's API
+    PaymentRefunds,
+    /// HTTP intake for provider webhooks (POST /webhooks/cryptomus)
+    WebhookGateway,
+    /// Every worker and the gateway, in one process
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines
+    Text,
+    /// One JSON object per line, for log shippers
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workers to run
+    #[arg(value_enum, value_name = "WORKER", required_unless_present = "list")]
+    pub workers: Vec<WorkerName>,
+    /// Show each worker with its consumer group, topics and retry ladder, and exit
+    #[arg(long)]
+    pub list: bool,
+    /// The panel store: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [env: SMM_DATABASE_URL]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Where /metrics and /health are served [env: SMM_METRICS_ADDR] [default: 127.0.0.1:9464]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+    /// Where the webhook gateway listens
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        env = "SMM_GATEWAY_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub gateway_addr: String,
+    /// How long a record in hand may run on after SIGTERM before it is left for redelivery
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+    /// Log lines as text or JSON
+    #[arg(long, value_enum, env = "SMM_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// Accepts anything, so a command that is not built yet says so instead of

@@ -45,6 +45,18 @@ pub struct Profile {
     pub kafka: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub thresholds: ThresholdsFile,
+    #[serde(default)]
+    pub cryptomus: CryptomusFile,
+}
+
+/// The payment provider the financial workers talk to.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CryptomusFile {
+    /// A string, or `{ file = … }` / `{ env = … }` to keep it out of the file.
+    pub api_key: Option<toml::Value>,
+    pub merchant: Option<String>,
+    pub base_url: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -103,6 +115,9 @@ pub struct Overrides {
     pub client_id: Option<Sourced<String>>,
     pub database_url: Option<Sourced<String>>,
     pub metrics_addr: Option<Sourced<String>>,
+    pub cryptomus_api_key: Option<Sourced<String>>,
+    pub cryptomus_merchant: Option<Sourced<String>>,
+    pub cryptomus_url: Option<Sourced<String>>,
     pub timeout: Option<Sourced<Duration>>,
     /// `-X key=value`, in the order given.
     pub kafka: Vec<(String, String)>,
@@ -142,7 +157,19 @@ pub struct Settings {
     /// librdkafka properties: the profile's, then `-X`, later ones winning.
     pub kafka: BTreeMap<String, Sourced<String>>,
     pub thresholds: Thresholds,
+    pub cryptomus: Cryptomus,
 }
+
+/// Where the webhook and refund workers reach Cryptomus. The API key is
+/// secret: `config show` masks it and no message prints it.
+#[derive(Debug, Clone)]
+pub struct Cryptomus {
+    pub api_key: Option<Sourced<String>>,
+    pub merchant: Option<Sourced<String>>,
+    pub base_url: Sourced<String>,
+}
+
+pub const DEFAULT_CRYPTOMUS_URL: &str = "https://api.cryptomus.com";
 
 impl Settings {
     /// Merges the overrides with the config file they point at (or the XDG
@@ -327,6 +354,40 @@ impl Settings {
             .collect(),
         };
 
+        let file_api_key = match &chosen.cryptomus.api_key {
+            None => None,
+            Some(toml::Value::String(key)) => Some(key.clone()),
+            Some(toml::Value::Table(reference)) => {
+                Some(secret_reference(reference).map_err(|why| {
+                    UsageError::new(format!("{}: {why}", profile_key("cryptomus.api_key")))
+                })?)
+            }
+            Some(other) => {
+                return Err(UsageError::new(format!(
+                    "invalid value in {}: expected a string, {{ file = \"…\" }} or {{ env = \"…\" }}, found {}",
+                    profile_key("cryptomus.api_key"),
+                    other.type_str()
+                )));
+            }
+        };
+        let from_file = |value: Option<String>| {
+            value.map(|value| Sourced {
+                value,
+                source: Source::File,
+            })
+        };
+        let cryptomus = Cryptomus {
+            api_key: overrides.cryptomus_api_key.or(from_file(file_api_key)),
+            merchant: overrides
+                .cryptomus_merchant
+                .or(from_file(chosen.cryptomus.merchant.clone())),
+            base_url: pick(
+                overrides.cryptomus_url,
+                chosen.cryptomus.base_url.clone(),
+                DEFAULT_CRYPTOMUS_URL.into(),
+            ),
+        };
+
         let brokers = pick(overrides.brokers, chosen.brokers, DEFAULT_BROKERS.into());
         if brokers.value.trim().is_empty() {
             return Err(UsageError::new(format!(
@@ -357,6 +418,7 @@ impl Settings {
             timeout,
             kafka,
             thresholds,
+            cryptomus,
         })
     }
 }

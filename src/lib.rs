@@ -35,7 +35,11 @@ pub fn main_entry() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(cli.global.verbose);
+    let worker_logs = match &cli.command {
+        cli::Command::Run(args) => Some(args.log_format),
+        _ => None,
+    };
+    init_logging(cli.global.verbose, worker_logs);
     let printer = Printer::new(cli.global.output);
 
     let settings = match Settings::load(overrides_from(&cli, &matches)) {
@@ -90,6 +94,9 @@ fn overrides_from(cli: &Cli, matches: &ArgMatches) -> Overrides {
         // count, so `config show` tells the truth about them.
         database_url: env_setting("SMM_DATABASE_URL"),
         metrics_addr: env_setting("SMM_METRICS_ADDR"),
+        cryptomus_api_key: env_setting("SMM_CRYPTOMUS_API_KEY"),
+        cryptomus_merchant: env_setting("SMM_CRYPTOMUS_MERCHANT"),
+        cryptomus_url: env_setting("SMM_CRYPTOMUS_URL"),
         timeout: sourced(matches, "timeout", &g.timeout),
         kafka: g.kafka.clone(),
     }
@@ -117,19 +124,34 @@ fn find_source(matches: &ArgMatches, id: &str) -> Option<ValueSource> {
     found
 }
 
-fn init_logging(verbose: u8) {
+/// `worker_logs` is the `run` command's log format: workers log what they
+/// do at info, because an operator reads those lines; the other commands
+/// stay quiet unless asked.
+fn init_logging(verbose: u8, worker_logs: Option<cli::LogFormat>) {
     use tracing_subscriber::EnvFilter;
     // librdkafka reports every failed connection attempt as an error; the
     // commands turn those into one actionable message, so its own log stays
     // quiet unless asked for.
-    let default = match verbose {
-        0 => "warn,rdkafka=off",
-        1 => "info,rdkafka=warn",
+    let default = match (verbose, worker_logs) {
+        (0, Some(_)) => "info,rdkafka=off,sqlx=warn",
+        (0, None) => "warn,rdkafka=off",
+        (1, _) => "info,rdkafka=warn",
         _ => "debug,rdkafka=debug",
     };
     let filter = EnvFilter::try_from_env("SMM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(color)
+        .with_writer(std::io::stderr);
+    let _ = if worker_logs == Some(cli::LogFormat::Json) {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -54,6 +54,28 @@ fn rows(settings: &Settings) -> Vec<Row> {
         },
         row("metrics_addr", &settings.metrics_addr),
     ];
+    let c = &settings.cryptomus;
+    rows.push(match &c.api_key {
+        Some(key) => Row {
+            setting: "cryptomus.api_key".into(),
+            value: MASK.into(),
+            source: key.source,
+        },
+        None => Row {
+            setting: "cryptomus.api_key".into(),
+            value: "-".into(),
+            source: Source::Default,
+        },
+    });
+    rows.push(match &c.merchant {
+        Some(m) => row("cryptomus.merchant", m),
+        None => Row {
+            setting: "cryptomus.merchant".into(),
+            value: "-".into(),
+            source: Source::Default,
+        },
+    });
+    rows.push(row("cryptomus.base_url", &c.base_url));
     let t = &settings.thresholds;
     for (key, value) in [
         ("max_lag", t.max_lag.to_string()),

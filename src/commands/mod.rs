@@ -8,6 +8,7 @@ pub mod health;
 pub mod lag;
 pub mod offsets;
 pub mod records;
+pub mod run;
 pub mod topics;
 
 use std::io::IsTerminal;
@@ -22,7 +23,7 @@ pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitSta
         Command::Config(cmd) => config::run(cmd, ctx),
         Command::Completions(args) => generate::completions(args),
         Command::Generate(args) => generate::run(args, ctx),
-        Command::Run(_) => pending("run"),
+        Command::Run(args) => run::run(args, ctx).await,
         Command::Lag(args) => lag::run(args, ctx).await,
         Command::Groups(cmd) => groups::run(cmd, ctx).await,
         Command::Dlq(_) => pending("dlq"),

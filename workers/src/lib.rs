@@ -2,7 +2,10 @@
 //! worker runtime, and the panel store.
 
 pub mod catalog;
+pub mod cryptomus;
 pub mod events;
+pub mod gateway;
 pub mod headers;
 pub mod runtime;
 pub mod store;
+pub mod worker;

@@ -306,6 +306,19 @@ impl Store {
         }))
     }
 
+    /// Whether `consumer` has applied `event_id`, for handlers that must
+    /// check before an external call and claim only after it.
+    pub async fn is_processed(&self, consumer: &str, event_id: Uuid) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM processed_events WHERE consumer = $1 AND event_id = $2",
+        )
+        .bind(consumer)
+        .bind(event_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// Follow-up events of `event_id` not yet acknowledged by the broker, in
     /// the order they were emitted.
     pub async fn unsent(

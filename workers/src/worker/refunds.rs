@@ -1,0 +1,125 @@
+//! `refunds` (the seed's RefundProcessingService): an order refund credits
+//! the user's balance, writes the audit log and cancels the order. A refund
+//! larger than what is left of the order's charge is refused and waits in
+//! the refund DLQ for a person; so does one that fails three times.
+
+use crate::events::{Event, OrderStatus};
+use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::store::Store;
+use crate::store::panel::{self, LedgerKind, RefundRow};
+
+use super::{emit_transition, expect_event};
+
+pub struct Refunds {
+    pub store: Store,
+}
+
+impl Handler for Refunds {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+        let envelope = delivery.envelope()?;
+        let refund = expect_event(
+            &envelope,
+            |e| match e {
+                Event::OrderRefundRequested(r) => Some(r),
+                _ => None,
+            },
+            "OrderRefundRequested",
+        )?;
+        let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {
+            return Ok(Handled::Duplicate(envelope.event_id));
+        };
+        let Some(order) = panel::order(unit.conn(), refund.order_id).await? else {
+            return Err(Failure::retryable(
+                "smmctl.refunds.UnknownOrder",
+                format!(
+                    "refund {} is for order {}, which is not in the panel store",
+                    refund.refund_id, refund.order_id
+                ),
+            ));
+        };
+        if order.user_id != refund.user_id {
+            return Err(Failure::manual_review(
+                "smmctl.refunds.WrongUser",
+                format!(
+                    "refund {} names user {}, but order {} belongs to user {}",
+                    refund.refund_id, refund.user_id, order.id, order.user_id
+                ),
+            ));
+        }
+        if !panel::reserve_refund(&mut unit, order.id, refund.amount_minor).await? {
+            return Err(Failure::manual_review(
+                "smmctl.refunds.ExceedsCharge",
+                format!(
+                    "refund {} of {} {} is more than what is left of order {}'s charge ({} of {} already refunded)",
+                    refund.refund_id,
+                    refund.amount_minor,
+                    refund.currency,
+                    order.id,
+                    order.refunded_minor,
+                    order.charge_minor
+                ),
+            ));
+        }
+        if !panel::post(
+            &mut unit,
+            refund.user_id,
+            refund.amount_minor,
+            &refund.currency,
+            LedgerKind::Refund,
+            &refund.refund_id,
+        )
+        .await?
+        {
+            return Err(Failure::retryable(
+                "smmctl.refunds.UnknownUser",
+                format!("user {} is not in the panel store", refund.user_id),
+            ));
+        }
+        panel::record_refund(
+            &mut unit,
+            &RefundRow {
+                refund_id: &refund.refund_id,
+                kind: "balance",
+                order_id: Some(order.id),
+                payment_id: order.payment_id.as_deref(),
+                user_id: refund.user_id,
+                amount_minor: refund.amount_minor,
+                currency: &refund.currency,
+                status: "credited",
+                reason: &refund.reason,
+                provider_reference: None,
+            },
+        )
+        .await?;
+        unit.audit(
+            "refund.credited",
+            &format!("order:{}", order.id),
+            &format!(
+                "refund {}: {} {} to user {} ({})",
+                refund.refund_id,
+                refund.amount_minor,
+                refund.currency,
+                refund.user_id,
+                refund.reason
+            ),
+        )
+        .await?;
+        // A completed order keeps its state (a partial refund for
+        // under-delivery); a cancelled one is already where it should be.
+        if order.status.can_transition_to(OrderStatus::Cancelled)
+            && panel::transition(&mut unit, order.id, order.status, OrderStatus::Cancelled).await?
+        {
+            emit_transition(
+                &mut unit,
+                order.id,
+                order.user_id,
+                order.status,
+                OrderStatus::Cancelled,
+                &format!("refunded: {}", refund.reason),
+            )
+            .await?;
+        }
+        unit.commit().await?;
+        Ok(Handled::Applied(envelope.event_id))
+    }
+}
