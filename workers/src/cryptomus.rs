@@ -85,7 +85,9 @@ pub fn parse(body: &str) -> Result<Map<String, Value>, WebhookError> {
 /// Checks a webhook's signature and returns its body.
 pub fn verify(body: &str, api_key: &str) -> Result<Webhook, WebhookError> {
     let mut fields = parse(body)?;
-    let Some(Value::String(given)) = fields.remove("sign") else {
+    // shift_remove, not remove: removing by swapping would move the last
+    // field into `sign`'s place, change the order, and break the hash.
+    let Some(Value::String(given)) = fields.shift_remove("sign") else {
         return Err(WebhookError::Unsigned);
     };
     let expected = sign(&php_json(&Value::Object(fields.clone())), api_key);
@@ -341,6 +343,16 @@ mod tests {
             verify("not json", KEY),
             Err(WebhookError::NotJson(_))
         ));
+    }
+
+    #[test]
+    fn a_sign_field_first_in_the_body_still_verifies() {
+        // Regression: removing `sign` by swapping moved the last field into
+        // its place, so a provider that sends `sign` first never verified.
+        let fields = r#"{"uuid":"u-3","amount":"2","currency":"USD","status":"paid"}"#;
+        let sign = sign(&php_json(&serde_json::from_str(fields).unwrap()), KEY);
+        let body = fields.replacen('{', &format!("{{\"sign\":\"{sign}\","), 1);
+        assert!(verify(&body, KEY).is_ok(), "{body}");
     }
 
     #[test]

@@ -888,7 +888,9 @@ impl<H: Handler> Engine<'_, H> {
     /// Sends the follow-up events still in the outbox: those of `event_id`,
     /// or at start every unsent one this worker left behind.
     async fn flush_outbox(&self, event_id: Option<Uuid>) -> Option<()> {
-        let store = self.shared.store.as_ref()?;
+        let Some(store) = self.shared.store.as_ref() else {
+            return Some(());
+        };
         let mut backoff = Duration::from_millis(200);
         let pending = loop {
             match store.unsent(self.name, event_id).await {

@@ -52,3 +52,161 @@ pub async fn both_stores(label: &str) -> Vec<(String, Store, Option<tempfile::Te
     let pg = Store::open(&pg_url).await.expect("open PostgreSQL");
     vec![(sqlite_url, sqlite, Some(dir)), (pg_url, pg, None)]
 }
+
+// Kafka helpers for the runtime tests, against the broker `scripts/kafka`
+// starts (or SMM_TEST_BROKERS).
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::Message as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::{Header, Headers as _, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+pub fn brokers() -> String {
+    std::env::var("SMM_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub fn client() -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers());
+    config
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+pub async fn create_topics(names: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = client().create().expect("admin client");
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let results = admin
+        .create_topics(
+            &topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "no Kafka broker answers at {} ({e}); start one with `scripts/kafka start`",
+                brokers()
+            )
+        });
+    for r in results {
+        r.expect("topic created");
+    }
+}
+
+/// Creates a catalog topic the test writes to, unless it exists.
+pub async fn ensure_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = client().create().expect("admin client");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .expect("create topic request");
+    for r in results {
+        if let Err((topic, code)) = r {
+            assert_eq!(
+                code,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                "{topic}"
+            );
+        }
+    }
+}
+
+pub async fn produce(topic: &str, key: &str, value: &[u8], headers: &[(&str, &[u8])]) {
+    let producer: FutureProducer = client().create().expect("producer");
+    let mut owned = OwnedHeaders::new();
+    for (k, v) in headers {
+        owned = owned.insert(Header {
+            key: k,
+            value: Some(*v),
+        });
+    }
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .key(key)
+                .payload(value)
+                .headers(owned),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce acknowledged");
+}
+
+/// A record read back, with its headers in order.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub timestamp_ms: i64,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Read {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+    pub fn all(&self, name: &str) -> Vec<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+}
+
+/// Reads `topic` from the start until `want` records arrived or `within`
+/// passed; returns what it read.
+pub fn read(topic: &str, want: usize, within: Duration) -> Vec<Read> {
+    let consumer: BaseConsumer = client()
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = std::time::Instant::now() + within;
+    let mut out = Vec::new();
+    while out.len() < want && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(Read {
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| (x.key.to_owned(), x.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
+                partition: m.partition(),
+                offset: m.offset(),
+            });
+        }
+    }
+    out
+}

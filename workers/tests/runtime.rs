@@ -1,0 +1,437 @@
+//! The runtime against the real broker: retry ladders, dead letters and
+//! Spring's headers, on topics of each test's own so tests run in parallel.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use smm_workers::catalog::{self, retry_policy_for};
+use smm_workers::events::{
+    Envelope, Event, PaymentConfirmation, PaymentStatus, PaymentWebhookReceived,
+};
+use smm_workers::headers::{self, decode_big_integer, encode_big_integer};
+use smm_workers::runtime::metrics::{Metrics, Outcome};
+use smm_workers::runtime::{self, Delivery, Failure, Handled, Handler, Hop, Route, Shared, Worker};
+use smm_workers::store::Store;
+use smm_workers::worker::payments::Payments;
+use smm_workers::worker::webhooks::Webhooks;
+use tokio::sync::watch;
+
+fn shared(store: Option<Store>) -> (Shared, watch::Sender<bool>) {
+    let client = common::client();
+    let (stop, shutdown) = watch::channel(false);
+    let shared = Shared {
+        producer: runtime::producer(&client).expect("producer"),
+        client,
+        store,
+        metrics: Arc::new(Metrics::default()),
+        shutdown,
+        drain_timeout: Duration::from_secs(5),
+    };
+    (shared, stop)
+}
+
+async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Fails its first `failures` calls, then succeeds; remembers every call.
+struct Flaky {
+    failures: u32,
+    calls: Mutex<Vec<(Instant, u32, String)>>,
+}
+
+impl Handler for Flaky {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push((Instant::now(), delivery.attempt, delivery.topic.to_owned()));
+        if calls.len() as u32 <= self.failures {
+            return Err(Failure::retryable(
+                "test.Flaky",
+                format!("transient failure #{}", calls.len()),
+            ));
+        }
+        Ok(Handled::Ignored("done".into()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_climbs_the_retry_topics_at_their_delays_with_springs_headers() {
+    let main = common::unique("rt-orders");
+    let (retry0, retry1, dlt) = (
+        format!("{main}-retry-0"),
+        format!("{main}-retry-1"),
+        format!("{main}-dlt"),
+    );
+    common::create_topics(&[&main, &retry0, &retry1, &dlt], 1).await;
+    // The order-processing ladder, on this test's topics.
+    let route = Route {
+        main_topic: main.clone(),
+        max_attempts: 3,
+        hops: vec![
+            Hop {
+                delay: Duration::from_secs(1),
+                topic: Some(retry0.clone()),
+            },
+            Hop {
+                delay: Duration::from_secs(2),
+                topic: Some(retry1.clone()),
+            },
+        ],
+        exhausted_topic: Some(dlt.clone()),
+        poison_topic: Some(dlt.clone()),
+        manual_review: false,
+    };
+    let handler = Arc::new(Flaky {
+        failures: 2,
+        calls: Mutex::new(Vec::new()),
+    });
+    let (shared, stop) = shared(None);
+    let metrics = shared.metrics.clone();
+    let worker = Worker {
+        name: "flaky".into(),
+        group: common::unique("rt-group"),
+        routes: vec![route],
+        handler: SharedHandler(handler.clone()),
+    };
+    let task = tokio::spawn(runtime::run(worker, shared));
+
+    common::produce(
+        &main,
+        "order-1",
+        b"{\"any\":\"payload\"}",
+        &[(headers::CORRELATION_ID, b"corr-flaky")],
+    )
+    .await;
+    wait_until("three attempts", Duration::from_secs(30), || {
+        handler.calls.lock().unwrap().len() >= 3
+    })
+    .await;
+    wait_until("the success to be counted", Duration::from_secs(5), || {
+        metrics.count("flaky", Outcome::Ignored) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop.send(true);
+    task.await.unwrap().unwrap();
+
+    let calls = handler.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.len(),
+        3,
+        "processed once after two failures: {calls:?}"
+    );
+    assert_eq!(calls.iter().map(|c| c.1).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        calls.iter().map(|c| c.2.as_str()).collect::<Vec<_>>(),
+        [main.as_str(), &retry0, &retry1]
+    );
+    assert!(
+        calls[1].0 - calls[0].0 >= Duration::from_secs(1),
+        "retry-0 ran early"
+    );
+    assert!(
+        calls[2].0 - calls[1].0 >= Duration::from_secs(2),
+        "retry-1 ran early"
+    );
+
+    let source = common::read(&main, 1, Duration::from_secs(10)).remove(0);
+    let hop0 = common::read(&retry0, 1, Duration::from_secs(10));
+    let hop1 = common::read(&retry1, 1, Duration::from_secs(10));
+    assert_eq!((hop0.len(), hop1.len()), (1, 1));
+    assert!(
+        common::read(&dlt, 1, Duration::from_secs(2)).is_empty(),
+        "nothing dead-lettered"
+    );
+    for (hop, attempts) in [
+        (&hop0[0], vec![vec![0, 0, 0, 2]]),
+        (&hop1[0], vec![vec![0, 0, 0, 2], vec![0, 0, 0, 3]]),
+    ] {
+        assert_eq!(hop.key.as_deref(), Some(&b"order-1"[..]));
+        assert_eq!(hop.value, source.value);
+        assert_eq!(
+            hop.header(headers::CORRELATION_ID),
+            Some(&b"corr-flaky"[..])
+        );
+        // Spring's encodings, byte for byte: the first hop's origin, kept.
+        assert_eq!(hop.header(headers::ORIGINAL_TOPIC), Some(main.as_bytes()));
+        assert_eq!(
+            hop.header(headers::ORIGINAL_PARTITION),
+            Some(&[0u8, 0, 0, 0][..])
+        );
+        assert_eq!(
+            hop.header(headers::ORIGINAL_OFFSET),
+            Some(&0i64.to_be_bytes()[..])
+        );
+        assert_eq!(
+            hop.header(headers::ORIGINAL_TIMESTAMP),
+            Some(&source.timestamp_ms.to_be_bytes()[..])
+        );
+        assert_eq!(
+            hop.header(headers::ORIGINAL_TIMESTAMP_TYPE),
+            Some(&b"CreateTime"[..])
+        );
+        assert_eq!(
+            hop.all(headers::ORIGINAL_TOPIC).len(),
+            1,
+            "original-* written once"
+        );
+        assert_eq!(
+            hop.all(headers::RETRY_ATTEMPTS),
+            attempts.iter().map(Vec::as_slice).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            hop.header(headers::EXCEPTION_FQCN),
+            Some(&b"test.Flaky"[..])
+        );
+        assert_eq!(
+            hop.all(headers::EXCEPTION_FQCN).len(),
+            1,
+            "previous exception headers replaced"
+        );
+        let due_bytes = hop
+            .header(headers::RETRY_BACKOFF_TIMESTAMP)
+            .expect("backoff header");
+        let due = decode_big_integer(due_bytes).unwrap();
+        assert_eq!(
+            encode_big_integer(due),
+            due_bytes,
+            "BigInteger minimal encoding"
+        );
+        let delay = due - hop.timestamp_ms;
+        let expected = if attempts.len() == 1 { 1000 } else { 2000 };
+        assert!(
+            (expected - 50..=expected + 500).contains(&delay),
+            "backoff {delay} ms, expected {expected}"
+        );
+        let original_ts = hop.header(headers::RETRY_ORIGINAL_TIMESTAMP).unwrap();
+        assert_eq!(
+            decode_big_integer(original_ts).unwrap(),
+            source.timestamp_ms
+        );
+    }
+}
+
+/// Lets a test keep a handle on a handler the runtime owns.
+struct SharedHandler<H>(Arc<H>);
+
+impl<H: Handler> Handler for SharedHandler<H> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+        self.0.handle(delivery).await
+    }
+}
+
+/// Counts and times the calls to the handler it wraps.
+struct Counted<H> {
+    inner: H,
+    calls: Mutex<Vec<Instant>>,
+}
+
+impl<H: Handler> Handler for Counted<H> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+        self.calls.lock().unwrap().push(Instant::now());
+        self.inner.handle(delivery).await
+    }
+}
+
+fn renamed(policy: &catalog::RetryPolicy, main: &str, dead_letter: &str) -> Route {
+    let mut route = Route::from(policy);
+    route.main_topic = main.to_owned();
+    route.exhausted_topic = Some(dead_letter.to_owned());
+    route.poison_topic = Some(dead_letter.to_owned());
+    route
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_that_keeps_failing_reaches_the_dlq_after_exactly_six_attempts() {
+    let main = common::unique("rt-confirmations");
+    let dlq = format!("{main}.dlq");
+    common::create_topics(&[&main, &dlq], 1).await;
+    let (url, _dir) = common::fresh_sqlite();
+    let store = Store::open(&url).await.unwrap();
+    let policy = retry_policy_for(catalog::PAYMENT_CONFIRMATIONS).unwrap();
+    let handler = Arc::new(Counted {
+        inner: Payments {
+            store: store.clone(),
+        },
+        calls: Mutex::new(Vec::new()),
+    });
+    let (shared, stop) = shared(Some(store));
+    let worker = Worker {
+        name: "payments".into(),
+        group: common::unique("rt-group"),
+        routes: vec![renamed(policy, &main, &dlq)],
+        handler: SharedHandler(handler.clone()),
+    };
+    let task = tokio::spawn(runtime::run(worker, shared));
+
+    // User 4040 is not in the store: retryable every time.
+    let confirmation = Envelope::new(
+        Event::from(PaymentConfirmation {
+            payment_id: common::unique("pay"),
+            provider: "cryptomus".into(),
+            user_id: 4040,
+            order_ids: vec![],
+            amount_minor: 1000,
+            currency: "USD".into(),
+            status: PaymentStatus::Paid,
+            confirmed_at: jiff::Timestamp::now(),
+        }),
+        "corr-permanent",
+    );
+    common::produce(&main, "4040", &confirmation.to_json(), &[]).await;
+    let dead = tokio::task::spawn_blocking({
+        let dlq = dlq.clone();
+        move || common::read(&dlq, 1, Duration::from_secs(120))
+    })
+    .await
+    .unwrap();
+    let _ = stop.send(true);
+    task.await.unwrap().unwrap();
+
+    assert_eq!(dead.len(), 1, "dead-lettered once");
+    let calls = handler.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), policy.max_attempts as usize, "attempts");
+    for (gap, hop) in calls.windows(2).zip(policy.hops) {
+        assert!(
+            gap[1] - gap[0] >= hop.delay,
+            "an in-place retry ran before its {:?}",
+            hop.delay
+        );
+    }
+    let record = &dead[0];
+    assert_eq!(
+        record.value.as_deref(),
+        Some(confirmation.to_json().as_slice())
+    );
+    assert_eq!(
+        record.header(headers::EXCEPTION_FQCN),
+        Some(&b"smmctl.payments.UnknownUser"[..])
+    );
+    let message =
+        String::from_utf8(record.header(headers::EXCEPTION_MESSAGE).unwrap().to_vec()).unwrap();
+    assert!(message.contains("user 4040"), "{message}");
+    assert_eq!(
+        record.header(headers::ORIGINAL_TOPIC),
+        Some(main.as_bytes())
+    );
+    assert_eq!(
+        record.header(headers::ORIGINAL_OFFSET),
+        Some(&0i64.to_be_bytes()[..])
+    );
+    assert_eq!(
+        record.header(headers::RETRY_ATTEMPTS),
+        Some(&7i32.to_be_bytes()[..]),
+        "the next attempt would be the 7th"
+    );
+    assert_eq!(
+        record.header(headers::CORRELATION_ID),
+        None,
+        "no header was invented"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_goes_straight_to_the_dlq_and_the_worker_keeps_going() {
+    let main = common::unique("rt-webhooks");
+    let dlq = format!("{main}.dlq");
+    common::create_topics(&[&main, &dlq], 1).await;
+    common::ensure_topic(catalog::PAYMENT_CONFIRMATIONS, 3).await;
+    let (url, _dir) = common::fresh_sqlite();
+    let store = Store::open(&url).await.unwrap();
+    let policy = retry_policy_for(catalog::PAYMENT_WEBHOOKS).unwrap();
+    let (shared, stop) = shared(Some(store.clone()));
+    let metrics = shared.metrics.clone();
+    let api_key = "poison-test-key";
+    let worker = Worker {
+        name: "webhooks".into(),
+        group: common::unique("rt-group"),
+        routes: vec![renamed(policy, &main, &dlq)],
+        handler: Webhooks {
+            store,
+            api_key: api_key.into(),
+        },
+    };
+    let task = tokio::spawn(runtime::run(worker, shared));
+
+    let webhook = |body: String| {
+        Envelope::new(
+            Event::from(PaymentWebhookReceived {
+                provider: "cryptomus".into(),
+                received_at: jiff::Timestamp::now(),
+                body,
+                remote_addr: None,
+            }),
+            "corr-poison",
+        )
+        .to_json()
+    };
+    let unknown_type = br#"{"schema_version":1,"event_id":"6f1c1c3e-8f0e-4a43-9a52-3f1f0c1e2d3a","correlation_id":"c","occurred_at":"2026-11-29T00:00:00Z","event_type":"NoSuchEvent","payload":{}}"#;
+    let payment = common::unique("pay");
+    let good_fields = format!(
+        r#"{{"uuid":"{payment}","amount":"5.00","currency":"USD","status":"paid","additional_data":"{{\"user_id\":1}}"}}"#
+    );
+    let sign = smm_workers::cryptomus::sign(
+        &smm_workers::cryptomus::php_json(&serde_json::from_str(&good_fields).unwrap()),
+        api_key,
+    );
+    let good = good_fields.replacen('{', &format!("{{\"sign\":\"{sign}\","), 1);
+    let forged = good.replace("5.00", "500.00");
+    common::produce(&main, "a", b"{not json", &[]).await;
+    common::produce(&main, "b", unknown_type, &[]).await;
+    common::produce(&main, "c", &webhook(forged), &[]).await;
+    common::produce(&main, "d", &webhook(good), &[]).await;
+
+    wait_until("four records handled", Duration::from_secs(30), || {
+        metrics.count("webhooks", Outcome::DeadLettered) + metrics.count("webhooks", Outcome::Ok)
+            >= 4
+    })
+    .await;
+    let _ = stop.send(true);
+    task.await.unwrap().unwrap();
+
+    assert_eq!(
+        metrics.count("webhooks", Outcome::Retried),
+        0,
+        "poison is never retried"
+    );
+    assert_eq!(metrics.count("webhooks", Outcome::Ok), 1);
+    let dead = common::read(&dlq, 3, Duration::from_secs(10));
+    let classes: Vec<String> = dead
+        .iter()
+        .map(|r| String::from_utf8(r.header(headers::EXCEPTION_FQCN).unwrap().to_vec()).unwrap())
+        .collect();
+    assert_eq!(
+        classes,
+        [
+            "smmctl.decode.not_json",
+            "smmctl.decode.unknown_event_type",
+            "smmctl.webhooks.BadSignature"
+        ]
+    );
+    assert_eq!(dead[2].key.as_deref(), Some(&b"c"[..]));
+    let confirmations = common::read(
+        catalog::PAYMENT_CONFIRMATIONS,
+        usize::MAX,
+        Duration::from_secs(3),
+    );
+    let ours: Vec<_> = confirmations
+        .iter()
+        .filter(|r| {
+            r.value
+                .as_deref()
+                .is_some_and(|v| String::from_utf8_lossy(v).contains(&payment))
+        })
+        .collect();
+    assert_eq!(ours.len(), 1, "the good webhook confirmed once");
+    assert_eq!(
+        ours[0].header(headers::CORRELATION_ID),
+        Some(&b"corr-poison"[..])
+    );
+}
