@@ -281,3 +281,63 @@ pub fn assert_schema(doc: &serde_json::Value, name: &str) {
         errors.join("\n")
     );
 }
+
+/// A record read back by [`read_matching`].
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Read {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Every record of `topic` whose value or headers contain `needle`, read
+/// from the start until the topic is quiet for a second or `within` ends.
+pub fn read_matching(topic: &str, needle: &str, within: Duration) -> Vec<Read> {
+    use rdkafka::Message as _;
+    use rdkafka::message::Headers as _;
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + within;
+    let mut last = Instant::now();
+    let mut seen_any = false;
+    let mut out = Vec::new();
+    while Instant::now() < deadline && !(seen_any && last.elapsed() > Duration::from_secs(1)) {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        seen_any = true;
+        last = Instant::now();
+        let headers: Vec<(String, Vec<u8>)> = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| (x.key.to_owned(), x.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let contains = |bytes: &[u8]| String::from_utf8_lossy(bytes).contains(needle);
+        if m.payload().is_some_and(contains) || headers.iter().any(|(_, v)| contains(v)) {
+            out.push(Read {
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers,
+            });
+        }
+    }
+    out
+}

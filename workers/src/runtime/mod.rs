@@ -380,6 +380,12 @@ pub async fn run<H: Handler>(worker: Worker<H>, shared: Shared) -> Result<(), Ru
         // worker first ran must still be credited.
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "1000");
+    // A worker that dies without leaving the group holds its partitions
+    // until the session times out; 10 s instead of Kafka's 45 s bounds how
+    // long a crashed worker's partitions wait. -X can still set it.
+    if shared.client.get("session.timeout.ms").is_none() {
+        config.set("session.timeout.ms", "10000");
+    }
     let consumer: StreamConsumer<WorkerContext> =
         config
             .create_with_context(context)

@@ -11,6 +11,7 @@
 //! later, which is where concurrent SQLite writers deadlock.
 
 pub mod panel;
+pub mod scratch;
 
 use std::time::Duration;
 
