@@ -50,6 +50,11 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             break
         }
         'smmctl;run' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'The panel store: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [env: SMM_DATABASE_URL]')
+            [CompletionResult]::new('--metrics-addr', '--metrics-addr', [CompletionResultType]::ParameterName, 'Where /metrics and /health are served [env: SMM_METRICS_ADDR] [default: 127.0.0.1:9464]')
+            [CompletionResult]::new('--gateway-addr', '--gateway-addr', [CompletionResultType]::ParameterName, 'Where the webhook gateway listens')
+            [CompletionResult]::new('--drain-timeout', '--drain-timeout', [CompletionResultType]::ParameterName, 'How long a record in hand may run on after SIGTERM before it is left for redelivery')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text or JSON')
             [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile of the config file to use (a cluster and its settings)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ~/.config/smmctl/config.toml when it exists]')
@@ -58,6 +63,7 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of read commands')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Show each worker with its consumer group, topics and retry ladder, and exit')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

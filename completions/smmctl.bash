@@ -1672,12 +1672,32 @@ _smmctl() {
             return 0
             ;;
         smmctl__subcmd__run)
-            opts="-X -o -v -h -V --brokers --profile --config --client-id --timeout --output --verbose --help --version"
+            opts="-X -o -v -h -V --list --database-url --metrics-addr --gateway-addr --drain-timeout --log-format --brokers --profile --config --client-id --timeout --output --verbose --help --version webhooks payments refunds payment-refunds webhook-gateway all"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gateway-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drain-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --brokers)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

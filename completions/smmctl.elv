@@ -46,6 +46,11 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'smmctl;run'= {
+            cand --database-url 'The panel store: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [env: SMM_DATABASE_URL]'
+            cand --metrics-addr 'Where /metrics and /health are served [env: SMM_METRICS_ADDR] [default: 127.0.0.1:9464]'
+            cand --gateway-addr 'Where the webhook gateway listens'
+            cand --drain-timeout 'How long a record in hand may run on after SIGTERM before it is left for redelivery'
+            cand --log-format 'Log lines as text or JSON'
             cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
             cand --profile 'Profile of the config file to use (a cluster and its settings)'
             cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
@@ -54,6 +59,7 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
             cand -o 'Output format of read commands'
             cand --output 'Output format of read commands'
+            cand --list 'Show each worker with its consumer group, topics and retry ladder, and exit'
             cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand -h 'Print help (see more with ''--help'')'

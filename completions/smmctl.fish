@@ -47,6 +47,12 @@ complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "config" -d 'Show the 
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "generate" -d 'Write the checked-in completions and man pages (for maintainers)'
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l database-url -d 'The panel store: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [env: SMM_DATABASE_URL]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l metrics-addr -d 'Where /metrics and /health are served [env: SMM_METRICS_ADDR] [default: 127.0.0.1:9464]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l gateway-addr -d 'Where the webhook gateway listens' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l drain-timeout -d 'How long a record in hand may run on after SIGTERM before it is left for redelivery' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l log-format -d 'Log lines as text or JSON' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line, for log shippers'"
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
@@ -55,6 +61,7 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s X -d 'A librdkafka
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
 json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l list -d 'Show each worker with its consumer group, topics and retry ladder, and exit'
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s V -l version -d 'Print version'

@@ -80,14 +80,45 @@ fn every_command_that_needs_the_cluster_gives_up_within_its_timeout() {
 
 #[test]
 fn commands_still_to_come_say_so_and_exit_2() {
-    for command in ["run", "dlq"] {
-        let r = expect_code(&[command, "--some-flag", "x"], 2);
-        assert!(
-            r.stderr.contains("not yet implemented"),
-            "{command}: {}",
-            r.stderr
-        );
-    }
+    let r = expect_code(&["dlq", "--some-flag", "x"], 2);
+    assert!(r.stderr.contains("not yet implemented"), "{}", r.stderr);
+}
+
+#[test]
+fn run_refuses_bad_input_before_starting_anything() {
+    let r = expect_code(&["run", "no-such-worker"], 2);
+    assert!(
+        r.stderr.contains("payment-refunds"),
+        "lists the workers: {}",
+        r.stderr
+    );
+    let r = expect_code_with(
+        {
+            let mut cmd = smmctl();
+            cmd.env_remove("SMM_CRYPTOMUS_API_KEY");
+            cmd
+        },
+        &["run", "webhooks"],
+        2,
+    );
+    assert!(r.stderr.contains("SMM_CRYPTOMUS_API_KEY"), "{}", r.stderr);
+    let r = expect_code(&["run", "payments", "--metrics-addr", "localhost"], 2);
+    assert!(r.stderr.contains("HOST:PORT"), "{}", r.stderr);
+    let r = expect_code(
+        &[
+            "run",
+            "payments",
+            "--database-url",
+            "mysql://u:hunter2@db/panel",
+        ],
+        2,
+    );
+    assert!(r.stderr.contains("sqlite://"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("hunter2"),
+        "password printed: {}",
+        r.stderr
+    );
 }
 
 #[test]

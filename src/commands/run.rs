@@ -99,6 +99,10 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
         .clone()
         .unwrap_or_else(|| settings.database_url.value.clone());
 
+    if !consumers.is_empty() {
+        smm_workers::store::backend_of(&database_url).map_err(|e| store_error(e, &database_url))?;
+    }
+
     let kafka = Kafka::connect(settings)?;
     let metadata = kafka.metadata()?;
     let missing = needed_topics(&consumers, with_gateway)

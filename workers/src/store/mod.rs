@@ -148,6 +148,12 @@ fn normalize_url(url: &str) -> Result<(String, Backend), StoreError> {
     Err(StoreError::UnsupportedUrl(redact_url(url)))
 }
 
+/// Which backend a URL selects, or why it selects none; checks the URL
+/// without connecting.
+pub fn backend_of(url: &str) -> Result<Backend, StoreError> {
+    normalize_url(url).map(|(_, backend)| backend)
+}
+
 /// The file a `sqlite://` URL names, so its directory can be created.
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://")?;
