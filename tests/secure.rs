@@ -250,3 +250,69 @@ fn secrets_stay_out_of_a_failing_run_even_at_debug_level() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payments_worker_runs_over_sasl_ssl() {
+    use common::worker_process::{Running, skip_old_records, until};
+    use smm_workers::events::{Envelope, Event, PaymentConfirmation, PaymentStatus};
+    use smm_workers::store::{Store, panel};
+
+    require_broker();
+    expect_code(&["topics", "apply"], 0);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("panel.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    panel::insert_user(&mut conn, 8301, "USD").await.unwrap();
+    drop(conn);
+    skip_old_records(
+        "smm-payment-confirmations-realtime-group",
+        &[smm_workers::catalog::PAYMENT_CONFIRMATIONS],
+    );
+
+    let worker = Running::start_with(
+        &secured("SCRAM-SHA-512", SCRAM_PASSWORD, "ca.pem"),
+        &["payments"],
+        &url,
+        None,
+    );
+    worker.wait_ready().await;
+    let payment = unique("secure-pay");
+    let confirmation = Envelope::new(
+        Event::from(PaymentConfirmation {
+            payment_id: payment.clone(),
+            provider: "cryptomus".into(),
+            user_id: 8301,
+            order_ids: vec![],
+            amount_minor: 4200,
+            currency: "USD".into(),
+            status: PaymentStatus::Paid,
+            confirmed_at: jiff::Timestamp::now(),
+        }),
+        "corr-secure",
+    );
+    produce(
+        smm_workers::catalog::PAYMENT_CONFIRMATIONS,
+        None,
+        &[("8301", &confirmation.to_json())],
+        &[],
+    )
+    .await;
+    until(
+        "the payment to be credited",
+        Duration::from_secs(30),
+        || async {
+            let mut conn = store.pool().acquire().await.unwrap();
+            panel::user(&mut conn, 8301)
+                .await
+                .unwrap()
+                .unwrap()
+                .balance_minor
+                == 4200
+        },
+    )
+    .await;
+    let mut worker = worker;
+    worker.signal("TERM");
+    assert_eq!(worker.wait_exit(Duration::from_secs(30)), Some(0));
+}

@@ -5,8 +5,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use common::worker_process::{Running, free_port, skip_old_records, until};
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use smm_workers::catalog;
 use smm_workers::events::{Envelope, Event, PaymentConfirmation, PaymentStatus};
@@ -18,142 +20,8 @@ use tokio::sync::Mutex;
 
 static TURN: Mutex<()> = Mutex::const_new(());
 
-const API_KEY: &str = "e2e-cryptomus-key";
+use common::worker_process::API_KEY;
 const PAYMENTS_GROUP: &str = "smm-payment-confirmations-realtime-group";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-struct Running {
-    child: Child,
-    metrics: String,
-}
-
-impl Running {
-    fn start(workers: &[&str], database_url: &str, gateway_port: Option<u16>) -> Running {
-        let metrics_port = free_port();
-        let mut cmd: Command = common::smmctl();
-        cmd.arg("run")
-            .args(workers)
-            .args(["--database-url", database_url])
-            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
-            .args(["--drain-timeout", "10s"])
-            .env("SMM_CRYPTOMUS_API_KEY", API_KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(port) = gateway_port {
-            cmd.args(["--gateway-addr", &format!("127.0.0.1:{port}")]);
-        }
-        Running {
-            child: cmd.spawn().expect("start smmctl run"),
-            metrics: format!("http://127.0.0.1:{metrics_port}"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let response = reqwest::get(format!("{}{path}", self.metrics)).await.ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.text().await.ok()?))
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some((200, _)) = self.get("/health/ready").await {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the workers never became ready");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// A counter's value summed over its label sets.
-    async fn counter(&self, family: &str, label: &str) -> u64 {
-        let Some((_, text)) = self.get("/metrics").await else {
-            return 0;
-        };
-        text.lines()
-            .filter(|l| l.starts_with(family) && l.contains(label))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "smmctl run did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Running {
-    /// Leaves the group cleanly when it can, so the next test's offset
-    /// reset does not find a lingering member.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Moves `group` to the end of `topics`, so records earlier tests left
-/// there are not this test's business.
-fn skip_old_records(group: &str, topics: &[&str]) {
-    let mut args = vec![
-        "offsets",
-        "reset",
-        "--group",
-        group,
-        "--to-latest",
-        "--execute",
-        "--yes",
-    ];
-    for t in topics {
-        args.extend(["--topic", t]);
-    }
-    // Waits out members a killed worker left behind until their session
-    // expires.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let run = common::run(&args);
-        if run.code == 0 {
-            return;
-        }
-        assert!(
-            run.stderr.contains("live member") && Instant::now() < deadline,
-            "offsets reset failed: {}",
-            run.stderr
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
 
 async fn seed(store: &Store, users: &[i64]) {
     let mut conn = store.pool().acquire().await.unwrap();
@@ -183,18 +51,6 @@ fn signed_webhook(payment: &str, amount: &str, user: i64, orders: &[i64]) -> Str
     let sign = smm_workers::cryptomus::sign(&smm_workers::cryptomus::php_json(&body), API_KEY);
     body["sign"] = serde_json::Value::String(sign);
     body.to_string()
-}
-
-async fn until<F: std::future::Future<Output = bool>>(
-    what: &str,
-    within: Duration,
-    mut check: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -546,4 +402,71 @@ async fn a_rebalance_and_a_graceful_restart_lose_and_double_nothing() {
         .await;
     assert_eq!(handled, 0, "records handled again after a graceful restart");
     assert_eq!(count(&store, "SELECT COUNT(*) FROM ledger").await, 600);
+}
+
+/// Runs `scripts/kafka` for the broker the tests use.
+fn broker_script(action: &str) {
+    let port = common::brokers()
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_owned())
+        .unwrap_or_else(|| "9092".into());
+    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka"))
+        .arg(action)
+        .env("SMM_KAFKA_PORT", port)
+        .stdout(Stdio::null())
+        .status()
+        .expect("scripts/kafka");
+    assert!(status.success(), "scripts/kafka {action} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_rides_out_a_broker_restart_and_loses_and_doubles_nothing() {
+    let _turn = TURN.lock().await;
+    common::require_broker();
+    common::expect_code(&["topics", "apply"], 0);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("panel.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let users: Vec<i64> = (8201..=8205).collect();
+    seed(&store, &users).await;
+    skip_old_records(PAYMENTS_GROUP, &[catalog::PAYMENT_CONFIRMATIONS]);
+
+    let worker = Running::start(&["payments"], &url, None);
+    worker.wait_ready().await;
+    let run = common::unique("restart");
+    let (producing, expected) = stream_confirmations(&run, &users, 600, usize::MAX);
+    producing.await.unwrap();
+    // Mid-stream: some payments are applied, most are not yet.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    broker_script("stop");
+    let outage = async {
+        until("readiness to go false", Duration::from_secs(30), || async {
+            matches!(worker.get("/health/ready").await, Some((503, _)))
+        })
+        .await;
+    };
+    let down = tokio::time::timeout(Duration::from_secs(35), outage).await;
+    broker_script("start");
+    assert!(
+        down.is_ok(),
+        "/health/ready stayed 200 with the broker stopped"
+    );
+    until(
+        "readiness to come back",
+        Duration::from_secs(90),
+        || async { matches!(worker.get("/health/ready").await, Some((200, _))) },
+    )
+    .await;
+    assert_every_payment_credited_once(&store, &expected, 600).await;
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM processed_events").await,
+        600
+    );
+    let mut worker = worker;
+    worker.signal("TERM");
+    assert_eq!(
+        worker.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "still a clean exit after the outage"
+    );
 }

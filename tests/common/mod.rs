@@ -3,6 +3,8 @@
 //! run the smmctl binary the way an operator would.
 #![allow(dead_code)]
 
+pub mod worker_process;
+
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -435,3 +435,90 @@ async fn poison_goes_straight_to_the_dlq_and_the_worker_keeps_going() {
         Some(&b"corr-poison"[..])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_records_are_dead_lettered_without_crashing_the_worker() {
+    let main = common::unique("rt-hostile");
+    let retry = format!("{main}-retry-0");
+    let dlt = format!("{main}-dlt");
+    common::create_topics(&[&main, &retry, &dlt], 1).await;
+    let (url, _dir) = common::fresh_sqlite();
+    let store = Store::open(&url).await.unwrap();
+    let route = Route {
+        main_topic: main.clone(),
+        max_attempts: 2,
+        hops: vec![Hop {
+            delay: Duration::from_millis(100),
+            topic: Some(retry.clone()),
+        }],
+        exhausted_topic: Some(dlt.clone()),
+        poison_topic: Some(dlt.clone()),
+        manual_review: false,
+    };
+    let (shared, stop) = shared(Some(store.clone()));
+    let metrics = shared.metrics.clone();
+    let worker = Worker {
+        name: "payments".into(),
+        group: common::unique("rt-group"),
+        routes: vec![route],
+        handler: Payments { store },
+    };
+    let task = tokio::spawn(runtime::run(worker, shared));
+
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let oversized = vec![b'x'; 900_000];
+    common::produce(&main, "deep", nested.as_bytes(), &[]).await;
+    common::produce(&main, "big", &oversized, &[]).await;
+    let producer: rdkafka::producer::FutureProducer = common::client().create().unwrap();
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&main)
+                .key(&[0xff, 0xfe, 0x00][..])
+                .payload("{}"),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    // Headers of the wrong length, on the retry topic where they are read.
+    common::produce(
+        &retry,
+        "bad-headers",
+        b"not an envelope",
+        &[
+            (headers::RETRY_ATTEMPTS, &[1, 2, 3]),
+            (headers::RETRY_BACKOFF_TIMESTAMP, &[0; 12]),
+            (headers::ORIGINAL_PARTITION, &[9]),
+            (headers::CORRELATION_ID, &[0xc3, 0x28]),
+        ],
+    )
+    .await;
+    wait_until(
+        "four hostile records dead-lettered",
+        Duration::from_secs(30),
+        || metrics.count("payments", Outcome::DeadLettered) >= 4,
+    )
+    .await;
+    let _ = stop.send(true);
+    task.await.unwrap().unwrap();
+    let dead = common::read(&dlt, 4, Duration::from_secs(10));
+    assert_eq!(dead.len(), 4);
+    let by_key = |key: &[u8]| {
+        dead.iter()
+            .find(|r| r.key.as_deref() == Some(key))
+            .expect("dead-lettered")
+    };
+    assert_eq!(
+        by_key(b"big").value.as_ref().map(Vec::len),
+        Some(900_000),
+        "the value is kept whole"
+    );
+    assert_eq!(by_key(b"deep").value.as_ref().map(Vec::len), Some(200_000));
+    by_key(&[0xff, 0xfe, 0x00]);
+    let odd = by_key(b"bad-headers");
+    assert_eq!(
+        odd.header(headers::CORRELATION_ID),
+        Some(&[0xc3, 0x28][..]),
+        "headers passed on as they came"
+    );
+}

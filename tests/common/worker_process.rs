@@ -1,0 +1,164 @@
+//! Worker processes for the end-to-end tests: `smmctl run` started the way
+//! an operator would, with its metrics address to watch it by.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const API_KEY: &str = "e2e-cryptomus-key";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub struct Running {
+    pub child: Child,
+    pub metrics: String,
+}
+
+impl Running {
+    pub fn start(workers: &[&str], database_url: &str, gateway_port: Option<u16>) -> Running {
+        Running::start_with(&[], workers, database_url, gateway_port)
+    }
+
+    /// [`Running::start`] with connection flags (`--brokers`, `-X …`) first.
+    pub fn start_with(
+        connection: &[String],
+        workers: &[&str],
+        database_url: &str,
+        gateway_port: Option<u16>,
+    ) -> Running {
+        let metrics_port = free_port();
+        let mut cmd: Command = super::smmctl();
+        cmd.args(connection)
+            .arg("run")
+            .args(workers)
+            .args(["--database-url", database_url])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .args(["--drain-timeout", "10s"])
+            .env("SMM_CRYPTOMUS_API_KEY", API_KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(port) = gateway_port {
+            cmd.args(["--gateway-addr", &format!("127.0.0.1:{port}")]);
+        }
+        Running {
+            child: cmd.spawn().expect("start smmctl run"),
+            metrics: format!("http://127.0.0.1:{metrics_port}"),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let response = reqwest::get(format!("{}{path}", self.metrics)).await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((200, _)) = self.get("/health/ready").await {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the workers never became ready");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A counter's value summed over its label sets.
+    pub async fn counter(&self, family: &str, label: &str) -> u64 {
+        let Some((_, text)) = self.get("/metrics").await else {
+            return 0;
+        };
+        text.lines()
+            .filter(|l| l.starts_with(family) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "smmctl run did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    /// Leaves the group cleanly when it can, so the next test's offset
+    /// reset does not find a lingering member.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Moves `group` to the end of `topics`, so records earlier tests left
+/// there are not this test's business.
+pub fn skip_old_records(group: &str, topics: &[&str]) {
+    let mut args = vec![
+        "offsets",
+        "reset",
+        "--group",
+        group,
+        "--to-latest",
+        "--execute",
+        "--yes",
+    ];
+    for t in topics {
+        args.extend(["--topic", t]);
+    }
+    // Waits out members a killed worker left behind until their session
+    // expires.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = super::run(&args);
+        if run.code == 0 {
+            return;
+        }
+        assert!(
+            run.stderr.contains("live member") && Instant::now() < deadline,
+            "offsets reset failed: {}",
+            run.stderr
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+pub async fn until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
