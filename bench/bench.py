@@ -6,7 +6,14 @@ Usage: bench.py --brokers HOST:PORT [--runs N] [--warmup N] [--only NAME]
 Each pair prints median, min and max wall time (start-up included, as an
 operator or cron job pays it) and peak RSS for both sides, and the ratio of
 the medians. Results go to bench/results/ as JSON and Markdown, and the
-README's performance section is rewritten from the Markdown.
+README's performance section is rewritten from the Markdown. A run of some
+pairs only (--only) carries the other pairs' figures over from the previous
+results file, each marked with the date it was measured.
+
+The worker-runtime pair is a throughput pair: the smm-workers runtime with a
+no-op handler against a plain rdkafka consume loop, both reading the same
+records; its ratio is runtime records/s over plain records/s, so higher is
+better.
 
 A side that fails, or a reference that disagrees with smmctl's numbers,
 is reported as such: no figure is printed for it.
@@ -24,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +41,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SMMCTL = ROOT / "target" / "release" / "smmctl"
+CONSUME_BENCH = ROOT / "target" / "release" / "examples" / "consume_bench"
+CONSUME_TOPIC = "bench.consume"
+CONSUME_PARTITIONS = 3
+CONSUME_RECORDS = 200_000
+CONSUME_RECORD_BYTES = 200
 PYTHON = sys.executable
 
 # kafka-consumer-groups.sh runs the tool through kafka-run-class.sh with
@@ -54,11 +67,13 @@ class Measure:
     wall: list[float] = field(default_factory=list)
     rss_kb: list[int] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    # Throughput pairs: records per second by the program's own clock.
+    rates: list[float] = field(default_factory=list)
 
     def summary(self) -> dict:
         if not self.wall:
             return {"ok": False, "failures": self.failures}
-        return {
+        out = {
             "ok": not self.failures,
             "runs": len(self.wall),
             "median_s": statistics.median(self.wall),
@@ -67,6 +82,13 @@ class Measure:
             "peak_rss_mb": max(self.rss_kb) / 1024,
             "failures": self.failures,
         }
+        if self.rates:
+            out |= {
+                "median_records_per_s": statistics.median(self.rates),
+                "min_records_per_s": min(self.rates),
+                "max_records_per_s": max(self.rates),
+            }
+        return out
 
 
 @dataclass
@@ -88,6 +110,15 @@ class Pair:
     target: str
     # Returns True when the figures meet the target.
     met: object
+    # A throughput pair: each run prints {"records": N, "seconds": s}, and
+    # the ratio is the first side's records/s over the second's.
+    records: int | None = None
+    # What the two sides are called in the results JSON.
+    labels: tuple = ("smmctl", "reference")
+
+    @property
+    def throughput(self) -> bool:
+        return self.records is not None
 
 
 def timed(argv: list[str], env: dict) -> tuple[float, int, str, str, int]:
@@ -193,11 +224,25 @@ def agree(a: dict, b: dict, prefix: str) -> str | None:
 # ------------------------------------------------------------- run
 
 
+def records_per_second(stdout: str, records: int) -> float:
+    """The rate a throughput run reports; raises ValueError when the run
+    did not report consuming exactly `records`."""
+    try:
+        doc = json.loads(stdout.strip().splitlines()[-1])
+        seen, seconds = int(doc["records"]), float(doc["seconds"])
+    except (IndexError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"no result line in its output ({e}): {stdout.strip()[:200]!r}") from None
+    if seen != records or seconds <= 0:
+        raise ValueError(f"reported {seen} records in {seconds} s, expected {records}")
+    return records / seconds
+
+
 def run_pair(pair: Pair, runs: int, warmup: int, env: dict, check_prefix: str | None) -> dict:
-    sides = {"smmctl": Measure(), "reference": Measure()}
+    first, second = pair.labels
+    sides = {first: Measure(), second: Measure()}
     outputs = {}
     for i in range(warmup + runs):
-        order = [("smmctl", pair.smmctl), ("reference", pair.reference)]
+        order = [(first, pair.smmctl), (second, pair.reference)]
         if i % 2:
             order.reverse()
         for key, side in order:
@@ -205,24 +250,38 @@ def run_pair(pair: Pair, runs: int, warmup: int, env: dict, check_prefix: str | 
             if code not in side.ok_codes:
                 sides[key].failures.append(f"exit {code}: {err.strip()[:300]}")
                 continue
+            rate = None
+            if pair.throughput:
+                try:
+                    rate = records_per_second(out, pair.records)
+                except ValueError as e:
+                    sides[key].failures.append(str(e))
+                    continue
             outputs[key] = out
             if i >= warmup:
                 sides[key].wall.append(wall)
                 sides[key].rss_kb.append(rss)
+                if rate is not None:
+                    sides[key].rates.append(rate)
     result = {
         "name": pair.name,
         "target": pair.target,
-        "smmctl": {"command": " ".join(pair.smmctl.argv), **sides["smmctl"].summary()},
-        "reference": {"name": pair.reference.name, "command": " ".join(pair.reference.argv), **sides["reference"].summary()},
+        first: {"name": pair.smmctl.name, "command": " ".join(pair.smmctl.argv), **sides[first].summary()},
+        second: {"name": pair.reference.name, "command": " ".join(pair.reference.argv), **sides[second].summary()},
     }
+    if pair.throughput:
+        result |= {"kind": "throughput", "sides": [first, second], "records": pair.records}
     problem = None
     if check_prefix and pair.smmctl.parse and pair.reference.parse and len(outputs) == 2:
-        problem = agree(pair.smmctl.parse(outputs["smmctl"]), pair.reference.parse(outputs["reference"]), check_prefix)
-    s, r = result["smmctl"], result["reference"]
+        problem = agree(pair.smmctl.parse(outputs[first]), pair.reference.parse(outputs[second]), check_prefix)
+    s, r = result[first], result[second]
     if problem:
         result["error"] = problem
     elif s.get("ok") and r.get("ok"):
-        result["ratio"] = r["median_s"] / s["median_s"]
+        if pair.throughput:
+            result["ratio"] = s["median_records_per_s"] / r["median_records_per_s"]
+        else:
+            result["ratio"] = r["median_s"] / s["median_s"]
         result["met"] = bool(pair.met(s, r, result["ratio"]))
     else:
         failures = s.get("failures", []) + r.get("failures", [])
@@ -237,9 +296,24 @@ def fmt_side(side: dict) -> str:
     return f"{side['median_s'] * 1000:.0f} ms ({side['min_s'] * 1000:.0f}–{side['max_s'] * 1000:.0f})"
 
 
+def when(r: dict, date: str) -> str:
+    """A note on a row measured by an earlier run than the table's date."""
+    measured = r.get("measured", date)
+    return "" if measured == date else f" (measured {measured})"
+
+
+def newest(rows: list[dict], meta: dict) -> str:
+    dates = [r.get("measured", meta["date"]) for r in rows]
+    return max(dates) if dates else meta["date"]
+
+
 def markdown(results: list[dict], meta: dict) -> str:
+    results = [r for r in results if r.get("kind") != "throughput"]
+    if not results:
+        return ""
+    date = newest(results, meta)
     lines = [
-        f"Measured {meta['date']} on {meta['cores']} cores, {meta['broker']}; "
+        f"Measured {date} on {meta['cores']} cores, {meta['broker']}; "
         f"{meta['runs']} runs per side after {meta['warmup']} warm-up, alternating. "
         "Times are wall clock including start-up; ratio = reference median / smmctl median.",
         "",
@@ -258,9 +332,78 @@ def markdown(results: list[dict], meta: dict) -> str:
             else "—"
         )
         lines.append(
-            f"| {r['name']} | `{s.get('name', '')}` | {fmt_side(s)} | {ref['name']} | {fmt_side(ref)} | {ratio} | {r['target']} | {met} | {rss} |"
+            f"| {r['name']}{when(r, date)} | `{s.get('name', '')}` | {fmt_side(s)} | {ref['name']} | {fmt_side(ref)} | {ratio} | {r['target']} | {met} | {rss} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def fmt_rate(side: dict) -> str:
+    if not side.get("ok") or "median_records_per_s" not in side:
+        return "failed"
+    return (
+        f"{side['median_records_per_s']:,.0f}/s "
+        f"({side['min_records_per_s']:,.0f}–{side['max_records_per_s']:,.0f})"
+    ).replace(",", " ")
+
+
+def throughput_markdown(results: list[dict], meta: dict) -> str:
+    results = [r for r in results if r.get("kind") == "throughput"]
+    if not results:
+        return ""
+    date = newest(results, meta)
+    lines = [
+        "",
+        f"Worker runtime, measured {date}: the smm-workers runtime (`runtime::run`, a no-op handler) "
+        "against a plain rdkafka `StreamConsumer` loop, in the same Rust binary "
+        "(`workers/examples/consume_bench.rs`), each run a fresh group reading the topic from the start. "
+        "Records/s by the program's own clock, from creating the consumer to the last record; "
+        "wall time is the whole process, start-up and leaving the group included. "
+        "Throughput ratio = runtime records/s ÷ plain records/s: **higher is better**, 1.0× is parity.",
+        "",
+        "| benchmark | runtime records/s median (min–max) | runtime wall median (min–max) | plain rdkafka records/s median (min–max) | plain wall median (min–max) | throughput ratio runtime / plain | met | peak RSS runtime / plain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        a, b = r["sides"]
+        s, ref = r[a], r[b]
+        ratio = f"{r['ratio']:.2f}× (target {r['target']})" if "ratio" in r else f"— (target {r['target']})"
+        met = ("yes" if r["met"] else "**missed**") if "met" in r else f"**failed: {r.get('error', '')}**"
+        rss = (
+            f"{s['peak_rss_mb']:.0f} MB / {ref['peak_rss_mb']:.0f} MB"
+            if s.get("ok") and ref.get("ok")
+            else "—"
+        )
+        lines.append(
+            f"| {r['name']}{when(r, date)} | {fmt_rate(s)} | {fmt_side(s)} | {fmt_rate(ref)} | {fmt_side(ref)} | {ratio} | {met} | {rss} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def result_key(r: dict) -> tuple:
+    second = r.get("sides", ["smmctl", "reference"])[1]
+    return (r["name"], r[second]["name"])
+
+
+def previous_results() -> tuple[str | None, list[dict], list[dict]]:
+    """The newest results file's pairs and scaling rows, each stamped with
+    the date it was measured, to carry over those this run does not redo."""
+    files = sorted(RESULTS.glob("*.json"))
+    if not files:
+        return None, [], []
+    try:
+        doc = json.loads(files[-1].read_text())
+    except (OSError, ValueError) as e:
+        print(f"bench: cannot read {files[-1].name} ({e}); earlier figures are not carried over", file=sys.stderr)
+        return None, [], []
+    date = doc.get("meta", {}).get("date")
+    rows = []
+    for r in doc.get("results", []) + doc.get("scaling", []):
+        r.setdefault("measured", date)
+        r.setdefault("carried_from", files[-1].name)
+        rows.append(r)
+    results = [r for r in rows if "partitions" not in r]
+    scaling = [r for r in rows if "partitions" in r]
+    return files[-1].name, results, scaling
 
 
 def update_readme(table: str) -> None:
@@ -272,6 +415,58 @@ def update_readme(table: str) -> None:
     before, rest = text.split(start, 1)
     _, after = rest.split(end, 1)
     readme.write_text(f"{before}{start}\n{table}{end}{after}")
+
+
+def prepare_consume(brokers: str, topic: str, partitions: int, records: int, size: int) -> None:
+    """`records` records of `size` bytes on `topic`, spread over its
+    partitions: JSON-ish event envelopes padded to `size`, each with an
+    x-correlation-id header as the panel's producers send. Idempotent."""
+    admin = AdminClient({"bootstrap.servers": brokers})
+    if topic not in admin.list_topics(timeout=10).topics:
+        for _, f in admin.create_topics([NewTopic(topic, partitions, 1)], request_timeout=30).items():
+            f.result()
+        wait_for_topics(admin, [topic])
+    probe = Consumer({"bootstrap.servers": brokers, "group.id": "bench.probe"})
+
+    def total() -> int:
+        return sum(
+            retrying(lambda p=p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10))[1]
+            for p in range(partitions)
+        )
+
+    have = total()
+    if have > records:
+        probe.close()
+        raise SystemExit(f"bench: {topic} holds {have} records, more than the {records} the pair reads; delete it")
+    producer = Producer({
+        "bootstrap.servers": brokers,
+        "linger.ms": 50,
+        "batch.size": 1_000_000,
+        "queue.buffering.max.messages": 500_000,
+        "acks": "all",
+    })
+    for i in range(have, records):
+        correlation = str(uuid.uuid4())
+        value = (
+            f'{{"event_id":"{uuid.uuid4()}","type":"order.created","occurred_at":"2026-11-29T10:58:{i % 60:02d}Z",'
+            f'"data":{{"order_id":{1_000_000 + i},"service_id":{i % 400},"quantity":{100 * (1 + i % 50)},"link":"'
+        )
+        value = (value + "x" * (size - len(value) - 3) + '"}}').encode()
+        assert len(value) == size, len(value)
+        while True:
+            try:
+                producer.produce(topic, key=f"order-{i % 5000}", value=value,
+                                 headers=[("x-correlation-id", correlation.encode())])
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(120):
+        raise SystemExit(f"bench: records for {topic} were not all acknowledged")
+    have = total()
+    probe.close()
+    if have != records:
+        raise SystemExit(f"bench: {topic} holds {have} records after preparing, expected {records}")
 
 
 def prepare_scale(brokers: str, total: int, per_topic: int = 10) -> list[str]:
@@ -337,14 +532,7 @@ def main() -> None:
     smmctl = [str(SMMCTL), "--brokers", b]
     cgc = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 
-    print("bench: preparing 200 groups × 3 partitions", file=sys.stderr)
-    prepare_lag(b, groups=200, partitions=3, records=20, committed=12)
     delete_file = ROOT / ".local" / "bench-delete-noop.json"
-    delete_file.write_text(json.dumps({
-        "partitions": [{"topic": "bench.lag.001", "partition": p, "offset": 0} for p in range(3)],
-        "version": 1,
-    }))
-
     lag_smmctl = Side("smmctl lag --all-groups", [*smmctl, "lag", "--all-groups", "-o", "json"], smmctl_totals)
     # The script computes lag in messages only; this is smmctl doing exactly that.
     lag_smmctl_counts = Side(
@@ -450,16 +638,52 @@ def main() -> None:
             None,
         ),
     ]
+    consume = [str(CONSUME_BENCH), "--brokers", b, "--topic", CONSUME_TOPIC, "--records", str(CONSUME_RECORDS)]
+    pairs.append((
+        Pair(
+            f"worker-runtime: consume {CONSUME_RECORDS:_} records × {CONSUME_RECORD_BYTES} B, ".replace("_", " ")
+            + f"{CONSUME_PARTITIONS} partitions",
+            Side("smm-workers runtime, no-op handler", [*consume, "--mode", "runtime"]),
+            Side("plain rdkafka StreamConsumer loop", [*consume, "--mode", "plain"]),
+            "≥ 0.9",
+            lambda s, r, ratio: ratio >= 0.9,
+            records=CONSUME_RECORDS,
+            labels=("runtime", "plain"),
+        ),
+        None,
+    ))
+
+    def selected(pair: Pair) -> bool:
+        return not args.only or args.only in pair.reference.name or args.only in pair.name
+
+    chosen = [(pair, prefix) for pair, prefix in pairs if selected(pair)]
+    if any(not pair.throughput for pair, _ in chosen):
+        print("bench: preparing 200 groups × 3 partitions", file=sys.stderr)
+        prepare_lag(b, groups=200, partitions=3, records=20, committed=12)
+        delete_file.write_text(json.dumps({
+            "partitions": [{"topic": "bench.lag.001", "partition": p, "offset": 0} for p in range(3)],
+            "version": 1,
+        }))
+    if any(pair.throughput for pair, _ in chosen):
+        if not CONSUME_BENCH.is_file():
+            raise SystemExit(f"bench: {CONSUME_BENCH} is missing; scripts/bench builds it "
+                             "(cargo build --release -p smm-workers --example consume_bench)")
+        print(f"bench: preparing {CONSUME_RECORDS} records on {CONSUME_TOPIC}", file=sys.stderr)
+        prepare_consume(b, CONSUME_TOPIC, CONSUME_PARTITIONS, CONSUME_RECORDS, CONSUME_RECORD_BYTES)
+
     results = []
-    for pair, prefix in pairs:
-        if args.only and args.only not in pair.reference.name and args.only not in pair.name:
-            continue
+    for pair, prefix in chosen:
         print(f"bench: {pair.name} vs {pair.reference.name}", file=sys.stderr)
         r = run_pair(pair, args.runs, args.warmup, env, prefix)
-        r["smmctl"]["name"] = pair.smmctl.name
         results.append(r)
-        print(f"  smmctl {fmt_side(r['smmctl'])}  reference {fmt_side(r['reference'])}  "
-              + (f"ratio {r['ratio']:.1f}×" if "ratio" in r else f"FAILED: {r.get('error')}"), file=sys.stderr)
+        a, c = pair.labels
+        if pair.throughput:
+            figures = f"{a} {fmt_rate(r[a])}, {fmt_side(r[a])}  {c} {fmt_rate(r[c])}, {fmt_side(r[c])}  "
+            outcome = f"throughput ratio {a}/{c} {r['ratio']:.2f}×" if "ratio" in r else f"FAILED: {r.get('error')}"
+        else:
+            figures = f"{a} {fmt_side(r[a])}  {c} {fmt_side(r[c])}  "
+            outcome = f"ratio {r['ratio']:.1f}×" if "ratio" in r else f"FAILED: {r.get('error')}"
+        print(f"  {figures}{outcome}", file=sys.stderr)
 
     scaling = []
     if not args.only or "scal" in args.only:
@@ -487,23 +711,43 @@ def main() -> None:
         "runs": args.runs,
         "warmup": args.warmup,
     }
+    for r in results + scaling:
+        r["measured"] = meta["date"]
+    failed = any("error" in r for r in results + scaling)
+    # Pairs this run did not measure keep their latest figures, marked
+    # with their date, so --only does not wipe the rest of the table.
+    _, old_results, old_scaling = previous_results()
+    fresh = {result_key(r): r for r in results}
+    old = {result_key(r): r for r in old_results}
+    merged = []
+    for pair, _ in pairs:
+        key = (pair.name, pair.reference.name)
+        if key in fresh:
+            merged.append(fresh[key])
+        elif key in old:
+            merged.append(old[key])
+    if not scaling:
+        scaling = old_scaling
+    results = merged
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"{stamp}.json").write_text(json.dumps({"meta": meta, "results": results, "scaling": scaling}, indent=2) + "\n")
-    table = markdown(results, meta) + scaling_markdown(scaling)
+    table = markdown(results, meta) + throughput_markdown(results, meta) + scaling_markdown(scaling, meta)
     (RESULTS / "latest.md").write_text(table)
     update_readme(table)
     print(table)
-    if any("error" in r for r in results + scaling):
+    if failed:
         sys.exit(1)
 
 
-def scaling_markdown(scaling: list[dict]) -> str:
+def scaling_markdown(scaling: list[dict], meta: dict) -> str:
     if not scaling:
         return ""
+    date = newest(scaling, meta)
+    carried = f" (measured {date})" if date != meta["date"] else ""
     lines = [
         "",
-        "Scaling: `smmctl lag` with time lag, and `kafka-consumer-groups --describe` for the same groups.",
+        f"Scaling{carried}: `smmctl lag` with time lag, and `kafka-consumer-groups --describe` for the same groups.",
         "",
         "| partitions | smmctl median | kafka-consumer-groups median | ratio |",
         "|---|---|---|---|",
