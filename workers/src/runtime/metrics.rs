@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Upper bounds of the processing-time histogram, in seconds. Dense around
@@ -30,6 +31,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Ok,
+        Outcome::Duplicate,
+        Outcome::Ignored,
+        Outcome::Retried,
+        Outcome::DeadLettered,
+        Outcome::Dropped,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
@@ -58,10 +72,15 @@ struct Histogram {
 
 #[derive(Default)]
 struct WorkerState {
-    processed: BTreeMap<(String, Outcome), u64>,
+    /// Per source topic, one count per [`Outcome`] in `Outcome::ALL` order:
+    /// keyed by topic alone so the hot path looks up by `&str` without
+    /// allocating.
+    processed: BTreeMap<String, [u64; Outcome::ALL.len()]>,
     dead_letters: BTreeMap<(String, String), u64>,
     timing: Histogram,
-    in_flight: i64,
+    /// Shared with the worker's loop, which moves it twice per record
+    /// without taking the lock.
+    in_flight: Arc<AtomicI64>,
     lag: BTreeMap<(String, i32), i64>,
     assigned: usize,
     broker_up: bool,
@@ -94,6 +113,9 @@ impl Metrics {
             .workers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(state) = workers.get_mut(worker) {
+            return f(state);
+        }
         f(workers.entry(worker.to_owned()).or_default())
     }
 
@@ -103,7 +125,14 @@ impl Metrics {
 
     pub fn record(&self, worker: &str, topic: &str, outcome: Outcome, took: Duration) {
         self.with(worker, |w| {
-            *w.processed.entry((topic.to_owned(), outcome)).or_default() += 1;
+            match w.processed.get_mut(topic) {
+                Some(counts) => counts[outcome.index()] += 1,
+                None => {
+                    let mut counts = [0; Outcome::ALL.len()];
+                    counts[outcome.index()] = 1;
+                    w.processed.insert(topic.to_owned(), counts);
+                }
+            }
             let seconds = took.as_secs_f64();
             for (bound, count) in BUCKETS.iter().zip(w.timing.counts.iter_mut()) {
                 if seconds <= *bound {
@@ -123,8 +152,9 @@ impl Metrics {
         });
     }
 
-    pub fn in_flight(&self, worker: &str, delta: i64) {
-        self.with(worker, |w| w.in_flight += delta);
+    /// The in-flight gauge of `worker`, to move without locking.
+    pub fn in_flight(&self, worker: &str) -> Arc<AtomicI64> {
+        self.with(worker, |w| w.in_flight.clone())
     }
 
     pub fn set_lag(&self, worker: &str, lag: BTreeMap<(String, i32), i64>) {
@@ -143,9 +173,8 @@ impl Metrics {
     pub fn count(&self, worker: &str, outcome: Outcome) -> u64 {
         self.with(worker, |w| {
             w.processed
-                .iter()
-                .filter(|((_, o), _)| *o == outcome)
-                .map(|(_, n)| n)
+                .values()
+                .map(|counts| counts[outcome.index()])
                 .sum()
         })
     }
@@ -184,7 +213,14 @@ impl Metrics {
             "Records handled, by worker, source topic and outcome (ok, duplicate, ignored, retried, dead_lettered, dropped).",
             &mut |out| {
                 for (worker, w) in workers.iter() {
-                    for ((topic, outcome), n) in &w.processed {
+                    let rows = w.processed.iter().flat_map(|(topic, counts)| {
+                        Outcome::ALL
+                            .iter()
+                            .zip(counts)
+                            .filter(|(_, n)| **n > 0)
+                            .map(move |(outcome, n)| (topic, outcome, n))
+                    });
+                    for (topic, outcome, n) in rows {
                         let _ = writeln!(
                             out,
                             "smm_worker_records_total{{worker=\"{}\",topic=\"{}\",outcome=\"{}\"}} {n}",
@@ -237,7 +273,7 @@ impl Metrics {
                         out,
                         "smm_worker_in_flight{{worker=\"{}\"}} {}",
                         escape(worker),
-                        w.in_flight
+                        w.in_flight.load(Ordering::Relaxed)
                     );
                 }
             },
@@ -283,11 +319,12 @@ impl Metrics {
             "Failed deliveries (retried, dead-lettered or dropped) over all deliveries since start; alert above 0.01.",
             &mut |out| {
                 for (worker, w) in workers.iter() {
-                    let total: u64 = w.processed.values().sum();
+                    let total: u64 = w.processed.values().flatten().sum();
                     let failed: u64 = w
                         .processed
-                        .iter()
-                        .filter(|((_, o), _)| o.is_error())
+                        .values()
+                        .flat_map(|counts| Outcome::ALL.iter().zip(counts))
+                        .filter(|(o, _)| o.is_error())
                         .map(|(_, n)| n)
                         .sum();
                     let ratio = if total == 0 {

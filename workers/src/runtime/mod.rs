@@ -28,7 +28,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Headers as _, OwnedHeaders};
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
@@ -118,7 +118,6 @@ pub enum Handled {
 }
 
 /// One record as a handler sees it.
-#[derive(Debug)]
 pub struct Delivery<'a> {
     pub topic: &'a str,
     pub partition: i32,
@@ -126,7 +125,9 @@ pub struct Delivery<'a> {
     pub timestamp_ms: i64,
     pub key: Option<&'a [u8]>,
     pub payload: Option<&'a [u8]>,
-    pub headers: &'a Headers,
+    /// The record's headers as they came; [`Delivery::headers`] copies
+    /// them, which only the failure path and retry topics need.
+    raw_headers: Option<&'a BorrowedHeaders>,
     /// Which delivery this is: 1 on the main topic, then one more per retry.
     pub attempt: u32,
     pub correlation_id: String,
@@ -134,6 +135,10 @@ pub struct Delivery<'a> {
 }
 
 impl Delivery<'_> {
+    pub fn headers(&self) -> Headers {
+        self.raw_headers.map(copy_headers).unwrap_or_default()
+    }
+
     /// The record's envelope; a record that is not one is poison.
     pub fn envelope(&self) -> Result<Envelope, Failure> {
         let payload = self.payload.ok_or_else(|| {
@@ -386,6 +391,13 @@ pub async fn run<H: Handler>(worker: Worker<H>, shared: Shared) -> Result<(), Ru
     if shared.client.get("session.timeout.ms").is_none() {
         config.set("session.timeout.ms", "10000");
     }
+    // librdkafka stops fetching for fetch.queue.backoff.ms (1 s by default)
+    // whenever its local queue is full, which a worker catching up on a
+    // backlog hits at once; it then drains the queue in a fraction of that
+    // second and sits idle for the rest.
+    if shared.client.get("fetch.queue.backoff.ms").is_none() {
+        config.set("fetch.queue.backoff.ms", "10");
+    }
     let consumer: StreamConsumer<WorkerContext> =
         config
             .create_with_context(context)
@@ -406,6 +418,7 @@ pub async fn run<H: Handler>(worker: Worker<H>, shared: Shared) -> Result<(), Ru
 
     let engine = Engine {
         name: &name,
+        in_flight: shared.metrics.in_flight(&name),
         routes: &routes,
         handler: &handler,
         shared: &shared,
@@ -419,15 +432,23 @@ pub async fn run<H: Handler>(worker: Worker<H>, shared: Shared) -> Result<(), Ru
         if *shutdown.borrow() {
             break;
         }
+        // Checked here as well as in the select below: while records keep
+        // arriving the select never gets to its timer branch.
+        if holds.next_due().is_some_and(|due| due <= Instant::now()) {
+            engine.release_due(&mut holds);
+        }
         let wake = holds.next_due();
+        // Records first: when one is ready the other branches are never
+        // polled, which keeps the per-record path free of waiter
+        // registrations; the flag above still stops the loop promptly.
         let message = tokio::select! {
             biased;
+            message = consumer.recv() => message,
             _ = shutdown.changed() => break,
             _ = sleep_until(wake) => {
                 engine.release_due(&mut holds);
                 continue;
             }
-            message = consumer.recv() => message,
         };
         for event in consumer.context().take() {
             engine.apply_rebalance(event, &mut holds);
@@ -444,7 +465,12 @@ pub async fn run<H: Handler>(worker: Worker<H>, shared: Shared) -> Result<(), Ru
                 continue;
             }
         };
-        let drained = engine.process(&message, &mut holds);
+        let mut drained = std::pin::pin!(engine.process(&message, &mut holds));
+        // Most records settle without waiting on anything; only a record
+        // that does wait needs the drain deadline raced against it.
+        if poll_once(drained.as_mut()).await.is_ready() {
+            continue;
+        }
         let mut stop = shutdown.clone();
         let deadline = async {
             let _ = stop.wait_for(|down| *down).await;
@@ -479,6 +505,11 @@ pub async fn run<H: Handler>(worker: Worker<H>, shared: Shared) -> Result<(), Ru
     Ok(())
 }
 
+/// Polls a future once, without waiting.
+async fn poll_once<F: Future>(mut future: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await
+}
+
 async fn sleep_until(when: Option<Instant>) {
     match when {
         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -488,6 +519,7 @@ async fn sleep_until(when: Option<Instant>) {
 
 struct Engine<'w, H> {
     name: &'w str,
+    in_flight: Arc<std::sync::atomic::AtomicI64>,
     routes: &'w [Route],
     handler: &'w H,
     shared: &'w Shared,
@@ -496,10 +528,14 @@ struct Engine<'w, H> {
 
 /// The correlation id: the header if the producer set one, else the
 /// envelope's, else none (an empty string, never made up).
-fn correlation_of(headers: &Headers, payload: Option<&[u8]>) -> String {
-    if let Some(id) =
-        headers::last(headers, headers::CORRELATION_ID).and_then(|v| std::str::from_utf8(v).ok())
-    {
+fn correlation_of(headers: Option<&BorrowedHeaders>, payload: Option<&[u8]>) -> String {
+    let from_header = headers.and_then(|h| {
+        h.iter()
+            .filter(|header| header.key == headers::CORRELATION_ID)
+            .filter_map(|header| std::str::from_utf8(header.value?).ok())
+            .last()
+    });
+    if let Some(id) = from_header {
         return id.to_owned();
     }
     #[derive(serde::Deserialize)]
@@ -512,20 +548,16 @@ fn correlation_of(headers: &Headers, payload: Option<&[u8]>) -> String {
         .unwrap_or_default()
 }
 
-fn read_headers(message: &BorrowedMessage<'_>) -> Headers {
-    message
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|header| {
-                    (
-                        header.key.to_owned(),
-                        header.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                    )
-                })
-                .collect()
+fn copy_headers(headers: &BorrowedHeaders) -> Headers {
+    headers
+        .iter()
+        .map(|header| {
+            (
+                header.key.to_owned(),
+                header.value.map(<[u8]>::to_vec).unwrap_or_default(),
+            )
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 fn owned_headers(headers: &Headers) -> OwnedHeaders {
@@ -627,29 +659,31 @@ impl<H: Handler> Engine<'_, H> {
         let topic = message.topic();
         let partition = message.partition();
         let offset = message.offset();
-        let key = (topic.to_owned(), partition);
-        if holds.held.contains_key(&key) {
-            // Fetched before the pause took effect; it comes again later.
-            return;
-        }
-        if let Some(&expected) = holds.resume_at.get(&key) {
-            if offset != expected {
-                if offset > expected {
-                    let _ = self.consumer.seek(
-                        topic,
-                        partition,
-                        Offset::Offset(expected),
-                        SEEK_TIMEOUT,
-                    );
-                }
+        // The common case holds nothing: skip building keys for it.
+        if !(holds.held.is_empty() && holds.resume_at.is_empty()) {
+            let key = (topic.to_owned(), partition);
+            if holds.held.contains_key(&key) {
+                // Fetched before the pause took effect; it comes again later.
                 return;
             }
-            holds.resume_at.remove(&key);
+            if let Some(&expected) = holds.resume_at.get(&key) {
+                if offset != expected {
+                    if offset > expected {
+                        let _ = self.consumer.seek(
+                            topic,
+                            partition,
+                            Offset::Offset(expected),
+                            SEEK_TIMEOUT,
+                        );
+                    }
+                    return;
+                }
+                holds.resume_at.remove(&key);
+            }
         }
 
         let started = Instant::now();
-        let headers = read_headers(message);
-        let correlation_id = correlation_of(&headers, message.payload());
+        let correlation_id = correlation_of(message.headers(), message.payload());
         let Some(route) = self.route_of(topic) else {
             tracing::error!(
                 worker = self.name,
@@ -660,7 +694,8 @@ impl<H: Handler> Engine<'_, H> {
         };
         let on_retry_topic = route.is_retry_topic(topic);
         let attempt = if on_retry_topic {
-            let meta = headers::RetryMetadata::read(&headers).unwrap_or_default();
+            let copied = message.headers().map(copy_headers).unwrap_or_default();
+            let meta = headers::RetryMetadata::read(&copied).unwrap_or_default();
             if let Some(due_ms) = meta.due_at_ms {
                 let wait = due_ms - now_ms();
                 if wait > 0 {
@@ -675,11 +710,15 @@ impl<H: Handler> Engine<'_, H> {
             1
         };
         let attempt = attempt
-            + holds
-                .in_place_attempts
-                .get(&(topic.to_owned(), partition, offset))
-                .copied()
-                .unwrap_or(0);
+            + if holds.in_place_attempts.is_empty() {
+                0
+            } else {
+                holds
+                    .in_place_attempts
+                    .get(&(topic.to_owned(), partition, offset))
+                    .copied()
+                    .unwrap_or(0)
+            };
 
         let delivery = Delivery {
             topic,
@@ -688,7 +727,7 @@ impl<H: Handler> Engine<'_, H> {
             timestamp_ms: message.timestamp().to_millis().unwrap_or_else(now_ms),
             key: message.key(),
             payload: message.payload(),
-            headers: &headers,
+            raw_headers: message.headers(),
             attempt,
             correlation_id,
             worker: self.name,
@@ -702,9 +741,14 @@ impl<H: Handler> Engine<'_, H> {
             attempt,
             correlation_id = %delivery.correlation_id
         );
-        self.shared.metrics.in_flight(self.name, 1);
-        let outcome = self.settle(&delivery, route, holds).instrument(span).await;
-        self.shared.metrics.in_flight(self.name, -1);
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let outcome = self
+            .settle(message, &delivery, route, holds)
+            .instrument(span)
+            .await;
+        self.in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(outcome) = outcome {
             self.shared.metrics.record(
                 self.name,
@@ -720,6 +764,7 @@ impl<H: Handler> Engine<'_, H> {
     /// is shutting down mid-forward).
     async fn settle(
         &self,
+        message: &BorrowedMessage<'_>,
         delivery: &Delivery<'_>,
         route: &Route,
         holds: &mut Holds,
@@ -741,12 +786,14 @@ impl<H: Handler> Engine<'_, H> {
             }
             Err(failure) => self.fail(delivery, route, failure, holds).await?,
         };
-        holds.in_place_attempts.remove(&(
-            delivery.topic.to_owned(),
-            delivery.partition,
-            delivery.offset,
-        ));
-        self.store_offset(delivery);
+        if !holds.in_place_attempts.is_empty() {
+            holds.in_place_attempts.remove(&(
+                delivery.topic.to_owned(),
+                delivery.partition,
+                delivery.offset,
+            ));
+        }
+        self.store_offset(message);
         Some(outcome)
     }
 
@@ -804,7 +851,7 @@ impl<H: Handler> Engine<'_, H> {
             } => {
                 let due = now_ms() + delay.as_millis() as i64;
                 let out =
-                    headers::forward(delivery.headers, &source, &exception, attempt, Some(due));
+                    headers::forward(&delivery.headers(), &source, &exception, attempt, Some(due));
                 tracing::warn!(class = %failure.class, message = %failure.message, to = %topic, next_attempt = attempt, "failed; forwarded to retry topic");
                 self.send(&topic, delivery.key, delivery.payload, &out)
                     .await?;
@@ -815,7 +862,7 @@ impl<H: Handler> Engine<'_, H> {
                 manual_review,
             } => {
                 let mut out = headers::forward(
-                    delivery.headers,
+                    &delivery.headers(),
                     &source,
                     &exception,
                     delivery.attempt.saturating_add(1),
@@ -843,14 +890,13 @@ impl<H: Handler> Engine<'_, H> {
         }
     }
 
-    fn store_offset(&self, delivery: &Delivery<'_>) {
-        if let Err(e) =
-            self.consumer
-                .store_offset(delivery.topic, delivery.partition, delivery.offset)
-        {
+    fn store_offset(&self, message: &BorrowedMessage<'_>) {
+        // From the message itself: it carries its topic handle, where the
+        // (topic, partition, offset) form looks the topic up on every call.
+        if let Err(e) = self.consumer.store_offset_from_message(message) {
             // The partition was revoked under us; its next owner repeats
             // the record and dedup absorbs it.
-            tracing::warn!(worker = self.name, topic = delivery.topic, partition = delivery.partition, offset = delivery.offset, error = %e, "cannot store offset");
+            tracing::warn!(worker = self.name, topic = message.topic(), partition = message.partition(), offset = message.offset(), error = %e, "cannot store offset");
         }
     }
 
