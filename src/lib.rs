@@ -13,8 +13,6 @@ pub mod kafka;
 pub mod lag;
 pub mod output;
 
-use std::process::ExitCode;
-
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
@@ -29,7 +27,8 @@ pub struct Context {
     pub printer: Printer,
 }
 
-pub fn main_entry() -> ExitCode {
+/// Runs the command line and returns its exit status; `main` exits with it.
+pub fn main_entry() -> ExitStatus {
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -46,7 +45,7 @@ pub fn main_entry() -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             printer.error(&anyhow::Error::new(e));
-            return ExitStatus::Error.into();
+            return ExitStatus::Error;
         }
     };
     let ctx = Context { settings, printer };
@@ -60,7 +59,7 @@ pub fn main_entry() -> ExitCode {
         Err(e) => {
             ctx.printer
                 .error(&anyhow::anyhow!("cannot start the async runtime: {e}"));
-            return ExitStatus::Failure.into();
+            return ExitStatus::Failure;
         }
     };
     let status = match runtime.block_on(commands::dispatch(cli.command, &ctx)) {
@@ -70,7 +69,7 @@ pub fn main_entry() -> ExitCode {
             status_of(&e)
         }
     };
-    status.into()
+    status
 }
 
 /// Reads flags and environment variables, remembering which one gave each

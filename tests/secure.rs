@@ -102,7 +102,7 @@ async fn the_commands_work_over_sasl_ssl_with_scram_and_plain() {
         assert_eq!(describe["groups"][0]["total_lag"], 1);
         // Health reads and produces over the same connection; the panel's
         // own state on the shared broker decides healthy or not.
-        let health = run_secured(&c, &["health", "-o", "json"], expected_health_code(&c)).json();
+        let health = health_over(&c).json();
         let producer = health["checks"]
             .as_array()
             .unwrap()
@@ -113,9 +113,10 @@ async fn the_commands_work_over_sasl_ssl_with_scram_and_plain() {
     }
 }
 
-/// 0 or 1: what matters here is that health ran over SASL_SSL, not whether
-/// the shared broker happens to hold a healthy panel.
-fn expected_health_code(connection: &[String]) -> i32 {
+/// Health over `connection`, exiting 0 or 1: what matters here is that it
+/// ran over SASL_SSL, not whether the shared broker holds a healthy panel at
+/// that moment (other tests' workers come and go).
+fn health_over(connection: &[String]) -> Run {
     let mut all: Vec<&str> = connection.iter().map(String::as_str).collect();
     all.extend(["health", "-o", "json"]);
     let r = run(&all);
@@ -125,7 +126,7 @@ fn expected_health_code(connection: &[String]) -> i32 {
         r.code,
         r.stderr
     );
-    r.code
+    r
 }
 
 /// Runs `topics list`, which must exit 2 within its 3 s timeout (plus the
