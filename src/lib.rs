@@ -62,14 +62,13 @@ pub fn main_entry() -> ExitStatus {
             return ExitStatus::Failure;
         }
     };
-    let status = match runtime.block_on(commands::dispatch(cli.command, &ctx)) {
+    match runtime.block_on(commands::dispatch(cli.command, &ctx)) {
         Ok(status) => status,
         Err(e) => {
             ctx.printer.error(&e);
             status_of(&e)
         }
-    };
-    status
+    }
 }
 
 /// Reads flags and environment variables, remembering which one gave each
