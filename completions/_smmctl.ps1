@@ -209,6 +209,146 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Every DLT/DLQ topic: records, age, and what the processing group has not handled (exit 1: a financial one has)')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show dead letters: origin, attempts, exception, decoded headers and payload (-v: every header, the stack trace and the pretty-printed payload)')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Send dead letters back to their topic: preview by default, --execute to replay')
+            [CompletionResult]::new('drain', 'drain', [CompletionResultType]::ParameterValue, 'Archive dead letters to a file and mark them handled: preview by default, --execute to drain')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'smmctl;dlq;list' {
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'The group whose position marks records as handled')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'The group whose position marks records as handled')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile of the config file to use (a cluster and its settings)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ~/.config/smmctl/config.toml when it exists]')
+            [CompletionResult]::new('--client-id', '--client-id', [CompletionResultType]::ParameterName, 'Kafka client id')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'smmctl;dlq;inspect' {
+            [CompletionResult]::new('--partition', '--partition', [CompletionResultType]::ParameterName, 'Only these partitions (repeatable, or comma-separated)')
+            [CompletionResult]::new('--offset-range', '--offset-range', [CompletionResultType]::ParameterName, 'Only offsets FROM to TO, inclusive: `100-250`')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only records written at or after TIME (RFC 3339, a date, or @millis)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only records written before TIME')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Only records with this key (exact)')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Only records with this header value (repeatable; Spring''s binary numbers compare as decimal)')
+            [CompletionResult]::new('--exception', '--exception', [CompletionResultType]::ParameterName, 'Only records whose exception class, cause or message contains TEXT (any case)')
+            [CompletionResult]::new('--event-type', '--event-type', [CompletionResultType]::ParameterName, 'Only records whose event type is TYPE (e.g. OrderRefundRequested)')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N records (from the oldest)')
+            [CompletionResult]::new('--group-by', '--group-by', [CompletionResultType]::ParameterName, 'Summarize instead of listing records')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile of the config file to use (a cluster and its settings)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ~/.config/smmctl/config.toml when it exists]')
+            [CompletionResult]::new('--client-id', '--client-id', [CompletionResultType]::ParameterName, 'Kafka client id')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'smmctl;dlq;replay' {
+            [CompletionResult]::new('--partition', '--partition', [CompletionResultType]::ParameterName, 'Only these partitions (repeatable, or comma-separated)')
+            [CompletionResult]::new('--offset-range', '--offset-range', [CompletionResultType]::ParameterName, 'Only offsets FROM to TO, inclusive: `100-250`')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only records written at or after TIME (RFC 3339, a date, or @millis)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only records written before TIME')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Only records with this key (exact)')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Only records with this header value (repeatable; Spring''s binary numbers compare as decimal)')
+            [CompletionResult]::new('--exception', '--exception', [CompletionResultType]::ParameterName, 'Only records whose exception class, cause or message contains TEXT (any case)')
+            [CompletionResult]::new('--event-type', '--event-type', [CompletionResultType]::ParameterName, 'Only records whose event type is TYPE (e.g. OrderRefundRequested)')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Send every record to TOPIC instead of its original topic')
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'The group whose committed offsets track replay progress')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'The group whose committed offsets track replay progress')
+            [CompletionResult]::new('--max-replays', '--max-replays', [CompletionResultType]::ParameterName, 'Refuse records already replayed this many times (poison guard)')
+            [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'At most N records per second')
+            [CompletionResult]::new('--from-file', '--from-file', [CompletionResultType]::ParameterName, 'Replay a `dlq drain` archive instead of a topic')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile of the config file to use (a cluster and its settings)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ~/.config/smmctl/config.toml when it exists]')
+            [CompletionResult]::new('--client-id', '--client-id', [CompletionResultType]::ParameterName, 'Kafka client id')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('--to-first-retry', '--to-first-retry', [CompletionResultType]::ParameterName, 'Send each record to its original topic''s first retry topic')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replay records past --max-replays too')
+            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Replay (without it, only a preview)')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'smmctl;dlq;drain' {
+            [CompletionResult]::new('--partition', '--partition', [CompletionResultType]::ParameterName, 'Only these partitions (repeatable, or comma-separated)')
+            [CompletionResult]::new('--offset-range', '--offset-range', [CompletionResultType]::ParameterName, 'Only offsets FROM to TO, inclusive: `100-250`')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only records written at or after TIME (RFC 3339, a date, or @millis)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only records written before TIME')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Only records with this key (exact)')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Only records with this header value (repeatable; Spring''s binary numbers compare as decimal)')
+            [CompletionResult]::new('--exception', '--exception', [CompletionResultType]::ParameterName, 'Only records whose exception class, cause or message contains TEXT (any case)')
+            [CompletionResult]::new('--event-type', '--event-type', [CompletionResultType]::ParameterName, 'Only records whose event type is TYPE (e.g. OrderRefundRequested)')
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'The group to move past the drained records')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'The group to move past the drained records')
+            [CompletionResult]::new('--archive', '--archive', [CompletionResultType]::ParameterName, 'Where the archive goes [default: the state directory, named after the topic and time]')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile of the config file to use (a cluster and its settings)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ~/.config/smmctl/config.toml when it exists]')
+            [CompletionResult]::new('--client-id', '--client-id', [CompletionResultType]::ParameterName, 'Kafka client id')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('--delete', '--delete', [CompletionResultType]::ParameterName, 'Also delete the drained records from the topic')
+            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Drain (without it, only a preview)')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'smmctl;dlq;help' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Every DLT/DLQ topic: records, age, and what the processing group has not handled (exit 1: a financial one has)')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show dead letters: origin, attempts, exception, decoded headers and payload (-v: every header, the stack trace and the pretty-printed payload)')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Send dead letters back to their topic: preview by default, --execute to replay')
+            [CompletionResult]::new('drain', 'drain', [CompletionResultType]::ParameterValue, 'Archive dead letters to a file and mark them handled: preview by default, --execute to drain')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'smmctl;dlq;help;list' {
+            break
+        }
+        'smmctl;dlq;help;inspect' {
+            break
+        }
+        'smmctl;dlq;help;replay' {
+            break
+        }
+        'smmctl;dlq;help;drain' {
+            break
+        }
+        'smmctl;dlq;help;help' {
             break
         }
         'smmctl;offsets' {
@@ -620,6 +760,22 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             break
         }
         'smmctl;help;dlq' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Every DLT/DLQ topic: records, age, and what the processing group has not handled (exit 1: a financial one has)')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show dead letters: origin, attempts, exception, decoded headers and payload (-v: every header, the stack trace and the pretty-printed payload)')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Send dead letters back to their topic: preview by default, --execute to replay')
+            [CompletionResult]::new('drain', 'drain', [CompletionResultType]::ParameterValue, 'Archive dead letters to a file and mark them handled: preview by default, --execute to drain')
+            break
+        }
+        'smmctl;help;dlq;list' {
+            break
+        }
+        'smmctl;help;dlq;inspect' {
+            break
+        }
+        'smmctl;help;dlq;replay' {
+            break
+        }
+        'smmctl;help;dlq;drain' {
             break
         }
         'smmctl;help;offsets' {

@@ -194,6 +194,136 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand list 'Every DLT/DLQ topic: records, age, and what the processing group has not handled (exit 1: a financial one has)'
+            cand inspect 'Show dead letters: origin, attempts, exception, decoded headers and payload (-v: every header, the stack trace and the pretty-printed payload)'
+            cand replay 'Send dead letters back to their topic: preview by default, --execute to replay'
+            cand drain 'Archive dead letters to a file and mark them handled: preview by default, --execute to drain'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;dlq;list'= {
+            cand -g 'The group whose position marks records as handled'
+            cand --group 'The group whose position marks records as handled'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;dlq;inspect'= {
+            cand --partition 'Only these partitions (repeatable, or comma-separated)'
+            cand --offset-range 'Only offsets FROM to TO, inclusive: `100-250`'
+            cand --since 'Only records written at or after TIME (RFC 3339, a date, or @millis)'
+            cand --until 'Only records written before TIME'
+            cand --key 'Only records with this key (exact)'
+            cand --header 'Only records with this header value (repeatable; Spring''s binary numbers compare as decimal)'
+            cand --exception 'Only records whose exception class, cause or message contains TEXT (any case)'
+            cand --event-type 'Only records whose event type is TYPE (e.g. OrderRefundRequested)'
+            cand --limit 'Show at most N records (from the oldest)'
+            cand --group-by 'Summarize instead of listing records'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;dlq;replay'= {
+            cand --partition 'Only these partitions (repeatable, or comma-separated)'
+            cand --offset-range 'Only offsets FROM to TO, inclusive: `100-250`'
+            cand --since 'Only records written at or after TIME (RFC 3339, a date, or @millis)'
+            cand --until 'Only records written before TIME'
+            cand --key 'Only records with this key (exact)'
+            cand --header 'Only records with this header value (repeatable; Spring''s binary numbers compare as decimal)'
+            cand --exception 'Only records whose exception class, cause or message contains TEXT (any case)'
+            cand --event-type 'Only records whose event type is TYPE (e.g. OrderRefundRequested)'
+            cand --to 'Send every record to TOPIC instead of its original topic'
+            cand -g 'The group whose committed offsets track replay progress'
+            cand --group 'The group whose committed offsets track replay progress'
+            cand --max-replays 'Refuse records already replayed this many times (poison guard)'
+            cand --rate 'At most N records per second'
+            cand --from-file 'Replay a `dlq drain` archive instead of a topic'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand --to-first-retry 'Send each record to its original topic''s first retry topic'
+            cand --force 'Replay records past --max-replays too'
+            cand --execute 'Replay (without it, only a preview)'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;dlq;drain'= {
+            cand --partition 'Only these partitions (repeatable, or comma-separated)'
+            cand --offset-range 'Only offsets FROM to TO, inclusive: `100-250`'
+            cand --since 'Only records written at or after TIME (RFC 3339, a date, or @millis)'
+            cand --until 'Only records written before TIME'
+            cand --key 'Only records with this key (exact)'
+            cand --header 'Only records with this header value (repeatable; Spring''s binary numbers compare as decimal)'
+            cand --exception 'Only records whose exception class, cause or message contains TEXT (any case)'
+            cand --event-type 'Only records whose event type is TYPE (e.g. OrderRefundRequested)'
+            cand -g 'The group to move past the drained records'
+            cand --group 'The group to move past the drained records'
+            cand --archive 'Where the archive goes [default: the state directory, named after the topic and time]'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand --delete 'Also delete the drained records from the topic'
+            cand --execute 'Drain (without it, only a preview)'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;dlq;help'= {
+            cand list 'Every DLT/DLQ topic: records, age, and what the processing group has not handled (exit 1: a financial one has)'
+            cand inspect 'Show dead letters: origin, attempts, exception, decoded headers and payload (-v: every header, the stack trace and the pretty-printed payload)'
+            cand replay 'Send dead letters back to their topic: preview by default, --execute to replay'
+            cand drain 'Archive dead letters to a file and mark them handled: preview by default, --execute to drain'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'smmctl;dlq;help;list'= {
+        }
+        &'smmctl;dlq;help;inspect'= {
+        }
+        &'smmctl;dlq;help;replay'= {
+        }
+        &'smmctl;dlq;help;drain'= {
+        }
+        &'smmctl;dlq;help;help'= {
         }
         &'smmctl;offsets'= {
             cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
@@ -566,6 +696,18 @@ set edit:completion:arg-completer[smmctl] = {|@words|
         &'smmctl;help;groups;delete'= {
         }
         &'smmctl;help;dlq'= {
+            cand list 'Every DLT/DLQ topic: records, age, and what the processing group has not handled (exit 1: a financial one has)'
+            cand inspect 'Show dead letters: origin, attempts, exception, decoded headers and payload (-v: every header, the stack trace and the pretty-printed payload)'
+            cand replay 'Send dead letters back to their topic: preview by default, --execute to replay'
+            cand drain 'Archive dead letters to a file and mark them handled: preview by default, --execute to drain'
+        }
+        &'smmctl;help;dlq;list'= {
+        }
+        &'smmctl;help;dlq;inspect'= {
+        }
+        &'smmctl;help;dlq;replay'= {
+        }
+        &'smmctl;help;dlq;drain'= {
         }
         &'smmctl;help;offsets'= {
             cand reset 'Move a group''s committed offsets: preview by default, --execute to apply'

@@ -140,17 +140,112 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_su
 complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "describe" -d 'Members, committed offsets and lag of groups, partition by partition'
 complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a group that has no members, after a preview and a confirmation'
 complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l client-id -d 'Kafka client id' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
 json\t''"
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -f -a "list" -d 'Every DLT/DLQ topic: records, age, and what the processing group has not handled (exit 1: a financial one has)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -f -a "inspect" -d 'Show dead letters: origin, attempts, exception, decoded headers and payload (-v: every header, the stack trace and the pretty-printed payload)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -f -a "replay" -d 'Send dead letters back to their topic: preview by default, --execute to replay'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -f -a "drain" -d 'Archive dead letters to a file and mark them handled: preview by default, --execute to drain'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and not __fish_seen_subcommand_from list inspect replay drain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from list" -s g -l group -d 'The group whose position marks records as handled' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from list" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from list" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from list" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from list" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from list" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from list" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l partition -d 'Only these partitions (repeatable, or comma-separated)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l offset-range -d 'Only offsets FROM to TO, inclusive: `100-250`' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l since -d 'Only records written at or after TIME (RFC 3339, a date, or @millis)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l until -d 'Only records written before TIME' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l key -d 'Only records with this key (exact)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l header -d 'Only records with this header value (repeatable; Spring\'s binary numbers compare as decimal)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l exception -d 'Only records whose exception class, cause or message contains TEXT (any case)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l event-type -d 'Only records whose event type is TYPE (e.g. OrderRefundRequested)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l limit -d 'Show at most N records (from the oldest)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l group-by -d 'Summarize instead of listing records' -r -f -a "exception\t'Count by exception class and message: how to triage thousands of records'"
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l partition -d 'Only these partitions (repeatable, or comma-separated)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l offset-range -d 'Only offsets FROM to TO, inclusive: `100-250`' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l since -d 'Only records written at or after TIME (RFC 3339, a date, or @millis)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l until -d 'Only records written before TIME' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l key -d 'Only records with this key (exact)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l header -d 'Only records with this header value (repeatable; Spring\'s binary numbers compare as decimal)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l exception -d 'Only records whose exception class, cause or message contains TEXT (any case)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l event-type -d 'Only records whose event type is TYPE (e.g. OrderRefundRequested)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l to -d 'Send every record to TOPIC instead of its original topic' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -s g -l group -d 'The group whose committed offsets track replay progress' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l max-replays -d 'Refuse records already replayed this many times (poison guard)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l rate -d 'At most N records per second' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l from-file -d 'Replay a `dlq drain` archive instead of a topic' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l to-first-retry -d 'Send each record to its original topic\'s first retry topic'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l force -d 'Replay records past --max-replays too'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l execute -d 'Replay (without it, only a preview)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l yes -d 'Do not ask for confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l partition -d 'Only these partitions (repeatable, or comma-separated)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l offset-range -d 'Only offsets FROM to TO, inclusive: `100-250`' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l since -d 'Only records written at or after TIME (RFC 3339, a date, or @millis)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l until -d 'Only records written before TIME' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l key -d 'Only records with this key (exact)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l header -d 'Only records with this header value (repeatable; Spring\'s binary numbers compare as decimal)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l exception -d 'Only records whose exception class, cause or message contains TEXT (any case)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l event-type -d 'Only records whose event type is TYPE (e.g. OrderRefundRequested)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -s g -l group -d 'The group to move past the drained records' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l archive -d 'Where the archive goes [default: the state directory, named after the topic and time]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l delete -d 'Also delete the drained records from the topic'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l execute -d 'Drain (without it, only a preview)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l yes -d 'Do not ask for confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from help" -f -a "list" -d 'Every DLT/DLQ topic: records, age, and what the processing group has not handled (exit 1: a financial one has)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Show dead letters: origin, attempts, exception, decoded headers and payload (-v: every header, the stack trace and the pretty-printed payload)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from help" -f -a "replay" -d 'Send dead letters back to their topic: preview by default, --execute to replay'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from help" -f -a "drain" -d 'Archive dead letters to a file and mark them handled: preview by default, --execute to drain'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and not __fish_seen_subcommand_from reset help" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
@@ -396,6 +491,10 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "list" -d 'Every consumer group: state, protocol, members, and whether it is one of the panel\'s'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "describe" -d 'Members, committed offsets and lag of groups, partition by partition'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "delete" -d 'Delete a group that has no members, after a preview and a confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from dlq" -f -a "list" -d 'Every DLT/DLQ topic: records, age, and what the processing group has not handled (exit 1: a financial one has)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from dlq" -f -a "inspect" -d 'Show dead letters: origin, attempts, exception, decoded headers and payload (-v: every header, the stack trace and the pretty-printed payload)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from dlq" -f -a "replay" -d 'Send dead letters back to their topic: preview by default, --execute to replay'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from dlq" -f -a "drain" -d 'Archive dead letters to a file and mark them handled: preview by default, --execute to drain'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from offsets" -f -a "reset" -d 'Move a group\'s committed offsets: preview by default, --execute to apply'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from records" -f -a "delete" -d 'Delete records at the start of partitions: preview by default, --execute to delete'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from topics" -f -a "apply" -d 'Create every catalog topic that is missing (acts by default; --dry-run previews)'

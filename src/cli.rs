@@ -108,7 +108,8 @@ pub enum Command {
     #[command(subcommand)]
     Groups(GroupsCommand),
     /// List, inspect, replay and drain dead letters
-    Dlq(PendingArgs),
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Reset consumer group offsets, with a preview first
     #[command(subcommand)]
     Offsets(OffsetsCommand),
@@ -465,12 +466,209 @@ pub struct RunArgs {
     pub log_format: LogFormat,
 }
 
-/// Accepts anything, so a command that is not built yet says so instead of
-/// failing on its flags.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Every DLT/DLQ topic: records, age, and what the processing group has not handled (exit 1: a financial one has)
+    List(DlqListArgs),
+    /// Show dead letters: origin, attempts, exception, decoded headers and payload (-v: every header, the stack trace and the pretty-printed payload)
+    Inspect(DlqInspectArgs),
+    /// Send dead letters back to their topic: preview by default, --execute to replay
+    #[command(long_about = DLQ_REPLAY_ABOUT)]
+    Replay(DlqReplayArgs),
+    /// Archive dead letters to a file and mark them handled: preview by default, --execute to drain
+    #[command(long_about = DLQ_DRAIN_ABOUT)]
+    Drain(DlqDrainArgs),
+}
+
+const DLQ_REPLAY_ABOUT: &str = "Send dead letters back to where they failed, after the cause is fixed.
+
+Each record goes to the topic its kafka_original-topic header names (kafka_dlt-original-topic for a \
+plain recoverer); --to sends everything to one topic, --to-first-retry to the original topic's first \
+retry topic so a replay cannot disturb live traffic. A record whose destination cannot be resolved is \
+skipped and reported (exit 1), never guessed. Key, value and headers are kept; x-smm-replayed-at, \
+x-smm-replay-count and x-smm-dlq-topic/-partition/-offset are added. A record replayed --max-replays \
+times already is refused unless --force.
+
+Progress is the processing group's committed offset (default dlq-processing-group): a replay starts \
+where the last one stopped. The copies and the group's new offset are written in one Kafka \
+transaction per batch, so a replay killed at any point and run again replays every record exactly \
+once for readers with isolation.level=read_committed (librdkafka's and the workers' default). Where \
+the broker refuses transactions, each offset is committed after the copies before it are \
+acknowledged: at least once, and the workers' event-id dedup absorbs a repeat. With filters, the \
+group only moves past records that were replayed; records after the first one left behind are \
+replayed again by a later run (the workers absorb those repeats too).
+
+Previews by default: counts by destination and a sample. --execute replays, after a confirmation on \
+a terminal (--yes answers it; without a terminal --yes is required). --rate limits records per \
+second. --from-file replays a `dlq drain` archive instead.";
+
+const DLQ_DRAIN_ABOUT: &str = "Archive dead letters that should not be reprocessed, then mark them handled.
+
+Writes the selected records to a JSON-lines archive (key, headers and value; text where UTF-8, base64 \
+otherwise), flushes it to disk, then commits the processing group past them. With --delete, also \
+deletes them from the topic (up to the group's new offset). `dlq replay --from-file ARCHIVE` sends \
+them back later. Previews by default; --execute drains after a confirmation (--yes answers it).";
+
+/// Which dead letters a command looks at. Every filter narrows.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DlqFilterArgs {
+    /// Only these partitions (repeatable, or comma-separated)
+    #[arg(long, value_name = "P", value_delimiter = ',')]
+    pub partition: Vec<i32>,
+    /// Only offsets FROM to TO, inclusive: `100-250`
+    #[arg(long, value_name = "FROM-TO", value_parser = parse_offset_range)]
+    pub offset_range: Option<(i64, i64)>,
+    /// Only records written at or after TIME (RFC 3339, a date, or @millis)
+    #[arg(long, value_name = "TIME", value_parser = crate::input::parse_time)]
+    pub since: Option<jiff::Timestamp>,
+    /// Only records written before TIME
+    #[arg(long, value_name = "TIME", value_parser = crate::input::parse_time)]
+    pub until: Option<jiff::Timestamp>,
+    /// Only records with this key (exact)
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// Only records with this header value (repeatable; Spring's binary numbers compare as decimal)
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_header_filter)]
+    pub header: Vec<(String, String)>,
+    /// Only records whose exception class, cause or message contains TEXT (any case)
+    #[arg(long, value_name = "TEXT")]
+    pub exception: Option<String>,
+    /// Only records whose event type is TYPE (e.g. OrderRefundRequested)
+    #[arg(long, value_name = "TYPE")]
+    pub event_type: Option<String>,
+}
+
+fn parse_offset_range(text: &str) -> Result<(i64, i64), String> {
+    let (from, to) = text
+        .split_once('-')
+        .or_else(|| text.split_once(".."))
+        .ok_or_else(|| format!("`{text}` is not a range; write FROM-TO, like 100-250"))?;
+    let from: i64 = from
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{from}` is not an offset"))?;
+    let to: i64 = to
+        .trim()
+        .trim_start_matches('.')
+        .parse()
+        .map_err(|_| format!("`{to}` is not an offset"))?;
+    if from < 0 || to < from {
+        return Err(format!(
+            "`{text}`: FROM must be at least 0 and no more than TO"
+        ));
+    }
+    Ok((from, to))
+}
+
+fn parse_header_filter(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    if name.trim().is_empty() {
+        return Err(format!("`{text}` has an empty header name"));
+    }
+    Ok((name.trim().to_owned(), value.to_owned()))
+}
+
 #[derive(Debug, Args)]
-pub struct PendingArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
+pub struct DlqListArgs {
+    /// The group whose position marks records as handled
+    #[arg(
+        long,
+        short = 'g',
+        value_name = "GROUP",
+        default_value = "dlq-processing-group"
+    )]
+    pub group: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DlqGroupBy {
+    /// Count by exception class and message: how to triage thousands of records
+    Exception,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqInspectArgs {
+    /// The dead-letter topic
+    pub topic: String,
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// Show at most N records (from the oldest)
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Summarize instead of listing records
+    #[arg(long, value_enum, value_name = "FIELD")]
+    pub group_by: Option<DlqGroupBy>,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqReplayArgs {
+    /// The dead-letter topic (not with --from-file)
+    #[arg(required_unless_present = "from_file", conflicts_with = "from_file")]
+    pub topic: Option<String>,
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// Send every record to TOPIC instead of its original topic
+    #[arg(long, value_name = "TOPIC", conflicts_with = "to_first_retry")]
+    pub to: Option<String>,
+    /// Send each record to its original topic's first retry topic
+    #[arg(long)]
+    pub to_first_retry: bool,
+    /// The group whose committed offsets track replay progress
+    #[arg(
+        long,
+        short = 'g',
+        value_name = "GROUP",
+        default_value = "dlq-processing-group"
+    )]
+    pub group: String,
+    /// Refuse records already replayed this many times (poison guard)
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_replays: u32,
+    /// Replay records past --max-replays too
+    #[arg(long)]
+    pub force: bool,
+    /// At most N records per second
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: Option<u32>,
+    /// Replay a `dlq drain` archive instead of a topic
+    #[arg(long, value_name = "ARCHIVE")]
+    pub from_file: Option<PathBuf>,
+    /// Replay (without it, only a preview)
+    #[arg(long)]
+    pub execute: bool,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqDrainArgs {
+    /// The dead-letter topic
+    pub topic: String,
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// The group to move past the drained records
+    #[arg(
+        long,
+        short = 'g',
+        value_name = "GROUP",
+        default_value = "dlq-processing-group"
+    )]
+    pub group: String,
+    /// Where the archive goes [default: the state directory, named after the topic and time]
+    #[arg(long, value_name = "FILE")]
+    pub archive: Option<PathBuf>,
+    /// Also delete the drained records from the topic
+    #[arg(long)]
+    pub delete: bool,
+    /// Drain (without it, only a preview)
+    #[arg(long)]
+    pub execute: bool,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,6 +25,8 @@ use crate::output::Printer;
 pub struct Context {
     pub settings: Settings,
     pub printer: Printer,
+    /// How many times -v was given: more detail where a command has it.
+    pub verbose: u8,
 }
 
 /// Runs the command line and returns its exit status; `main` exits with it.
@@ -48,7 +50,11 @@ pub fn main_entry() -> ExitStatus {
             return ExitStatus::Error;
         }
     };
-    let ctx = Context { settings, printer };
+    let ctx = Context {
+        settings,
+        printer,
+        verbose: cli.global.verbose,
+    };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

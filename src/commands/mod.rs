@@ -2,6 +2,7 @@
 //! the exit status it earned; errors carry their own status (see `exit`).
 
 pub mod config;
+pub mod dlq;
 pub mod generate;
 pub mod groups;
 pub mod health;
@@ -15,7 +16,7 @@ use std::io::IsTerminal;
 
 use crate::Context;
 use crate::cli::Command;
-use crate::exit::{ExitStatus, Refusal, UsageError};
+use crate::exit::{ExitStatus, Refusal};
 
 pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitStatus> {
     match command {
@@ -26,18 +27,11 @@ pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitSta
         Command::Run(args) => run::run(args, ctx).await,
         Command::Lag(args) => lag::run(args, ctx).await,
         Command::Groups(cmd) => groups::run(cmd, ctx).await,
-        Command::Dlq(_) => pending("dlq"),
+        Command::Dlq(cmd) => dlq::run(cmd, ctx).await,
         Command::Offsets(cmd) => offsets::run(cmd, ctx).await,
         Command::Records(cmd) => records::run(cmd, ctx).await,
         Command::Health(args) => health::run(args, ctx).await,
     }
-}
-
-fn pending(name: &str) -> anyhow::Result<ExitStatus> {
-    Err(UsageError::new(format!(
-        "`smmctl {name}` is not yet implemented in this version of smmctl"
-    ))
-    .into())
 }
 
 /// The confirmation every destructive command asks for before it acts.

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod cryptomus;
+pub mod dead_letter;
 pub mod events;
 pub mod gateway;
 pub mod headers;

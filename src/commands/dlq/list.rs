@@ -1,0 +1,217 @@
+//! `smmctl dlq list`: every dead-letter topic, how much it holds, how old
+//! its records are, and how much the processing group has not handled yet.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use smm_workers::catalog::{self, TOPICS};
+
+use crate::Context;
+use crate::cli::DlqListArgs;
+use crate::exit::ExitStatus;
+use crate::kafka::Kafka;
+use crate::kafka::groups;
+use crate::output::or_dash;
+
+#[derive(Debug, Serialize)]
+struct Row {
+    topic: String,
+    category: Option<&'static str>,
+    critical: bool,
+    in_catalog: bool,
+    exists: bool,
+    records: Option<i64>,
+    /// Records after the group's position: not handled yet.
+    pending: Option<i64>,
+    oldest_at: Option<String>,
+    newest_at: Option<String>,
+    oldest_age_seconds: Option<i64>,
+    newest_age_seconds: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    group: String,
+    topics: Vec<Row>,
+    /// Financial dead letters not handled yet; above 0 the exit code is 1.
+    critical_pending: i64,
+}
+
+/// `3d4h`, `5m`, `12s`: the two largest units, enough to see at a glance.
+pub(crate) fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m{}s", s % 60),
+        (0, h, m) => format!("{h}h{m}m"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
+}
+
+pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let kafka = Kafka::connect(&ctx.settings)?;
+    let metadata = kafka.metadata()?;
+    let mut names: Vec<String> = TOPICS
+        .iter()
+        .filter(|t| t.is_dead_letter())
+        .map(|t| t.name.to_owned())
+        .collect();
+    let extra: BTreeSet<&String> = metadata
+        .topics
+        .keys()
+        .filter(|t| catalog::looks_like_dead_letter(t) && !names.contains(t))
+        .collect();
+    names.extend(extra.into_iter().cloned());
+
+    let mut partitions = Vec::new();
+    for name in &names {
+        if let Some(t) = metadata.topics.get(name) {
+            partitions.extend(t.partitions.iter().map(|p| (name.clone(), *p)));
+        }
+    }
+    let marks = kafka.watermarks(&partitions)?;
+    let offsets =
+        groups::list_group_offsets(kafka.admin(), &[args.group.as_str()], kafka.timeout())
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "unable to read the committed offsets of group {}: {e}",
+                    args.group
+                )
+            })?;
+    let committed: BTreeMap<(String, i32), i64> = offsets
+        .first()
+        .map(|o| {
+            o.offsets
+                .iter()
+                .filter_map(|c| c.offset.map(|off| ((c.topic.clone(), c.partition), off)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ends = Vec::new();
+    for (key, w) in &marks {
+        if w.high > w.low {
+            ends.push((key.0.clone(), key.1, w.low));
+            ends.push((key.0.clone(), key.1, w.high - 1));
+        }
+    }
+    let stamps = kafka.record_timestamps(&ends)?;
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+
+    let mut rows = Vec::new();
+    let mut critical_pending = 0;
+    for name in &names {
+        let known = catalog::topic_named(name);
+        let critical = known.map_or_else(|| catalog::is_financial_name(name), |t| t.is_financial());
+        let Some(topic) = metadata.topics.get(name) else {
+            rows.push(Row {
+                topic: name.clone(),
+                category: known.map(|t| t.category.slug()),
+                critical,
+                in_catalog: known.is_some(),
+                exists: false,
+                records: None,
+                pending: None,
+                oldest_at: None,
+                newest_at: None,
+                oldest_age_seconds: None,
+                newest_age_seconds: None,
+            });
+            continue;
+        };
+        let (mut records, mut pending) = (0i64, 0i64);
+        let (mut oldest, mut newest): (Option<i64>, Option<i64>) = (None, None);
+        for p in &topic.partitions {
+            let key = (name.clone(), *p);
+            let Some(w) = marks.get(&key) else { continue };
+            records += w.retained();
+            let position = committed.get(&key).copied().unwrap_or(w.low).max(w.low);
+            pending += (w.high - position).max(0);
+            if let Some(ts) = stamps.get(&(name.clone(), *p, w.low)) {
+                oldest = Some(oldest.map_or(*ts, |o| o.min(*ts)));
+            }
+            if let Some(ts) = stamps.get(&(name.clone(), *p, w.high - 1)) {
+                newest = Some(newest.map_or(*ts, |n| n.max(*ts)));
+            }
+        }
+        if critical {
+            critical_pending += pending;
+        }
+        let at = |ms: Option<i64>| {
+            ms.and_then(|m| jiff::Timestamp::from_millisecond(m).ok())
+                .map(|t| t.to_string())
+        };
+        rows.push(Row {
+            topic: name.clone(),
+            category: known.map(|t| t.category.slug()),
+            critical,
+            in_catalog: known.is_some(),
+            exists: true,
+            records: Some(records),
+            pending: Some(pending),
+            oldest_at: at(oldest),
+            newest_at: at(newest),
+            oldest_age_seconds: oldest.map(|ms| (now_ms - ms) / 1000),
+            newest_age_seconds: newest.map(|ms| (now_ms - ms) / 1000),
+        });
+    }
+
+    let report = Report {
+        group: args.group.clone(),
+        topics: rows,
+        critical_pending,
+    };
+    if ctx.printer.is_json() {
+        ctx.printer.json(&report)?;
+    } else {
+        let mut table = ctx.printer.table([
+            "TOPIC", "CATEGORY", "CRITICAL", "RECORDS", "PENDING", "OLDEST", "NEWEST",
+        ]);
+        for row in &report.topics {
+            table.add_row(vec![
+                row.topic.clone(),
+                or_dash(row.category),
+                if row.critical {
+                    "yes".into()
+                } else {
+                    "-".into()
+                },
+                if row.exists {
+                    or_dash(row.records)
+                } else {
+                    "missing".into()
+                },
+                or_dash(row.pending),
+                or_dash(row.oldest_age_seconds.map(age)),
+                or_dash(row.newest_age_seconds.map(age)),
+            ]);
+        }
+        ctx.printer.print_table(&table);
+        ctx.printer.note(&format!(
+            "PENDING counts records after the position of group {}; `smmctl dlq inspect TOPIC` shows them",
+            args.group
+        ));
+    }
+    if critical_pending > 0 {
+        ctx.printer.warn(&format!(
+            "{critical_pending} financial dead letter(s) not handled yet: review them with `smmctl dlq inspect`"
+        ));
+        return Ok(ExitStatus::Failure);
+    }
+    Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::age;
+
+    #[test]
+    fn ages_show_the_two_largest_units() {
+        assert_eq!(age(42), "42s");
+        assert_eq!(age(125), "2m5s");
+        assert_eq!(age(3 * 3600 + 120), "3h2m");
+        assert_eq!(age(2 * 86_400 + 5 * 3600), "2d5h");
+        assert_eq!(age(-5), "0s");
+    }
+}

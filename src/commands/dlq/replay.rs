@@ -1,0 +1,565 @@
+//! `smmctl dlq replay TOPIC`: send dead letters back, resumably, with the
+//! copies and the group's progress in one Kafka transaction per batch.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use smm_workers::catalog;
+use smm_workers::dead_letter::{Archived, DeadLetter, Destination, RawRecord, replay_headers};
+
+use super::{
+    Letter, Span, committed, decode_all, filter_of, one_line, partitions_of, read,
+    refuse_live_group, spans,
+};
+use crate::Context;
+use crate::cli::DlqReplayArgs;
+use crate::commands::confirm;
+use crate::exit::{ExitStatus, UsageError};
+use crate::kafka::{ClusterMetadata, Kafka, groups};
+use crate::output::or_dash;
+
+/// Records per transaction: large enough to amortize the commit, small
+/// enough that a killed replay redoes little.
+const BATCH: usize = 500;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Plan {
+    Replay(String),
+    Unresolvable(String),
+    /// The poison guard: replayed this many times already.
+    Refused(u32),
+    NotSelected,
+}
+
+#[derive(Debug, Serialize)]
+struct Skipped {
+    partition: i32,
+    offset: i64,
+    reason: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    topic: String,
+    group: Option<String>,
+    executed: bool,
+    /// `transactional` (exactly once for read_committed readers) or
+    /// `at_least_once`.
+    guarantee: Option<&'static str>,
+    destinations: BTreeMap<String, usize>,
+    replayed: usize,
+    skipped: Vec<Skipped>,
+    not_selected: usize,
+    committed: BTreeMap<i32, i64>,
+}
+
+fn plan(
+    letter: &DeadLetter,
+    selected: bool,
+    destination: &Destination,
+    metadata: &ClusterMetadata,
+    max_replays: u32,
+    force: bool,
+) -> Plan {
+    if !selected {
+        return Plan::NotSelected;
+    }
+    if letter.replay_count >= max_replays && !force {
+        return Plan::Refused(letter.replay_count);
+    }
+    match destination.resolve(letter) {
+        Ok(topic) if metadata.topics.contains_key(&topic) => Plan::Replay(topic),
+        Ok(topic) => Plan::Unresolvable(format!(
+            "the destination {topic} does not exist on the cluster"
+        )),
+        Err(why) => Plan::Unresolvable(why),
+    }
+}
+
+fn destination_of(args: &DlqReplayArgs) -> Destination {
+    match (&args.to, args.to_first_retry) {
+        (Some(to), _) => Destination::To(to.clone()),
+        (None, true) => Destination::FirstRetry,
+        (None, false) => Destination::Original,
+    }
+}
+
+fn is_retry_topic(topic: &str) -> bool {
+    catalog::RETRY_POLICIES
+        .iter()
+        .any(|p| p.hops.iter().any(|h| h.topic == Some(topic)))
+}
+
+pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let filter = filter_of(&args.filter);
+    let destination = destination_of(&args);
+    let kafka = Kafka::connect(&ctx.settings)?;
+    let metadata = kafka.metadata()?;
+
+    let (topic, spans, letters) = match (&args.from_file, &args.topic) {
+        (Some(file), _) => {
+            let records = read_archive(file)?;
+            let topic = records
+                .first()
+                .map(|r| r.topic.clone())
+                .unwrap_or_else(|| file.display().to_string());
+            (topic, Vec::new(), decode_all(records, &filter))
+        }
+        (None, Some(topic)) => {
+            let partitions = partitions_of(&metadata, topic, &filter)?;
+            let from = committed(kafka, &args.group, topic).await?;
+            let spans = spans(kafka, topic, &partitions, &from, &filter)?;
+            let records = read(kafka, topic, &spans, |_| true, None)?;
+            (topic.clone(), spans, decode_all(records, &filter))
+        }
+        (None, None) => {
+            return Err(UsageError::new("name the dead-letter topic, or give --from-file").into());
+        }
+    };
+    let plans: Vec<Plan> = letters
+        .iter()
+        .map(|l| {
+            plan(
+                &l.decoded,
+                l.selected,
+                &destination,
+                &metadata,
+                args.max_replays,
+                args.force,
+            )
+        })
+        .collect();
+
+    let mut report = Report {
+        topic: topic.clone(),
+        group: args.from_file.is_none().then(|| args.group.clone()),
+        executed: false,
+        guarantee: None,
+        destinations: BTreeMap::new(),
+        replayed: 0,
+        skipped: Vec::new(),
+        not_selected: 0,
+        committed: BTreeMap::new(),
+    };
+    for (letter, plan) in letters.iter().zip(&plans) {
+        match plan {
+            Plan::Replay(to) => *report.destinations.entry(to.clone()).or_default() += 1,
+            Plan::Unresolvable(why) => report.skipped.push(Skipped {
+                partition: letter.raw.partition,
+                offset: letter.raw.offset,
+                reason: why.clone(),
+            }),
+            Plan::Refused(count) => report.skipped.push(Skipped {
+                partition: letter.raw.partition,
+                offset: letter.raw.offset,
+                reason: format!(
+                    "replayed {count} time(s) already (--max-replays {}); --force replays it anyway",
+                    args.max_replays
+                ),
+            }),
+            Plan::NotSelected => report.not_selected += 1,
+        }
+    }
+    let to_send: usize = report.destinations.values().sum();
+
+    if !args.execute {
+        print_preview(ctx, &report, &letters, &plans)?;
+        return Ok(ExitStatus::Success);
+    }
+    if to_send == 0 && report.skipped.is_empty() {
+        finish(ctx, &report)?;
+        return Ok(ExitStatus::Success);
+    }
+    confirm(
+        &format!(
+            "Replay {to_send} record(s) from {topic}{}?",
+            if report.skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} will be skipped)", report.skipped.len())
+            }
+        ),
+        args.yes,
+    )?;
+    if args.from_file.is_none() {
+        refuse_live_group(kafka, &args.group).await?;
+    }
+
+    let outcome = execute(kafka, &args, &topic, &spans, &letters, &plans).await?;
+    report.executed = true;
+    report.guarantee = Some(outcome.guarantee);
+    report.replayed = outcome.replayed;
+    report.committed = outcome.committed;
+    finish(ctx, &report)?;
+    Ok(if report.skipped.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+fn read_archive(path: &Path) -> anyhow::Result<Vec<RawRecord>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError::new(format!("cannot read the archive {}: {e}", path.display())))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            let archived: Archived = serde_json::from_str(line).map_err(|e| {
+                UsageError::new(format!(
+                    "{} line {}: not an archive record: {e}",
+                    path.display(),
+                    n + 1
+                ))
+            })?;
+            archived.to_raw().map_err(|e| {
+                UsageError::new(format!("{} line {}: {e}", path.display(), n + 1)).into()
+            })
+        })
+        .collect()
+}
+
+fn print_preview(
+    ctx: &Context,
+    report: &Report,
+    letters: &[Letter],
+    plans: &[Plan],
+) -> anyhow::Result<()> {
+    if ctx.printer.is_json() {
+        return ctx.printer.json(report);
+    }
+    let mut table = ctx.printer.table(["DESTINATION", "RECORDS"]);
+    for (to, n) in &report.destinations {
+        table.add_row(vec![to.clone(), n.to_string()]);
+    }
+    ctx.printer.print_table(&table);
+    let sample: Vec<_> = letters
+        .iter()
+        .zip(plans)
+        .filter(|(_, p)| matches!(p, Plan::Replay(_)))
+        .take(5)
+        .collect();
+    if !sample.is_empty() {
+        println!();
+        let mut table = ctx
+            .printer
+            .table(["PARTITION", "OFFSET", "KEY", "TO", "EXCEPTION"]);
+        for (l, p) in sample {
+            let Plan::Replay(to) = p else { continue };
+            table.add_row(vec![
+                l.raw.partition.to_string(),
+                l.raw.offset.to_string(),
+                or_dash(l.decoded.key.as_ref().map(|k| one_line(&k.display(), 24))),
+                to.clone(),
+                one_line(l.decoded.exception.class.as_deref().unwrap_or("-"), 60),
+            ]);
+        }
+        ctx.printer.print_table(&table);
+    }
+    report_skipped(ctx, report);
+    ctx.printer
+        .note("preview only: --execute replays (after a confirmation; --yes answers it)");
+    Ok(())
+}
+
+fn report_skipped(ctx: &Context, report: &Report) {
+    for s in &report.skipped {
+        ctx.printer.warn(&format!(
+            "skipped {}/{} offset {}: {}",
+            report.topic, s.partition, s.offset, s.reason
+        ));
+    }
+    if report.not_selected > 0 {
+        ctx.printer.note(&format!(
+            "{} record(s) did not match the filters and stay where they are",
+            report.not_selected
+        ));
+    }
+}
+
+fn finish(ctx: &Context, report: &Report) -> anyhow::Result<()> {
+    if ctx.printer.is_json() {
+        return ctx.printer.json(report);
+    }
+    let mut table = ctx.printer.table(["DESTINATION", "REPLAYED"]);
+    for (to, n) in &report.destinations {
+        table.add_row(vec![to.clone(), n.to_string()]);
+    }
+    ctx.printer.print_table(&table);
+    report_skipped(ctx, report);
+    if let Some(group) = &report.group {
+        for (p, offset) in &report.committed {
+            ctx.printer.note(&format!(
+                "group {group} is now at offset {offset} of {}/{p}",
+                report.topic
+            ));
+        }
+    }
+    if let Some(g) = report.guarantee {
+        ctx.printer
+            .note(&format!("{} record(s) replayed ({g})", report.replayed));
+    }
+    Ok(())
+}
+
+/// Per partition, where the group may move once the first `done` letters
+/// are replayed: past the run of replayed records from the group's old
+/// position, stopping at the first record left behind; to the end of the
+/// span when nothing was left behind and the partition is finished.
+/// Letters are in partition and offset order.
+fn progress_of(
+    spans: &[Span],
+    letters: &[Letter],
+    plans: &[Plan],
+    done: usize,
+) -> BTreeMap<i32, i64> {
+    let mut out = BTreeMap::new();
+    for span in spans {
+        let mut next = span.start;
+        let mut blocked = false;
+        let mut finished = true;
+        for (i, letter) in letters.iter().enumerate() {
+            if letter.raw.partition != span.partition {
+                continue;
+            }
+            if i >= done {
+                finished = false;
+                break;
+            }
+            if matches!(plans[i], Plan::Replay(_)) {
+                next = letter.raw.offset + 1;
+            } else {
+                blocked = true;
+                break;
+            }
+        }
+        if finished && !blocked {
+            next = span.end;
+        }
+        if next > span.start {
+            out.insert(span.partition, next);
+        }
+    }
+    out
+}
+
+struct Outcome {
+    replayed: usize,
+    committed: BTreeMap<i32, i64>,
+    guarantee: &'static str,
+}
+
+fn progress(total: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records, {per_sec}, eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+async fn execute(
+    kafka: &Kafka,
+    args: &DlqReplayArgs,
+    topic: &str,
+    spans: &[Span],
+    letters: &[Letter],
+    plans: &[Plan],
+) -> anyhow::Result<Outcome> {
+    let timeout = kafka.timeout().max(Duration::from_secs(10));
+    let from_topic = args.from_file.is_none();
+    let mut config = kafka.client_config();
+    // One transactional id per group and topic: a second replay of the
+    // same dead letters fences the first, and a new run aborts whatever a
+    // killed one left open.
+    config
+        .set(
+            "transactional.id",
+            format!("smmctl-dlq-replay.{}.{topic}", args.group),
+        )
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("transaction.timeout.ms", "60000");
+    let producer: FutureProducer = config
+        .create()
+        .map_err(|e| anyhow::anyhow!("cannot create the replay producer: {e}"))?;
+    let transactional = match tokio::task::block_in_place(|| producer.init_transactions(timeout)) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "transactions unavailable; replaying at least once");
+            false
+        }
+    };
+    let producer = if transactional {
+        producer
+    } else {
+        let mut plain = kafka.client_config();
+        plain
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5");
+        plain
+            .create()
+            .map_err(|e| anyhow::anyhow!("cannot create the replay producer: {e}"))?
+    };
+    let group_consumer: BaseConsumer = {
+        let mut c = kafka.client_config();
+        c.set("group.id", &args.group)
+            .set("enable.auto.commit", "false");
+        c.create()
+            .map_err(|e| anyhow::anyhow!("cannot create a client for group {}: {e}", args.group))?
+    };
+    let group_metadata = group_consumer.group_metadata();
+
+    let to_send = plans
+        .iter()
+        .filter(|p| matches!(p, Plan::Replay(_)))
+        .count();
+    let bar = progress(to_send);
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let mut committed = BTreeMap::new();
+    let indices: Vec<usize> = (0..letters.len()).collect();
+    for batch in indices.chunks(BATCH) {
+        if transactional {
+            producer
+                .begin_transaction()
+                .map_err(|e| anyhow::anyhow!("cannot begin a transaction: {e}"))?;
+        }
+        let mut acks = Vec::new();
+        for &i in batch {
+            let Plan::Replay(to) = &plans[i] else {
+                continue;
+            };
+            if let Some(rate) = args.rate {
+                let due = started + Duration::from_secs_f64(sent as f64 / f64::from(rate));
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let raw = &letters[i].raw;
+            let headers = replay_headers(raw, is_retry_topic(to), jiff::Timestamp::now());
+            let owned = headers.iter().fold(
+                OwnedHeaders::new_with_capacity(headers.len()),
+                |acc, (k, v)| {
+                    acc.insert(Header {
+                        key: k,
+                        value: Some(v.as_slice()),
+                    })
+                },
+            );
+            let mut record = FutureRecord::<[u8], [u8]>::to(to).headers(owned);
+            if let Some(k) = &raw.key {
+                record = record.key(k);
+            }
+            if let Some(v) = &raw.value {
+                record = record.payload(v);
+            }
+            match producer.send_result(record) {
+                Ok(ack) => acks.push((i, ack)),
+                Err((e, _)) => anyhow::bail!(
+                    "cannot send {}/{} offset {} to {to}: {e}; the group was not moved past it, so a re-run replays it",
+                    raw.topic,
+                    raw.partition,
+                    raw.offset
+                ),
+            }
+            sent += 1;
+            bar.inc(1);
+        }
+        for (i, ack) in acks {
+            let raw = &letters[i].raw;
+            match ack.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => anyhow::bail!(
+                    "the broker did not acknowledge the copy of {}/{} offset {}: {e}; the group was not moved past it, so a re-run replays it",
+                    raw.topic,
+                    raw.partition,
+                    raw.offset
+                ),
+                Err(_) => anyhow::bail!(
+                    "the replay producer stopped before acknowledging {}/{} offset {}",
+                    raw.topic,
+                    raw.partition,
+                    raw.offset
+                ),
+            }
+        }
+        let prefix = if from_topic {
+            progress_of(spans, letters, plans, batch.last().map_or(0, |i| i + 1))
+        } else {
+            BTreeMap::new()
+        };
+        let advance: BTreeMap<i32, i64> = prefix
+            .into_iter()
+            .filter(|(p, o)| committed.get(p) != Some(o))
+            .collect();
+        if transactional {
+            if !advance.is_empty() {
+                let mut tpl = TopicPartitionList::new();
+                for (p, o) in &advance {
+                    tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
+                }
+                let Some(meta) = group_metadata.as_ref() else {
+                    anyhow::bail!(
+                        "no group metadata for {}; nothing of this batch was committed",
+                        args.group
+                    );
+                };
+                tokio::task::block_in_place(|| producer.send_offsets_to_transaction(&tpl, meta, timeout))
+                    .map_err(|e| anyhow::anyhow!("cannot add the group's offsets to the transaction: {e}; this batch is rolled back and a re-run replays it"))?;
+            }
+            tokio::task::block_in_place(|| producer.commit_transaction(timeout)).map_err(|e| {
+                anyhow::anyhow!("cannot commit the replay transaction: {e}; this batch is rolled back and a re-run replays it")
+            })?;
+        } else if !advance.is_empty() {
+            let set: Vec<(String, i32, i64)> = advance
+                .iter()
+                .map(|(p, o)| (topic.to_owned(), *p, *o))
+                .collect();
+            let results = groups::alter_group_offsets(kafka.admin(), &args.group, &set, timeout)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot commit group {}'s progress: {e}; a re-run replays this batch again",
+                        args.group
+                    )
+                })?;
+            if let Some(failed) = results.iter().find(|r| r.error.is_some()) {
+                anyhow::bail!(
+                    "cannot commit group {}'s progress on {}/{}: {}; a re-run replays this batch again",
+                    args.group,
+                    failed.topic,
+                    failed.partition,
+                    failed
+                        .error
+                        .as_ref()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default()
+                );
+            }
+        }
+        committed.extend(advance);
+    }
+    bar.finish_and_clear();
+    Ok(Outcome {
+        replayed: sent,
+        committed,
+        guarantee: if transactional {
+            "transactional"
+        } else {
+            "at_least_once"
+        },
+    })
+}

@@ -1,0 +1,556 @@
+//! `smmctl dlq` against the real broker, on topics and groups of each
+//! test's own: Spring-written headers, filters, unresolvable destinations,
+//! drain and archive replay, and a replay killed mid-run.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use smm_workers::headers;
+
+/// The headers Spring Kafka's DeadLetterPublishingRecoverer writes for a
+/// record of `original` that failed on its third delivery, byte for byte.
+fn spring_headers(original: &str, class: &str) -> Vec<(String, Vec<u8>)> {
+    vec![
+        (headers::ORIGINAL_TOPIC.into(), original.as_bytes().to_vec()),
+        (headers::ORIGINAL_PARTITION.into(), vec![0, 0, 0, 2]),
+        (
+            headers::ORIGINAL_OFFSET.into(),
+            vec![0, 0, 0, 0, 0, 0, 0x01, 0x00],
+        ),
+        (
+            headers::ORIGINAL_TIMESTAMP.into(),
+            1_764_410_400_000i64.to_be_bytes().to_vec(),
+        ),
+        (
+            headers::ORIGINAL_TIMESTAMP_TYPE.into(),
+            b"CreateTime".to_vec(),
+        ),
+        (headers::EXCEPTION_FQCN.into(), class.as_bytes().to_vec()),
+        (
+            headers::EXCEPTION_MESSAGE.into(),
+            format!("{class}: it failed").into_bytes(),
+        ),
+        (headers::RETRY_ATTEMPTS.into(), vec![0, 0, 0, 2]),
+        (headers::RETRY_ATTEMPTS.into(), vec![0, 0, 0, 3]),
+        (
+            headers::RETRY_BACKOFF_TIMESTAMP.into(),
+            vec![0x01, 0x9a, 0xcf, 0x0e, 0x1d, 0x00],
+        ),
+    ]
+}
+
+/// What a plain DeadLetterPublishingRecoverer (no retry topics) writes.
+fn plain_recoverer_headers(original: &str) -> Vec<(String, Vec<u8>)> {
+    vec![
+        (
+            headers::DLT_ORIGINAL_TOPIC.into(),
+            original.as_bytes().to_vec(),
+        ),
+        (headers::DLT_ORIGINAL_PARTITION.into(), vec![0, 0, 0, 0]),
+        (
+            headers::DLT_ORIGINAL_OFFSET.into(),
+            9i64.to_be_bytes().to_vec(),
+        ),
+        (
+            headers::DLT_EXCEPTION_FQCN.into(),
+            b"java.lang.IllegalStateException".to_vec(),
+        ),
+        (
+            headers::DLT_EXCEPTION_MESSAGE.into(),
+            b"plain failure".to_vec(),
+        ),
+    ]
+}
+
+async fn produce_letter(topic: &str, key: &str, value: &[u8], headers: &[(String, Vec<u8>)]) {
+    let refs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    produce(topic, Some(0), &[(key, value)], &refs).await;
+}
+
+/// Reads `topic` with read_committed, as the workers do.
+fn read_committed(topic: &str, want: usize, within: Duration) -> Vec<Read> {
+    use rdkafka::Message as _;
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::message::Headers as _;
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    while Instant::now() < deadline && out.len() < want {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(Read {
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| (x.key.to_owned(), x.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    // A short extra wait: more than `want` would be a duplicate.
+    let settle = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < settle {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(Read {
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inspect_decodes_spring_headers_and_json_lines_follow_the_schema() {
+    require_broker();
+    let original = unique("it-orders");
+    let dlq = format!("{original}-dlt");
+    create_topic(&dlq, 1).await;
+    produce_letter(
+        &dlq,
+        "order-1",
+        br#"{"not":"an envelope"}"#,
+        &spring_headers(&original, "java.net.SocketTimeoutException"),
+    )
+    .await;
+    produce_letter(
+        &dlq,
+        "order-2",
+        b"\xff\xfe",
+        &plain_recoverer_headers(&original),
+    )
+    .await;
+
+    let lines = run(&["dlq", "inspect", &dlq, "-o", "json"]);
+    assert_eq!(lines.code, 0, "{}", lines.stderr);
+    let docs: Vec<serde_json::Value> = lines
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2);
+    for doc in &docs {
+        assert_schema(doc, "dlq-inspect");
+    }
+    let spring = &docs[0];
+    assert_eq!(spring["original"]["topic"], original.as_str());
+    assert_eq!(spring["original"]["partition"], 2);
+    assert_eq!(spring["original"]["offset"], 256);
+    assert_eq!(spring["original"]["timestamp"], "2025-11-29T10:00:00Z");
+    assert_eq!(spring["attempts"], 2);
+    assert_eq!(
+        spring["exception"]["class"],
+        "java.net.SocketTimeoutException"
+    );
+    let backoff = spring["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["key"] == headers::RETRY_BACKOFF_TIMESTAMP)
+        .unwrap();
+    assert_eq!(backoff["value"], 1_764_410_400_000i64);
+    assert_eq!(backoff["date"], "2025-11-29T10:00:00Z");
+    let plain = &docs[1];
+    assert_eq!(plain["plain_recoverer"], true);
+    assert_eq!(plain["original"]["offset"], 9);
+    assert_eq!(plain["payload"]["base64"], "//4=");
+
+    let table = run(&["dlq", "inspect", &dlq]);
+    assert!(
+        table.stdout.contains(&format!("{original}/2@256")),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stdout.contains("java.net.SocketTimeoutException"),
+        "{}",
+        table.stdout
+    );
+    let verbose = run(&["dlq", "inspect", &dlq, "-v", "--limit", "1"]);
+    assert!(
+        verbose
+            .stdout
+            .contains("retry_topic-backoff-timestamp = 1764410400000 (2025-11-29T10:00:00Z)"),
+        "{}",
+        verbose.stdout
+    );
+    let grouped = run(&[
+        "dlq",
+        "inspect",
+        &dlq,
+        "--group-by",
+        "exception",
+        "-o",
+        "json",
+    ])
+    .json();
+    assert_eq!(grouped["records"], 2);
+    assert_eq!(grouped["groups"].as_array().unwrap().len(), 2);
+    let filtered = run(&[
+        "dlq",
+        "inspect",
+        &dlq,
+        "--exception",
+        "illegalstate",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(filtered.stdout.lines().count(), 1, "{}", filtered.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exception_filter_replays_only_matching_records_and_unresolvable_ones_exit_1() {
+    require_broker();
+    let original = unique("it-refunds");
+    let dlq = format!("{original}.dlq");
+    let group = unique("it-dlq-group");
+    create_topic(&original, 1).await;
+    create_topic(&dlq, 1).await;
+    for i in 0..3 {
+        produce_letter(
+            &dlq,
+            &format!("t{i}"),
+            b"{}",
+            &spring_headers(&original, "java.util.concurrent.TimeoutException"),
+        )
+        .await;
+    }
+    produce_letter(
+        &dlq,
+        "npe",
+        b"{}",
+        &spring_headers(&original, "java.lang.NullPointerException"),
+    )
+    .await;
+    produce_letter(
+        &dlq,
+        "orphan",
+        b"{}",
+        &[(
+            headers::EXCEPTION_FQCN.into(),
+            b"java.util.concurrent.TimeoutException".to_vec(),
+        )],
+    )
+    .await;
+
+    let preview = run(&[
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--exception",
+        "Timeout",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(preview.code, 0, "{}", preview.stderr);
+    let preview = preview.json();
+    assert_schema(&preview, "dlq-replay");
+    assert_eq!(preview["destinations"][&original], 3);
+    assert_eq!(preview["executed"], false);
+    assert!(
+        read_committed(&original, 1, Duration::from_secs(2)).is_empty(),
+        "a preview sent something"
+    );
+
+    let done = run(&[
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--exception",
+        "Timeout",
+        "--execute",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        done.code, 1,
+        "an unresolvable record makes it exit 1: {}",
+        done.stderr
+    );
+    let done = done.json();
+    assert_schema(&done, "dlq-replay");
+    assert_eq!(done["replayed"], 3);
+    assert_eq!(done["guarantee"], "transactional");
+    let skipped = done["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["offset"], 4);
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("kafka_original-topic")
+    );
+    let copies = read_committed(&original, 3, Duration::from_secs(10));
+    let keys: Vec<_> = copies
+        .iter()
+        .map(|r| String::from_utf8(r.key.clone().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["t0", "t1", "t2"],
+        "only the TimeoutException records"
+    );
+    let lineage = &copies[0];
+    assert_eq!(lineage.header(headers::REPLAY_COUNT), Some(&b"1"[..]));
+    assert_eq!(lineage.header(headers::DLQ_TOPIC), Some(dlq.as_bytes()));
+    assert_eq!(lineage.header(headers::DLQ_OFFSET), Some(&b"0"[..]));
+    assert_eq!(
+        lineage.header(headers::ORIGINAL_OFFSET),
+        Some(&[0, 0, 0, 0, 0, 0, 1, 0][..]),
+        "headers kept"
+    );
+    // The group moved past the replayed run and stopped at the NPE.
+    let again = run(&["dlq", "replay", &dlq, "--group", &group, "-o", "json"]).json();
+    assert_eq!(
+        again["destinations"][&original], 1,
+        "only the NPE is left to replay: {again}"
+    );
+    assert_eq!(
+        again["skipped"].as_array().unwrap().len(),
+        1,
+        "and the orphan"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drain_archives_and_moves_the_group_and_the_archive_replays() {
+    require_broker();
+    let original = unique("it-webhooks");
+    let dlq = format!("{original}.dlq");
+    let group = unique("it-dlq-group");
+    create_topic(&original, 1).await;
+    create_topic(&dlq, 1).await;
+    for i in 0..4 {
+        produce_letter(
+            &dlq,
+            &format!("k{i}"),
+            format!("{{\"n\":{i}}}").as_bytes(),
+            &spring_headers(&original, "x.Bad"),
+        )
+        .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("drained.jsonl");
+    let archive_arg = archive.to_str().unwrap();
+    let preview = run(&[
+        "dlq",
+        "drain",
+        &dlq,
+        "--group",
+        &group,
+        "--archive",
+        archive_arg,
+    ]);
+    assert_eq!(preview.code, 0, "{}", preview.stderr);
+    assert!(!archive.exists(), "a preview wrote the archive");
+    let refused = run(&[
+        "dlq",
+        "drain",
+        &dlq,
+        "--group",
+        &group,
+        "--archive",
+        archive_arg,
+        "--execute",
+    ]);
+    assert_eq!(
+        refused.code, 1,
+        "no terminal and no --yes: {}",
+        refused.stderr
+    );
+
+    let drained = run(&[
+        "dlq",
+        "drain",
+        &dlq,
+        "--group",
+        &group,
+        "--archive",
+        archive_arg,
+        "--delete",
+        "--execute",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(drained.code, 0, "{}", drained.stderr);
+    let drained = drained.json();
+    assert_eq!(drained["archived"], 4);
+    assert_eq!(drained["committed"]["0"], 4);
+    assert_eq!(drained["deleted_before"]["0"], 4);
+    let lines = std::fs::read_to_string(&archive).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+    let listed = run(&["dlq", "list", "--group", &group, "-o", "json"]).json();
+    let ours = listed["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == dlq.as_str())
+        .expect("listed");
+    assert_eq!(
+        (ours["records"].as_i64(), ours["pending"].as_i64()),
+        (Some(0), Some(0))
+    );
+
+    let replayed = run(&[
+        "dlq",
+        "replay",
+        "--from-file",
+        archive_arg,
+        "--execute",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    let copies = read_committed(&original, 4, Duration::from_secs(10));
+    assert_eq!(copies.len(), 4);
+    assert_eq!(
+        copies[3].value.as_deref(),
+        Some(&b"{\"n\":3}"[..]),
+        "the archive restored the records"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dlq_list_flags_a_financial_dead_letter_and_counts_what_is_pending() {
+    require_broker();
+    let dlq = format!("smm.payment.{}.dlq", unique("it"));
+    let group = unique("it-dlq-group");
+    create_topic(&dlq, 2).await;
+    produce_letter(
+        &dlq,
+        "p",
+        b"{}",
+        &spring_headers("smm.payment.confirmations", "x.Failed"),
+    )
+    .await;
+    let listed = run(&["dlq", "list", "--group", &group, "-o", "json"]);
+    assert_eq!(
+        listed.code, 1,
+        "a financial DLQ with a pending record: {}",
+        listed.stderr
+    );
+    let doc = listed.json();
+    assert_schema(&doc, "dlq-list");
+    let ours = doc["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == dlq.as_str())
+        .expect("listed");
+    assert_eq!(ours["critical"], true);
+    assert_eq!(ours["in_catalog"], false);
+    assert_eq!(ours["pending"], 1);
+    assert!(ours["newest_age_seconds"].as_i64().unwrap() < 120);
+    for name in [
+        "smm.order.refund.dlq",
+        "smm.payment.confirmations.dlq",
+        "smm.order.processing-dlt",
+    ] {
+        assert!(
+            doc["topics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["topic"] == name),
+            "{name} missing"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_killed_mid_run_and_run_again_delivers_every_record_once() {
+    require_broker();
+    let original = unique("it-kill");
+    let dlq = format!("{original}.dlq");
+    let group = unique("it-dlq-group");
+    create_topic(&original, 3).await;
+    create_topic(&dlq, 3).await;
+    let producer = producer();
+    let headers = spring_headers(&original, "x.Transient");
+    for i in 0..3000 {
+        let mut h = rdkafka::message::OwnedHeaders::new();
+        for (k, v) in &headers {
+            h = h.insert(rdkafka::message::Header {
+                key: k,
+                value: Some(v.as_slice()),
+            });
+        }
+        let key = format!("k{i}");
+        let _ = producer.send_result(
+            rdkafka::producer::FutureRecord::to(&dlq)
+                .key(&key)
+                .payload("{}")
+                .headers(h)
+                .partition(i % 3),
+        );
+    }
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30)).unwrap();
+
+    let args = [
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--rate",
+        "1500",
+        "--execute",
+        "--yes",
+    ];
+    let mut first = smmctl()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let partial = read_committed(&original, 3000, Duration::from_secs(3)).len();
+    assert!(
+        partial < 3000,
+        "the replay finished before it was killed ({partial}); slow it down"
+    );
+    let second = run(&args);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+
+    let copies = read_committed(&original, 3000, Duration::from_secs(20));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut duplicates = 0;
+    for copy in &copies {
+        if !seen.insert(copy.key.clone()) {
+            duplicates += 1;
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        3000,
+        "every record arrived (partial run had {partial})"
+    );
+    assert_eq!(duplicates, 0, "with transactions, none twice");
+}

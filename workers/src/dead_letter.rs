@@ -1,0 +1,643 @@
+//! Dead letters as an operator reads them: Spring's binary headers decoded,
+//! the origin and failure pulled out, the payload decoded with the shared
+//! event types where it can be; plus the filters, the replay destination
+//! and the drain archive format that `smmctl dlq` uses.
+//!
+//! Pure logic: records come in as parts, no Kafka client here.
+
+use base64::Engine as _;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::catalog::retry_policy_for;
+use crate::events::Envelope;
+use crate::headers::{self, Headers, RetryMetadata};
+
+/// Bytes shown as text when they are UTF-8, as base64 otherwise. The same
+/// shape serves the JSON output and the drain archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bytes {
+    Text(String),
+    Base64(String),
+}
+
+impl Bytes {
+    pub fn of(bytes: &[u8]) -> Bytes {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Bytes::Text(text.to_owned()),
+            Err(_) => Bytes::Base64(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        }
+    }
+
+    pub fn to_vec(&self) -> Result<Vec<u8>, String> {
+        match self {
+            Bytes::Text(text) => Ok(text.as_bytes().to_vec()),
+            Bytes::Base64(encoded) => base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|e| format!("invalid base64: {e}")),
+        }
+    }
+
+    /// For tables: the text, or `base64:…`.
+    pub fn display(&self) -> String {
+        match self {
+            Bytes::Text(text) => text.clone(),
+            Bytes::Base64(encoded) => format!("base64:{encoded}"),
+        }
+    }
+}
+
+/// One record of a dead-letter topic, as it was read.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Headers,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub topic: Option<String>,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    pub timestamp: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Exception {
+    pub class: Option<String>,
+    pub cause: Option<String>,
+    pub message: Option<String>,
+    pub stacktrace: Option<String>,
+}
+
+/// A header decoded for reading: Spring's binary ints and longs as
+/// numbers, its timestamps also as dates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderView {
+    pub key: String,
+    pub value: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<String>,
+    #[serde(skip)]
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<Bytes>,
+    pub original: Origin,
+    /// Deliveries made before it was dead-lettered, when the headers say.
+    pub attempts: Option<u32>,
+    pub exception: Exception,
+    /// Set when it waits for a person (`x-smm-manual-review`): why.
+    pub manual_review: Option<String>,
+    pub replay_count: u32,
+    pub correlation_id: Option<String>,
+    pub event_type: Option<String>,
+    pub event_id: Option<String>,
+    /// Written by a plain DeadLetterPublishingRecoverer (`kafka_dlt-*`).
+    pub plain_recoverer: bool,
+    pub headers: Vec<HeaderView>,
+    pub header_errors: Vec<String>,
+    /// The envelope as JSON when it decodes, the JSON when it parses, the
+    /// text or base64 otherwise.
+    pub payload: Value,
+    pub payload_decoded: &'static str,
+}
+
+fn date(ms: i64) -> Option<String> {
+    Timestamp::from_millisecond(ms).ok().map(|t| t.to_string())
+}
+
+fn decode_header(key: &str, value: &[u8]) -> HeaderView {
+    use headers::*;
+    let int = |v: &[u8]| decode_i32(v).map(i64::from);
+    let (number, is_time) = match key {
+        ORIGINAL_PARTITION | DLT_ORIGINAL_PARTITION => (int(value).ok(), false),
+        RETRY_ATTEMPTS => (
+            int(value)
+                .ok()
+                .or_else(|| (value.len() == 1).then(|| i64::from(value[0]))),
+            false,
+        ),
+        ORIGINAL_OFFSET | DLT_ORIGINAL_OFFSET => (decode_i64(value).ok(), false),
+        ORIGINAL_TIMESTAMP | DLT_ORIGINAL_TIMESTAMP => (decode_i64(value).ok(), true),
+        RETRY_BACKOFF_TIMESTAMP | RETRY_ORIGINAL_TIMESTAMP => {
+            (decode_big_integer(value).ok(), true)
+        }
+        _ => (None, false),
+    };
+    match number {
+        Some(n) => HeaderView {
+            key: key.to_owned(),
+            value: Value::from(n),
+            date: is_time.then(|| date(n)).flatten(),
+        },
+        None => HeaderView {
+            key: key.to_owned(),
+            value: serde_json::to_value(Bytes::of(value)).unwrap_or(Value::Null),
+            date: None,
+        },
+    }
+}
+
+impl DeadLetter {
+    pub fn decode(raw: &RawRecord) -> DeadLetter {
+        let mut header_errors = Vec::new();
+        let meta = RetryMetadata::read(&raw.headers).unwrap_or_else(|e| {
+            header_errors.push(e.to_string());
+            RetryMetadata::default()
+        });
+        let (payload, payload_decoded, event_type, event_id) = match raw.value.as_deref() {
+            None => (Value::Null, "none", None, None),
+            Some(bytes) => match Envelope::decode(bytes) {
+                Ok(envelope) => {
+                    let json = serde_json::from_slice(&envelope.to_json()).unwrap_or(Value::Null);
+                    (
+                        json,
+                        "event",
+                        Some(envelope.event_type().to_owned()),
+                        Some(envelope.event_id.to_string()),
+                    )
+                }
+                Err(_) => match serde_json::from_slice::<Value>(bytes) {
+                    Ok(json) => {
+                        let kind = json
+                            .get("event_type")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned);
+                        (json, "json", kind, None)
+                    }
+                    Err(_) => (
+                        serde_json::to_value(Bytes::of(bytes)).unwrap_or(Value::Null),
+                        "raw",
+                        None,
+                        None,
+                    ),
+                },
+            },
+        };
+        DeadLetter {
+            topic: raw.topic.clone(),
+            partition: raw.partition,
+            offset: raw.offset,
+            timestamp: raw.timestamp_ms.and_then(date),
+            timestamp_ms: raw.timestamp_ms,
+            key: raw.key.as_deref().map(Bytes::of),
+            original: Origin {
+                topic: meta.original_topic.clone(),
+                partition: meta.original_partition,
+                offset: meta.original_offset,
+                timestamp: meta.original_timestamp.and_then(date),
+            },
+            // The header holds the number the next delivery would have
+            // been, so the deliveries made are one fewer.
+            attempts: meta.attempts.map(|next| next.saturating_sub(1)),
+            exception: Exception {
+                class: meta.exception_fqcn.clone(),
+                cause: meta.exception_cause_fqcn.clone(),
+                message: meta.exception_message.clone(),
+                stacktrace: meta.exception_stacktrace.clone(),
+            },
+            manual_review: headers::last(&raw.headers, crate::runtime::MANUAL_REVIEW_HEADER)
+                .map(|v| String::from_utf8_lossy(v).into_owned()),
+            replay_count: meta.replay_count,
+            correlation_id: meta.correlation_id.clone(),
+            event_type,
+            event_id,
+            plain_recoverer: meta.plain_recoverer,
+            headers: raw
+                .headers
+                .iter()
+                .map(|(k, v)| decode_header(k, v))
+                .collect(),
+            header_errors,
+            payload,
+            payload_decoded,
+        }
+    }
+}
+
+/// What `--partition`, `--offset-range`, `--since`, `--until`, `--key`,
+/// `--header`, `--exception` and `--event-type` select. Empty selects all.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub partitions: Vec<i32>,
+    pub offsets: Option<(i64, i64)>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub exception: Option<String>,
+    pub event_type: Option<String>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.partitions.is_empty()
+            && self.offsets.is_none()
+            && self.since_ms.is_none()
+            && self.until_ms.is_none()
+            && self.key.is_none()
+            && self.headers.is_empty()
+            && self.exception.is_none()
+            && self.event_type.is_none()
+    }
+
+    pub fn wants_partition(&self, partition: i32) -> bool {
+        self.partitions.is_empty() || self.partitions.contains(&partition)
+    }
+
+    pub fn matches(&self, raw: &RawRecord, decoded: &DeadLetter) -> bool {
+        if !self.wants_partition(raw.partition) {
+            return false;
+        }
+        if let Some((from, to)) = self.offsets
+            && !(from..=to).contains(&raw.offset)
+        {
+            return false;
+        }
+        let ts = raw.timestamp_ms.unwrap_or(i64::MIN);
+        if self.since_ms.is_some_and(|since| ts < since)
+            || self.until_ms.is_some_and(|until| ts >= until)
+        {
+            return false;
+        }
+        if let Some(key) = &self.key
+            && raw.key.as_deref() != Some(key.as_bytes())
+        {
+            return false;
+        }
+        for (name, value) in &self.headers {
+            let found = raw
+                .headers
+                .iter()
+                .any(|(k, v)| k == name && v.as_slice() == value.as_bytes())
+                || decoded.headers.iter().any(|h| {
+                    &h.key == name
+                        && h.value.as_i64().is_some()
+                        && h.value.as_i64() == value.parse::<i64>().ok()
+                });
+            if !found {
+                return false;
+            }
+        }
+        if let Some(needle) = &self.exception {
+            let needle = needle.to_lowercase();
+            let hay = [
+                &decoded.exception.class,
+                &decoded.exception.message,
+                &decoded.exception.cause,
+            ];
+            if !hay.iter().any(|h| {
+                h.as_deref()
+                    .is_some_and(|t| t.to_lowercase().contains(&needle))
+            }) {
+                return false;
+            }
+        }
+        if let Some(kind) = &self.event_type
+            && decoded.event_type.as_deref() != Some(kind.as_str())
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// Where `dlq replay` sends a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// The topic its headers name (`kafka_original-topic`, or
+    /// `kafka_dlt-original-topic` from a plain recoverer).
+    Original,
+    To(String),
+    /// The first retry topic of its original topic, so a replay cannot
+    /// disturb live traffic.
+    FirstRetry,
+}
+
+impl Destination {
+    /// The topic, or why there is none. Never a guess.
+    pub fn resolve(&self, letter: &DeadLetter) -> Result<String, String> {
+        match self {
+            Destination::To(topic) => Ok(topic.clone()),
+            Destination::Original | Destination::FirstRetry => {
+                let original = letter.original.topic.clone().ok_or_else(|| {
+                    "no kafka_original-topic (or kafka_dlt-original-topic) header; use --to"
+                        .to_string()
+                })?;
+                if *self == Destination::Original {
+                    return Ok(original);
+                }
+                retry_policy_for(&original)
+                    .and_then(|p| p.hops.iter().find_map(|h| h.topic))
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        format!("{original} has no retry topic (its retries run in place); use --to or replay to the original topic")
+                    })
+            }
+        }
+    }
+}
+
+/// The headers a replayed copy carries: the dead letter's, plus lineage;
+/// to a retry topic also a fresh first-retry attempt, due now, so the
+/// worker neither waits on an old backoff nor counts the old attempts.
+pub fn replay_headers(letter: &RawRecord, to_retry_topic: bool, now: Timestamp) -> Headers {
+    let mut out = headers::replay(
+        &letter.headers,
+        (&letter.topic, letter.partition, letter.offset),
+        now,
+    );
+    if to_retry_topic {
+        out.push((
+            headers::RETRY_ATTEMPTS.to_owned(),
+            headers::encode_i32(2).to_vec(),
+        ));
+        out.push((
+            headers::RETRY_BACKOFF_TIMESTAMP.to_owned(),
+            headers::encode_big_integer(now.as_millisecond()),
+        ));
+    }
+    out
+}
+
+/// One line of a `dlq drain` archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Archived {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<Bytes>,
+    pub headers: Vec<ArchivedHeader>,
+    pub value: Option<Bytes>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchivedHeader {
+    pub key: String,
+    pub value: Bytes,
+}
+
+impl Archived {
+    pub fn of(raw: &RawRecord) -> Archived {
+        Archived {
+            topic: raw.topic.clone(),
+            partition: raw.partition,
+            offset: raw.offset,
+            timestamp_ms: raw.timestamp_ms,
+            key: raw.key.as_deref().map(Bytes::of),
+            headers: raw
+                .headers
+                .iter()
+                .map(|(k, v)| ArchivedHeader {
+                    key: k.clone(),
+                    value: Bytes::of(v),
+                })
+                .collect(),
+            value: raw.value.as_deref().map(Bytes::of),
+        }
+    }
+
+    pub fn to_raw(&self) -> Result<RawRecord, String> {
+        Ok(RawRecord {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            timestamp_ms: self.timestamp_ms,
+            key: self.key.as_ref().map(Bytes::to_vec).transpose()?,
+            value: self.value.as_ref().map(Bytes::to_vec).transpose()?,
+            headers: self
+                .headers
+                .iter()
+                .map(|h| Ok((h.key.clone(), h.value.to_vec()?)))
+                .collect::<Result<_, String>>()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(headers: Vec<(&str, Vec<u8>)>, value: &[u8]) -> RawRecord {
+        RawRecord {
+            topic: "smm.order.processing-dlt".into(),
+            partition: 1,
+            offset: 42,
+            timestamp_ms: Some(1_764_410_400_000),
+            key: Some(vec![0xff, b'k']),
+            value: Some(value.to_vec()),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        }
+    }
+
+    /// The bytes Spring Kafka's DeadLetterPublishingRecoverer writes for a
+    /// record that failed on its third delivery.
+    fn spring_dlt() -> RawRecord {
+        raw(
+            vec![
+                (headers::ORIGINAL_TOPIC, b"smm.order.processing".to_vec()),
+                (headers::ORIGINAL_PARTITION, vec![0, 0, 0, 2]),
+                (headers::ORIGINAL_OFFSET, vec![0, 0, 0, 0, 0, 0, 0x01, 0x00]),
+                (
+                    headers::ORIGINAL_TIMESTAMP,
+                    1_764_410_400_000i64.to_be_bytes().to_vec(),
+                ),
+                (headers::ORIGINAL_TIMESTAMP_TYPE, b"CreateTime".to_vec()),
+                (
+                    headers::EXCEPTION_FQCN,
+                    b"org.springframework.kafka.listener.ListenerExecutionFailedException".to_vec(),
+                ),
+                (
+                    headers::EXCEPTION_CAUSE_FQCN,
+                    b"java.net.SocketTimeoutException".to_vec(),
+                ),
+                (
+                    headers::EXCEPTION_MESSAGE,
+                    b"Listener failed; Read timed out".to_vec(),
+                ),
+                (headers::RETRY_ATTEMPTS, vec![0, 0, 0, 2]),
+                (headers::RETRY_ATTEMPTS, vec![0, 0, 0, 3]),
+                (
+                    headers::RETRY_BACKOFF_TIMESTAMP,
+                    vec![0x01, 0x9a, 0xcf, 0x0e, 0x1d, 0x00],
+                ),
+                (headers::CORRELATION_ID, b"corr-7".to_vec()),
+            ],
+            br#"{"not":"an envelope"}"#,
+        )
+    }
+
+    #[test]
+    fn spring_headers_decode_to_numbers_and_dates() {
+        let letter = DeadLetter::decode(&spring_dlt());
+        assert_eq!(
+            letter.original.topic.as_deref(),
+            Some("smm.order.processing")
+        );
+        assert_eq!(letter.original.partition, Some(2));
+        assert_eq!(letter.original.offset, Some(256));
+        assert_eq!(
+            letter.original.timestamp.as_deref(),
+            Some("2025-11-29T10:00:00Z")
+        );
+        assert_eq!(
+            letter.attempts,
+            Some(2),
+            "the last retry_topic-attempts is the next delivery"
+        );
+        assert_eq!(
+            letter.exception.cause.as_deref(),
+            Some("java.net.SocketTimeoutException")
+        );
+        let backoff = letter
+            .headers
+            .iter()
+            .find(|h| h.key == headers::RETRY_BACKOFF_TIMESTAMP)
+            .unwrap();
+        assert_eq!(backoff.value, Value::from(1_764_410_400_000i64));
+        assert_eq!(backoff.date.as_deref(), Some("2025-11-29T10:00:00Z"));
+        assert_eq!(letter.key, Some(Bytes::Base64("/2s=".into())));
+        assert_eq!(letter.payload_decoded, "json");
+        assert!(!letter.plain_recoverer);
+    }
+
+    #[test]
+    fn a_plain_recoverer_is_read_through_its_dlt_headers() {
+        let letter = DeadLetter::decode(&raw(
+            vec![
+                (headers::DLT_ORIGINAL_TOPIC, b"smm.order.refund".to_vec()),
+                (headers::DLT_ORIGINAL_PARTITION, vec![0, 0, 0, 0]),
+                (headers::DLT_ORIGINAL_OFFSET, 9i64.to_be_bytes().to_vec()),
+                (
+                    headers::DLT_EXCEPTION_FQCN,
+                    b"java.lang.IllegalStateException".to_vec(),
+                ),
+                (
+                    headers::DLT_EXCEPTION_MESSAGE,
+                    b"refund exceeds charge".to_vec(),
+                ),
+            ],
+            b"\xff\xfe",
+        ));
+        assert!(letter.plain_recoverer);
+        assert_eq!(letter.original.topic.as_deref(), Some("smm.order.refund"));
+        assert_eq!(letter.original.offset, Some(9));
+        assert_eq!(
+            letter.exception.class.as_deref(),
+            Some("java.lang.IllegalStateException")
+        );
+        assert_eq!(letter.payload_decoded, "raw");
+        assert_eq!(
+            Destination::Original.resolve(&letter),
+            Ok("smm.order.refund".into())
+        );
+        assert!(
+            Destination::FirstRetry
+                .resolve(&letter)
+                .unwrap_err()
+                .contains("in place")
+        );
+    }
+
+    #[test]
+    fn destinations_resolve_or_say_why_not() {
+        let letter = DeadLetter::decode(&spring_dlt());
+        assert_eq!(
+            Destination::FirstRetry.resolve(&letter),
+            Ok("smm.order.processing-retry-0".into())
+        );
+        assert_eq!(Destination::To("x".into()).resolve(&letter), Ok("x".into()));
+        let orphan = DeadLetter::decode(&raw(vec![], b"{}"));
+        assert!(
+            Destination::Original
+                .resolve(&orphan)
+                .unwrap_err()
+                .contains("--to")
+        );
+    }
+
+    #[test]
+    fn filters_select_by_exception_header_key_and_time() {
+        let record = spring_dlt();
+        let letter = DeadLetter::decode(&record);
+        let pass = |f: Filter| f.matches(&record, &letter);
+        assert!(pass(Filter::default()));
+        assert!(pass(Filter {
+            exception: Some("sockettimeout".into()),
+            ..Filter::default()
+        }));
+        assert!(!pass(Filter {
+            exception: Some("NullPointer".into()),
+            ..Filter::default()
+        }));
+        assert!(pass(Filter {
+            headers: vec![("x-correlation-id".into(), "corr-7".into())],
+            ..Filter::default()
+        }));
+        assert!(pass(Filter {
+            headers: vec![(headers::ORIGINAL_PARTITION.into(), "2".into())],
+            ..Filter::default()
+        }));
+        assert!(!pass(Filter {
+            partitions: vec![0],
+            ..Filter::default()
+        }));
+        assert!(pass(Filter {
+            offsets: Some((40, 42)),
+            ..Filter::default()
+        }));
+        assert!(!pass(Filter {
+            since_ms: Some(1_764_410_400_001),
+            ..Filter::default()
+        }));
+        assert!(!pass(Filter {
+            key: Some("k".into()),
+            ..Filter::default()
+        }));
+    }
+
+    #[test]
+    fn archives_round_trip_bytes_that_are_not_text() {
+        let record = spring_dlt();
+        let line = serde_json::to_string(&Archived::of(&record)).unwrap();
+        let back: Archived = serde_json::from_str(&line).unwrap();
+        let raw = back.to_raw().unwrap();
+        assert_eq!(raw.key, record.key);
+        assert_eq!(raw.value, record.value);
+        assert_eq!(raw.headers, record.headers);
+        assert!(line.contains("\"base64\":\"/2s=\""), "{line}");
+    }
+
+    #[test]
+    fn replays_to_a_retry_topic_start_a_fresh_first_retry() {
+        let now = Timestamp::from_millisecond(1_800_000_000_000).unwrap();
+        let out = replay_headers(&spring_dlt(), true, now);
+        let meta = RetryMetadata::read(&out).unwrap();
+        assert_eq!(meta.attempts, Some(2));
+        assert_eq!(meta.due_at_ms, Some(1_800_000_000_000));
+        assert_eq!(meta.replay_count, 1);
+        assert_eq!(
+            meta.original_topic.as_deref(),
+            Some("smm.order.processing"),
+            "origin kept"
+        );
+    }
+}
