@@ -79,12 +79,6 @@ fn every_command_that_needs_the_cluster_gives_up_within_its_timeout() {
 }
 
 #[test]
-fn commands_still_to_come_say_so_and_exit_2() {
-    let r = expect_code(&["dlq", "--some-flag", "x"], 2);
-    assert!(r.stderr.contains("not yet implemented"), "{}", r.stderr);
-}
-
-#[test]
 fn run_refuses_bad_input_before_starting_anything() {
     let r = expect_code(&["run", "no-such-worker"], 2);
     assert!(

@@ -470,3 +470,138 @@ async fn a_worker_rides_out_a_broker_restart_and_loses_and_doubles_nothing() {
         "still a clean exit after the outage"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_that_failed_into_the_dlq_are_applied_once_after_a_replay() {
+    let _turn = TURN.lock().await;
+    common::require_broker();
+    common::expect_code(&["topics", "apply"], 0);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("panel.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let user = 8401;
+    seed(&store, &[user]).await;
+    skip_old_records("smm-payment-refunds-group", &[catalog::ORDER_REFUND]);
+    skip_old_records("dlq-processing-group", &["smm.order.refund.dlq"]);
+
+    let worker = Running::start(&["refunds"], &url, None);
+    worker.wait_ready().await;
+    // The orders are not in the store yet: every refund fails three times
+    // and waits in the DLQ for a person.
+    let orders: Vec<i64> = (84010..84015).collect();
+    let producer = common::producer();
+    for (i, order) in orders.iter().enumerate() {
+        let refund = Envelope::new(
+            Event::from(smm_workers::events::OrderRefundRequested {
+                refund_id: common::unique("refund"),
+                order_id: *order,
+                user_id: user,
+                amount_minor: 100 * (i as i64 + 1),
+                currency: "USD".into(),
+                reason: "not delivered".into(),
+            }),
+            format!("corr-refund-{order}"),
+        );
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(catalog::ORDER_REFUND)
+                    .key(&order.to_string())
+                    .payload(&refund.to_json()),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    until(
+        "five refunds dead-lettered",
+        Duration::from_secs(60),
+        || async {
+            worker
+                .counter("smm_worker_dead_letters_total", "smm.order.refund.dlq")
+                .await
+                >= 5
+        },
+    )
+    .await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    assert_eq!(
+        panel::user(&mut conn, user)
+            .await
+            .unwrap()
+            .unwrap()
+            .balance_minor,
+        0
+    );
+    // The dependency is fixed: the orders arrive.
+    for order in &orders {
+        panel::insert_order(
+            &mut conn,
+            &NewOrder {
+                id: *order,
+                user_id: user,
+                quantity: 100,
+                charge_minor: 1000,
+                currency: "USD",
+                payment_id: None,
+                video_url: None,
+                youtube_video_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    drop(conn);
+
+    let replay = common::run(&[
+        "dlq",
+        "replay",
+        "smm.order.refund.dlq",
+        "--execute",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    assert_eq!(replay.json()["replayed"], 5);
+    until("every refund applied", Duration::from_secs(30), || async {
+        let mut conn = store.pool().acquire().await.unwrap();
+        panel::user(&mut conn, user)
+            .await
+            .unwrap()
+            .unwrap()
+            .balance_minor
+            == 1500
+    })
+    .await;
+    // A second replay finds nothing left: the group moved past them.
+    let again = common::run(&[
+        "dlq",
+        "replay",
+        "smm.order.refund.dlq",
+        "--execute",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.json()["replayed"], 0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    assert_eq!(
+        panel::user(&mut conn, user)
+            .await
+            .unwrap()
+            .unwrap()
+            .balance_minor,
+        1500,
+        "applied exactly once"
+    );
+    assert_eq!(panel::ledger_sum(&mut conn, user).await.unwrap(), 1500);
+    for order in &orders {
+        let o = panel::order(&mut conn, *order).await.unwrap().unwrap();
+        assert_eq!(o.status, smm_workers::events::OrderStatus::Cancelled);
+    }
+    drop(conn);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM refunds").await, 5);
+}
