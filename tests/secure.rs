@@ -80,6 +80,12 @@ async fn the_commands_work_over_sasl_ssl_with_scram_and_plain() {
         );
         let lag = run_secured(&c, &["lag", "--group", &group, "-o", "json"], 0).json();
         assert_eq!(lag["groups"][0]["total_lag"], 1, "{mechanism}");
+        let inspected = run_secured(&c, &["dlq", "inspect", &topic, "-o", "json"], 0);
+        assert_eq!(
+            inspected.stdout.lines().count(),
+            2,
+            "{mechanism}: dlq inspect read both records"
+        );
         assert_schema(&lag, "lag");
         let preview = run_secured(
             &c,
