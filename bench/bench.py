@@ -15,6 +15,13 @@ no-op handler against a plain rdkafka consume loop, both reading the same
 records; its ratio is runtime records/s over plain records/s, so higher is
 better.
 
+The dlq replay pair copies 100 000 dead letters back to their original
+topic: `smmctl dlq replay --execute` (Kafka transactions of 500 records,
+the group's offsets in each) against bench/replay_confluent.py, a plain
+consume→produce copy without transactions (at least once). Each run uses a
+fresh group, so each run copies every record; the destination topic grows
+by 100 000 records a run on both sides alike.
+
 A side that fails, or a reference that disagrees with smmctl's numbers,
 is reported as such: no figure is printed for it.
 """
@@ -28,6 +35,7 @@ import os
 import platform
 import re
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -46,6 +54,14 @@ CONSUME_TOPIC = "bench.consume"
 CONSUME_PARTITIONS = 3
 CONSUME_RECORDS = 200_000
 CONSUME_RECORD_BYTES = 200
+REPLAY_DLQ = "bench.replay.orders.DLT"
+REPLAY_DESTINATION = "bench.replay.orders"
+REPLAY_PARTITIONS = 3
+REPLAY_RECORDS = 100_000
+REPLAY_RECORD_BYTES = 200
+# Each run copies 100 000 records; this many runs per side keep the pair
+# within a few minutes.
+REPLAY_RUNS = 5
 PYTHON = sys.executable
 
 # kafka-consumer-groups.sh runs the tool through kafka-run-class.sh with
@@ -100,6 +116,19 @@ class Side:
     # Exit codes that mean the command ran: `--help` of Kafka's tools exits
     # 1, and `health` exits 1 on a cluster that is not the panel's.
     ok_codes: tuple = (0,)
+    # Checks one run's stdout; raises ValueError when the run did not do
+    # the work (the failure is reported, the run not counted).
+    check: object = None
+
+
+# An argv element containing this gets a fresh value at every run (a new
+# consumer group for a side that must start from the beginning each time).
+UNIQUE = "{unique}"
+
+
+def argv_of(side: Side) -> list[str]:
+    token = uuid.uuid4().hex[:12]
+    return [a.replace(UNIQUE, token) for a in side.argv]
 
 
 @dataclass
@@ -115,6 +144,12 @@ class Pair:
     records: int | None = None
     # What the two sides are called in the results JSON.
     labels: tuple = ("smmctl", "reference")
+    # The data it needs: "lag", "consume" or "replay".
+    prepare: str = "lag"
+    # At most this many measured runs per side (long pairs), if set.
+    max_runs: int | None = None
+    # Shown under the table: what the reader must know to read the row.
+    note: str | None = None
 
     @property
     def throughput(self) -> bool:
@@ -241,15 +276,24 @@ def run_pair(pair: Pair, runs: int, warmup: int, env: dict, check_prefix: str | 
     first, second = pair.labels
     sides = {first: Measure(), second: Measure()}
     outputs = {}
+    requested = runs
+    if pair.max_runs is not None:
+        runs = min(runs, pair.max_runs)
     for i in range(warmup + runs):
         order = [(first, pair.smmctl), (second, pair.reference)]
         if i % 2:
             order.reverse()
         for key, side in order:
-            wall, rss, out, err, code = timed(side.argv, env)
+            wall, rss, out, err, code = timed(argv_of(side), env)
             if code not in side.ok_codes:
                 sides[key].failures.append(f"exit {code}: {err.strip()[:300]}")
                 continue
+            if side.check:
+                try:
+                    side.check(out)
+                except ValueError as e:
+                    sides[key].failures.append(str(e))
+                    continue
             rate = None
             if pair.throughput:
                 try:
@@ -271,6 +315,10 @@ def run_pair(pair: Pair, runs: int, warmup: int, env: dict, check_prefix: str | 
     }
     if pair.throughput:
         result |= {"kind": "throughput", "sides": [first, second], "records": pair.records}
+    if pair.note:
+        result["note"] = pair.note
+    if runs < requested:
+        result["note"] = f"{result.get('note', '')} {runs} runs per side after {warmup} warm-up, not {requested}.".strip()
     problem = None
     if check_prefix and pair.smmctl.parse and pair.reference.parse and len(outputs) == 2:
         problem = agree(pair.smmctl.parse(outputs[first]), pair.reference.parse(outputs[second]), check_prefix)
@@ -334,6 +382,10 @@ def markdown(results: list[dict], meta: dict) -> str:
         lines.append(
             f"| {r['name']}{when(r, date)} | `{s.get('name', '')}` | {fmt_side(s)} | {ref['name']} | {fmt_side(ref)} | {ratio} | {r['target']} | {met} | {rss} |"
         )
+    notes = [r for r in results if r.get("note")]
+    if notes:
+        lines.append("")
+        lines += [f"- {r['name']}: {r['note']}" for r in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -501,6 +553,87 @@ def prepare_scale(brokers: str, total: int, per_topic: int = 10) -> list[str]:
     return groups
 
 
+def prepare_replay(brokers: str) -> None:
+    """REPLAY_RECORDS dead letters on REPLAY_DLQ, as Spring's
+    DeadLetterPublishingRecoverer writes them, each naming
+    REPLAY_DESTINATION as its original topic. Idempotent."""
+    admin = AdminClient({"bootstrap.servers": brokers})
+    names = [REPLAY_DLQ, REPLAY_DESTINATION]
+    existing = set(admin.list_topics(timeout=10).topics)
+    missing = [NewTopic(n, REPLAY_PARTITIONS, 1) for n in names if n not in existing]
+    if missing:
+        for _, f in admin.create_topics(missing, request_timeout=30).items():
+            f.result()
+        wait_for_topics(admin, names)
+    probe = Consumer({"bootstrap.servers": brokers, "group.id": "bench.probe"})
+
+    def total() -> int:
+        return sum(
+            retrying(lambda p=p: probe.get_watermark_offsets(TopicPartition(REPLAY_DLQ, p), timeout=10))[1]
+            for p in range(REPLAY_PARTITIONS)
+        )
+
+    have = total()
+    if have not in (0, REPLAY_RECORDS):
+        probe.close()
+        raise SystemExit(f"bench: {REPLAY_DLQ} holds {have} records, not {REPLAY_RECORDS}; delete it")
+    if have == 0:
+        producer = Producer({
+            "bootstrap.servers": brokers,
+            "linger.ms": 50,
+            "batch.size": 1_000_000,
+            "queue.buffering.max.messages": 500_000,
+            "acks": "all",
+        })
+        for i in range(REPLAY_RECORDS):
+            p = i % REPLAY_PARTITIONS
+            value = (
+                f'{{"event_id":"{uuid.uuid4()}","type":"order.created","occurred_at":"2026-11-29T10:58:{i % 60:02d}Z",'
+                f'"data":{{"order_id":{1_000_000 + i},"service_id":{i % 400},"quantity":{100 * (1 + i % 50)},"link":"'
+            )
+            value = (value + "x" * (REPLAY_RECORD_BYTES - len(value) - 3) + '"}}').encode()
+            headers = [
+                ("kafka_original-topic", REPLAY_DESTINATION.encode()),
+                ("kafka_original-partition", struct.pack(">i", p)),
+                ("kafka_original-offset", struct.pack(">q", 40_000 + i // REPLAY_PARTITIONS)),
+                ("kafka_exception-fqcn", b"org.springframework.kafka.support.serializer.DeserializationException"),
+                ("kafka_exception-message",
+                 f"failed to deserialize; nested exception is com.fasterxml.jackson.databind.exc."
+                 f"InvalidFormatException: Cannot deserialize value of type `int` from String \"q{i}\"".encode()),
+                ("x-correlation-id", str(uuid.uuid4()).encode()),
+            ]
+            while True:
+                try:
+                    producer.produce(REPLAY_DLQ, key=f"order-{i % 5000}", value=value, partition=p, headers=headers)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            producer.poll(0)
+        if producer.flush(120):
+            raise SystemExit(f"bench: records for {REPLAY_DLQ} were not all acknowledged")
+        have = total()
+    probe.close()
+    if have != REPLAY_RECORDS:
+        raise SystemExit(f"bench: {REPLAY_DLQ} holds {have} records after preparing, expected {REPLAY_RECORDS}")
+
+
+def smmctl_replayed(stdout: str) -> None:
+    try:
+        doc = json.loads(stdout)
+        replayed, executed, skipped = doc["replayed"], doc["executed"], doc["skipped"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"no replay report in its output ({e}): {stdout.strip()[:200]!r}") from None
+    if not executed or replayed != REPLAY_RECORDS or skipped:
+        raise ValueError(f"replayed {replayed} records ({len(skipped)} skipped), expected {REPLAY_RECORDS}")
+
+
+def script_copied(stdout: str) -> None:
+    lines = stdout.strip().splitlines()
+    copied = lines[-1] if lines else ""
+    if copied != str(REPLAY_RECORDS):
+        raise ValueError(f"copied {copied or 'nothing'} records, expected {REPLAY_RECORDS}")
+
+
 def reset_new_offsets_smmctl(stdout: str) -> dict:
     doc = json.loads(stdout)
     return {f"{p['topic']}/{p['partition']}": p["new"] for p in doc["partitions"]}
@@ -618,6 +751,34 @@ def main() -> None:
         ),
         (
             Pair(
+                f"dlq replay, {REPLAY_RECORDS:_} records × {REPLAY_RECORD_BYTES} B with headers, ".replace("_", " ")
+                + f"{REPLAY_PARTITIONS} partitions",
+                Side("smmctl dlq replay --execute --yes",
+                     [*smmctl, "dlq", "replay", REPLAY_DLQ, "--group", f"bench.replay.smmctl.{UNIQUE}",
+                      "--execute", "--yes", "-o", "json"],
+                     check=smmctl_replayed),
+                Side("Python confluent-kafka consume→produce script (no transactions)",
+                     [PYTHON, str(ROOT / "bench" / "replay_confluent.py"), b, REPLAY_DLQ,
+                      f"bench.replay.script.{UNIQUE}"],
+                     check=script_copied),
+                "≥ 3×",
+                lambda s, r, ratio: ratio >= 3,
+                prepare="replay",
+                max_runs=REPLAY_RUNS,
+                note=(
+                    f"{REPLAY_DLQ} → {REPLAY_DESTINATION}, a fresh group each run, so each run copies every record; "
+                    "Spring dead-letter headers (original topic/partition/offset, exception class and message) "
+                    "and x-correlation-id on every record. smmctl writes the copies in Kafka transactions of 500 "
+                    "records with the group's offsets in each (exactly once for read_committed readers) and adds "
+                    "its x-smm-replay headers; the reference script (bench/replay_confluent.py) is weaker: no "
+                    "transactions, offsets committed once at the end (at least once: a script killed half way "
+                    "copies records again)."
+                ),
+            ),
+            None,
+        ),
+        (
+            Pair(
                 "cold start: --help",
                 Side("smmctl --help", [str(SMMCTL), "--help"]),
                 Side("kafka-consumer-groups --help", kafka_tool(classpath, cgc, "--help"), ok_codes=(0, 1)),
@@ -649,6 +810,7 @@ def main() -> None:
             lambda s, r, ratio: ratio >= 0.9,
             records=CONSUME_RECORDS,
             labels=("runtime", "plain"),
+            prepare="consume",
         ),
         None,
     ))
@@ -657,19 +819,22 @@ def main() -> None:
         return not args.only or args.only in pair.reference.name or args.only in pair.name
 
     chosen = [(pair, prefix) for pair, prefix in pairs if selected(pair)]
-    if any(not pair.throughput for pair, _ in chosen):
+    if any(pair.prepare == "lag" for pair, _ in chosen):
         print("bench: preparing 200 groups × 3 partitions", file=sys.stderr)
         prepare_lag(b, groups=200, partitions=3, records=20, committed=12)
         delete_file.write_text(json.dumps({
             "partitions": [{"topic": "bench.lag.001", "partition": p, "offset": 0} for p in range(3)],
             "version": 1,
         }))
-    if any(pair.throughput for pair, _ in chosen):
+    if any(pair.prepare == "consume" for pair, _ in chosen):
         if not CONSUME_BENCH.is_file():
             raise SystemExit(f"bench: {CONSUME_BENCH} is missing; scripts/bench builds it "
                              "(cargo build --release -p smm-workers --example consume_bench)")
         print(f"bench: preparing {CONSUME_RECORDS} records on {CONSUME_TOPIC}", file=sys.stderr)
         prepare_consume(b, CONSUME_TOPIC, CONSUME_PARTITIONS, CONSUME_RECORDS, CONSUME_RECORD_BYTES)
+    if any(pair.prepare == "replay" for pair, _ in chosen):
+        print(f"bench: preparing {REPLAY_RECORDS} dead letters on {REPLAY_DLQ}", file=sys.stderr)
+        prepare_replay(b)
 
     results = []
     for pair, prefix in chosen:

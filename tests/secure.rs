@@ -323,3 +323,101 @@ async fn the_payments_worker_runs_over_sasl_ssl() {
     worker.signal("TERM");
     assert_eq!(worker.wait_exit(Duration::from_secs(30)), Some(0));
 }
+
+/// The mutual-TLS listener sits three ports above the plaintext one.
+fn mtls_brokers() -> String {
+    let plain = brokers();
+    let (host, port) = plain.rsplit_once(':').unwrap();
+    format!("{host}:{}", port.parse::<u16>().unwrap() + 3)
+}
+
+fn mtls(with_client_certificate: bool) -> Vec<String> {
+    let mut c = vec![
+        "--brokers".into(),
+        mtls_brokers(),
+        "-X".into(),
+        "security.protocol=SSL".into(),
+        "-X".into(),
+        format!("ssl.ca.location={}", tls_dir().join("ca.pem").display()),
+    ];
+    if with_client_certificate {
+        c.extend([
+            "-X".into(),
+            format!(
+                "ssl.certificate.location={}",
+                tls_dir().join("client.crt").display()
+            ),
+            "-X".into(),
+            format!(
+                "ssl.key.location={}",
+                tls_dir().join("client.key").display()
+            ),
+        ]);
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_certificate_opens_the_mutual_tls_listener_and_its_absence_exits_2() {
+    require_broker();
+    let topic = unique("mtls");
+    create_topic(&topic, 1).await;
+    let listed = run_secured(&mtls(true), &["topics", "orphans", "-o", "json"], 0).json();
+    assert!(
+        listed["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == topic.as_str()),
+        "{listed:#}"
+    );
+    let r = assert_fails_fast(&mtls(false), "bad certificate");
+    assert!(
+        r.stderr.contains("ssl.certificate.location"),
+        "names the setting: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_workers_keep_their_api_key_and_database_password_out_of_a_failing_start() {
+    require_broker();
+    expect_code(&["topics", "apply"], 0);
+    let key = "cryptomus-canary-9d2e";
+    let password = "db-canary-55b1";
+    for verbosity in ["-v", "-vv"] {
+        let mut cmd = smmctl();
+        cmd.env("SMM_CRYPTOMUS_API_KEY", key)
+            .env("SMM_CRYPTOMUS_MERCHANT", "merchant-1")
+            .env("SMM_LOG", "debug");
+        let url = format!("postgres://smm:{password}@127.0.0.1:1/panel");
+        let r = run_with(
+            cmd,
+            &[
+                verbosity,
+                "run",
+                "webhooks",
+                "payment-refunds",
+                "--database-url",
+                &url,
+            ],
+        );
+        assert_eq!(r.code, 2, "an unreachable store: {}", r.stderr);
+        assert!(
+            r.stderr.contains("postgres://smm:***@127.0.0.1:1/panel"),
+            "{}",
+            r.stderr
+        );
+        assert_no_secret(&r, key);
+        assert_no_secret(&r, password);
+    }
+    let mut cmd = smmctl();
+    cmd.env("SMM_CRYPTOMUS_API_KEY", key);
+    let shown = run_with(cmd, &["config", "show"]);
+    assert!(
+        shown.stdout.contains("cryptomus.api_key"),
+        "{}",
+        shown.stdout
+    );
+    assert_no_secret(&shown, key);
+}

@@ -123,7 +123,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
         None
     } else {
         Some(
-            Store::open(&database_url)
+            Store::open_within(&database_url, settings.timeout.value)
                 .await
                 .map_err(|e| store_error(e, &database_url))?,
         )

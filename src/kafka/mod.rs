@@ -654,6 +654,12 @@ impl Kafka {
             Some(s) if s.contains("uthentication") || s.contains("SASL") => {
                 "; check sasl.mechanism, sasl.username and sasl.password"
             }
+            // The broker's alert: it wants a client certificate it trusts.
+            Some(s)
+                if s.contains("alert bad certificate") || s.contains("certificate required") =>
+            {
+                "; the broker refused the client's certificate: check ssl.certificate.location and ssl.key.location (a certificate signed by a CA the broker trusts)"
+            }
             Some(s) if s.contains("SSL") || s.contains("certificate") => {
                 "; check ssl.ca.location and that the brokers' certificate names this host"
             }

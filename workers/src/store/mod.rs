@@ -168,8 +168,15 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store and brings its schema up to date.
+    /// Opens the store and brings its schema up to date, waiting up to 30 s
+    /// for a connection.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_within(url, Duration::from_secs(30)).await
+    }
+
+    /// [`Store::open`] that gives up on a connection after `timeout`: an
+    /// unreachable database fails a start within the command's timeout.
+    pub async fn open_within(url: &str, timeout: Duration) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (normalized, backend) = normalize_url(url)?;
         let connect_error = |source| StoreError::Connect {
@@ -183,6 +190,7 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(|e| connect_error(sqlx::Error::Io(e)))?;
         }
         let options: AnyConnectOptions = normalized.parse().map_err(connect_error)?;
+        let direct = options.clone();
         let pool = AnyPoolOptions::new()
             // SQLite has one writer at a time whatever the pool size; a
             // small pool keeps readers from starving it.
@@ -190,7 +198,7 @@ impl Store {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 8,
             })
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(timeout)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -211,8 +219,23 @@ impl Store {
                 })
             })
             .connect_with(options)
-            .await
-            .map_err(connect_error)?;
+            .await;
+        let pool = match pool {
+            Ok(pool) => pool,
+            // The pool only says it waited in vain; one direct attempt
+            // says why (refused, unknown host, wrong password).
+            Err(sqlx::Error::PoolTimedOut) => {
+                let reason =
+                    match tokio::time::timeout(timeout, sqlx::AnyConnection::connect_with(&direct))
+                        .await
+                    {
+                        Ok(Err(e)) => e,
+                        _ => sqlx::Error::PoolTimedOut,
+                    };
+                return Err(connect_error(reason));
+            }
+            Err(e) => return Err(connect_error(e)),
+        };
         let store = Store { pool, backend };
         store.migrate().await?;
         Ok(store)
