@@ -36,12 +36,86 @@ impl WebhookError {
     }
 }
 
-/// JSON as PHP's `json_encode` writes it (with `JSON_UNESCAPED_UNICODE`).
+/// JSON as PHP's `json_encode` writes it (with `JSON_UNESCAPED_UNICODE`):
+/// compact, keys in order, `/` escaped as `\/`, U+2028 and U+2029 escaped,
+/// other non-ASCII as is, and floats in PHP's shortest form with a signed
+/// exponent (`1.0e+25`, where serde_json writes `1e25`).
 pub fn php_json(value: &Value) -> String {
-    // serde_json's compact form matches PHP's except for the solidus,
-    // which PHP escapes. A `/` can only occur inside strings, and is never
-    // already escaped by serde_json, so a plain replacement is exact.
-    value.to_string().replace('/', "\\/")
+    let mut out = String::new();
+    write_php(value, &mut out);
+    out
+}
+
+fn write_php(value: &Value, out: &mut String) {
+    match value {
+        Value::Null | Value::Bool(_) => out.push_str(&value.to_string()),
+        Value::Number(n) => {
+            if n.is_f64() {
+                out.push_str(&php_float(&n.to_string()));
+            } else {
+                out.push_str(&n.to_string());
+            }
+        }
+        Value::String(text) => write_php_string(text, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_php(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(fields) => {
+            out.push('{');
+            for (i, (key, item)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_php_string(key, out);
+                out.push(':');
+                write_php(item, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_php_string(text: &str, out: &mut String) {
+    // serde_json escapes quotes, backslashes and control characters the
+    // way PHP does; PHP also escapes the solidus and the two line
+    // terminators JavaScript cannot hold in a string literal.
+    let quoted = Value::String(text.to_owned()).to_string();
+    for c in quoted.chars() {
+        match c {
+            '/' => out.push_str("\\/"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// serde_json's shortest float text in PHP's spelling: a mantissa with a
+/// decimal point and an exponent with its sign.
+fn php_float(text: &str) -> String {
+    match text.split_once('e') {
+        None => text.to_owned(),
+        Some((mantissa, exponent)) => {
+            let mantissa = if mantissa.contains('.') {
+                mantissa.to_owned()
+            } else {
+                format!("{mantissa}.0")
+            };
+            let exponent = if exponent.starts_with('-') {
+                exponent.to_owned()
+            } else {
+                format!("+{}", exponent.trim_start_matches('+'))
+            };
+            format!("{mantissa}e{exponent}")
+        }
+    }
 }
 
 pub fn sign(json: &str, api_key: &str) -> String {
@@ -310,6 +384,38 @@ mod tests {
         assert_eq!(
             php_json(&value),
             r#"{"url":"https:\/\/x.io\/a","name":"Zoë","n":1}"#
+        );
+    }
+
+    #[test]
+    fn php_json_spells_floats_and_line_terminators_as_php_does() {
+        let value: Value =
+            serde_json::from_str(r#"{"a":1e25,"b":0.5,"c":-2.5e-7,"d":10,"e":"x\u2028y"}"#)
+                .unwrap();
+        assert_eq!(
+            php_json(&value),
+            r#"{"a":1.0e+25,"b":0.5,"c":-2.5e-7,"d":10,"e":"x\u2028y"}"#
+        );
+    }
+
+    #[test]
+    fn a_number_too_large_for_an_integer_signs_and_verifies_alike() {
+        // Found by the webhook fuzz target: without exact float parsing,
+        // a number read back from the signed body could differ in its last
+        // digit from the one that was signed.
+        let body = r#"{"":12220222222444404222224444044441}"#;
+        let value: Value = serde_json::from_str(body).unwrap();
+        let sign = sign(&php_json(&value), KEY);
+        let mut map = match value {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        map.insert("sign".into(), Value::String(sign));
+        let signed = Value::Object(map).to_string();
+        assert_ne!(
+            verify(&signed, KEY),
+            Err(WebhookError::BadSignature),
+            "{signed}"
         );
     }
 

@@ -130,7 +130,7 @@ pub struct Delivery<'a> {
     raw_headers: Option<&'a BorrowedHeaders>,
     /// Which delivery this is: 1 on the main topic, then one more per retry.
     pub attempt: u32,
-    pub correlation_id: String,
+    pub correlation_id: std::borrow::Cow<'a, str>,
     pub worker: &'a str,
 }
 
@@ -528,7 +528,10 @@ struct Engine<'w, H> {
 
 /// The correlation id: the header if the producer set one, else the
 /// envelope's, else none (an empty string, never made up).
-fn correlation_of(headers: Option<&BorrowedHeaders>, payload: Option<&[u8]>) -> String {
+fn correlation_of<'m>(
+    headers: Option<&'m BorrowedHeaders>,
+    payload: Option<&[u8]>,
+) -> std::borrow::Cow<'m, str> {
     let from_header = headers.and_then(|h| {
         h.iter()
             .filter(|header| header.key == headers::CORRELATION_ID)
@@ -536,7 +539,7 @@ fn correlation_of(headers: Option<&BorrowedHeaders>, payload: Option<&[u8]>) -> 
             .last()
     });
     if let Some(id) = from_header {
-        return id.to_owned();
+        return std::borrow::Cow::Borrowed(id);
     }
     #[derive(serde::Deserialize)]
     struct Peek {
@@ -546,6 +549,7 @@ fn correlation_of(headers: Option<&BorrowedHeaders>, payload: Option<&[u8]>) -> 
         .and_then(|p| serde_json::from_slice::<Peek>(p).ok())
         .and_then(|p| p.correlation_id)
         .unwrap_or_default()
+        .into()
 }
 
 fn copy_headers(headers: &BorrowedHeaders) -> Headers {
