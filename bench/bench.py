@@ -344,6 +344,11 @@ def fmt_side(side: dict) -> str:
     return f"{side['median_s'] * 1000:.0f} ms ({side['min_s'] * 1000:.0f}–{side['max_s'] * 1000:.0f})"
 
 
+def fmt_ratio(ratio: float) -> str:
+    """One decimal, two below 1× (0.08× is not 0.1×)."""
+    return f"{ratio:.2f}×" if ratio < 1 else f"{ratio:.1f}×"
+
+
 def when(r: dict, date: str) -> str:
     """A note on a row measured by an earlier run than the table's date."""
     measured = r.get("measured", date)
@@ -370,7 +375,7 @@ def markdown(results: list[dict], meta: dict) -> str:
     ]
     for r in results:
         s, ref = r["smmctl"], r["reference"]
-        ratio = f"{r['ratio']:.1f}×" if "ratio" in r else "—"
+        ratio = fmt_ratio(r["ratio"]) if "ratio" in r else "—"
         met = ("yes" if r["met"] else "**missed**") if "met" in r else f"**failed: {r.get('error', '')}**"
         if r["target"] in ("—", "wall time, start-up included") and "met" in r:
             met = "—"
@@ -847,7 +852,7 @@ def main() -> None:
             outcome = f"throughput ratio {a}/{c} {r['ratio']:.2f}×" if "ratio" in r else f"FAILED: {r.get('error')}"
         else:
             figures = f"{a} {fmt_side(r[a])}  {c} {fmt_side(r[c])}  "
-            outcome = f"ratio {r['ratio']:.1f}×" if "ratio" in r else f"FAILED: {r.get('error')}"
+            outcome = f"ratio {fmt_ratio(r['ratio'])}" if "ratio" in r else f"FAILED: {r.get('error')}"
         print(f"  {figures}{outcome}", file=sys.stderr)
 
     scaling = []
