@@ -912,7 +912,7 @@ _smmctl() {
             return 0
             ;;
         smmctl__subcmd__dlq__subcmd__replay)
-            opts="-g -X -o -v -h -V --partition --offset-range --since --until --key --header --exception --event-type --to --to-first-retry --group --max-replays --force --rate --from-file --execute --yes --brokers --profile --config --client-id --timeout --output --verbose --help --version"
+            opts="-g -X -o -v -h -V --partition --offset-range --since --until --key --header --exception --event-type --to --to-first-retry --group --max-replays --force --rate --batch --from-file --execute --yes --brokers --profile --config --client-id --timeout --output --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -967,6 +967,10 @@ _smmctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -632,6 +632,9 @@ pub struct DlqReplayArgs {
     /// At most N records per second
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: Option<u32>,
+    /// Records per transaction: smaller commits progress more often, larger ones replay faster
+    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
     /// Replay a `dlq drain` archive instead of a topic
     #[arg(long, value_name = "ARCHIVE")]
     pub from_file: Option<PathBuf>,

@@ -154,12 +154,25 @@ fn decode_header(key: &str, value: &[u8]) -> HeaderView {
 
 impl DeadLetter {
     pub fn decode(raw: &RawRecord) -> DeadLetter {
+        DeadLetter::decode_with(raw, true, true)
+    }
+
+    /// What routing a replay or drain through `filter` needs, and no more:
+    /// the payload is parsed only for `--event-type`, the headers are
+    /// rendered only for `--header`. A DLQ of 100 000 records then costs
+    /// its headers, not a JSON tree per record.
+    pub fn decode_for(raw: &RawRecord, filter: &Filter) -> DeadLetter {
+        DeadLetter::decode_with(raw, filter.event_type.is_some(), !filter.headers.is_empty())
+    }
+
+    fn decode_with(raw: &RawRecord, payload: bool, header_views: bool) -> DeadLetter {
         let mut header_errors = Vec::new();
         let meta = RetryMetadata::read(&raw.headers).unwrap_or_else(|e| {
             header_errors.push(e.to_string());
             RetryMetadata::default()
         });
         let (payload, payload_decoded, event_type, event_id) = match raw.value.as_deref() {
+            _ if !payload => (Value::Null, "skipped", None, None),
             None => (Value::Null, "none", None, None),
             Some(bytes) => match Envelope::decode(bytes) {
                 Ok(envelope) => {
@@ -217,11 +230,14 @@ impl DeadLetter {
             event_type,
             event_id,
             plain_recoverer: meta.plain_recoverer,
-            headers: raw
-                .headers
-                .iter()
-                .map(|(k, v)| decode_header(k, v))
-                .collect(),
+            headers: if header_views {
+                raw.headers
+                    .iter()
+                    .map(|(k, v)| decode_header(k, v))
+                    .collect()
+            } else {
+                Vec::new()
+            },
             header_errors,
             payload,
             payload_decoded,

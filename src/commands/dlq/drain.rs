@@ -52,7 +52,7 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
     let from = committed(kafka, &args.group, &args.topic).await?;
     let spans = spans(kafka, &args.topic, &partitions, &from, &filter)?;
     let records = read(kafka, &args.topic, &spans, |_| true, None)?;
-    let letters = decode_all(records, &filter);
+    let letters = decode_all(records, &filter, false);
     let selected: Vec<_> = letters.iter().filter(|l| l.selected).collect();
     // The group moves only past the run of drained records, never past
     // one the filters left behind.

@@ -39,7 +39,7 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
         },
         limit,
     )?;
-    let letters = decode_all(records, &filter);
+    let letters = decode_all(records, &filter, true);
 
     if let Some(DlqGroupBy::Exception) = args.group_by {
         let mut counts: BTreeMap<(String, String), (usize, i64, i64)> = BTreeMap::new();

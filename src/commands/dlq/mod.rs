@@ -209,6 +209,7 @@ pub(crate) fn read(
             if limit.is_some_and(|n| out.len() >= n) {
                 break;
             }
+            let mut idle = false;
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
                     last_progress = Instant::now();
@@ -244,10 +245,15 @@ pub(crate) fn read(
                     }
                 }
                 Some(Err(e)) => anyhow::bail!("reading {topic} failed: {e}"),
-                None => {}
+                None => idle = true,
             }
             // Transaction markers and aborted records take offsets but
             // yield nothing: the position tells when a partition is done.
+            // Asked only when a poll came back empty, since each question
+            // is a round trip to librdkafka's thread.
+            if !idle {
+                continue;
+            }
             if let Ok(positions) = consumer.position() {
                 for element in positions.elements() {
                     if let Offset::Offset(at) = element.offset()
@@ -279,11 +285,17 @@ pub(crate) struct Letter {
     pub selected: bool,
 }
 
-pub(crate) fn decode_all(records: Vec<RawRecord>, filter: &Filter) -> Vec<Letter> {
+/// `full` decodes payloads and every header for showing; otherwise only
+/// what `filter` and routing need.
+pub(crate) fn decode_all(records: Vec<RawRecord>, filter: &Filter, full: bool) -> Vec<Letter> {
     records
         .into_iter()
         .map(|raw| {
-            let decoded = DeadLetter::decode(&raw);
+            let decoded = if full {
+                DeadLetter::decode(&raw)
+            } else {
+                DeadLetter::decode_for(&raw, filter)
+            };
             let selected = filter.matches(&raw, &decoded);
             Letter {
                 raw,

@@ -26,10 +26,6 @@ use crate::exit::{ExitStatus, UsageError};
 use crate::kafka::{ClusterMetadata, Kafka, groups};
 use crate::output::or_dash;
 
-/// Records per transaction: large enough to amortize the commit, small
-/// enough that a killed replay redoes little.
-const BATCH: usize = 500;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Plan {
     Replay(String),
@@ -111,14 +107,14 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
                 .first()
                 .map(|r| r.topic.clone())
                 .unwrap_or_else(|| file.display().to_string());
-            (topic, Vec::new(), decode_all(records, &filter))
+            (topic, Vec::new(), decode_all(records, &filter, false))
         }
         (None, Some(topic)) => {
             let partitions = partitions_of(&metadata, topic, &filter)?;
             let from = committed(kafka, &args.group, topic).await?;
             let spans = spans(kafka, topic, &partitions, &from, &filter)?;
             let records = read(kafka, topic, &spans, |_| true, None)?;
-            (topic.clone(), spans, decode_all(records, &filter))
+            (topic.clone(), spans, decode_all(records, &filter, false))
         }
         (None, None) => {
             return Err(UsageError::new("name the dead-letter topic, or give --from-file").into());
@@ -323,25 +319,20 @@ fn progress_of(
 ) -> BTreeMap<i32, i64> {
     let mut out = BTreeMap::new();
     for span in spans {
+        // Letters are sorted, so the partition's letters are one run.
+        let first = letters.partition_point(|l| l.raw.partition < span.partition);
+        let last = letters.partition_point(|l| l.raw.partition <= span.partition);
         let mut next = span.start;
         let mut blocked = false;
-        let mut finished = true;
-        for (i, letter) in letters.iter().enumerate() {
-            if letter.raw.partition != span.partition {
-                continue;
-            }
-            if i >= done {
-                finished = false;
-                break;
-            }
+        for i in first..last.min(done) {
             if matches!(plans[i], Plan::Replay(_)) {
-                next = letter.raw.offset + 1;
+                next = letters[i].raw.offset + 1;
             } else {
                 blocked = true;
                 break;
             }
         }
-        if finished && !blocked {
+        if !blocked && done >= last {
             next = span.end;
         }
         if next > span.start {
@@ -433,7 +424,10 @@ async fn execute(
     let mut sent = 0usize;
     let mut committed = BTreeMap::new();
     let indices: Vec<usize> = (0..letters.len()).collect();
-    for batch in indices.chunks(BATCH) {
+    // Each commit waits on the broker (about 25 ms here), so small
+    // transactions dominate a large replay; an aborted one is invisible to
+    // read_committed readers, so a killed replay only redoes its last batch.
+    for batch in indices.chunks(args.batch as usize) {
         if transactional {
             producer
                 .begin_transaction()
