@@ -16,7 +16,7 @@ records; its ratio is runtime records/s over plain records/s, so higher is
 better.
 
 The dlq replay pair copies 100 000 dead letters back to their original
-topic: `smmctl dlq replay --execute` (Kafka transactions of 500 records,
+topic: `smmctl dlq replay --execute` (Kafka transactions of 5000 records (the default --batch),
 the group's offsets in each) against bench/replay_confluent.py, a plain
 consume→produce copy without transactions (at least once). Each run uses a
 fresh group, so each run copies every record; the destination topic grows
@@ -773,7 +773,7 @@ def main() -> None:
                 note=(
                     f"{REPLAY_DLQ} → {REPLAY_DESTINATION}, a fresh group each run, so each run copies every record; "
                     "Spring dead-letter headers (original topic/partition/offset, exception class and message) "
-                    "and x-correlation-id on every record. smmctl writes the copies in Kafka transactions of 500 "
+                    "and x-correlation-id on every record. smmctl writes the copies in Kafka transactions of 5000 (the default --batch) "
                     "records with the group's offsets in each (exactly once for read_committed readers) and adds "
                     "its x-smm-replay headers; the reference script (bench/replay_confluent.py) is weaker: no "
                     "transactions, offsets committed once at the end (at least once: a script killed half way "
