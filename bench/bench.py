@@ -870,6 +870,18 @@ def main() -> None:
             )
             r = run_pair(pair, args.runs, args.warmup, env, f"bench.scale.{total}.")
             r["partitions"] = total
+            # health reads every topic's metadata and watermarks, so it is
+            # timed on the same cluster; it has no reference, and its exit
+            # code says whether the panel is healthy, not whether it ran.
+            health = Measure()
+            for i in range(args.warmup + args.runs):
+                wall, rss, _, err, code = timed([*smmctl, "health", "--no-produce", "-o", "json"], env)
+                if code not in (0, 1):
+                    health.failures.append(f"exit {code}: {err.strip()[:300]}")
+                elif i >= args.warmup:
+                    health.wall.append(wall)
+                    health.rss_kb.append(rss)
+            r["health"] = health.summary()
             scaling.append(r)
             print(f"  smmctl {fmt_side(r['smmctl'])}  reference {fmt_side(r['reference'])}", file=sys.stderr)
 
@@ -917,21 +929,71 @@ def scaling_markdown(scaling: list[dict], meta: dict) -> str:
     carried = f" (measured {date})" if date != meta["date"] else ""
     lines = [
         "",
-        f"Scaling{carried}: `smmctl lag` with time lag, and `kafka-consumer-groups --describe` for the same groups.",
+        f"Scaling{carried}: `smmctl lag` with time lag, and `kafka-consumer-groups --describe` for the same groups; `smmctl health` on the same cluster (no reference).",
         "",
-        "| partitions | smmctl median | kafka-consumer-groups median | ratio |",
-        "|---|---|---|---|",
+        "| partitions | smmctl lag median | kafka-consumer-groups median | ratio | smmctl health median |",
+        "|---|---|---|---|---|",
     ]
     for r in scaling:
         ratio = f"{r['ratio']:.1f}×" if "ratio" in r else f"failed: {r.get('error', '')}"
-        lines.append(f"| {r['partitions']} | {fmt_side(r['smmctl'])} | {fmt_side(r['reference'])} | {ratio} |")
+        health = fmt_side(r["health"]) if "health" in r else "-"
+        lines.append(f"| {r['partitions']} | {fmt_side(r['smmctl'])} | {fmt_side(r['reference'])} | {ratio} | {health} |")
     ok = [r for r in scaling if r["smmctl"].get("ok")]
     if len(ok) >= 2:
         first, last = ok[0], ok[-1]
         grow = last["smmctl"]["median_s"] / first["smmctl"]["median_s"]
         size = last["partitions"] / first["partitions"]
-        lines += ["", f"From {first['partitions']} to {last['partitions']} partitions ({size:.0f}× more) smmctl's time grew {grow:.1f}×."]
+        lines += ["", f"From {first['partitions']} to {last['partitions']} partitions ({size:.0f}× more) smmctl lag's time grew {grow:.1f}×."]
+        if first.get("health", {}).get("ok") and last.get("health", {}).get("ok"):
+            hgrow = last["health"]["median_s"] / first["health"]["median_s"]
+            lines[-1] += f" smmctl health's grew {hgrow:.1f}×."
+    if write_scaling_svg(scaling):
+        lines += ["", "Plot: [bench/results/scaling.svg](bench/results/scaling.svg) (median wall time against partitions, both axes logarithmic)."]
     return "\n".join(lines) + "\n"
+
+
+def write_scaling_svg(scaling: list[dict]) -> bool:
+    """A small line chart of the scaling run, drawn by hand: no plotting
+    library needed. Log-log axes, one line per side."""
+    import math
+
+    rows = [r for r in scaling if r["smmctl"].get("ok") and r["reference"].get("ok")]
+    if len(rows) < 2:
+        return False
+    width, height, left, right, top, bottom = 560, 320, 70, 20, 30, 50
+    xs = [r["partitions"] for r in rows]
+    ys = [v for r in rows for v in (r["smmctl"]["median_s"] * 1000, r["reference"]["median_s"] * 1000)]
+    x0, x1 = math.log10(min(xs)), math.log10(max(xs))
+    y0, y1 = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
+
+    def px(x):
+        return left + (math.log10(x) - x0) / ((x1 - x0) or 1) * (width - left - right)
+
+    def py(y):
+        return height - bottom - (math.log10(y) - y0) / ((y1 - y0) or 1) * (height - top - bottom)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="18">median wall time (ms) against partitions, log-log</text>',
+    ]
+    for e in range(y0, y1 + 1):
+        y = py(10 ** e)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{10 ** e}</text>')
+    for x in xs:
+        parts.append(f'<text x="{px(x):.1f}" y="{height - bottom + 18}" text-anchor="middle">{x}</text>')
+    parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 12}" text-anchor="middle">partitions</text>')
+    for key, colour, label in (("smmctl", "#1f77b4", "smmctl lag"), ("reference", "#d62728", "kafka-consumer-groups --describe")):
+        points = " ".join(f"{px(r['partitions']):.1f},{py(r[key]['median_s'] * 1000):.1f}" for r in rows)
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for r in rows:
+            parts.append(f'<circle cx="{px(r["partitions"]):.1f}" cy="{py(r[key]["median_s"] * 1000):.1f}" r="3" fill="{colour}"/>')
+        last = rows[-1]
+        parts.append(f'<text x="{px(last["partitions"]) - 6:.1f}" y="{py(last[key]["median_s"] * 1000) - 8:.1f}" text-anchor="end" fill="{colour}">{label}</text>')
+    parts.append("</svg>")
+    (RESULTS / "scaling.svg").write_text("\n".join(parts) + "\n")
+    return True
 
 
 if __name__ == "__main__":
