@@ -125,18 +125,29 @@ pub struct Delivery<'a> {
     pub timestamp_ms: i64,
     pub key: Option<&'a [u8]>,
     pub payload: Option<&'a [u8]>,
-    /// The record's headers as they came; [`Delivery::headers`] copies
-    /// them, which only the failure path and retry topics need.
-    raw_headers: Option<&'a BorrowedHeaders>,
+    /// The record, for its headers: librdkafka parses a record's headers
+    /// (and allocates for them) only when first asked, which a handler that
+    /// never looks at them, and a log level that records no span, never do.
+    message: &'a BorrowedMessage<'a>,
     /// Which delivery this is: 1 on the main topic, then one more per retry.
     pub attempt: u32,
-    pub correlation_id: std::borrow::Cow<'a, str>,
+    /// A `String`, not a borrow: a cell over a borrow would make the
+    /// delivery invariant in its lifetime, which handlers cannot accept.
+    correlation: std::sync::OnceLock<String>,
     pub worker: &'a str,
 }
 
 impl Delivery<'_> {
+    /// A copy of the record's headers, in order.
     pub fn headers(&self) -> Headers {
-        self.raw_headers.map(copy_headers).unwrap_or_default()
+        self.message.headers().map(copy_headers).unwrap_or_default()
+    }
+
+    /// The `x-correlation-id` header, else the envelope's correlation id,
+    /// else empty (never made up).
+    pub fn correlation_id(&self) -> &str {
+        self.correlation
+            .get_or_init(|| correlation_of(self.message.headers(), self.payload).into_owned())
     }
 
     /// The record's envelope; a record that is not one is poison.
@@ -155,7 +166,7 @@ impl Delivery<'_> {
         Claim {
             consumer: self.worker,
             event_id,
-            correlation_id: &self.correlation_id,
+            correlation_id: self.correlation_id(),
             topic: self.topic,
             partition: self.partition,
             offset: self.offset,
@@ -687,7 +698,6 @@ impl<H: Handler> Engine<'_, H> {
         }
 
         let started = Instant::now();
-        let correlation_id = correlation_of(message.headers(), message.payload());
         let Some(route) = self.route_of(topic) else {
             tracing::error!(
                 worker = self.name,
@@ -731,9 +741,9 @@ impl<H: Handler> Engine<'_, H> {
             timestamp_ms: message.timestamp().to_millis().unwrap_or_else(now_ms),
             key: message.key(),
             payload: message.payload(),
-            raw_headers: message.headers(),
+            message,
             attempt,
-            correlation_id,
+            correlation: std::sync::OnceLock::new(),
             worker: self.name,
         };
         let span = tracing::info_span!(
@@ -743,8 +753,11 @@ impl<H: Handler> Engine<'_, H> {
             partition,
             offset,
             attempt,
-            correlation_id = %delivery.correlation_id
+            correlation_id = tracing::field::Empty
         );
+        if !span.is_disabled() {
+            span.record("correlation_id", delivery.correlation_id());
+        }
         self.in_flight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let outcome = self
