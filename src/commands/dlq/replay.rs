@@ -16,7 +16,7 @@ use smm_workers::catalog;
 use smm_workers::dead_letter::{Archived, DeadLetter, Destination, RawRecord, replay_headers};
 
 use super::{
-    Letter, Span, committed, decode_all, filter_of, one_line, partitions_of, read,
+    Letter, Reader, Span, committed, decode_all, filter_of, one_line, partitions_of,
     refuse_live_group, spans,
 };
 use crate::Context;
@@ -100,41 +100,29 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
     let kafka = Kafka::connect(&ctx.settings)?;
     let metadata = kafka.metadata()?;
 
-    let (topic, spans, letters) = match (&args.from_file, &args.topic) {
-        (Some(file), _) => {
-            let records = read_archive(file)?;
-            let topic = records
-                .first()
-                .map(|r| r.topic.clone())
-                .unwrap_or_else(|| file.display().to_string());
-            (topic, Vec::new(), decode_all(records, &filter, false))
-        }
+    let source = match (&args.from_file, &args.topic) {
+        (Some(file), _) => Source::File(read_archive(file)?),
         (None, Some(topic)) => {
             let partitions = partitions_of(&metadata, topic, &filter)?;
             let from = committed(kafka, &args.group, topic).await?;
-            let spans = spans(kafka, topic, &partitions, &from, &filter)?;
-            let records = read(kafka, topic, &spans, |_| true, None)?;
-            (topic.clone(), spans, decode_all(records, &filter, false))
+            Source::Topic {
+                topic: topic.clone(),
+                spans: spans(kafka, topic, &partitions, &from, &filter)?,
+            }
         }
         (None, None) => {
             return Err(UsageError::new("name the dead-letter topic, or give --from-file").into());
         }
     };
-    let plans: Vec<Plan> = letters
-        .iter()
-        .map(|l| {
-            plan(
-                &l.decoded,
-                l.selected,
-                &destination,
-                &metadata,
-                args.max_replays,
-                args.force,
-            )
-        })
-        .collect();
-
-    let mut report = Report {
+    let topic = source.name(args.from_file.as_deref());
+    let planner = Planner {
+        filter: &filter,
+        destination: &destination,
+        metadata: &metadata,
+        max_replays: args.max_replays,
+        force: args.force,
+    };
+    let new_report = || Report {
         topic: topic.clone(),
         group: args.from_file.is_none().then(|| args.group.clone()),
         executed: false,
@@ -145,51 +133,54 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
         not_selected: 0,
         committed: BTreeMap::new(),
     };
-    for (letter, plan) in letters.iter().zip(&plans) {
-        match plan {
-            Plan::Replay(to) => *report.destinations.entry(to.clone()).or_default() += 1,
-            Plan::Unresolvable(why) => report.skipped.push(Skipped {
-                partition: letter.raw.partition,
-                offset: letter.raw.offset,
-                reason: why.clone(),
-            }),
-            Plan::Refused(count) => report.skipped.push(Skipped {
-                partition: letter.raw.partition,
-                offset: letter.raw.offset,
-                reason: format!(
-                    "replayed {count} time(s) already (--max-replays {}); --force replays it anyway",
-                    args.max_replays
-                ),
-            }),
-            Plan::NotSelected => report.not_selected += 1,
-        }
-    }
-    let to_send: usize = report.destinations.values().sum();
 
-    if !args.execute {
-        print_preview(ctx, &report, &letters, &plans)?;
-        return Ok(ExitStatus::Success);
-    }
-    if to_send == 0 && report.skipped.is_empty() {
-        finish(ctx, &report)?;
-        return Ok(ExitStatus::Success);
-    }
-    confirm(
-        &format!(
-            "Replay {to_send} record(s) from {topic}{}?",
-            if report.skipped.is_empty() {
-                String::new()
-            } else {
-                format!(" ({} will be skipped)", report.skipped.len())
+    // Without --execute, or before asking, one pass counts what would
+    // happen; with --yes the replay itself is the only pass.
+    if !args.execute || !args.yes {
+        let mut report = new_report();
+        let mut sample = Vec::new();
+        let mut chunks = source.chunks(kafka, args.batch as usize)?;
+        while let Some(records) = chunks.next()? {
+            for (letter, plan) in planner.plan_all(records) {
+                if sample.len() < 5 && matches!(plan, Plan::Replay(_)) {
+                    sample.push((
+                        letter.raw.partition,
+                        letter.raw.offset,
+                        letter.decoded.key.clone(),
+                        plan.clone(),
+                        letter.decoded.exception.class.clone(),
+                    ));
+                }
+                tally(&mut report, &letter, &plan, args.max_replays);
             }
-        ),
-        args.yes,
-    )?;
+        }
+        if !args.execute {
+            print_preview(ctx, &report, &sample)?;
+            return Ok(ExitStatus::Success);
+        }
+        let to_send: usize = report.destinations.values().sum();
+        if to_send == 0 && report.skipped.is_empty() {
+            finish(ctx, &report)?;
+            return Ok(ExitStatus::Success);
+        }
+        confirm(
+            &format!(
+                "Replay {to_send} record(s) from {topic}{}?",
+                if report.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} will be skipped)", report.skipped.len())
+                }
+            ),
+            args.yes,
+        )?;
+    }
     if args.from_file.is_none() {
         refuse_live_group(kafka, &args.group).await?;
     }
 
-    let outcome = execute(kafka, &args, &topic, &spans, &letters, &plans).await?;
+    let mut report = new_report();
+    let outcome = execute(kafka, &args, &source, &planner, &mut report).await?;
     report.executed = true;
     report.guarantee = Some(outcome.guarantee);
     report.replayed = outcome.replayed;
@@ -200,6 +191,110 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
     } else {
         ExitStatus::Failure
     })
+}
+
+/// Where the dead letters come from: a topic, read in chunks from the
+/// group's position, or an archive (which `dlq drain` wrote, so it fits).
+enum Source {
+    Topic { topic: String, spans: Vec<Span> },
+    File(Vec<RawRecord>),
+}
+
+impl Source {
+    fn name(&self, file: Option<&Path>) -> String {
+        match self {
+            Source::Topic { topic, .. } => topic.clone(),
+            Source::File(records) => records
+                .first()
+                .map(|r| r.topic.clone())
+                .unwrap_or_else(|| file.map(|f| f.display().to_string()).unwrap_or_default()),
+        }
+    }
+
+    fn spans(&self) -> &[Span] {
+        match self {
+            Source::Topic { spans, .. } => spans,
+            Source::File(_) => &[],
+        }
+    }
+
+    fn chunks<'s>(&'s self, kafka: &Kafka, size: usize) -> anyhow::Result<Chunks<'s>> {
+        Ok(match self {
+            Source::Topic { topic, spans } => Chunks::Topic {
+                reader: Reader::new(kafka, topic, spans)?,
+                size,
+            },
+            Source::File(records) => Chunks::File(records.chunks(size.max(1))),
+        })
+    }
+}
+
+enum Chunks<'s> {
+    Topic { reader: Reader, size: usize },
+    File(std::slice::Chunks<'s, RawRecord>),
+}
+
+impl Chunks<'_> {
+    fn next(&mut self) -> anyhow::Result<Option<Vec<RawRecord>>> {
+        match self {
+            Chunks::Topic { reader, size } => reader.next_chunk(*size),
+            Chunks::File(chunks) => Ok(chunks.next().map(<[RawRecord]>::to_vec)),
+        }
+    }
+
+    /// Whether `partition` has been read to its end (always, for a file).
+    fn finished(&self, partition: i32) -> bool {
+        match self {
+            Chunks::Topic { reader, .. } => reader.finished(partition),
+            Chunks::File(_) => true,
+        }
+    }
+}
+
+struct Planner<'p> {
+    filter: &'p smm_workers::dead_letter::Filter,
+    destination: &'p Destination,
+    metadata: &'p ClusterMetadata,
+    max_replays: u32,
+    force: bool,
+}
+
+impl Planner<'_> {
+    fn plan_all(&self, records: Vec<RawRecord>) -> Vec<(Letter, Plan)> {
+        decode_all(records, self.filter, false)
+            .into_iter()
+            .map(|letter| {
+                let plan = plan(
+                    &letter.decoded,
+                    letter.selected,
+                    self.destination,
+                    self.metadata,
+                    self.max_replays,
+                    self.force,
+                );
+                (letter, plan)
+            })
+            .collect()
+    }
+}
+
+fn tally(report: &mut Report, letter: &Letter, plan: &Plan, max_replays: u32) {
+    match plan {
+        Plan::Replay(to) => *report.destinations.entry(to.clone()).or_default() += 1,
+        Plan::Unresolvable(why) => report.skipped.push(Skipped {
+            partition: letter.raw.partition,
+            offset: letter.raw.offset,
+            reason: why.clone(),
+        }),
+        Plan::Refused(count) => report.skipped.push(Skipped {
+            partition: letter.raw.partition,
+            offset: letter.raw.offset,
+            reason: format!(
+                "replayed {count} time(s) already (--max-replays {max_replays}); --force replays it anyway"
+            ),
+        }),
+        Plan::NotSelected => report.not_selected += 1,
+    }
 }
 
 fn read_archive(path: &Path) -> anyhow::Result<Vec<RawRecord>> {
@@ -223,12 +318,15 @@ fn read_archive(path: &Path) -> anyhow::Result<Vec<RawRecord>> {
         .collect()
 }
 
-fn print_preview(
-    ctx: &Context,
-    report: &Report,
-    letters: &[Letter],
-    plans: &[Plan],
-) -> anyhow::Result<()> {
+type SampleRow = (
+    i32,
+    i64,
+    Option<smm_workers::dead_letter::Bytes>,
+    Plan,
+    Option<String>,
+);
+
+fn print_preview(ctx: &Context, report: &Report, sample: &[SampleRow]) -> anyhow::Result<()> {
     if ctx.printer.is_json() {
         return ctx.printer.json(report);
     }
@@ -237,25 +335,19 @@ fn print_preview(
         table.add_row(vec![to.clone(), n.to_string()]);
     }
     ctx.printer.print_table(&table);
-    let sample: Vec<_> = letters
-        .iter()
-        .zip(plans)
-        .filter(|(_, p)| matches!(p, Plan::Replay(_)))
-        .take(5)
-        .collect();
     if !sample.is_empty() {
         println!();
         let mut table = ctx
             .printer
             .table(["PARTITION", "OFFSET", "KEY", "TO", "EXCEPTION"]);
-        for (l, p) in sample {
-            let Plan::Replay(to) = p else { continue };
+        for (partition, offset, key, plan, class) in sample {
+            let Plan::Replay(to) = plan else { continue };
             table.add_row(vec![
-                l.raw.partition.to_string(),
-                l.raw.offset.to_string(),
-                or_dash(l.decoded.key.as_ref().map(|k| one_line(&k.display(), 24))),
+                partition.to_string(),
+                offset.to_string(),
+                or_dash(key.as_ref().map(|k| one_line(&k.display(), 24))),
                 to.clone(),
-                one_line(l.decoded.exception.class.as_deref().unwrap_or("-"), 60),
+                one_line(class.as_deref().unwrap_or("-"), 60),
             ]);
         }
         ctx.printer.print_table(&table);
@@ -306,42 +398,6 @@ fn finish(ctx: &Context, report: &Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Per partition, where the group may move once the first `done` letters
-/// are replayed: past the run of replayed records from the group's old
-/// position, stopping at the first record left behind; to the end of the
-/// span when nothing was left behind and the partition is finished.
-/// Letters are in partition and offset order.
-fn progress_of(
-    spans: &[Span],
-    letters: &[Letter],
-    plans: &[Plan],
-    done: usize,
-) -> BTreeMap<i32, i64> {
-    let mut out = BTreeMap::new();
-    for span in spans {
-        // Letters are sorted, so the partition's letters are one run.
-        let first = letters.partition_point(|l| l.raw.partition < span.partition);
-        let last = letters.partition_point(|l| l.raw.partition <= span.partition);
-        let mut next = span.start;
-        let mut blocked = false;
-        for i in first..last.min(done) {
-            if matches!(plans[i], Plan::Replay(_)) {
-                next = letters[i].raw.offset + 1;
-            } else {
-                blocked = true;
-                break;
-            }
-        }
-        if !blocked && done >= last {
-            next = span.end;
-        }
-        if next > span.start {
-            out.insert(span.partition, next);
-        }
-    }
-    out
-}
-
 struct Outcome {
     replayed: usize,
     committed: BTreeMap<i32, i64>,
@@ -364,13 +420,12 @@ fn progress(total: usize) -> ProgressBar {
 async fn execute(
     kafka: &Kafka,
     args: &DlqReplayArgs,
-    topic: &str,
-    spans: &[Span],
-    letters: &[Letter],
-    plans: &[Plan],
+    source: &Source,
+    planner: &Planner<'_>,
+    report: &mut Report,
 ) -> anyhow::Result<Outcome> {
     let timeout = kafka.timeout().max(Duration::from_secs(10));
-    let from_topic = args.from_file.is_none();
+    let topic = report.topic.clone();
     let mut config = kafka.client_config();
     // One transactional id per group and topic: a second replay of the
     // same dead letters fences the first, and a new run aborts whatever a
@@ -415,34 +470,44 @@ async fn execute(
     };
     let group_metadata = group_consumer.group_metadata();
 
-    let to_send = plans
-        .iter()
-        .filter(|p| matches!(p, Plan::Replay(_)))
-        .count();
-    let bar = progress(to_send);
+    let total: i64 = source.spans().iter().map(|s| s.end - s.start).sum();
+    let bar = progress(match source {
+        Source::File(records) => records.len(),
+        Source::Topic { .. } => usize::try_from(total).unwrap_or(0),
+    });
     let started = Instant::now();
     let mut sent = 0usize;
+    // Per partition: where the group may move, and whether a record left
+    // behind stops it there. Moving past only a run of replayed records
+    // means no record the replay did not handle is ever marked handled.
+    let mut position: BTreeMap<i32, (i64, bool)> = source
+        .spans()
+        .iter()
+        .map(|s| (s.partition, (s.start, false)))
+        .collect();
     let mut committed = BTreeMap::new();
-    let indices: Vec<usize> = (0..letters.len()).collect();
-    // Each commit waits on the broker (about 25 ms here), so small
-    // transactions dominate a large replay; an aborted one is invisible to
-    // read_committed readers, so a killed replay only redoes its last batch.
-    for batch in indices.chunks(args.batch as usize) {
+    let mut chunks = source.chunks(kafka, args.batch as usize)?;
+    // One chunk, one transaction. Each commit waits on the broker (about
+    // 25 ms here), so small transactions dominate a large replay; an
+    // aborted one is invisible to read_committed readers, so a killed
+    // replay only redoes its last chunk.
+    while let Some(records) = chunks.next()? {
+        let planned = planner.plan_all(records);
         if transactional {
             producer
                 .begin_transaction()
                 .map_err(|e| anyhow::anyhow!("cannot begin a transaction: {e}"))?;
         }
         let mut acks = Vec::new();
-        for &i in batch {
-            let Plan::Replay(to) = &plans[i] else {
-                continue;
-            };
+        for (i, (letter, plan)) in planned.iter().enumerate() {
+            tally(report, letter, plan, args.max_replays);
+            bar.inc(1);
+            let Plan::Replay(to) = plan else { continue };
             if let Some(rate) = args.rate {
                 let due = started + Duration::from_secs_f64(sent as f64 / f64::from(rate));
                 tokio::time::sleep_until(due.into()).await;
             }
-            let raw = &letters[i].raw;
+            let raw = &letter.raw;
             let headers = replay_headers(raw, is_retry_topic(to), jiff::Timestamp::now());
             let owned = headers.iter().fold(
                 OwnedHeaders::new_with_capacity(headers.len()),
@@ -470,10 +535,9 @@ async fn execute(
                 ),
             }
             sent += 1;
-            bar.inc(1);
         }
         for (i, ack) in acks {
-            let raw = &letters[i].raw;
+            let raw = &planned[i].0.raw;
             match ack.await {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => anyhow::bail!(
@@ -490,20 +554,36 @@ async fn execute(
                 ),
             }
         }
-        let prefix = if from_topic {
-            progress_of(spans, letters, plans, batch.last().map_or(0, |i| i + 1))
-        } else {
-            BTreeMap::new()
-        };
-        let advance: BTreeMap<i32, i64> = prefix
-            .into_iter()
-            .filter(|(p, o)| committed.get(p) != Some(o))
-            .collect();
+        for (letter, plan) in &planned {
+            if let Some((next, blocked)) = position.get_mut(&letter.raw.partition)
+                && !*blocked
+            {
+                if matches!(plan, Plan::Replay(_)) {
+                    *next = letter.raw.offset + 1;
+                } else {
+                    *blocked = true;
+                }
+            }
+        }
+        let mut advance = BTreeMap::new();
+        for span in source.spans() {
+            let Some((next, blocked)) = position.get_mut(&span.partition) else {
+                continue;
+            };
+            // Read to its end with nothing left behind: skip transaction
+            // markers and gaps up to the end too.
+            if !*blocked && chunks.finished(span.partition) {
+                *next = span.end;
+            }
+            if *next > span.start && committed.get(&span.partition) != Some(next) {
+                advance.insert(span.partition, *next);
+            }
+        }
         if transactional {
             if !advance.is_empty() {
                 let mut tpl = TopicPartitionList::new();
                 for (p, o) in &advance {
-                    tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
+                    tpl.add_partition_offset(&topic, *p, Offset::Offset(*o))?;
                 }
                 let Some(meta) = group_metadata.as_ref() else {
                     anyhow::bail!(
@@ -511,8 +591,10 @@ async fn execute(
                         args.group
                     );
                 };
-                tokio::task::block_in_place(|| producer.send_offsets_to_transaction(&tpl, meta, timeout))
-                    .map_err(|e| anyhow::anyhow!("cannot add the group's offsets to the transaction: {e}; this batch is rolled back and a re-run replays it"))?;
+                tokio::task::block_in_place(|| {
+                    producer.send_offsets_to_transaction(&tpl, meta, timeout)
+                })
+                .map_err(|e| anyhow::anyhow!("cannot add the group's offsets to the transaction: {e}; this batch is rolled back and a re-run replays it"))?;
             }
             tokio::task::block_in_place(|| producer.commit_transaction(timeout)).map_err(|e| {
                 anyhow::anyhow!("cannot commit the replay transaction: {e}; this batch is rolled back and a re-run replays it")
@@ -520,7 +602,7 @@ async fn execute(
         } else if !advance.is_empty() {
             let set: Vec<(String, i32, i64)> = advance
                 .iter()
-                .map(|(p, o)| (topic.to_owned(), *p, *o))
+                .map(|(p, o)| (topic.clone(), *p, *o))
                 .collect();
             let results = groups::alter_group_offsets(kafka.admin(), &args.group, &set, timeout)
                 .await
