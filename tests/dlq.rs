@@ -73,6 +73,15 @@ async fn produce_letter(topic: &str, key: &str, value: &[u8], headers: &[(String
     produce(topic, Some(0), &[(key, value)], &refs).await;
 }
 
+/// A main topic, its `.dlq` and a processing group, all new.
+async fn topics_and_group(prefix: &str, partitions: i32) -> (String, String, String) {
+    let original = unique(prefix);
+    let dlq = format!("{original}.dlq");
+    create_topic(&original, partitions).await;
+    create_topic(&dlq, partitions).await;
+    (original, dlq, unique("it-dlq-group"))
+}
+
 /// Reads `topic` with read_committed, as the workers do.
 fn read_committed(topic: &str, want: usize, within: Duration) -> Vec<Read> {
     use rdkafka::Message as _;
@@ -219,11 +228,7 @@ async fn inspect_decodes_spring_headers_and_json_lines_follow_the_schema() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_exception_filter_replays_only_matching_records_and_unresolvable_ones_exit_1() {
     require_broker();
-    let original = unique("it-refunds");
-    let dlq = format!("{original}.dlq");
-    let group = unique("it-dlq-group");
-    create_topic(&original, 1).await;
-    create_topic(&dlq, 1).await;
+    let (original, dlq, group) = topics_and_group("it-refunds", 1).await;
     for i in 0..3 {
         produce_letter(
             &dlq,
@@ -338,11 +343,7 @@ async fn an_exception_filter_replays_only_matching_records_and_unresolvable_ones
 #[tokio::test(flavor = "multi_thread")]
 async fn drain_archives_and_moves_the_group_and_the_archive_replays() {
     require_broker();
-    let original = unique("it-webhooks");
-    let dlq = format!("{original}.dlq");
-    let group = unique("it-dlq-group");
-    create_topic(&original, 1).await;
-    create_topic(&dlq, 1).await;
+    let (original, dlq, group) = topics_and_group("it-webhooks", 1).await;
     for i in 0..4 {
         produce_letter(
             &dlq,
@@ -485,11 +486,7 @@ async fn dlq_list_flags_a_financial_dead_letter_and_counts_what_is_pending() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replay_killed_mid_run_and_run_again_delivers_every_record_once() {
     require_broker();
-    let original = unique("it-kill");
-    let dlq = format!("{original}.dlq");
-    let group = unique("it-dlq-group");
-    create_topic(&original, 3).await;
-    create_topic(&dlq, 3).await;
+    let (original, dlq, group) = topics_and_group("it-kill", 3).await;
     let producer = producer();
     let headers = spring_headers(&original, "x.Transient");
     for i in 0..3000 {

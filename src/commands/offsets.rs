@@ -328,35 +328,17 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     let target = target_of(&args)?;
     let kafka = Kafka::connect(&ctx.settings)?;
     let metadata = kafka.metadata()?;
-    let (descriptions, offsets) = tokio::try_join!(
+    let (descriptions, committed) = tokio::try_join!(
         async {
             groups::describe_groups(kafka.admin(), &[group.as_str()], kafka.timeout())
                 .await
                 .map_err(|e| anyhow::anyhow!("unable to describe group {group}: {e}"))
         },
-        async {
-            groups::list_group_offsets(kafka.admin(), &[group.as_str()], kafka.timeout())
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("unable to read the committed offsets of group {group}: {e}")
-                })
-        },
+        groups::committed_offsets(kafka.admin(), &group, kafka.timeout()),
     )?;
     let members: Vec<GroupMember> = descriptions
         .first()
         .map(|d| d.members.clone())
-        .unwrap_or_default();
-    if let Some(e) = offsets.first().and_then(|o| o.error.as_ref()) {
-        anyhow::bail!("unable to read the committed offsets of group {group}: {e}");
-    }
-    let committed: BTreeMap<(String, i32), i64> = offsets
-        .first()
-        .map(|o| {
-            o.offsets
-                .iter()
-                .filter_map(|c| c.offset.map(|off| ((c.topic.clone(), c.partition), off)))
-                .collect()
-        })
         .unwrap_or_default();
 
     let partitions = scope(&args, &target, &metadata, &committed)?;

@@ -462,6 +462,31 @@ pub async fn describe_groups(
 /// The committed offsets of every partition each group has committed, one
 /// entry per input group in input order.
 ///
+/// The offsets one group has committed, by topic and partition; an error
+/// names the group.
+pub async fn committed_offsets(
+    admin: &AdminClient<impl ClientContext>,
+    group: &str,
+    timeout: Duration,
+) -> anyhow::Result<std::collections::BTreeMap<(String, i32), i64>> {
+    let offsets = list_group_offsets(admin, &[group], timeout)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("unable to read the committed offsets of group {group}: {e}")
+        })?;
+    let Some(found) = offsets.first() else {
+        return Ok(Default::default());
+    };
+    if let Some(e) = &found.error {
+        anyhow::bail!("unable to read the committed offsets of group {group}: {e}");
+    }
+    Ok(found
+        .offsets
+        .iter()
+        .filter_map(|c| c.offset.map(|off| ((c.topic.clone(), c.partition), off)))
+        .collect())
+}
+
 /// librdkafka takes one group per ListConsumerGroupOffsets call, so this
 /// issues one call per distinct group, all at once on one result queue,
 /// and matches the answers by the opaque each call carries.

@@ -10,13 +10,14 @@ use serde::Serialize;
 use smm_workers::dead_letter::Archived;
 
 use super::{
-    committed, decode_all, filter_of, handled_prefix, partitions_of, read, refuse_live_group, spans,
+    committed, decode_all, filter_of, handled_prefix, move_group, partitions_of, read,
+    refuse_live_group, spans,
 };
 use crate::Context;
 use crate::cli::DlqDrainArgs;
 use crate::commands::confirm;
 use crate::exit::{ExitStatus, UsageError};
-use crate::kafka::{Kafka, groups};
+use crate::kafka::Kafka;
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -150,32 +151,16 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         .iter()
         .map(|(p, o)| (args.topic.clone(), *p, *o))
         .collect();
-    if !set.is_empty() {
-        let results =
-            groups::alter_group_offsets(kafka.admin(), &args.group, &set, kafka.timeout())
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "the archive is written ({}), but group {} could not be moved: {e}",
-                        path.display(),
-                        args.group
-                    )
-                })?;
-        if let Some(failed) = results.iter().find(|r| r.error.is_some()) {
-            anyhow::bail!(
-                "the archive is written ({}), but group {} could not be moved on {}/{}: {}",
-                path.display(),
-                args.group,
-                failed.topic,
-                failed.partition,
-                failed
-                    .error
-                    .as_ref()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default()
-            );
-        }
-    }
+    move_group(
+        kafka,
+        &args.group,
+        &set,
+        &format!(
+            "the archive is written ({}); run the drain again to move the group",
+            path.display()
+        ),
+    )
+    .await?;
     let mut status = ExitStatus::Success;
     if args.delete && !set.is_empty() {
         let deleted = kafka.delete_records(&set).await?;

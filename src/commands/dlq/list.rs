@@ -1,7 +1,7 @@
 //! `smmctl dlq list`: every dead-letter topic, how much it holds, how old
 //! its records are, and how much the processing group has not handled yet.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 use smm_workers::catalog::{self, TOPICS};
@@ -71,24 +71,7 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
         }
     }
     let marks = kafka.watermarks(&partitions)?;
-    let offsets =
-        groups::list_group_offsets(kafka.admin(), &[args.group.as_str()], kafka.timeout())
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "unable to read the committed offsets of group {}: {e}",
-                    args.group
-                )
-            })?;
-    let committed: BTreeMap<(String, i32), i64> = offsets
-        .first()
-        .map(|o| {
-            o.offsets
-                .iter()
-                .filter_map(|c| c.offset.map(|off| ((c.topic.clone(), c.partition), off)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let committed = groups::committed_offsets(kafka.admin(), &args.group, kafka.timeout()).await?;
     let mut ends = Vec::new();
     for (key, w) in &marks {
         if w.high > w.low {

@@ -16,14 +16,14 @@ use smm_workers::catalog;
 use smm_workers::dead_letter::{Archived, DeadLetter, Destination, RawRecord, replay_headers};
 
 use super::{
-    Letter, Reader, Span, committed, decode_all, filter_of, one_line, partitions_of,
+    Letter, Reader, Span, committed, decode_all, filter_of, move_group, one_line, partitions_of,
     refuse_live_group, spans,
 };
 use crate::Context;
 use crate::cli::DlqReplayArgs;
 use crate::commands::confirm;
 use crate::exit::{ExitStatus, UsageError};
-use crate::kafka::{ClusterMetadata, Kafka, groups};
+use crate::kafka::{ClusterMetadata, Kafka};
 use crate::output::or_dash;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -604,27 +604,13 @@ async fn execute(
                 .iter()
                 .map(|(p, o)| (topic.clone(), *p, *o))
                 .collect();
-            let results = groups::alter_group_offsets(kafka.admin(), &args.group, &set, timeout)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot commit group {}'s progress: {e}; a re-run replays this batch again",
-                        args.group
-                    )
-                })?;
-            if let Some(failed) = results.iter().find(|r| r.error.is_some()) {
-                anyhow::bail!(
-                    "cannot commit group {}'s progress on {}/{}: {}; a re-run replays this batch again",
-                    args.group,
-                    failed.topic,
-                    failed.partition,
-                    failed
-                        .error
-                        .as_ref()
-                        .map(|e| e.to_string())
-                        .unwrap_or_default()
-                );
-            }
+            move_group(
+                kafka,
+                &args.group,
+                &set,
+                "a re-run replays this batch again",
+            )
+            .await?;
         }
         committed.extend(advance);
     }
