@@ -84,9 +84,7 @@ async fn topics_and_group(prefix: &str, partitions: i32) -> (String, String, Str
 
 /// Reads `topic` with read_committed, as the workers do.
 fn read_committed(topic: &str, want: usize, within: Duration) -> Vec<Read> {
-    use rdkafka::Message as _;
     use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    use rdkafka::message::Headers as _;
     let consumer: BaseConsumer = client_config()
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
@@ -99,29 +97,14 @@ fn read_committed(topic: &str, want: usize, within: Duration) -> Vec<Read> {
     let mut out = Vec::new();
     while Instant::now() < deadline && out.len() < want {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            out.push(Read {
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|x| (x.key.to_owned(), x.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            });
+            out.push(Read::of(&m));
         }
     }
     // A short extra wait: more than `want` would be a duplicate.
     let settle = Instant::now() + Duration::from_secs(2);
     while Instant::now() < settle {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            out.push(Read {
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers: Vec::new(),
-            });
+            out.push(Read::of(&m));
         }
     }
     out

@@ -23,6 +23,16 @@ static TURN: Mutex<()> = Mutex::const_new(());
 use common::worker_process::API_KEY;
 const PAYMENTS_GROUP: &str = "smm-payment-confirmations-realtime-group";
 
+/// The broker's catalog topics and a fresh SQLite panel store.
+async fn sqlite_panel() -> (tempfile::TempDir, String, Store) {
+    common::require_broker();
+    common::expect_code(&["topics", "apply"], 0);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("panel.db").display());
+    let store = Store::open(&url).await.unwrap();
+    (dir, url, store)
+}
+
 async fn seed(store: &Store, users: &[i64]) {
     let mut conn = store.pool().acquire().await.unwrap();
     for user in users {
@@ -364,11 +374,7 @@ async fn sigkill_during_a_stream_of_2000_payments_credits_each_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_and_a_graceful_restart_lose_and_double_nothing() {
     let _turn = TURN.lock().await;
-    common::require_broker();
-    common::expect_code(&["topics", "apply"], 0);
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("panel.db").display());
-    let store = Store::open(&url).await.unwrap();
+    let (_dir, url, store) = sqlite_panel().await;
     let users: Vec<i64> = (8101..=8106).collect();
     seed(&store, &users).await;
     skip_old_records(PAYMENTS_GROUP, &[catalog::PAYMENT_CONFIRMATIONS]);
@@ -422,11 +428,7 @@ fn broker_script(action: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_rides_out_a_broker_restart_and_loses_and_doubles_nothing() {
     let _turn = TURN.lock().await;
-    common::require_broker();
-    common::expect_code(&["topics", "apply"], 0);
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("panel.db").display());
-    let store = Store::open(&url).await.unwrap();
+    let (_dir, url, store) = sqlite_panel().await;
     let users: Vec<i64> = (8201..=8205).collect();
     seed(&store, &users).await;
     skip_old_records(PAYMENTS_GROUP, &[catalog::PAYMENT_CONFIRMATIONS]);
@@ -474,11 +476,7 @@ async fn a_worker_rides_out_a_broker_restart_and_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refunds_that_failed_into_the_dlq_are_applied_once_after_a_replay() {
     let _turn = TURN.lock().await;
-    common::require_broker();
-    common::expect_code(&["topics", "apply"], 0);
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("panel.db").display());
-    let store = Store::open(&url).await.unwrap();
+    let (_dir, url, store) = sqlite_panel().await;
     let user = 8401;
     seed(&store, &[user]).await;
     skip_old_records("smm-payment-refunds-group", &[catalog::ORDER_REFUND]);

@@ -293,6 +293,23 @@ pub struct Read {
 }
 
 impl Read {
+    pub fn of(m: &rdkafka::message::BorrowedMessage<'_>) -> Read {
+        use rdkafka::Message as _;
+        use rdkafka::message::Headers as _;
+        Read {
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| (x.key.to_owned(), x.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
@@ -305,8 +322,6 @@ impl Read {
 /// Every record of `topic` whose value or headers contain `needle`, read
 /// from the start until the topic is quiet for a second or `within` ends.
 pub fn read_matching(topic: &str, needle: &str, within: Duration) -> Vec<Read> {
-    use rdkafka::Message as _;
-    use rdkafka::message::Headers as _;
     let consumer: BaseConsumer = client_config()
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
@@ -324,21 +339,12 @@ pub fn read_matching(topic: &str, needle: &str, within: Duration) -> Vec<Read> {
         };
         seen_any = true;
         last = Instant::now();
-        let headers: Vec<(String, Vec<u8>)> = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|x| (x.key.to_owned(), x.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let read = Read::of(&m);
         let contains = |bytes: &[u8]| String::from_utf8_lossy(bytes).contains(needle);
-        if m.payload().is_some_and(contains) || headers.iter().any(|(_, v)| contains(v)) {
-            out.push(Read {
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers,
-            });
+        if read.value.as_deref().is_some_and(contains)
+            || read.headers.iter().any(|(_, v)| contains(v))
+        {
+            out.push(read);
         }
     }
     out

@@ -33,9 +33,13 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
         kafka,
         &args.topic,
         &spans,
+        // Only what the filter needs; the records kept are decoded in full
+        // below.
         |raw| {
-            let decoded = smm_workers::dead_letter::DeadLetter::decode(raw);
-            filter.matches(raw, &decoded)
+            filter.matches(
+                raw,
+                &smm_workers::dead_letter::DeadLetter::decode_for(raw, &filter),
+            )
         },
         limit,
     )?;
