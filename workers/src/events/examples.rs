@@ -66,6 +66,7 @@ impl Event {
                 target_quantity: 5_000,
                 percent: 40,
                 reported_at: at(90),
+            start_count: None,
             }
             .into(),
             OrderRefundRequested {

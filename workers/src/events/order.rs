@@ -192,6 +192,10 @@ pub struct OrderProgressUpdated {
     /// bar.
     pub percent: u8,
     pub reported_at: Timestamp,
+    /// The view count delivery is measured from, so the read model can
+    /// show it without asking the store. Absent from older producers.
+    #[serde(default)]
+    pub start_count: Option<i64>,
 }
 
 impl OrderProgressUpdated {
@@ -199,6 +203,9 @@ impl OrderProgressUpdated {
         id("order_id", self.order_id)?;
         non_negative("delivered_quantity", self.delivered_quantity)?;
         positive("target_quantity", self.target_quantity)?;
+        if let Some(start_count) = self.start_count {
+            non_negative("start_count", start_count)?;
+        }
         percent("percent", self.percent)
     }
 }

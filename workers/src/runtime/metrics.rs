@@ -28,16 +28,20 @@ pub enum Outcome {
     DeadLettered,
     /// Failed for good on a topic without a dead letter.
     Dropped,
+    /// Held back by a rate or quota limit; delivered again once it lifts,
+    /// without using up an attempt.
+    Throttled,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Ok,
         Outcome::Duplicate,
         Outcome::Ignored,
         Outcome::Retried,
         Outcome::DeadLettered,
         Outcome::Dropped,
+        Outcome::Throttled,
     ];
 
     fn index(self) -> usize {
@@ -52,6 +56,7 @@ impl Outcome {
             Outcome::Retried => "retried",
             Outcome::DeadLettered => "dead_lettered",
             Outcome::Dropped => "dropped",
+            Outcome::Throttled => "throttled",
         }
     }
 

@@ -54,6 +54,10 @@ pub struct Failure {
     pub class: String,
     pub message: String,
     pub cause: Option<String>,
+    /// Set when a limit (an API quota) refused the work: the record waits
+    /// in place this long and is tried again without spending an attempt,
+    /// however long the limit lasts. Never dead-lettered for it.
+    pub retry_after: Option<Duration>,
 }
 
 impl Failure {
@@ -63,6 +67,18 @@ impl Failure {
             class: class.into(),
             message: message.into(),
             cause: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn throttled(
+        class: impl Into<String>,
+        message: impl Into<String>,
+        retry_after: Duration,
+    ) -> Failure {
+        Failure {
+            retry_after: Some(retry_after),
+            ..Failure::retryable(class, message)
         }
     }
 
@@ -821,6 +837,23 @@ impl<H: Handler> Engine<'_, H> {
         failure: Failure,
         holds: &mut Holds,
     ) -> Option<Outcome> {
+        if let Some(wait) = failure.retry_after {
+            tracing::warn!(class = %failure.class, message = %failure.message, wait_s = wait.as_secs(), "throttled; holding the partition until the limit lifts");
+            self.hold(
+                holds,
+                delivery.topic,
+                delivery.partition,
+                delivery.offset,
+                Instant::now() + wait,
+            );
+            self.shared.metrics.record(
+                self.name,
+                route.main_topic.as_str(),
+                Outcome::Throttled,
+                Duration::ZERO,
+            );
+            return None;
+        }
         let next = route.next(delivery.attempt, failure.kind);
         let source = headers::Source {
             topic: delivery.topic,

@@ -24,7 +24,14 @@ use crate::events::Envelope;
 
 /// Versioned migrations, applied in order at start. Append only: an applied
 /// migration is never edited, a change is a new file.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "panel", include_str!("migrations/0001_panel.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "panel", include_str!("migrations/0001_panel.sql")),
+    (
+        2,
+        "fulfilment",
+        include_str!("migrations/0002_fulfilment.sql"),
+    ),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -569,5 +576,6 @@ mod tests {
         assert!(parts[0].ends_with("CREATE TABLE a (x INT)"));
         assert_eq!(parts[1], "CREATE INDEX i ON a (x)");
         assert_eq!(statements(MIGRATIONS[0].2).count(), 11);
+        assert_eq!(statements(MIGRATIONS[1].2).count(), 10);
     }
 }
