@@ -422,6 +422,26 @@ pub enum WorkerName {
     Refunds,
     /// Refund payments through the provider's API
     PaymentRefunds,
+    /// Check new orders' videos on YouTube, capture the start count, activate paid orders
+    Orders,
+    /// Enforce and apply order transitions; tell the customer
+    OrderState,
+    /// Apply delivery progress; complete orders at 100 %
+    Progress,
+    /// Push order status updates to WebSocket clients
+    Websocket,
+    /// Start view delivery and report its progress
+    Video,
+    /// YouTube view count checks within the daily API quota
+    Youtube,
+    /// Create Binom campaigns, once each
+    Binom,
+    /// Map orders to Binom offers and campaigns
+    Offers,
+    /// Send email (SMTP), SMS and push notifications
+    Notifications,
+    /// Keep the order read model (CQRS)
+    Cqrs,
     /// HTTP intake for provider webhooks (POST /webhooks/cryptomus)
     WebhookGateway,
     /// Every worker and the gateway, in one process
@@ -464,6 +484,12 @@ pub struct RunArgs {
     /// Log lines as text or JSON
     #[arg(long, value_enum, env = "SMM_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// With cqrs: empty the read model and rebuild it from the earliest offset of its topics
+    #[arg(long)]
+    pub rebuild: bool,
+    /// With video: first move the deprecated video.processing.queue into smm.video.processing, exactly once
+    #[arg(long)]
+    pub migrate_legacy: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -47,6 +47,10 @@ pub struct Profile {
     pub thresholds: ThresholdsFile,
     #[serde(default)]
     pub cryptomus: CryptomusFile,
+    /// Where the fulfilment workers reach their outside services; keys are
+    /// those of [`PROVIDER_SETTINGS`].
+    #[serde(default)]
+    pub providers: BTreeMap<String, toml::Value>,
 }
 
 /// The payment provider the financial workers talk to.
@@ -118,6 +122,8 @@ pub struct Overrides {
     pub cryptomus_api_key: Option<Sourced<String>>,
     pub cryptomus_merchant: Option<Sourced<String>>,
     pub cryptomus_url: Option<Sourced<String>>,
+    /// Provider settings from their `SMM_*` variables, by key.
+    pub providers: BTreeMap<&'static str, Sourced<String>>,
     pub timeout: Option<Sourced<Duration>>,
     /// `-X key=value`, in the order given.
     pub kafka: Vec<(String, String)>,
@@ -158,6 +164,107 @@ pub struct Settings {
     pub kafka: BTreeMap<String, Sourced<String>>,
     pub thresholds: Thresholds,
     pub cryptomus: Cryptomus,
+    pub providers: Providers,
+}
+
+/// One setting of the `[providers]` table.
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderSetting {
+    pub key: &'static str,
+    pub env: &'static str,
+    pub default: Option<&'static str>,
+    /// Masked by `config show`; may be given as `{ file = … }` or
+    /// `{ env = … }` in the file.
+    pub secret: bool,
+}
+
+const fn setting(
+    key: &'static str,
+    env: &'static str,
+    default: Option<&'static str>,
+    secret: bool,
+) -> ProviderSetting {
+    ProviderSetting {
+        key,
+        env,
+        default,
+        secret,
+    }
+}
+
+/// The outside services of the fulfilment workers, in `config show` order.
+pub const PROVIDER_SETTINGS: &[ProviderSetting] = &[
+    setting(
+        "youtube_url",
+        "SMM_YOUTUBE_URL",
+        Some("https://www.googleapis.com"),
+        false,
+    ),
+    setting("youtube_api_key", "SMM_YOUTUBE_API_KEY", None, true),
+    setting(
+        "youtube_daily_quota",
+        "SMM_YOUTUBE_DAILY_QUOTA",
+        Some("10000"),
+        false,
+    ),
+    setting(
+        "youtube_quota_window",
+        "SMM_YOUTUBE_QUOTA_WINDOW",
+        Some("24h"),
+        false,
+    ),
+    setting("delivery_url", "SMM_DELIVERY_URL", None, false),
+    setting("delivery_api_key", "SMM_DELIVERY_API_KEY", None, true),
+    setting(
+        "delivery_poll_interval",
+        "SMM_DELIVERY_POLL_INTERVAL",
+        Some("5s"),
+        false,
+    ),
+    setting("binom_url", "SMM_BINOM_URL", None, false),
+    setting("binom_api_key", "SMM_BINOM_API_KEY", None, true),
+    setting("smtp_url", "SMM_SMTP_URL", None, true),
+    setting(
+        "mail_from",
+        "SMM_MAIL_FROM",
+        Some("SMM Panel <noreply@smm-panel.local>"),
+        false,
+    ),
+    setting("sms_url", "SMM_SMS_URL", None, false),
+    setting("push_url", "SMM_PUSH_URL", None, false),
+    setting("notify_api_key", "SMM_NOTIFY_API_KEY", None, true),
+    setting("ws_addr", "SMM_WS_ADDR", Some("127.0.0.1:8090"), false),
+    setting("ws_token_secret", "SMM_WS_TOKEN_SECRET", None, true),
+];
+
+/// The `[providers]` settings in effect, each with where it came from.
+#[derive(Debug, Clone, Default)]
+pub struct Providers {
+    values: BTreeMap<&'static str, Sourced<String>>,
+}
+
+impl Providers {
+    pub fn get(&self, key: &str) -> Option<&Sourced<String>> {
+        self.values.get(key)
+    }
+
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.get(key).map(|s| s.value.as_str())
+    }
+
+    /// A setting a worker cannot start without; the error names both ways
+    /// to set it.
+    pub fn require(&self, key: &str, needed_by: &str) -> Result<&str, UsageError> {
+        self.value(key).ok_or_else(|| {
+            let env = PROVIDER_SETTINGS
+                .iter()
+                .find(|s| s.key == key)
+                .map_or("", |s| s.env);
+            UsageError::new(format!(
+                "{needed_by} needs `{key}`: set {env}, or {key} in the profile's [providers] table"
+            ))
+        })
+    }
 }
 
 /// Where the webhook and refund workers reach Cryptomus. The API key is
@@ -388,6 +495,57 @@ impl Settings {
             ),
         };
 
+        for key in chosen.providers.keys() {
+            if !PROVIDER_SETTINGS.iter().any(|s| s.key == key) {
+                let known: Vec<&str> = PROVIDER_SETTINGS.iter().map(|s| s.key).collect();
+                return Err(UsageError::new(format!(
+                    "unknown setting in {}; known provider settings: {}",
+                    profile_key(&format!("providers.{key}")),
+                    known.join(", ")
+                )));
+            }
+        }
+        let mut providers = Providers::default();
+        for spec in PROVIDER_SETTINGS {
+            let in_file = match chosen.providers.get(spec.key) {
+                None => None,
+                Some(toml::Value::String(text)) => Some(text.clone()),
+                Some(toml::Value::Integer(n)) => Some(n.to_string()),
+                Some(toml::Value::Table(reference)) if spec.secret => {
+                    Some(secret_reference(reference).map_err(|why| {
+                        UsageError::new(format!(
+                            "{}: {why}",
+                            profile_key(&format!("providers.{}", spec.key))
+                        ))
+                    })?)
+                }
+                Some(other) => {
+                    return Err(UsageError::new(format!(
+                        "invalid value in {}: expected {}, found {}",
+                        profile_key(&format!("providers.{}", spec.key)),
+                        if spec.secret {
+                            "a string, { file = \"…\" } or { env = \"…\" }"
+                        } else {
+                            "a string"
+                        },
+                        other.type_str()
+                    )));
+                }
+            };
+            let value = overrides
+                .providers
+                .get(spec.key)
+                .cloned()
+                .or(from_file(in_file))
+                .or(spec.default.map(|d| Sourced {
+                    value: d.to_owned(),
+                    source: Source::Default,
+                }));
+            if let Some(value) = value {
+                providers.values.insert(spec.key, value);
+            }
+        }
+
         let brokers = pick(overrides.brokers, chosen.brokers, DEFAULT_BROKERS.into());
         if brokers.value.trim().is_empty() {
             return Err(UsageError::new(format!(
@@ -419,6 +577,7 @@ impl Settings {
             kafka,
             thresholds,
             cryptomus,
+            providers,
         })
     }
 }

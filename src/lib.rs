@@ -101,6 +101,10 @@ fn overrides_from(cli: &Cli, matches: &ArgMatches) -> Overrides {
         cryptomus_api_key: env_setting("SMM_CRYPTOMUS_API_KEY"),
         cryptomus_merchant: env_setting("SMM_CRYPTOMUS_MERCHANT"),
         cryptomus_url: env_setting("SMM_CRYPTOMUS_URL"),
+        providers: config::PROVIDER_SETTINGS
+            .iter()
+            .filter_map(|s| env_setting(s.env).map(|v| (s.key, v)))
+            .collect(),
         timeout: sourced(matches, "timeout", &g.timeout),
         kafka: g.kafka.clone(),
     }

@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 use crate::Context;
 use crate::cli::ConfigCommand;
 use crate::config::{
-    Settings, Source, Sourced, default_config_path, is_secret_key, mask_url_password,
+    PROVIDER_SETTINGS, Settings, Source, Sourced, default_config_path, is_secret_key,
+    mask_url_password,
 };
 use crate::exit::ExitStatus;
 use crate::kafka::humanize;
@@ -76,6 +77,26 @@ fn rows(settings: &Settings) -> Vec<Row> {
         },
     });
     rows.push(row("cryptomus.base_url", &c.base_url));
+    for spec in PROVIDER_SETTINGS {
+        let setting = format!("providers.{}", spec.key);
+        rows.push(match settings.providers.get(spec.key) {
+            Some(value) if spec.secret => Row {
+                setting,
+                value: if spec.key == "smtp_url" {
+                    mask_url_password(&value.value)
+                } else {
+                    MASK.into()
+                },
+                source: value.source,
+            },
+            Some(value) => row(&setting, value),
+            None => Row {
+                setting,
+                value: "-".into(),
+                source: Source::Default,
+            },
+        });
+    }
     let t = &settings.thresholds;
     for (key, value) in [
         ("max_lag", t.max_lag.to_string()),

@@ -752,6 +752,36 @@ pub static RETRY_POLICIES: &[RetryPolicy] = &[
     },
 ];
 
+/// The read model's ladder for each topic it folds in. The model is
+/// rebuildable from the topics, so a record that still fails after a long
+/// in-place ladder is logged and skipped rather than parked: the retry and
+/// dead-letter topics of these main topics belong to their own consumers.
+pub static READ_MODEL_POLICIES: &[RetryPolicy] = &[
+    read_model(ORDER_STATE_UPDATES),
+    read_model(ORDER_PROGRESS),
+    read_model(OFFER_ASSIGNMENT_EVENTS),
+];
+
+const READ_MODEL_BACKOFF: &[RetryHop] = &[
+    in_place(secs(1)),
+    in_place(secs(2)),
+    in_place(secs(4)),
+    in_place(secs(8)),
+    in_place(secs(16)),
+    in_place(secs(30)),
+];
+
+const fn read_model(main_topic: &'static str) -> RetryPolicy {
+    RetryPolicy {
+        main_topic,
+        max_attempts: 7,
+        hops: READ_MODEL_BACKOFF,
+        exhausted_topic: None,
+        poison_topic: None,
+        manual_review: false,
+    }
+}
+
 pub fn retry_policy_for(main_topic: &str) -> Option<&'static RetryPolicy> {
     RETRY_POLICIES.iter().find(|p| p.main_topic == main_topic)
 }
@@ -846,7 +876,7 @@ pub static GROUPS: &[ConsumerGroup] = &[
     ConsumerGroup {
         name: "cqrs-read-model-group",
         purpose: "CQRS read model updates",
-        reads: GroupTopics::Listed(&[ORDER_STATE_UPDATES, ORDER_PROGRESS]),
+        reads: GroupTopics::Listed(&[ORDER_STATE_UPDATES, ORDER_PROGRESS, OFFER_ASSIGNMENT_EVENTS]),
     },
 ];
 

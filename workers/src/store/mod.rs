@@ -576,6 +576,6 @@ mod tests {
         assert!(parts[0].ends_with("CREATE TABLE a (x INT)"));
         assert_eq!(parts[1], "CREATE INDEX i ON a (x)");
         assert_eq!(statements(MIGRATIONS[0].2).count(), 11);
-        assert_eq!(statements(MIGRATIONS[1].2).count(), 10);
+        assert_eq!(statements(MIGRATIONS[1].2).count(), 11);
     }
 }

@@ -341,3 +341,243 @@ pub async fn ledger_sum(conn: &mut AnyConnection, user_id: i64) -> Result<i64, S
     .await?;
     Ok(sum.unwrap_or(0))
 }
+
+/// An order with what fulfilment needs to know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fulfilment {
+    pub id: i64,
+    pub user_id: i64,
+    pub status: OrderStatus,
+    pub quantity: i64,
+    pub charge_minor: i64,
+    pub currency: String,
+    pub payment_id: Option<String>,
+    pub video_url: Option<String>,
+    pub youtube_video_id: Option<String>,
+    pub start_count: Option<i64>,
+    pub verified: bool,
+    pub delivered_quantity: i64,
+    pub progress_percent: i64,
+    pub delivery_id: Option<String>,
+    pub campaign_id: Option<i64>,
+    pub offer_id: Option<i64>,
+    pub correlation_id: Option<String>,
+}
+
+const FULFILMENT_COLUMNS: &str = "id, user_id, status, quantity, charge_minor, currency, payment_id, \
+     video_url, youtube_video_id, start_count, verified_at, delivered_quantity, progress_percent, \
+     delivery_id, campaign_id, offer_id, correlation_id";
+
+fn fulfilment_of(row: &sqlx::any::AnyRow) -> Result<Fulfilment, StoreError> {
+    let status: String = row.try_get("status")?;
+    let verified_at: Option<String> = row.try_get("verified_at")?;
+    Ok(Fulfilment {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        status: parse_status(&status)?,
+        quantity: row.try_get("quantity")?,
+        charge_minor: row.try_get("charge_minor")?,
+        currency: row.try_get("currency")?,
+        payment_id: row.try_get("payment_id")?,
+        video_url: row.try_get("video_url")?,
+        youtube_video_id: row.try_get("youtube_video_id")?,
+        start_count: row.try_get("start_count")?,
+        verified: verified_at.is_some(),
+        delivered_quantity: row.try_get("delivered_quantity")?,
+        progress_percent: row.try_get("progress_percent")?,
+        delivery_id: row.try_get("delivery_id")?,
+        campaign_id: row.try_get("campaign_id")?,
+        offer_id: row.try_get("offer_id")?,
+        correlation_id: row.try_get("correlation_id")?,
+    })
+}
+
+pub async fn fulfilment(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<Fulfilment>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {FULFILMENT_COLUMNS} FROM orders WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(fulfilment_of).transpose()
+}
+
+/// Orders whose delivery is under way and not yet complete, for the
+/// progress poller.
+pub async fn deliveries_in_progress(
+    conn: &mut AnyConnection,
+    limit: i64,
+) -> Result<Vec<Fulfilment>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {FULFILMENT_COLUMNS} FROM orders WHERE delivery_id IS NOT NULL \
+         AND status IN ('ACTIVE', 'PROCESSING') AND progress_percent < 100 \
+         ORDER BY updated_at LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(fulfilment_of).collect()
+}
+
+pub async fn user_email(conn: &mut AnyConnection, id: i64) -> Result<Option<String>, StoreError> {
+    let email: Option<Option<String>> = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(email.flatten().filter(|e| !e.trim().is_empty()))
+}
+
+pub async fn set_user_email(
+    conn: &mut AnyConnection,
+    id: i64,
+    email: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET email = $1 WHERE id = $2")
+        .bind(email)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether a payment has been recorded.
+pub async fn payment_recorded(
+    conn: &mut AnyConnection,
+    payment_id: &str,
+) -> Result<bool, StoreError> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT payment_id FROM payments WHERE payment_id = $1")
+            .bind(payment_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Records the YouTube check. The start count is kept from the first check:
+/// delivery is measured from the count when the order started.
+pub async fn record_verification(
+    unit: &mut Unit,
+    order_id: i64,
+    view_count: Option<i64>,
+    title: &str,
+) -> Result<bool, StoreError> {
+    let at = now();
+    let updated = sqlx::query(
+        "UPDATE orders SET start_count = COALESCE(start_count, $1), video_title = $2, \
+         verified_at = COALESCE(verified_at, $3), last_view_count = $1, last_view_count_at = $3, \
+         updated_at = $3 WHERE id = $4",
+    )
+    .bind(view_count)
+    .bind(title)
+    .bind(&at)
+    .bind(order_id)
+    .execute(unit.conn())
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+pub async fn record_view_count(
+    unit: &mut Unit,
+    order_id: i64,
+    view_count: Option<i64>,
+) -> Result<bool, StoreError> {
+    let at = now();
+    let updated = sqlx::query(
+        "UPDATE orders SET last_view_count = $1, last_view_count_at = $2, updated_at = $2 WHERE id = $3",
+    )
+    .bind(view_count)
+    .bind(&at)
+    .bind(order_id)
+    .execute(unit.conn())
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+pub async fn set_delivery(
+    unit: &mut Unit,
+    order_id: i64,
+    delivery_id: &str,
+) -> Result<(), StoreError> {
+    let correlation_id = unit.correlation_id().to_owned();
+    sqlx::query(
+        "UPDATE orders SET delivery_id = $1, correlation_id = COALESCE(correlation_id, $2), \
+         updated_at = $3 WHERE id = $4",
+    )
+    .bind(delivery_id)
+    .bind(correlation_id)
+    .bind(now())
+    .bind(order_id)
+    .execute(unit.conn())
+    .await?;
+    Ok(())
+}
+
+pub async fn set_correlation(unit: &mut Unit, order_id: i64) -> Result<(), StoreError> {
+    let correlation_id = unit.correlation_id().to_owned();
+    sqlx::query("UPDATE orders SET correlation_id = COALESCE(correlation_id, $1) WHERE id = $2")
+        .bind(correlation_id)
+        .bind(order_id)
+        .execute(unit.conn())
+        .await?;
+    Ok(())
+}
+
+/// Applies delivery progress, never backwards: a report older or smaller
+/// than what is recorded changes nothing. `true` when it moved.
+pub async fn record_progress(
+    unit: &mut Unit,
+    order_id: i64,
+    delivered: i64,
+    percent: i64,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE orders SET \
+         delivered_quantity = CASE WHEN delivered_quantity < $1 THEN $1 ELSE delivered_quantity END, \
+         progress_percent = CASE WHEN progress_percent < $2 THEN $2 ELSE progress_percent END, \
+         updated_at = $3 \
+         WHERE id = $4 AND (delivered_quantity < $1 OR progress_percent < $2)",
+    )
+    .bind(delivered)
+    .bind(percent)
+    .bind(now())
+    .bind(order_id)
+    .execute(unit.conn())
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+pub async fn set_campaign(
+    unit: &mut Unit,
+    order_id: i64,
+    campaign_id: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE orders SET campaign_id = $1, updated_at = $2 WHERE id = $3")
+        .bind(campaign_id)
+        .bind(now())
+        .bind(order_id)
+        .execute(unit.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn set_offer(
+    unit: &mut Unit,
+    order_id: i64,
+    offer_id: i64,
+    campaign_id: Option<i64>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE orders SET offer_id = $1, campaign_id = COALESCE($2, campaign_id), updated_at = $3 \
+         WHERE id = $4",
+    )
+    .bind(offer_id)
+    .bind(campaign_id)
+    .bind(now())
+    .bind(order_id)
+    .execute(unit.conn())
+    .await?;
+    Ok(())
+}

@@ -1,15 +1,25 @@
 //! The panel's workers, one module each, and the table `smmctl run` reads.
 
+pub mod binom;
+pub mod cqrs;
+pub mod offers;
+pub mod order_state;
+pub mod orders;
 pub mod payment_refunds;
 pub mod payments;
+pub mod progress;
 pub mod refunds;
+pub mod video;
 pub mod webhooks;
+pub mod youtube;
 
 use crate::catalog::{self, RetryPolicy, retry_policy_for};
 use crate::events::{
-    Envelope, Event, OrderStatus, OrderStatusChangedEvent, deterministic_event_id,
+    Envelope, Event, OrderStatus, OrderStatusChangedEvent, VideoProcessingMessage,
+    deterministic_event_id,
 };
 use crate::runtime::{Failure, Route};
+use crate::store::panel::{self, Fulfilment, LedgerKind};
 use crate::store::{StoreError, Unit};
 
 /// A worker as `smmctl run --list` shows it.
@@ -24,13 +34,29 @@ pub struct WorkerInfo {
     /// Topics its follow-up events go to.
     pub emits: &'static [&'static str],
     pub summary: &'static str,
+    pub ladder: Ladder,
+}
+
+/// Which retry policies a worker's topics follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ladder {
+    /// The topic's own ladder from the catalog.
+    Catalog,
+    /// The read model's: in place, never parking records on topics that
+    /// belong to other consumers.
+    ReadModel,
 }
 
 impl WorkerInfo {
     pub fn policies(&self) -> Vec<&'static RetryPolicy> {
         self.topics
             .iter()
-            .filter_map(|t| retry_policy_for(t))
+            .filter_map(|t| match self.ladder {
+                Ladder::Catalog => retry_policy_for(t),
+                Ladder::ReadModel => catalog::READ_MODEL_POLICIES
+                    .iter()
+                    .find(|p| p.main_topic == *t),
+            })
             .collect()
     }
 
@@ -47,6 +73,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         topics: &[catalog::PAYMENT_WEBHOOKS],
         emits: &[catalog::PAYMENT_CONFIRMATIONS],
         summary: "verify Cryptomus webhooks and publish payment confirmations",
+        ladder: Ladder::Catalog,
     },
     WorkerInfo {
         name: "payments",
@@ -55,6 +82,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         topics: &[catalog::PAYMENT_CONFIRMATIONS],
         emits: &[catalog::ORDER_STATE_UPDATES],
         summary: "credit balances, record the ledger, activate paid orders",
+        ladder: Ladder::Catalog,
     },
     WorkerInfo {
         name: "refunds",
@@ -63,6 +91,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         topics: &[catalog::ORDER_REFUND],
         emits: &[catalog::ORDER_STATE_UPDATES],
         summary: "refund orders to the balance, audit, cancel the order",
+        ladder: Ladder::Catalog,
     },
     WorkerInfo {
         name: "payment-refunds",
@@ -71,6 +100,101 @@ pub static WORKERS: &[WorkerInfo] = &[
         topics: &[catalog::PAYMENT_REFUNDS],
         emits: &[],
         summary: "refund payments through the provider's refund API",
+        ladder: Ladder::Catalog,
+    },
+    WorkerInfo {
+        name: "orders",
+        replaces: "OrderEventConsumer",
+        group: "smm-order-processing-group",
+        topics: &[catalog::ORDER_PROCESSING],
+        emits: &[catalog::ORDER_STATE_UPDATES, catalog::VIDEO_PROCESSING],
+        summary: "check the video on YouTube, capture the start count, activate paid orders",
+        ladder: Ladder::Catalog,
+    },
+    WorkerInfo {
+        name: "order-state",
+        replaces: "OrderStateManagementService",
+        group: "order-status-group",
+        topics: &[catalog::ORDER_STATE_UPDATES],
+        emits: &[catalog::ORDER_STATUS_UPDATES, catalog::NOTIFICATIONS],
+        summary: "enforce and apply order transitions, tell the customer",
+        ladder: Ladder::Catalog,
+    },
+    WorkerInfo {
+        name: "progress",
+        replaces: "ProgressTrackingService",
+        group: "order-status-group",
+        topics: &[catalog::ORDER_PROGRESS],
+        emits: &[catalog::ORDER_STATUS_UPDATES, catalog::ORDER_STATE_UPDATES],
+        summary: "apply delivery progress, never backwards; complete orders at 100 %",
+        ladder: Ladder::Catalog,
+    },
+    WorkerInfo {
+        name: "websocket",
+        replaces: "WebSocketNotificationService",
+        group: "websocket-notification-group",
+        topics: &[catalog::ORDER_STATUS_UPDATES],
+        emits: &[],
+        summary: "push order status updates to subscribed WebSocket clients",
+        ladder: Ladder::Catalog,
+    },
+    WorkerInfo {
+        name: "video",
+        replaces: "VideoProcessingConsumerService",
+        group: "video-processing-group",
+        topics: &[catalog::VIDEO_PROCESSING],
+        emits: &[catalog::ORDER_STATE_UPDATES, catalog::ORDER_PROGRESS],
+        summary: "start view delivery with the provider and report its progress",
+        ladder: Ladder::Catalog,
+    },
+    WorkerInfo {
+        name: "youtube",
+        replaces: "YouTubeProcessingService",
+        group: "video-processing-group",
+        topics: &[catalog::YOUTUBE_PROCESSING],
+        emits: &[],
+        summary: "view count checks and channel lookups within the daily API quota",
+        ladder: Ladder::Catalog,
+    },
+    WorkerInfo {
+        name: "binom",
+        replaces: "BinomCampaignConsumer",
+        group: "offer-assignment-group",
+        topics: &[catalog::BINOM_CAMPAIGN_CREATION],
+        emits: &[catalog::OFFER_ASSIGNMENTS],
+        summary: "create the order's Binom campaign once, with its offers and weights",
+        ladder: Ladder::Catalog,
+    },
+    WorkerInfo {
+        name: "offers",
+        replaces: "OfferEventConsumer",
+        group: "offer-assignment-group",
+        topics: &[catalog::OFFER_ASSIGNMENTS],
+        emits: &[catalog::OFFER_ASSIGNMENT_EVENTS],
+        summary: "map orders to Binom offers and campaigns, with an audit event",
+        ladder: Ladder::Catalog,
+    },
+    WorkerInfo {
+        name: "notifications",
+        replaces: "NotificationService",
+        group: "websocket-notification-group",
+        topics: &[catalog::NOTIFICATIONS],
+        emits: &[],
+        summary: "send email over SMTP, SMS and push through their providers",
+        ladder: Ladder::Catalog,
+    },
+    WorkerInfo {
+        name: "cqrs",
+        replaces: "CQRS read model",
+        group: "cqrs-read-model-group",
+        topics: &[
+            catalog::ORDER_STATE_UPDATES,
+            catalog::ORDER_PROGRESS,
+            catalog::OFFER_ASSIGNMENT_EVENTS,
+        ],
+        emits: &[],
+        summary: "keep the order read model; --rebuild replays it from the start",
+        ladder: Ladder::ReadModel,
     },
 ];
 
@@ -117,6 +241,105 @@ async fn emit_transition(
         catalog::ORDER_STATE_UPDATES,
         Some(&order_id.to_string()),
         &envelope,
+    )
+    .await
+}
+
+/// Queues a follow-up event whose id derives from `natural_key`, so the
+/// same fact emitted twice collapses at its consumers.
+async fn emit_event(
+    unit: &mut Unit,
+    topic: &str,
+    key: i64,
+    event: impl Into<Event>,
+    namespace: &str,
+    natural_key: &str,
+) -> Result<(), StoreError> {
+    let envelope = Envelope::new(event.into(), unit.correlation_id().to_owned())
+        .with_event_id(deterministic_event_id(namespace, natural_key));
+    unit.emit(topic, Some(&key.to_string()), &envelope).await
+}
+
+/// Charges a pending order to its owner's balance and makes it ACTIVE,
+/// with its state event, and starts its video work if the video is already
+/// checked. `false` when the order was no longer pending or the balance is
+/// short (audited); the ledger's unique key refuses a second charge anyway.
+async fn activate(unit: &mut Unit, order: &Fulfilment, reason: &str) -> Result<bool, StoreError> {
+    if order.status != OrderStatus::Pending {
+        return Ok(false);
+    }
+    let balance = panel::user(unit.conn(), order.user_id)
+        .await?
+        .map_or(0, |u| u.balance_minor);
+    if balance < order.charge_minor {
+        unit.audit(
+            "order.not_activated",
+            &format!("order:{}", order.id),
+            &format!(
+                "balance {balance} is below the charge {}",
+                order.charge_minor
+            ),
+        )
+        .await?;
+        return Ok(false);
+    }
+    if order.charge_minor > 0 {
+        panel::post(
+            unit,
+            order.user_id,
+            -order.charge_minor,
+            &order.currency,
+            LedgerKind::OrderCharge,
+            &order.id.to_string(),
+        )
+        .await?;
+    }
+    if !panel::transition(unit, order.id, OrderStatus::Pending, OrderStatus::Active).await? {
+        return Ok(false);
+    }
+    emit_transition(
+        unit,
+        order.id,
+        order.user_id,
+        OrderStatus::Pending,
+        OrderStatus::Active,
+        reason,
+    )
+    .await?;
+    // Read again: the verification may have committed while this unit
+    // waited for the order's row.
+    if let Some(current) = panel::fulfilment(unit.conn(), order.id).await? {
+        start_video_work(unit, &current).await?;
+    }
+    Ok(true)
+}
+
+/// Queues the order's video work once it is both paid (ACTIVE) and
+/// checked on YouTube. Whichever of the two happens second sends it; the
+/// id derived from the order makes a repeat harmless.
+async fn start_video_work(unit: &mut Unit, order: &Fulfilment) -> Result<(), StoreError> {
+    let ready = order.status == OrderStatus::Active && order.verified;
+    let (Some(video_url), Some(video_id)) = (&order.video_url, &order.youtube_video_id) else {
+        return Ok(());
+    };
+    if !ready {
+        return Ok(());
+    }
+    let message = VideoProcessingMessage {
+        order_id: order.id,
+        youtube_video_id: video_id.clone(),
+        video_url: video_url.clone(),
+        target_views: order.quantity,
+        start_count: order.start_count,
+        clip: None,
+    };
+    emit_event(
+        unit,
+        catalog::VIDEO_PROCESSING,
+        order.id,
+        message,
+        "video-processing",
+        &order.id.to_string(),
     )
     .await
 }

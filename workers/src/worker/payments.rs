@@ -3,12 +3,12 @@
 //! it are charged and activated. Idempotent on the event id and, through
 //! the ledger's unique key, on the payment id.
 
-use crate::events::{Event, OrderStatus};
+use crate::events::Event;
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel::{self, LedgerKind};
 
-use super::{emit_transition, expect_event};
+use super::{activate, expect_event};
 
 pub struct Payments {
     pub store: Store,
@@ -101,44 +101,10 @@ impl Handler for Payments {
                 .await?;
                 continue;
             }
-            let balance = panel::user(unit.conn(), order.user_id)
-                .await?
-                .map_or(0, |u| u.balance_minor);
-            if balance < order.charge_minor {
-                unit.audit(
-                    "order.not_activated",
-                    &format!("order:{}", order.id),
-                    &format!(
-                        "balance {balance} is below the charge {}",
-                        order.charge_minor
-                    ),
-                )
-                .await?;
-                continue;
-            }
-            panel::post(
-                &mut unit,
-                order.user_id,
-                -order.charge_minor,
-                &order.currency,
-                LedgerKind::OrderCharge,
-                &order.id.to_string(),
-            )
-            .await?;
-            if panel::transition(
-                &mut unit,
-                order.id,
-                OrderStatus::Pending,
-                OrderStatus::Active,
-            )
-            .await?
-            {
-                emit_transition(
+            if let Some(order) = panel::fulfilment(unit.conn(), order.id).await? {
+                activate(
                     &mut unit,
-                    order.id,
-                    order.user_id,
-                    OrderStatus::Pending,
-                    OrderStatus::Active,
+                    &order,
                     &format!("paid by {}", payment.payment_id),
                 )
                 .await?;

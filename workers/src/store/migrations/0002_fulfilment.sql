@@ -8,6 +8,9 @@ ALTER TABLE orders ADD COLUMN last_view_count_at TEXT;
 ALTER TABLE orders ADD COLUMN delivery_id TEXT;
 ALTER TABLE orders ADD COLUMN campaign_id BIGINT;
 ALTER TABLE orders ADD COLUMN offer_id BIGINT;
+-- The correlation id of the request that created the order, so progress
+-- the delivery poller reports carries it like every other record.
+ALTER TABLE orders ADD COLUMN correlation_id TEXT;
 
 -- YouTube Data API units spent per quota day. Shared by every youtube
 -- worker that uses the store, so two processes cannot both spend the last
@@ -43,5 +46,6 @@ CREATE TABLE order_read_model (
     start_count BIGINT,
     campaign_id BIGINT,
     offer_id BIGINT,
+    assigned_at TEXT,
     last_update TEXT NOT NULL
 );

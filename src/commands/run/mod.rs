@@ -1,6 +1,10 @@
 //! `smmctl run <worker>…`: the panel's workers on the shared runtime, with
 //! `/metrics` and `/health`, until SIGTERM or SIGINT.
 
+mod legacy;
+mod providers;
+mod rebuild;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +16,18 @@ use smm_workers::gateway;
 use smm_workers::runtime::metrics::Metrics;
 use smm_workers::runtime::{self, Handler, Shared, Worker};
 use smm_workers::store::{Store, StoreError, redact_url};
+use smm_workers::worker::binom::Binom;
+use smm_workers::worker::cqrs::ReadModel;
+use smm_workers::worker::offers::Offers;
+use smm_workers::worker::order_state::OrderState;
+use smm_workers::worker::orders::Orders;
 use smm_workers::worker::payment_refunds::PaymentRefunds;
 use smm_workers::worker::payments::Payments;
+use smm_workers::worker::progress::Progress;
 use smm_workers::worker::refunds::Refunds;
+use smm_workers::worker::video::{Video, poll_progress};
 use smm_workers::worker::webhooks::Webhooks;
+use smm_workers::worker::youtube::YouTube;
 use smm_workers::worker::{WORKERS, WorkerInfo, worker_named};
 use tokio::task::JoinSet;
 
@@ -94,6 +106,13 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     } else {
         None
     };
+    if args.rebuild && !selected.contains(&"cqrs") {
+        return Err(UsageError::new("--rebuild rebuilds the read model: run it with the cqrs worker (`smmctl run cqrs --rebuild`)").into());
+    }
+    if args.migrate_legacy && !selected.contains(&"video") {
+        return Err(UsageError::new("--migrate-legacy feeds the video worker: run it with video (`smmctl run video --migrate-legacy`)").into());
+    }
+    let clients = providers::build(&selected, settings)?;
     let database_url = args
         .database_url
         .clone()
@@ -129,6 +148,33 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
         )
     };
 
+    if args.migrate_legacy {
+        let done = legacy::migrate(kafka, "video-processing-group").await?;
+        ctx.printer.note(&format!(
+            "legacy migration: moved {} record(s) from {} to {}{}",
+            done.moved,
+            smm_workers::catalog::LEGACY_VIDEO_QUEUE,
+            smm_workers::catalog::VIDEO_PROCESSING,
+            if done.dead_lettered > 0 {
+                format!(
+                    "; {} unreadable record(s) went to {}",
+                    done.dead_lettered,
+                    smm_workers::legacy::LEGACY_DEAD_LETTER
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if args.rebuild
+        && let (Some(store), Some(info)) = (&store, worker_named("cqrs"))
+    {
+        let cleared = rebuild::rebuild(kafka, info, store).await?;
+        ctx.printer.note(&format!(
+            "read model cleared ({cleared} row(s)); cqrs-read-model-group moved to the earliest offsets, rebuilding"
+        ));
+    }
+
     let client = client_config(settings);
     let producer = runtime::producer(&client).map_err(|e| {
         UsageError::new(format!(
@@ -158,6 +204,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
         drain_timeout: args.drain_timeout,
     };
     let mut tasks = JoinSet::new();
+    let mut pollers = Vec::new();
     for info in &consumers {
         let store = store
             .clone()
@@ -173,6 +220,42 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
                 &shared,
             ),
             "payments" => spawn(&mut tasks, info, Payments { store }, &shared),
+            "orders" => {
+                let (youtube, quota) = needs(&clients.youtube)?;
+                spawn(
+                    &mut tasks,
+                    info,
+                    Orders {
+                        store,
+                        youtube,
+                        quota,
+                    },
+                    &shared,
+                )
+            }
+            "youtube" => {
+                let (api, quota) = needs(&clients.youtube)?;
+                spawn(&mut tasks, info, YouTube { store, api, quota }, &shared)
+            }
+            "order-state" => spawn(&mut tasks, info, OrderState { store }, &shared),
+            "progress" => spawn(&mut tasks, info, Progress { store }, &shared),
+            "video" => {
+                let (delivery, every) = needs(&clients.delivery)?;
+                pollers.push(tokio::spawn(poll_progress(
+                    store.clone(),
+                    delivery.clone(),
+                    shared.producer.clone(),
+                    every,
+                    shutdown.clone(),
+                )));
+                spawn(&mut tasks, info, Video { store, delivery }, &shared)
+            }
+            "binom" => {
+                let api = needs(&clients.binom)?;
+                spawn(&mut tasks, info, Binom { store, api }, &shared)
+            }
+            "offers" => spawn(&mut tasks, info, Offers { store }, &shared),
+            "cqrs" => spawn(&mut tasks, info, ReadModel { store }, &shared),
             "refunds" => spawn(&mut tasks, info, Refunds { store }, &shared),
             "payment-refunds" => {
                 let api = refund_api
@@ -211,11 +294,21 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
         }
     }
     let _ = stop.send(true);
+    for poller in pollers {
+        let _ = poller.await;
+    }
     if let Some(server) = gateway_server {
         let _ = server.await;
     }
     let _ = metrics_server.await;
     Ok(status)
+}
+
+/// A client `providers::build` made for the selected workers.
+fn needs<T: Clone>(client: &Option<T>) -> anyhow::Result<T> {
+    client
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the provider clients are built for every selected worker"))
 }
 
 fn spawn<H: Handler>(
@@ -252,6 +345,16 @@ fn expand(names: &[WorkerName]) -> Vec<&'static str> {
             WorkerName::Payments => add("payments"),
             WorkerName::Refunds => add("refunds"),
             WorkerName::PaymentRefunds => add("payment-refunds"),
+            WorkerName::Orders => add("orders"),
+            WorkerName::OrderState => add("order-state"),
+            WorkerName::Progress => add("progress"),
+            WorkerName::Websocket => add("websocket"),
+            WorkerName::Video => add("video"),
+            WorkerName::Youtube => add("youtube"),
+            WorkerName::Binom => add("binom"),
+            WorkerName::Offers => add("offers"),
+            WorkerName::Notifications => add("notifications"),
+            WorkerName::Cqrs => add("cqrs"),
             WorkerName::WebhookGateway => add("webhook-gateway"),
         }
     }

@@ -1,0 +1,120 @@
+//! The outside services the selected workers need, built from the
+//! `[providers]` settings before anything starts: a missing key or a
+//! malformed URL fails the start with exit 2 and names the setting.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use smm_workers::providers::binom::BinomApi;
+use smm_workers::providers::delivery::DeliveryApi;
+use smm_workers::providers::youtube::{Quota, YouTubeApi};
+
+use crate::config::{Settings, parse_duration};
+use crate::exit::UsageError;
+
+pub struct Clients {
+    pub youtube: Option<(YouTubeApi, Quota)>,
+    pub delivery: Option<(DeliveryApi, Duration)>,
+    pub binom: Option<BinomApi>,
+    pub websocket: Option<(SocketAddr, Vec<u8>)>,
+}
+
+fn url<'s>(settings: &'s Settings, key: &str, needed_by: &str) -> Result<&'s str, UsageError> {
+    let value = settings.providers.require(key, needed_by)?;
+    if value.starts_with("http://") || value.starts_with("https://") {
+        Ok(value)
+    } else {
+        Err(UsageError::new(format!(
+            "`{key}` is `{value}`: it must be an http:// or https:// URL"
+        )))
+    }
+}
+
+fn duration(settings: &Settings, key: &str) -> Result<Duration, UsageError> {
+    let text = settings.providers.value(key).unwrap_or("");
+    parse_duration(text).map_err(|why| UsageError::new(format!("`{key}` is `{text}`: {why}")))
+}
+
+fn http_error(service: &str, e: impl std::fmt::Display) -> UsageError {
+    UsageError::new(format!("cannot build the HTTP client for {service}: {e}"))
+}
+
+/// Whether any of `names` is among the selected workers.
+fn wants(selected: &[&str], names: &[&str]) -> bool {
+    selected.iter().any(|s| names.contains(s))
+}
+
+pub fn build(selected: &[&str], settings: &Settings) -> Result<Clients, UsageError> {
+    // Provider calls get at least 10 s: the command timeout is tuned for
+    // the broker, and a provider slower than that is still up.
+    let timeout = settings.timeout.value.max(Duration::from_secs(10));
+    let youtube = if wants(selected, &["orders", "youtube"]) {
+        let needed_by = "the orders and youtube workers";
+        let base = url(settings, "youtube_url", needed_by)?;
+        let key = settings.providers.require("youtube_api_key", needed_by)?;
+        let budget_text = settings
+            .providers
+            .value("youtube_daily_quota")
+            .unwrap_or("");
+        let budget: i64 = budget_text
+            .parse()
+            .ok()
+            .filter(|b: &i64| *b > 0)
+            .ok_or_else(|| {
+                UsageError::new(format!(
+                    "`youtube_daily_quota` is `{budget_text}`: give the daily unit budget as a positive whole number (Google's default is 10000)"
+                ))
+            })?;
+        let window = duration(settings, "youtube_quota_window")?;
+        Some((
+            YouTubeApi::new(base, key, timeout).map_err(|e| http_error("YouTube", e))?,
+            Quota { budget, window },
+        ))
+    } else {
+        None
+    };
+    let delivery = if wants(selected, &["video"]) {
+        let needed_by = "the video worker";
+        let base = url(settings, "delivery_url", needed_by)?;
+        let key = settings.providers.value("delivery_api_key");
+        Some((
+            DeliveryApi::new(base, key, timeout)
+                .map_err(|e| http_error("the delivery provider", e))?,
+            duration(settings, "delivery_poll_interval")?,
+        ))
+    } else {
+        None
+    };
+    let binom = if wants(selected, &["binom"]) {
+        let needed_by = "the binom worker";
+        let base = url(settings, "binom_url", needed_by)?;
+        let key = settings.providers.require("binom_api_key", needed_by)?;
+        Some(BinomApi::new(base, key, timeout).map_err(|e| http_error("Binom", e))?)
+    } else {
+        None
+    };
+    let websocket = if wants(selected, &["websocket"]) {
+        let needed_by = "the websocket worker";
+        let text = settings.providers.require("ws_addr", needed_by)?;
+        let addr: SocketAddr = text.parse().map_err(|_| {
+            UsageError::new(format!(
+                "`ws_addr` is `{text}`: write it as HOST:PORT with an IP address, like 127.0.0.1:8090"
+            ))
+        })?;
+        let secret = settings.providers.require("ws_token_secret", needed_by)?;
+        if secret.len() < 16 {
+            return Err(UsageError::new(
+                "`ws_token_secret` is too short to sign client tokens: use at least 16 random characters",
+            ));
+        }
+        Some((addr, secret.as_bytes().to_vec()))
+    } else {
+        None
+    };
+    Ok(Clients {
+        youtube,
+        delivery,
+        binom,
+        websocket,
+    })
+}

@@ -1,0 +1,113 @@
+//! HTTP clients for the outside services the fulfilment workers call:
+//! YouTube's Data API, the view delivery provider and the Binom tracker.
+//!
+//! They share one rule for failures: a timeout, a refused connection, a 5xx
+//! or a 429 may pass, so the record is retried; any other 4xx is the
+//! provider refusing this request as it is, so it is dead-lettered with the
+//! provider's words.
+
+pub mod binom;
+pub mod delivery;
+pub mod youtube;
+
+use std::time::Duration;
+
+use crate::runtime::Failure;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("{service} is unavailable: {reason}")]
+    Unavailable {
+        service: &'static str,
+        reason: String,
+    },
+    #[error("{service} refused the request (HTTP {status}): {body}")]
+    Refused {
+        service: &'static str,
+        status: u16,
+        body: String,
+    },
+}
+
+impl CallError {
+    /// The failure a worker reports, under a class named for the service.
+    pub fn into_failure(self, class_prefix: &str) -> Failure {
+        match &self {
+            CallError::Unavailable { .. } => {
+                Failure::retryable(format!("{class_prefix}.Unavailable"), self.to_string())
+            }
+            CallError::Refused { .. } => {
+                Failure::poison(format!("{class_prefix}.Refused"), self.to_string())
+            }
+        }
+    }
+}
+
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .build()
+}
+
+pub(crate) fn base(url: &str) -> String {
+    url.trim_end_matches('/').to_owned()
+}
+
+/// Sends a request and returns the body of a 2xx answer. The URL is left
+/// out of errors: YouTube's key travels in the query string.
+pub(crate) async fn call(
+    service: &'static str,
+    request: reqwest::RequestBuilder,
+) -> Result<(u16, String), CallError> {
+    let response = request.send().await.map_err(|e| CallError::Unavailable {
+        service,
+        reason: describe(e),
+    })?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| CallError::Unavailable {
+        service,
+        reason: format!("the answer broke off: {}", describe(e)),
+    })?;
+    if status.is_success() {
+        return Ok((status.as_u16(), text));
+    }
+    let body: String = text.chars().take(300).collect();
+    if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+        Err(CallError::Unavailable {
+            service,
+            reason: format!("HTTP {status}: {body}"),
+        })
+    } else {
+        Err(CallError::Refused {
+            service,
+            status: status.as_u16(),
+            body,
+        })
+    }
+}
+
+pub(crate) fn describe(error: reqwest::Error) -> String {
+    let timed_out = error.is_timeout();
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if timed_out {
+        text.push_str(" (timed out)");
+    }
+    text
+}
+
+pub(crate) fn unreadable(service: &'static str, what: &str, error: serde_json::Error) -> CallError {
+    // A 2xx the client cannot read is most likely a proxy or an outage page;
+    // retrying is the safe reading.
+    CallError::Unavailable {
+        service,
+        reason: format!("unreadable {what}: {error}"),
+    }
+}

@@ -1,0 +1,168 @@
+//! `orders` (the seed's OrderEventConsumer): a new order's video is checked
+//! on YouTube, its start view count captured, and, once paid, the order
+//! becomes ACTIVE and its video work is queued.
+//!
+//! The YouTube call happens before the store unit opens: a slow API must
+//! not hold a transaction (SQLite has one writer), and a record already
+//! applied is recognised before it spends quota.
+
+use crate::events::{Event, OrderStatus};
+use crate::providers::youtube::{self, LIST_COST, LookupError, Quota, Spend, YouTubeApi};
+use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::store::Store;
+use crate::store::panel::{self, NewOrder};
+
+use super::{activate, expect_event, start_video_work};
+
+pub struct Orders {
+    pub store: Store,
+    pub youtube: YouTubeApi,
+    pub quota: Quota,
+}
+
+impl Handler for Orders {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+        let envelope = delivery.envelope()?;
+        let created = expect_event(
+            &envelope,
+            |e| match e {
+                Event::OrderCreatedEvent(o) => Some(o),
+                _ => None,
+            },
+            "OrderCreatedEvent",
+        )?;
+        if self
+            .store
+            .is_processed(delivery.worker, envelope.event_id)
+            .await?
+        {
+            return Ok(Handled::Duplicate(envelope.event_id));
+        }
+        let video = check_video(
+            &self.store,
+            &self.youtube,
+            &self.quota,
+            &created.youtube_video_id,
+        )
+        .await?;
+        let Some(view_count) = video.view_count else {
+            return Err(Failure::poison(
+                "smmctl.orders.ViewCountHidden",
+                format!(
+                    "video {} hides its view count, so delivery for order {} cannot be measured",
+                    video.id, created.order_id
+                ),
+            ));
+        };
+
+        let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {
+            return Ok(Handled::Duplicate(envelope.event_id));
+        };
+        if panel::user(unit.conn(), created.user_id).await?.is_none() {
+            return Err(Failure::retryable(
+                "smmctl.orders.UnknownUser",
+                format!(
+                    "order {} is for user {}, who is not in the panel store",
+                    created.order_id, created.user_id
+                ),
+            ));
+        }
+        // The panel's order service normally wrote the order already; an
+        // order known only from its event is recorded from it.
+        panel::insert_order(
+            unit.conn(),
+            &NewOrder {
+                id: created.order_id,
+                user_id: created.user_id,
+                quantity: created.quantity,
+                charge_minor: created.charge_minor,
+                currency: &created.currency,
+                payment_id: created.payment_id.as_deref(),
+                video_url: Some(&created.video_url),
+                youtube_video_id: Some(&created.youtube_video_id),
+            },
+        )
+        .await?;
+        panel::set_correlation(&mut unit, created.order_id).await?;
+        panel::record_verification(&mut unit, created.order_id, Some(view_count), &video.title)
+            .await?;
+        let Some(order) = panel::fulfilment(unit.conn(), created.order_id).await? else {
+            return Err(Failure::retryable(
+                "smmctl.orders.OrderMissing",
+                format!("order {} vanished from the store", created.order_id),
+            ));
+        };
+        if order.user_id != created.user_id {
+            return Err(Failure::poison(
+                "smmctl.orders.OwnerMismatch",
+                format!(
+                    "order {} belongs to user {} in the store, the event says user {}",
+                    order.id, order.user_id, created.user_id
+                ),
+            ));
+        }
+        unit.audit(
+            "order.verified",
+            &format!("order:{}", order.id),
+            &format!("video {} has {view_count} views", video.id),
+        )
+        .await?;
+        match order.status {
+            OrderStatus::Pending => {
+                let paid = match &order.payment_id {
+                    None => true,
+                    Some(payment) => panel::payment_recorded(unit.conn(), payment).await?,
+                };
+                if paid {
+                    activate(&mut unit, &order, "video verified").await?;
+                } else {
+                    unit.audit(
+                        "order.awaiting_payment",
+                        &format!("order:{}", order.id),
+                        "verified; the payments worker activates it when the payment is confirmed",
+                    )
+                    .await?;
+                }
+            }
+            // Paid before the check finished: the payment could not queue
+            // the video work, so it is queued now.
+            OrderStatus::Active => start_video_work(&mut unit, &order).await?,
+            OrderStatus::Processing | OrderStatus::Completed | OrderStatus::Cancelled => {}
+        }
+        unit.commit().await?;
+        Ok(Handled::Applied(envelope.event_id))
+    }
+}
+
+/// One `videos.list` call, charged to the quota first. An exhausted quota
+/// holds the record until the quota resets: it never fails it.
+pub(super) async fn check_video(
+    store: &Store,
+    api: &YouTubeApi,
+    quota: &Quota,
+    video_id: &str,
+) -> Result<youtube::Video, Failure> {
+    if let Spend::Exhausted { resets_at } = quota.spend(store, LIST_COST).await? {
+        return Err(quota_failure(resets_at, "the daily unit budget is spent"));
+    }
+    match api.video(video_id).await {
+        Ok(video) => Ok(video),
+        Err(LookupError::NotFound(id)) => Err(Failure::poison(
+            "smmctl.youtube.VideoUnavailable",
+            format!("video {id} is unknown or private: YouTube returned no item for it"),
+        )),
+        Err(LookupError::QuotaExceeded) => {
+            let resets_at = quota.exhaust(store).await?;
+            Err(quota_failure(resets_at, "YouTube answered quotaExceeded"))
+        }
+        Err(LookupError::Call(e)) => Err(e.into_failure("smmctl.youtube")),
+    }
+}
+
+pub(super) fn quota_failure(resets_at: jiff::Timestamp, why: &str) -> Failure {
+    Failure::throttled(
+        "smmctl.youtube.QuotaExhausted",
+        format!("YouTube quota: {why}; waiting until it resets at {resets_at}"),
+        youtube::wait_until(resets_at),
+    )
+}
