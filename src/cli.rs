@@ -101,6 +101,12 @@ pub enum Command {
     /// Run one of the panel's workers, or all of them
     #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
+    /// Send realistic orders through the whole system: webhook, order, delivery, completion
+    #[command(long_about = SIMULATE_ABOUT)]
+    Simulate(SimulateArgs),
+    /// Serve local stand-ins for YouTube, the delivery provider, Binom, SMS/push and SMTP
+    #[command(long_about = SANDBOX_ABOUT)]
+    Sandbox(SandboxArgs),
     /// Consumer lag per group, topic and partition, in messages and in seconds
     #[command(long_about = LAG_ABOUT)]
     Lag(LagArgs),
@@ -446,6 +452,78 @@ pub enum WorkerName {
     WebhookGateway,
     /// Every worker and the gateway, in one process
     All,
+}
+
+const SIMULATE_ABOUT: &str = "Send realistic orders through the whole system and wait for them to settle.
+
+For each order: a customer and a PENDING order are written to the panel store (as the panel's order \
+service does), the OrderCreatedEvent goes to smm.order.processing and a Binom campaign request to \
+smm.binom.campaign.creation, and a signed Cryptomus webhook for its payment is POSTed to the gateway. \
+Every record of one order carries the same correlation id. The command then follows the orders in the \
+store until they reach COMPLETED (or the state their fault leads to) and prints where each one ended.
+
+--fail-rate gives that share of orders one fault, in turn: a video YouTube fails once (a retry via \
+smm.order.processing-retry-0, then completion), an unknown video (smm.order.processing-dlt), a forged \
+webhook signature (smm.payment.webhooks.dlq), and an illegal state event (smm.order.state.updates-dlt).
+
+Needs the workers running (smmctl run all) and the Cryptomus API key they verify webhooks with. \
+Exit 0 when every order reached its expected state, 1 when some did not within --wait.";
+
+const SANDBOX_ABOUT: &str = "Serve local stand-ins for the panel's outside services, until Ctrl-C.
+
+One HTTP address serves YouTube's Data API (/youtube/v3/videos, /youtube/v3/channels), the delivery \
+provider (/v1/deliveries), Binom (/public/api/v1/campaigns) and SMS/push endpoints (/notify/sms, \
+/notify/push); GET /sandbox shows every call they answered. A second address is an SMTP server that \
+keeps what it receives. The command prints the SMM_* variables that point the workers at them.
+
+Video ids steer YouTube: ids starting with x are unknown, flaky fails its first call with 503, hidden \
+hides its view count. Campaign names containing slow make Binom answer the first creation late.";
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// How many orders to send
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub orders: u32,
+    /// Share of orders given a fault, from 0 to 1 (0.25: every fourth)
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub fail_rate: f64,
+    /// The webhook gateway's base URL
+    #[arg(long, env = "SMM_GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
+    pub gateway: String,
+    /// The panel store the workers use [env: SMM_DATABASE_URL]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// How long to follow the orders before giving up
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    pub wait: Duration,
+    /// Send and return at once, without following the orders
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Where the HTTP stand-ins listen
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8099")]
+    pub addr: String,
+    /// Where the SMTP server listens
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:2525")]
+    pub smtp_addr: String,
+    /// How long a delivery takes to reach its full quantity
+    #[arg(long, value_name = "DURATION", default_value = "6s", value_parser = parse_duration)]
+    pub delivery_duration: Duration,
+    /// YouTube units granted before it answers quotaExceeded (default: no limit)
+    #[arg(long, value_name = "UNITS")]
+    pub youtube_quota: Option<u64>,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!(
+            "`{text}` is not a share between 0 and 1 (0.25 gives every fourth order a fault)"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -48,19 +48,7 @@ async fn count(store: &Store, sql: &str) -> i64 {
 }
 
 fn signed_webhook(payment: &str, amount: &str, user: i64, orders: &[i64]) -> String {
-    let additional = serde_json::json!({ "user_id": user, "order_ids": orders }).to_string();
-    let mut body = serde_json::json!({
-        "type": "payment",
-        "uuid": payment,
-        "order_id": format!("invoice/{payment}"),
-        "amount": amount,
-        "currency": "USD",
-        "status": "paid",
-        "additional_data": additional,
-    });
-    let sign = smm_workers::cryptomus::sign(&smm_workers::cryptomus::php_json(&body), API_KEY);
-    body["sign"] = serde_json::Value::String(sign);
-    body.to_string()
+    smm_workers::cryptomus::signed_webhook(API_KEY, payment, amount, "USD", user, orders)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

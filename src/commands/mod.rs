@@ -10,6 +10,8 @@ pub mod lag;
 pub mod offsets;
 pub mod records;
 pub mod run;
+pub mod sandbox;
+pub mod simulate;
 pub mod topics;
 
 use std::io::IsTerminal;
@@ -25,6 +27,8 @@ pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitSta
         Command::Completions(args) => generate::completions(args),
         Command::Generate(args) => generate::run(args, ctx),
         Command::Run(args) => run::run(args, ctx).await,
+        Command::Simulate(args) => simulate::run(args, ctx).await,
+        Command::Sandbox(args) => sandbox::run(args, ctx).await,
         Command::Lag(args) => lag::run(args, ctx).await,
         Command::Groups(cmd) => groups::run(cmd, ctx).await,
         Command::Dlq(cmd) => dlq::run(cmd, ctx).await,

@@ -58,8 +58,8 @@ pub struct Call {
     pub service: &'static str,
     pub what: String,
     pub status: u16,
-    #[serde(skip)]
-    pub at: Option<Instant>,
+    /// Wall-clock time, so calls can be placed in quota windows.
+    pub at_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,7 +108,7 @@ impl Sandbox {
             service,
             what,
             status: status.as_u16(),
-            at: Some(Instant::now()),
+            at_ms: jiff::Timestamp::now().as_millisecond(),
         });
     }
 }

@@ -240,13 +240,7 @@ impl<H: Handler> Handler for Counted<H> {
     }
 }
 
-fn renamed(policy: &catalog::RetryPolicy, main: &str, dead_letter: &str) -> Route {
-    let mut route = Route::from(policy);
-    route.main_topic = main.to_owned();
-    route.exhausted_topic = Some(dead_letter.to_owned());
-    route.poison_topic = Some(dead_letter.to_owned());
-    route
-}
+use common::renamed;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_that_keeps_failing_reaches_the_dlq_after_exactly_six_attempts() {

@@ -45,9 +45,9 @@ fn wants(selected: &[&str], names: &[&str]) -> bool {
 }
 
 pub fn build(selected: &[&str], settings: &Settings) -> Result<Clients, UsageError> {
-    // Provider calls get at least 10 s: the command timeout is tuned for
-    // the broker, and a provider slower than that is still up.
-    let timeout = settings.timeout.value.max(Duration::from_secs(10));
+    // Separate from the command timeout, which is tuned for the broker: a
+    // provider slower than a broker round trip is still up.
+    let timeout = duration(settings, "http_timeout")?;
     let youtube = if wants(selected, &["orders", "youtube"]) {
         let needed_by = "the orders and youtube workers";
         let base = url(settings, "youtube_url", needed_by)?;

@@ -148,6 +148,18 @@ impl Read {
 /// Reads `topic` from the start until `want` records arrived or `within`
 /// passed; returns what it read.
 pub fn read(topic: &str, want: usize, within: Duration) -> Vec<Read> {
+    read_matching(topic, want, within, |_| true)
+}
+
+/// Reads `topic` from the start until `want` records that match `keep`
+/// arrived or `within` passed; the catalog's topics hold other tests'
+/// records too.
+pub fn read_matching(
+    topic: &str,
+    want: usize,
+    within: Duration,
+    keep: impl Fn(&Read) -> bool,
+) -> Vec<Read> {
     let consumer: BaseConsumer = client()
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
@@ -159,7 +171,7 @@ pub fn read(topic: &str, want: usize, within: Duration) -> Vec<Read> {
     let mut out = Vec::new();
     while out.len() < want && std::time::Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            out.push(Read {
+            let read = Read {
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
                 headers: m
@@ -173,8 +185,24 @@ pub fn read(topic: &str, want: usize, within: Duration) -> Vec<Read> {
                 timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
                 partition: m.partition(),
                 offset: m.offset(),
-            });
+            };
+            if keep(&read) {
+                out.push(read);
+            }
         }
     }
     out
+}
+
+/// A catalog retry policy on topics of the test's own.
+pub fn renamed(
+    policy: &smm_workers::catalog::RetryPolicy,
+    main: &str,
+    dead_letter: &str,
+) -> smm_workers::runtime::Route {
+    let mut route = smm_workers::runtime::Route::from(policy);
+    route.main_topic = main.to_owned();
+    route.exhausted_topic = Some(dead_letter.to_owned());
+    route.poison_topic = Some(dead_letter.to_owned());
+    route
 }
