@@ -4,6 +4,7 @@ pub mod payment_refunds;
 pub mod payments;
 pub mod refunds;
 pub mod webhooks;
+pub mod websocket;
 
 use crate::catalog::{self, RetryPolicy, retry_policy_for};
 use crate::events::{
