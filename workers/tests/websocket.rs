@@ -12,8 +12,8 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use smm_workers::catalog::{self, retry_policy_for};
-use smm_workers::events::{Envelope, Event, OrderStatus, OrderStatusUpdate};
-use smm_workers::runtime::metrics::Metrics;
+use smm_workers::events::{Envelope, Event, OrderProgressUpdated, OrderStatus, OrderStatusUpdate};
+use smm_workers::runtime::metrics::{Metrics, Outcome};
 use smm_workers::runtime::{self, Route, Shared, Worker};
 use smm_workers::worker::websocket::{
     self, Hub, QUEUE_CAPACITY, StatusFanOut, StatusMessage, mint_token,
@@ -159,6 +159,7 @@ fn status_update(order_id: i64, user_id: i64, status: OrderStatus, message: Stri
 struct FanOut {
     topic: String,
     producer: FutureProducer,
+    metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), runtime::RuntimeError>>,
 }
@@ -175,11 +176,12 @@ async fn start_fan_out(hub: &Arc<Hub>) -> FanOut {
     route.main_topic = topic.clone();
     let client = common::client();
     let (stop, shutdown) = watch::channel(false);
+    let metrics = Arc::new(Metrics::default());
     let shared = Shared {
         producer: runtime::producer(&client).expect("producer"),
         client,
         store: None,
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         shutdown,
         drain_timeout: Duration::from_secs(5),
     };
@@ -206,6 +208,7 @@ async fn start_fan_out(hub: &Arc<Hub>) -> FanOut {
     FanOut {
         topic,
         producer,
+        metrics,
         stop,
         task,
     }
@@ -391,6 +394,27 @@ async fn a_subscriber_gets_its_orders_updates_through_kafka_in_order_and_no_one_
     // The stranger watches order 7 too, and an order of its own to show
     // its connection works.
     subscribe(&mut stranger, &[7, 8]).await;
+
+    // Another event type on the topic is a producer bug: dropped (the topic
+    // has no dead letter), and nothing reaches a client.
+    let wrong = Envelope::new(
+        Event::from(OrderProgressUpdated {
+            order_id: 7,
+            delivered_quantity: 10,
+            target_quantity: 100,
+            percent: 10,
+            reported_at: jiff::Timestamp::now(),
+            start_count: None,
+        }),
+        "corr-ws-wrong",
+    );
+    send(&fan_out.producer, &fan_out.topic, &wrong).await;
+    wait_until(
+        "the wrong event to be dropped",
+        Duration::from_secs(10),
+        || fan_out.metrics.count("websocket", Outcome::Dropped) == 1,
+    )
+    .await;
 
     let steps = [
         (OrderStatus::Active, None, "Payment received"),

@@ -596,7 +596,7 @@ async fn connection(socket: WebSocket, server: Server, user_id: i64) {
         mut updates,
         mut disconnected,
     } = hub.register(user_id);
-    let _unregister = Unregister {
+    let unregister = Unregister {
         hub: hub.clone(),
         id,
     };
@@ -666,10 +666,15 @@ async fn connection(socket: WebSocket, server: Server, user_id: i64) {
             reader.abort();
         }
     } else {
+        // Flushes the reply to a client's own close frame, if it sent one.
+        let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
         reader.abort();
     }
-    drop(alive);
     tracing::debug!(client = id, user_id, "client disconnected");
+    // Unregistered before `serve` may see the last connection end, so a
+    // caller that waited for it finds the hub empty.
+    drop(unregister);
+    drop(alive);
 }
 
 async fn read_client(
