@@ -11,6 +11,7 @@ pub mod progress;
 pub mod refunds;
 pub mod video;
 pub mod webhooks;
+pub mod websocket;
 pub mod youtube;
 
 use crate::catalog::{self, RetryPolicy, retry_policy_for};
