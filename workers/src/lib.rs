@@ -8,5 +8,6 @@ pub mod events;
 pub mod gateway;
 pub mod headers;
 pub mod runtime;
+pub mod smtp_sink;
 pub mod store;
 pub mod worker;
