@@ -1,5 +1,6 @@
 //! The panel's workers, one module each, and the table `smmctl run` reads.
 
+pub mod notifications;
 pub mod payment_refunds;
 pub mod payments;
 pub mod refunds;
