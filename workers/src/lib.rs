@@ -11,5 +11,6 @@ pub mod legacy;
 pub mod providers;
 pub mod runtime;
 pub mod sandbox;
+pub mod smtp_sink;
 pub mod store;
 pub mod worker;

@@ -2,6 +2,7 @@
 
 pub mod binom;
 pub mod cqrs;
+pub mod notifications;
 pub mod offers;
 pub mod order_state;
 pub mod orders;
