@@ -499,6 +499,9 @@ pub struct SimulateArgs {
     /// Send and return at once, without following the orders
     #[arg(long)]
     pub no_wait: bool,
+    /// The first order's id; the others count up from it (default: from the clock, so runs never collide)
+    #[arg(long, value_name = "ID", value_parser = clap::value_parser!(i64).range(1..))]
+    pub first_order_id: Option<i64>,
 }
 
 #[derive(Debug, Args)]

@@ -233,12 +233,7 @@ pub const PROVIDER_SETTINGS: &[ProviderSetting] = &[
     setting("sms_url", "SMM_SMS_URL", None, false),
     setting("push_url", "SMM_PUSH_URL", None, false),
     setting("notify_api_key", "SMM_NOTIFY_API_KEY", None, true),
-    setting(
-        "http_timeout",
-        "SMM_PROVIDER_TIMEOUT",
-        Some("10s"),
-        false,
-    ),
+    setting("http_timeout", "SMM_PROVIDER_TIMEOUT", Some("10s"), false),
     setting("ws_addr", "SMM_WS_ADDR", Some("127.0.0.1:8090"), false),
     setting("ws_token_secret", "SMM_WS_TOKEN_SECRET", None, true),
 ];

@@ -30,7 +30,6 @@ pub async fn run(args: SandboxArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
         .await
         .map_err(|e| UsageError::new(format!("cannot listen on {http} for the sandbox: {e}")))?;
     let mail = smm_workers::smtp_sink::SmtpSink::start(smtp)
-        .await
         .map_err(|e| UsageError::new(format!("cannot listen on {smtp} for the SMTP sink: {e}")))?;
     let url = handle.url();
     ctx.printer.raw(&format!(

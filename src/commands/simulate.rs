@@ -132,7 +132,9 @@ pub async fn run(args: SimulateArgs, ctx: &Context) -> anyhow::Result<ExitStatus
 
     // Ids from the clock, so runs never collide with each other or with
     // the panel's own orders (which count up from 1).
-    let base = jiff::Timestamp::now().as_millisecond() * 100;
+    let base = args
+        .first_order_id
+        .unwrap_or_else(|| jiff::Timestamp::now().as_millisecond() * 100);
     let every = if args.fail_rate > 0.0 {
         (1.0 / args.fail_rate).round().max(1.0) as u32
     } else {
@@ -219,7 +221,13 @@ pub async fn run(args: SimulateArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         }))?;
     } else {
         let mut table = ctx.printer.table([
-            "ORDER", "FAULT", "EXPECTED", "STATUS", "START", "DELIVERED", "CAMPAIGN",
+            "ORDER",
+            "FAULT",
+            "EXPECTED",
+            "STATUS",
+            "START",
+            "DELIVERED",
+            "CAMPAIGN",
         ]);
         for row in &rows {
             let text = |key: &str| match &row[key] {
@@ -338,7 +346,13 @@ async fn send_order(
             reason: Some("simulated illegal transition".into()),
             changed_at: jiff::Timestamp::now(),
         };
-        publish(producer, catalog::ORDER_STATE_UPDATES, order, illegal.into()).await?;
+        publish(
+            producer,
+            catalog::ORDER_STATE_UPDATES,
+            order,
+            illegal.into(),
+        )
+        .await?;
     }
 
     let signing_key = if order.fault == Fault::ForgedSignature {
@@ -388,13 +402,14 @@ async fn publish(
     let envelope = Envelope::new(event, order.correlation_id.clone());
     let payload = envelope.to_json();
     let key = order.order_id.to_string();
-    let record = FutureRecord::to(topic)
-        .key(&key)
-        .payload(&payload)
-        .headers(OwnedHeaders::new().insert(Header {
-            key: headers::CORRELATION_ID,
-            value: Some(order.correlation_id.as_bytes()),
-        }));
+    let record =
+        FutureRecord::to(topic)
+            .key(&key)
+            .payload(&payload)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: headers::CORRELATION_ID,
+                value: Some(order.correlation_id.as_bytes()),
+            }));
     producer
         .send(record, Duration::from_secs(10))
         .await

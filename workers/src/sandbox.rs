@@ -396,14 +396,16 @@ async fn binom_create(
         world.campaigns.push(campaign.clone());
         (campaign, first)
     };
-    if first_of_its_name && request.name.contains("slow") {
-        tokio::time::sleep(sandbox.options.binom_slow).await;
-    }
+    // Recorded before the delay: the campaign exists from this moment,
+    // however late the answer.
     sandbox.record(
         "binom",
         format!("create {}", request.name),
         StatusCode::CREATED,
     );
+    if first_of_its_name && request.name.contains("slow") {
+        tokio::time::sleep(sandbox.options.binom_slow).await;
+    }
     (StatusCode::CREATED, axum::Json(campaign)).into_response()
 }
 

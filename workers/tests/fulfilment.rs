@@ -135,12 +135,18 @@ async fn a_spent_youtube_quota_holds_the_worker_until_it_resets_and_nothing_is_l
     common::create_topics(&[&main, &dlq], 1).await;
     let window = Duration::from_secs(6);
     let budget = 3;
-    let quota = Quota {
-        budget,
-        window,
-    };
-    let api = YouTubeApi::new(&sandbox.url(), "sandbox-youtube-key", Duration::from_secs(5)).unwrap();
-    let route = renamed(retry_policy_for(catalog::YOUTUBE_PROCESSING).unwrap(), &main, &dlq);
+    let quota = Quota { budget, window };
+    let api = YouTubeApi::new(
+        &sandbox.url(),
+        "sandbox-youtube-key",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let route = renamed(
+        retry_policy_for(catalog::YOUTUBE_PROCESSING).unwrap(),
+        &main,
+        &dlq,
+    );
     let tasks = 7;
     for n in 0..tasks {
         let task = YouTubeTask {
@@ -160,11 +166,21 @@ async fn a_spent_youtube_quota_holds_the_worker_until_it_resets_and_nothing_is_l
         },
         &store,
     );
-    let ok = || sandbox.calls("youtube").iter().filter(|c| c.status == 200).count();
-    wait_for("every task once the quota allowed", Duration::from_secs(45), || {
-        let done = ok() == tasks as usize;
-        async move { done }
-    })
+    let ok = || {
+        sandbox
+            .calls("youtube")
+            .iter()
+            .filter(|c| c.status == 200)
+            .count()
+    };
+    wait_for(
+        "every task once the quota allowed",
+        Duration::from_secs(45),
+        || {
+            let done = ok() == tasks as usize;
+            async move { done }
+        },
+    )
     .await;
     let calls = sandbox.calls("youtube");
     assert_eq!(calls.len(), tasks as usize, "one call per task: {calls:?}");
@@ -177,7 +193,10 @@ async fn a_spent_youtube_quota_holds_the_worker_until_it_resets_and_nothing_is_l
         per_window.values().all(|n| *n <= budget),
         "never more than the budget in one window: {per_window:?}"
     );
-    assert!(per_window.len() >= 3, "7 calls at 3 a window span 3 windows: {per_window:?}");
+    assert!(
+        per_window.len() >= 3,
+        "7 calls at 3 a window span 3 windows: {per_window:?}"
+    );
     assert!(harness.metrics.count("youtube", Outcome::Throttled) > 0);
     assert_eq!(harness.metrics.count("youtube", Outcome::Ok), tasks as u64);
     assert_eq!(harness.metrics.count("youtube", Outcome::DeadLettered), 0);
@@ -199,7 +218,8 @@ async fn a_binom_creation_retried_after_a_timeout_makes_exactly_one_campaign() {
         let order_id = 4242;
         order_in(&store, order_id, 42).await;
         let name = common::unique("slow-campaign");
-        let api = BinomApi::new(&sandbox.url(), "sandbox-binom-key", Duration::from_secs(1)).unwrap();
+        let api =
+            BinomApi::new(&sandbox.url(), "sandbox-binom-key", Duration::from_secs(1)).unwrap();
         let route = renamed(
             retry_policy_for(catalog::BINOM_CAMPAIGN_CREATION).unwrap(),
             &main,
@@ -210,49 +230,85 @@ async fn a_binom_creation_retried_after_a_timeout_makes_exactly_one_campaign() {
             campaign_name: name.clone(),
             traffic_source_id: 3,
             offers: vec![
-                WeightedOffer { offer_id: 7, weight: 20 },
-                WeightedOffer { offer_id: 8, weight: 80 },
+                WeightedOffer {
+                    offer_id: 7,
+                    weight: 20,
+                },
+                WeightedOffer {
+                    offer_id: 8,
+                    weight: 80,
+                },
             ],
         };
         let envelope = produce_event(&main, &order_id.to_string(), request.into()).await;
-        let harness = Harness::start("binom", route, Binom { store: store.clone(), api }, &store);
-        wait_for(&format!("{url}: the campaign on the order"), Duration::from_secs(30), || {
-            let store = store.clone();
-            async move {
-                let mut conn = store.pool().acquire().await.unwrap();
-                panel::fulfilment(&mut conn, order_id)
-                    .await
-                    .unwrap()
-                    .and_then(|o| o.campaign_id)
-                    .is_some()
-            }
-        })
+        let harness = Harness::start(
+            "binom",
+            route,
+            Binom {
+                store: store.clone(),
+                api,
+            },
+            &store,
+        );
+        wait_for(
+            &format!("{url}: the campaign on the order"),
+            Duration::from_secs(30),
+            || {
+                let store = store.clone();
+                async move {
+                    let mut conn = store.pool().acquire().await.unwrap();
+                    panel::fulfilment(&mut conn, order_id)
+                        .await
+                        .unwrap()
+                        .and_then(|o| o.campaign_id)
+                        .is_some()
+                }
+            },
+        )
         .await;
         let made: Vec<_> = sandbox
             .campaigns()
             .into_iter()
             .filter(|c| c.name == name)
             .collect();
-        assert_eq!(made.len(), 1, "{url}: one campaign, whatever the retries: {made:?}");
+        assert_eq!(
+            made.len(),
+            1,
+            "{url}: one campaign, whatever the retries: {made:?}"
+        );
         let creates = sandbox
             .calls("binom")
             .iter()
             .filter(|c| c.what == format!("create {name}"))
             .count();
-        assert_eq!(creates, 1, "{url}: the retry looked it up instead of creating it again");
-        assert!(harness.metrics.count("binom", Outcome::Retried) >= 1, "{url}: the timeout was retried");
+        assert_eq!(
+            creates, 1,
+            "{url}: the retry looked it up instead of creating it again"
+        );
+        assert!(
+            harness.metrics.count("binom", Outcome::Retried) >= 1,
+            "{url}: the timeout was retried"
+        );
         let mut conn = store.pool().acquire().await.unwrap();
-        let order = panel::fulfilment(&mut conn, order_id).await.unwrap().unwrap();
+        let order = panel::fulfilment(&mut conn, order_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(order.campaign_id, Some(made[0].id));
         drop(conn);
         // The heaviest offer is assigned, in the campaign, under the same
         // correlation id.
-        let assigned = common::read_matching(catalog::OFFER_ASSIGNMENTS, 1, Duration::from_secs(10), |r| {
-            r.header(headers::CORRELATION_ID) == Some(envelope.correlation_id.as_bytes())
-        });
+        let assigned = common::read_matching(
+            catalog::OFFER_ASSIGNMENTS,
+            1,
+            Duration::from_secs(10),
+            |r| r.header(headers::CORRELATION_ID) == Some(envelope.correlation_id.as_bytes()),
+        );
         assert_eq!(assigned.len(), 1, "{url}");
         let sent = Envelope::decode(assigned[0].value.as_deref().unwrap()).unwrap();
-        let Event::OfferAssignment(a) = sent.event else { panic!("{sent:?}") };
+        let Event::OfferAssignment(a) = sent.event else {
+            panic!("{sent:?}")
+        };
         assert_eq!((a.offer_id, a.campaign_id), (8, Some(made[0].id)));
         harness.stop().await;
     }
@@ -268,7 +324,11 @@ async fn progress_never_moves_backwards_and_completes_the_order_through_a_state_
         let order_id = 5000 + i64::from(url.starts_with("postgres"));
         order_in(&store, order_id, 50).await;
         set_status(&store, order_id, OrderStatus::Processing).await;
-        let route = renamed(retry_policy_for(catalog::ORDER_PROGRESS).unwrap(), &main, &dlq);
+        let route = renamed(
+            retry_policy_for(catalog::ORDER_PROGRESS).unwrap(),
+            &main,
+            &dlq,
+        );
         let report = |delivered: i64, at: &str| OrderProgressUpdated {
             order_id,
             delivered_quantity: delivered,
@@ -287,36 +347,77 @@ async fn progress_never_moves_backwards_and_completes_the_order_through_a_state_
                 .await
                 .correlation_id;
         }
-        let harness = Harness::start("progress", route, Progress { store: store.clone() }, &store);
+        let harness = Harness::start(
+            "progress",
+            route,
+            Progress {
+                store: store.clone(),
+            },
+            &store,
+        );
         wait_for("three reports handled", Duration::from_secs(30), || {
             let n = harness.metrics.count("progress", Outcome::Ok);
             async move { n == 3 }
         })
         .await;
         let mut conn = store.pool().acquire().await.unwrap();
-        let order = panel::fulfilment(&mut conn, order_id).await.unwrap().unwrap();
-        assert_eq!((order.delivered_quantity, order.progress_percent), (50, 50), "{url}: an older, smaller report does not move it back");
+        let order = panel::fulfilment(&mut conn, order_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (order.delivered_quantity, order.progress_percent),
+            (50, 50),
+            "{url}: an older, smaller report does not move it back"
+        );
         assert_eq!(order.status, OrderStatus::Processing);
         drop(conn);
-        let last = produce_event(&main, &order_id.to_string(), report(100, "2026-11-29T10:00:03Z").into()).await;
-        let completed = common::read_matching(catalog::ORDER_STATE_UPDATES, 1, Duration::from_secs(20), |r| {
-            r.header(headers::CORRELATION_ID) == Some(last.correlation_id.as_bytes())
-        });
-        assert_eq!(completed.len(), 1, "{url}: the completion goes through order-state");
+        let last = produce_event(
+            &main,
+            &order_id.to_string(),
+            report(100, "2026-11-29T10:00:03Z").into(),
+        )
+        .await;
+        let completed = common::read_matching(
+            catalog::ORDER_STATE_UPDATES,
+            1,
+            Duration::from_secs(20),
+            |r| r.header(headers::CORRELATION_ID) == Some(last.correlation_id.as_bytes()),
+        );
+        assert_eq!(
+            completed.len(),
+            1,
+            "{url}: the completion goes through order-state"
+        );
         let event = Envelope::decode(completed[0].value.as_deref().unwrap()).unwrap();
-        let Event::OrderStatusChangedEvent(change) = event.event else { panic!() };
-        assert_eq!((change.from, change.to), (OrderStatus::Processing, OrderStatus::Completed));
+        let Event::OrderStatusChangedEvent(change) = event.event else {
+            panic!()
+        };
+        assert_eq!(
+            (change.from, change.to),
+            (OrderStatus::Processing, OrderStatus::Completed)
+        );
         // The progress worker does not apply the transition itself.
         let mut conn = store.pool().acquire().await.unwrap();
-        let order = panel::fulfilment(&mut conn, order_id).await.unwrap().unwrap();
+        let order = panel::fulfilment(&mut conn, order_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(order.delivered_quantity, 100);
         assert_eq!(order.status, OrderStatus::Processing);
         drop(conn);
         // Each moving report told the customer; the repeat did not.
-        let shown = common::read_matching(catalog::ORDER_STATUS_UPDATES, 3, Duration::from_secs(5), |r| {
-            r.header(headers::CORRELATION_ID) == Some(correlation.as_bytes())
-        });
-        assert!(shown.is_empty(), "{url}: the repeated report of 50 emitted no update: {}", shown.len());
+        let shown = common::read_matching(
+            catalog::ORDER_STATUS_UPDATES,
+            3,
+            Duration::from_secs(5),
+            |r| r.header(headers::CORRELATION_ID) == Some(correlation.as_bytes()),
+        );
+        assert!(
+            shown.is_empty(),
+            "{url}: the repeated report of 50 emitted no update: {}",
+            shown.len()
+        );
         assert!(common::read(&dlq, 1, Duration::from_secs(1)).is_empty());
         harness.stop().await;
     }
@@ -330,7 +431,11 @@ async fn illegal_and_conflicting_transitions_land_in_the_dlt_with_their_reason()
         let (main, dlt) = (common::unique("state"), common::unique("state-dlt"));
         let retry: Vec<String> = (0..2).map(|i| format!("{main}-retry-{i}")).collect();
         common::create_topics(&[&main, &dlt, &retry[0], &retry[1]], 1).await;
-        let mut route = renamed(retry_policy_for(catalog::ORDER_STATE_UPDATES).unwrap(), &main, &dlt);
+        let mut route = renamed(
+            retry_policy_for(catalog::ORDER_STATE_UPDATES).unwrap(),
+            &main,
+            &dlt,
+        );
         for (hop, topic) in route.hops.iter_mut().zip(&retry) {
             hop.topic = Some(topic.clone());
         }
@@ -347,11 +452,33 @@ async fn illegal_and_conflicting_transitions_land_in_the_dlt_with_their_reason()
             changed_at: jiff::Timestamp::now(),
         };
         // Forbidden by the lifecycle whatever the store says.
-        produce_event(&main, "1", change(done, OrderStatus::Completed, OrderStatus::Active).into()).await;
+        produce_event(
+            &main,
+            "1",
+            change(done, OrderStatus::Completed, OrderStatus::Active).into(),
+        )
+        .await;
         // Legal in itself, but the order has settled.
-        produce_event(&main, "2", change(done, OrderStatus::Processing, OrderStatus::Cancelled).into()).await;
-        let applied = produce_event(&main, "3", change(fresh, OrderStatus::Pending, OrderStatus::Active).into()).await;
-        let harness = Harness::start("order-state", route, OrderState { store: store.clone() }, &store);
+        produce_event(
+            &main,
+            "2",
+            change(done, OrderStatus::Processing, OrderStatus::Cancelled).into(),
+        )
+        .await;
+        let applied = produce_event(
+            &main,
+            "3",
+            change(fresh, OrderStatus::Pending, OrderStatus::Active).into(),
+        )
+        .await;
+        let harness = Harness::start(
+            "order-state",
+            route,
+            OrderState {
+                store: store.clone(),
+            },
+            &store,
+        );
 
         let dead = common::read(&dlt, 2, Duration::from_secs(30));
         assert_eq!(dead.len(), 2, "{url}");
@@ -361,27 +488,50 @@ async fn illegal_and_conflicting_transitions_land_in_the_dlt_with_their_reason()
         let fqcn = |r: &common::Read| {
             String::from_utf8_lossy(r.header(headers::EXCEPTION_FQCN).unwrap()).into_owned()
         };
-        assert!(message(&dead[0]).contains("illegal order status transition COMPLETED -> ACTIVE"), "{}", message(&dead[0]));
+        assert!(
+            message(&dead[0]).contains("illegal order status transition COMPLETED -> ACTIVE"),
+            "{}",
+            message(&dead[0])
+        );
         assert_eq!(fqcn(&dead[0]), "smmctl.decode.invalid");
-        assert!(message(&dead[1]).contains(&format!("order {done} is COMPLETED")), "{}", message(&dead[1]));
+        assert!(
+            message(&dead[1]).contains(&format!("order {done} is COMPLETED")),
+            "{}",
+            message(&dead[1])
+        );
         assert_eq!(fqcn(&dead[1]), "smmctl.order_state.IllegalTransition");
         for record in &dead {
-            assert_eq!(record.header(headers::ORIGINAL_TOPIC), Some(main.as_bytes()));
+            assert_eq!(
+                record.header(headers::ORIGINAL_TOPIC),
+                Some(main.as_bytes())
+            );
         }
         // Nothing was retried: both are poison.
         assert_eq!(harness.metrics.count("order-state", Outcome::Retried), 0);
 
-        wait_for("the legal transition applied", Duration::from_secs(20), || {
-            let store = store.clone();
-            async move {
-                let mut conn = store.pool().acquire().await.unwrap();
-                panel::fulfilment(&mut conn, fresh).await.unwrap().unwrap().status == OrderStatus::Active
-            }
-        })
+        wait_for(
+            "the legal transition applied",
+            Duration::from_secs(20),
+            || {
+                let store = store.clone();
+                async move {
+                    let mut conn = store.pool().acquire().await.unwrap();
+                    panel::fulfilment(&mut conn, fresh)
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .status
+                        == OrderStatus::Active
+                }
+            },
+        )
         .await;
-        let told = common::read_matching(catalog::ORDER_STATUS_UPDATES, 1, Duration::from_secs(10), |r| {
-            r.header(headers::CORRELATION_ID) == Some(applied.correlation_id.as_bytes())
-        });
+        let told = common::read_matching(
+            catalog::ORDER_STATUS_UPDATES,
+            1,
+            Duration::from_secs(10),
+            |r| r.header(headers::CORRELATION_ID) == Some(applied.correlation_id.as_bytes()),
+        );
         assert_eq!(told.len(), 1, "{url}: the customer hears of it");
         let mut conn = store.pool().acquire().await.unwrap();
         let settled = panel::fulfilment(&mut conn, done).await.unwrap().unwrap();

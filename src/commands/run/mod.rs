@@ -18,6 +18,7 @@ use smm_workers::runtime::{self, Handler, Shared, Worker};
 use smm_workers::store::{Store, StoreError, redact_url};
 use smm_workers::worker::binom::Binom;
 use smm_workers::worker::cqrs::ReadModel;
+use smm_workers::worker::notifications::Notifications;
 use smm_workers::worker::offers::Offers;
 use smm_workers::worker::order_state::OrderState;
 use smm_workers::worker::orders::Orders;
@@ -27,6 +28,7 @@ use smm_workers::worker::progress::Progress;
 use smm_workers::worker::refunds::Refunds;
 use smm_workers::worker::video::{Video, poll_progress};
 use smm_workers::worker::webhooks::Webhooks;
+use smm_workers::worker::websocket::{self, Hub, StatusFanOut};
 use smm_workers::worker::youtube::YouTube;
 use smm_workers::worker::{WORKERS, WorkerInfo, worker_named};
 use tokio::task::JoinSet;
@@ -205,6 +207,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     };
     let mut tasks = JoinSet::new();
     let mut pollers = Vec::new();
+    let mut ws_addr = None;
     for info in &consumers {
         let store = store
             .clone()
@@ -256,6 +259,20 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
             }
             "offers" => spawn(&mut tasks, info, Offers { store }, &shared),
             "cqrs" => spawn(&mut tasks, info, ReadModel { store }, &shared),
+            "notifications" => {
+                let senders = needs(&clients.senders)?;
+                spawn(&mut tasks, info, Notifications { store, senders }, &shared)
+            }
+            "websocket" => {
+                let (addr, secret) = needs(&clients.websocket)?;
+                let hub = Arc::new(Hub::new());
+                let (bound, server) = websocket::serve(addr, hub.clone(), secret, shutdown.clone())
+                    .await
+                    .map_err(|e| listen_error("WebSocket", addr, &e))?;
+                ws_addr = Some(bound);
+                pollers.push(server);
+                spawn(&mut tasks, info, StatusFanOut { hub }, &shared)
+            }
             "refunds" => spawn(&mut tasks, info, Refunds { store }, &shared),
             "payment-refunds" => {
                 let api = refund_api
@@ -272,6 +289,9 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
         gateway_addr
             .map(|a| format!(", webhooks on http://{a}/webhooks/cryptomus"))
             .unwrap_or_default()
+            + &ws_addr
+                .map(|a| format!(", WebSocket clients on ws://{a}/ws"))
+                .unwrap_or_default()
     ));
 
     let mut status = ExitStatus::Success;
@@ -405,11 +425,11 @@ fn parse_addr(what: &str, text: &str) -> Result<SocketAddr, UsageError> {
 fn listen_error(what: &str, addr: SocketAddr, e: &std::io::Error) -> anyhow::Error {
     UsageError::new(format!(
         "cannot listen on {addr} for the {what} server: {e}. Is another worker running there? \
-         Pick another address with --{}",
-        if what == "metrics" {
-            "metrics-addr"
-        } else {
-            "gateway-addr"
+         Pick another address with {}",
+        match what {
+            "metrics" => "--metrics-addr",
+            "WebSocket" => "SMM_WS_ADDR",
+            _ => "--gateway-addr",
         }
     ))
     .into()

@@ -8,6 +8,7 @@ use std::time::Duration;
 use smm_workers::providers::binom::BinomApi;
 use smm_workers::providers::delivery::DeliveryApi;
 use smm_workers::providers::youtube::{Quota, YouTubeApi};
+use smm_workers::worker::notifications::{NotifySettings, Senders};
 
 use crate::config::{Settings, parse_duration};
 use crate::exit::UsageError;
@@ -17,6 +18,7 @@ pub struct Clients {
     pub delivery: Option<(DeliveryApi, Duration)>,
     pub binom: Option<BinomApi>,
     pub websocket: Option<(SocketAddr, Vec<u8>)>,
+    pub senders: Option<Senders>,
 }
 
 fn url<'s>(settings: &'s Settings, key: &str, needed_by: &str) -> Result<&'s str, UsageError> {
@@ -111,10 +113,32 @@ pub fn build(selected: &[&str], settings: &Settings) -> Result<Clients, UsageErr
     } else {
         None
     };
+    let senders = if wants(selected, &["notifications"]) {
+        let value = |key: &str| settings.providers.value(key).map(str::to_owned);
+        let notify = NotifySettings {
+            smtp_url: value("smtp_url"),
+            mail_from: value("mail_from").unwrap_or_default(),
+            sms_url: value("sms_url"),
+            push_url: value("push_url"),
+            api_key: value("notify_api_key"),
+            timeout,
+        };
+        if notify.smtp_url.is_none() && notify.sms_url.is_none() && notify.push_url.is_none() {
+            return Err(UsageError::new(
+                "the notifications worker has no channel to send through: set smtp_url \
+                 (SMM_SMTP_URL, e.g. smtp://user:password@mail.example.com:587?tls=required), \
+                 sms_url (SMM_SMS_URL) or push_url (SMM_PUSH_URL)",
+            ));
+        }
+        Some(Senders::new(&notify).map_err(|e| UsageError::new(e.to_string()))?)
+    } else {
+        None
+    };
     Ok(Clients {
         youtube,
         delivery,
         binom,
         websocket,
+        senders,
     })
 }
