@@ -30,6 +30,18 @@ impl Running {
         database_url: &str,
         gateway_port: Option<u16>,
     ) -> Running {
+        Running::start_full(connection, workers, database_url, gateway_port, &[])
+    }
+
+    /// [`Running::start_with`] with extra environment (provider settings).
+    /// SMM_TEST_WORKER_LOG=FILE keeps the workers' log there.
+    pub fn start_full(
+        connection: &[String],
+        workers: &[&str],
+        database_url: &str,
+        gateway_port: Option<u16>,
+        env: &[(&str, String)],
+    ) -> Running {
         let metrics_port = free_port();
         let mut cmd: Command = super::smmctl();
         cmd.args(connection)
@@ -39,8 +51,16 @@ impl Running {
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             .args(["--drain-timeout", "10s"])
             .env("SMM_CRYPTOMUS_API_KEY", API_KEY)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(match std::env::var("SMM_TEST_WORKER_LOG") {
+                Ok(path) => std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_or_else(|_| Stdio::null(), Stdio::from),
+                Err(_) => Stdio::null(),
+            });
         if let Some(port) = gateway_port {
             cmd.args(["--gateway-addr", &format!("127.0.0.1:{port}")]);
         }
