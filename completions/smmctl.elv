@@ -33,6 +33,8 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand run 'Run one of the panel''s workers, or all of them'
+            cand simulate 'Send realistic orders through the whole system: webhook, order, delivery, completion'
+            cand sandbox 'Serve local stand-ins for YouTube, the delivery provider, Binom, SMS/push and SMTP'
             cand lag 'Consumer lag per group, topic and partition, in messages and in seconds'
             cand groups 'List, describe and delete consumer groups'
             cand dlq 'List, inspect, replay and drain dead letters'
@@ -60,6 +62,51 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand -o 'Output format of read commands'
             cand --output 'Output format of read commands'
             cand --list 'Show each worker with its consumer group, topics and retry ladder, and exit'
+            cand --rebuild 'With cqrs: empty the read model and rebuild it from the earliest offset of its topics'
+            cand --migrate-legacy 'With video: first move the deprecated video.processing.queue into smm.video.processing, exactly once'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;simulate'= {
+            cand --orders 'How many orders to send'
+            cand --fail-rate 'Share of orders given a fault, from 0 to 1 (0.25: every fourth)'
+            cand --gateway 'The webhook gateway''s base URL'
+            cand --database-url 'The panel store the workers use [env: SMM_DATABASE_URL]'
+            cand --wait 'How long to follow the orders before giving up'
+            cand --first-order-id 'The first order''s id; the others count up from it (default: from the clock, so runs never collide)'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand --no-wait 'Send and return at once, without following the orders'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'smmctl;sandbox'= {
+            cand --addr 'Where the HTTP stand-ins listen'
+            cand --smtp-addr 'Where the SMTP server listens'
+            cand --delivery-duration 'How long a delivery takes to reach its full quantity'
+            cand --youtube-quota 'YouTube units granted before it answers quotaExceeded (default: no limit)'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
             cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand -h 'Print help (see more with ''--help'')'
@@ -669,6 +716,8 @@ set edit:completion:arg-completer[smmctl] = {|@words|
         }
         &'smmctl;help'= {
             cand run 'Run one of the panel''s workers, or all of them'
+            cand simulate 'Send realistic orders through the whole system: webhook, order, delivery, completion'
+            cand sandbox 'Serve local stand-ins for YouTube, the delivery provider, Binom, SMS/push and SMTP'
             cand lag 'Consumer lag per group, topic and partition, in messages and in seconds'
             cand groups 'List, describe and delete consumer groups'
             cand dlq 'List, inspect, replay and drain dead letters'
@@ -682,6 +731,10 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'smmctl;help;run'= {
+        }
+        &'smmctl;help;simulate'= {
+        }
+        &'smmctl;help;sandbox'= {
         }
         &'smmctl;help;lag'= {
         }

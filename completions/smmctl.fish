@@ -36,6 +36,8 @@ complete -c smmctl -n "__fish_smmctl_needs_command" -s v -l verbose -d 'Log more
 complete -c smmctl -n "__fish_smmctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_needs_command" -s V -l version -d 'Print version'
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "run" -d 'Run one of the panel\'s workers, or all of them'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "simulate" -d 'Send realistic orders through the whole system: webhook, order, delivery, completion'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "sandbox" -d 'Serve local stand-ins for YouTube, the delivery provider, Binom, SMS/push and SMTP'
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "lag" -d 'Consumer lag per group, topic and partition, in messages and in seconds'
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "groups" -d 'List, describe and delete consumer groups'
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "dlq" -d 'List, inspect, replay and drain dead letters'
@@ -62,9 +64,44 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l timeout -d 'How lo
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
 json\t''"
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l list -d 'Show each worker with its consumer group, topics and retry ladder, and exit'
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l rebuild -d 'With cqrs: empty the read model and rebuild it from the earliest offset of its topics'
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l migrate-legacy -d 'With video: first move the deprecated video.processing.queue into smm.video.processing, exactly once'
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -l orders -d 'How many orders to send' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -l fail-rate -d 'Share of orders given a fault, from 0 to 1 (0.25: every fourth)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -l gateway -d 'The webhook gateway\'s base URL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -l database-url -d 'The panel store the workers use [env: SMM_DATABASE_URL]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -l wait -d 'How long to follow the orders before giving up' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -l first-order-id -d 'The first order\'s id; the others count up from it (default: from the clock, so runs never collide)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -l no-wait -d 'Send and return at once, without following the orders'
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand simulate" -s V -l version -d 'Print version'
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -l addr -d 'Where the HTTP stand-ins listen' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -l smtp-addr -d 'Where the SMTP server listens' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -l delivery-duration -d 'How long a delivery takes to reach its full quantity' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -l youtube-quota -d 'YouTube units granted before it answers quotaExceeded (default: no limit)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand sandbox" -s V -l version -d 'Print version'
 complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s g -l group -d 'Only these groups (repeatable) [default: the panel\'s nine groups]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -s t -l topic -d 'Only these topics (repeatable); without --group, every group reading them' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand lag" -l watch -d 'Refresh every INTERVAL and show a status per partition and group' -r
@@ -477,18 +514,20 @@ json\t''"
 complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "run" -d 'Run one of the panel\'s workers, or all of them'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "lag" -d 'Consumer lag per group, topic and partition, in messages and in seconds'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "groups" -d 'List, describe and delete consumer groups'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "dlq" -d 'List, inspect, replay and drain dead letters'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "offsets" -d 'Reset consumer group offsets, with a preview first'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "records" -d 'Delete records from the start of partitions, with a preview first'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "health" -d 'The panel\'s health table and checks, for people and for cron'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "topics" -d 'Create, compare and clean up the panel\'s topics'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "config" -d 'Show the effective configuration'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "generate" -d 'Write the checked-in completions and man pages (for maintainers)'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run lag groups dlq offsets records health topics config completions generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "run" -d 'Run one of the panel\'s workers, or all of them'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "simulate" -d 'Send realistic orders through the whole system: webhook, order, delivery, completion'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "sandbox" -d 'Serve local stand-ins for YouTube, the delivery provider, Binom, SMS/push and SMTP'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "lag" -d 'Consumer lag per group, topic and partition, in messages and in seconds'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "groups" -d 'List, describe and delete consumer groups'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "dlq" -d 'List, inspect, replay and drain dead letters'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "offsets" -d 'Reset consumer group offsets, with a preview first'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "records" -d 'Delete records from the start of partitions, with a preview first'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "health" -d 'The panel\'s health table and checks, for people and for cron'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "topics" -d 'Create, compare and clean up the panel\'s topics'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "config" -d 'Show the effective configuration'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "generate" -d 'Write the checked-in completions and man pages (for maintainers)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "list" -d 'Every consumer group: state, protocol, members, and whether it is one of the panel\'s'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "describe" -d 'Members, committed offsets and lag of groups, partition by partition'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "delete" -d 'Delete a group that has no members, after a preview and a confirmation'
