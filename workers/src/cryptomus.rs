@@ -358,6 +358,31 @@ fn without_url(error: &reqwest::Error) -> String {
     text
 }
 
+/// A Cryptomus payment webhook body for the panel's invoice, signed with
+/// `api_key` as Cryptomus signs it. For `smmctl simulate` and the tests.
+pub fn signed_webhook(
+    api_key: &str,
+    payment_id: &str,
+    amount: &str,
+    currency: &str,
+    user_id: i64,
+    order_ids: &[i64],
+) -> String {
+    let additional = serde_json::json!({ "user_id": user_id, "order_ids": order_ids }).to_string();
+    let mut body = serde_json::json!({
+        "type": "payment",
+        "uuid": payment_id,
+        "order_id": format!("invoice/{payment_id}"),
+        "amount": amount,
+        "currency": currency,
+        "status": "paid",
+        "additional_data": additional,
+    });
+    let signature = sign(&php_json(&body), api_key);
+    body["sign"] = Value::String(signature);
+    body.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,29 +504,4 @@ mod tests {
             assert!(minor_units(bad).is_err(), "{bad:?} accepted");
         }
     }
-}
-
-/// A Cryptomus payment webhook body for the panel's invoice, signed with
-/// `api_key` as Cryptomus signs it. For `smmctl simulate` and the tests.
-pub fn signed_webhook(
-    api_key: &str,
-    payment_id: &str,
-    amount: &str,
-    currency: &str,
-    user_id: i64,
-    order_ids: &[i64],
-) -> String {
-    let additional = serde_json::json!({ "user_id": user_id, "order_ids": order_ids }).to_string();
-    let mut body = serde_json::json!({
-        "type": "payment",
-        "uuid": payment_id,
-        "order_id": format!("invoice/{payment_id}"),
-        "amount": amount,
-        "currency": currency,
-        "status": "paid",
-        "additional_data": additional,
-    });
-    let signature = sign(&php_json(&body), api_key);
-    body["sign"] = Value::String(signature);
-    body.to_string()
 }
