@@ -7,13 +7,13 @@
 //! it is found on the retry, and no second campaign is made.
 
 use crate::catalog;
-use crate::events::{Event, OfferAssignment};
+use crate::events::OfferAssignment;
 use crate::providers::binom::{BinomApi, CampaignOffer, NewCampaign};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::store::Store;
 use crate::store::panel;
-use crate::store::{Store, StoreError};
 
-use super::{emit_event, expect_event};
+use super::{already_applied, emit_event, event_of, known_order_outside_unit};
 
 pub struct Binom {
     pub store: Store,
@@ -23,36 +23,11 @@ pub struct Binom {
 impl Handler for Binom {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let request = expect_event(
-            &envelope,
-            |e| match e {
-                Event::BinomCampaignCreation(c) => Some(c),
-                _ => None,
-            },
-            "BinomCampaignCreation",
-        )?;
-        if self
-            .store
-            .is_processed(delivery.worker, envelope.event_id)
-            .await?
-        {
+        let request = event_of!(envelope, BinomCampaignCreation)?;
+        if already_applied(&self.store, delivery, envelope.event_id).await? {
             return Ok(Handled::Duplicate(envelope.event_id));
         }
-        let order = {
-            let mut conn = self
-                .store
-                .pool()
-                .acquire()
-                .await
-                .map_err(StoreError::from)?;
-            panel::fulfilment(&mut conn, request.order_id).await?
-        };
-        if order.is_none() {
-            return Err(Failure::retryable(
-                "smmctl.binom.UnknownOrder",
-                format!("order {} is not in the panel store", request.order_id),
-            ));
-        }
+        known_order_outside_unit(&self.store, request.order_id, "binom").await?;
         let classify = |e: crate::providers::CallError| e.into_failure("smmctl.binom");
         let (campaign, created) = match self
             .api

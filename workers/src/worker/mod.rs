@@ -204,6 +204,60 @@ pub fn worker_named(name: &str) -> Option<&'static WorkerInfo> {
     WORKERS.iter().find(|w| w.name == name)
 }
 
+/// The envelope's event as `Event::$variant`, or poison naming what came
+/// instead.
+macro_rules! event_of {
+    ($envelope:expr, $variant:ident) => {
+        super::expect_event(
+            &$envelope,
+            |e| match e {
+                crate::events::Event::$variant(inner) => Some(inner),
+                _ => None,
+            },
+            stringify!($variant),
+        )
+    };
+}
+pub(crate) use event_of;
+
+/// The order a record is about. Missing is worth retrying: the panel
+/// writes the order before it publishes about it, so it is usually this
+/// store that lags.
+async fn known_order(
+    conn: &mut sqlx::AnyConnection,
+    order_id: i64,
+    worker_class: &str,
+) -> Result<Fulfilment, Failure> {
+    panel::fulfilment(conn, order_id).await?.ok_or_else(|| {
+        Failure::retryable(
+            format!("smmctl.{worker_class}.UnknownOrder"),
+            format!("order {order_id} is not in the panel store"),
+        )
+    })
+}
+
+/// [`known_order`] on a connection of its own, for handlers that call a
+/// provider before they open their unit.
+async fn known_order_outside_unit(
+    store: &crate::store::Store,
+    order_id: i64,
+    worker_class: &str,
+) -> Result<Fulfilment, Failure> {
+    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+    known_order(&mut conn, order_id, worker_class).await
+}
+
+/// Whether this worker applied `event_id` already: checked before a
+/// provider call, so a redelivered record neither calls twice nor spends
+/// quota.
+async fn already_applied(
+    store: &crate::store::Store,
+    delivery: &crate::runtime::Delivery<'_>,
+    event_id: uuid::Uuid,
+) -> Result<bool, Failure> {
+    Ok(store.is_processed(delivery.worker, event_id).await?)
+}
+
 /// Insists on one event type: another type on this topic is a producer
 /// bug, so it is poison, not a retry.
 fn expect_event<'e, T>(

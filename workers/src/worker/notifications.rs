@@ -23,11 +23,11 @@ use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
 use reqwest::Url;
 use sqlx::Row as _;
 
-use crate::events::{Event, Notification, NotificationChannel};
+use crate::events::{Notification, NotificationChannel};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::{Store, StoreError, redact_url};
 
-use super::expect_event;
+use super::event_of;
 
 /// Where notifications go. Secrets (the SMTP password in `smtp_url`, the
 /// `api_key`) are never shown by this type's `Debug` or by any error.
@@ -434,14 +434,7 @@ impl Notifications {
 impl Handler for Notifications {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let notification = expect_event(
-            &envelope,
-            |e| match e {
-                Event::Notification(n) => Some(n),
-                _ => None,
-            },
-            "Notification",
-        )?;
+        let notification = event_of!(envelope, Notification)?;
         if self
             .store
             .is_processed(delivery.worker, envelope.event_id)

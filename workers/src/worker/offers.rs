@@ -3,12 +3,12 @@
 //! `smm.offer.assignment.events` for the audit trail and the read model.
 
 use crate::catalog;
-use crate::events::{Event, OfferAssignmentAction, OfferAssignmentEvent};
+use crate::events::{OfferAssignmentAction, OfferAssignmentEvent};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel;
 
-use super::{emit_event, expect_event};
+use super::{emit_event, event_of, known_order};
 
 pub struct Offers {
     pub store: Store,
@@ -17,23 +17,11 @@ pub struct Offers {
 impl Handler for Offers {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let assignment = expect_event(
-            &envelope,
-            |e| match e {
-                Event::OfferAssignment(a) => Some(a),
-                _ => None,
-            },
-            "OfferAssignment",
-        )?;
+        let assignment = event_of!(envelope, OfferAssignment)?;
         let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {
             return Ok(Handled::Duplicate(envelope.event_id));
         };
-        let Some(order) = panel::fulfilment(unit.conn(), assignment.order_id).await? else {
-            return Err(Failure::retryable(
-                "smmctl.offers.UnknownOrder",
-                format!("order {} is not in the panel store", assignment.order_id),
-            ));
-        };
+        let order = known_order(unit.conn(), assignment.order_id, "offers").await?;
         let campaign_id = assignment.campaign_id.or(order.campaign_id);
         let action = match order.offer_id {
             None => OfferAssignmentAction::Assigned,

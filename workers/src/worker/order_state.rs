@@ -12,14 +12,13 @@
 
 use crate::catalog;
 use crate::events::{
-    Event, Notification, NotificationChannel, OrderStatus, OrderStatusChangedEvent,
-    OrderStatusUpdate,
+    Notification, NotificationChannel, OrderStatus, OrderStatusChangedEvent, OrderStatusUpdate,
 };
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::panel::{self, Fulfilment};
 use crate::store::{Store, StoreError, Unit};
 
-use super::{emit_event, expect_event};
+use super::{emit_event, event_of, known_order};
 
 pub struct OrderState {
     pub store: Store,
@@ -28,23 +27,11 @@ pub struct OrderState {
 impl Handler for OrderState {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let change = expect_event(
-            &envelope,
-            |e| match e {
-                Event::OrderStatusChangedEvent(c) => Some(c),
-                _ => None,
-            },
-            "OrderStatusChangedEvent",
-        )?;
+        let change = event_of!(envelope, OrderStatusChangedEvent)?;
         let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {
             return Ok(Handled::Duplicate(envelope.event_id));
         };
-        let Some(order) = panel::fulfilment(unit.conn(), change.order_id).await? else {
-            return Err(Failure::retryable(
-                "smmctl.order_state.UnknownOrder",
-                format!("order {} is not in the panel store", change.order_id),
-            ));
-        };
+        let order = known_order(unit.conn(), change.order_id, "order_state").await?;
         if order.status == change.from {
             if !panel::transition(&mut unit, order.id, change.from, change.to).await? {
                 return Err(Failure::retryable(

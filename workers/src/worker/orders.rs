@@ -6,13 +6,13 @@
 //! not hold a transaction (SQLite has one writer), and a record already
 //! applied is recognised before it spends quota.
 
-use crate::events::{Event, OrderStatus};
+use crate::events::OrderStatus;
 use crate::providers::youtube::{self, LIST_COST, LookupError, Quota, Spend, YouTubeApi};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel::{self, NewOrder};
 
-use super::{activate, expect_event, start_video_work};
+use super::{activate, already_applied, event_of, start_video_work};
 
 pub struct Orders {
     pub store: Store,
@@ -23,19 +23,8 @@ pub struct Orders {
 impl Handler for Orders {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let created = expect_event(
-            &envelope,
-            |e| match e {
-                Event::OrderCreatedEvent(o) => Some(o),
-                _ => None,
-            },
-            "OrderCreatedEvent",
-        )?;
-        if self
-            .store
-            .is_processed(delivery.worker, envelope.event_id)
-            .await?
-        {
+        let created = event_of!(envelope, OrderCreatedEvent)?;
+        if already_applied(&self.store, delivery, envelope.event_id).await? {
             return Ok(Handled::Duplicate(envelope.event_id));
         }
         let video = check_video(

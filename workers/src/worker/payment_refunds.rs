@@ -4,12 +4,11 @@
 //! cannot pay twice); a 4xx goes to the DLQ with the provider's answer.
 
 use crate::cryptomus::{ProviderError, RefundApi};
-use crate::events::Event;
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel::{self, RefundRow};
 
-use super::expect_event;
+use super::event_of;
 
 pub struct PaymentRefunds {
     pub store: Store,
@@ -19,14 +18,7 @@ pub struct PaymentRefunds {
 impl Handler for PaymentRefunds {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let refund = expect_event(
-            &envelope,
-            |e| match e {
-                Event::PaymentRefundRequested(r) => Some(r),
-                _ => None,
-            },
-            "PaymentRefundRequested",
-        )?;
+        let refund = event_of!(envelope, PaymentRefundRequested)?;
         // The claim is taken after the call, so no transaction stays open
         // across the network; a repeat before then only repeats the call,
         // which the idempotency key makes harmless.

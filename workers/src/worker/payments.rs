@@ -3,12 +3,11 @@
 //! it are charged and activated. Idempotent on the event id and, through
 //! the ledger's unique key, on the payment id.
 
-use crate::events::Event;
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel::{self, LedgerKind};
 
-use super::{activate, expect_event};
+use super::{activate, event_of};
 
 pub struct Payments {
     pub store: Store,
@@ -17,14 +16,7 @@ pub struct Payments {
 impl Handler for Payments {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let payment = expect_event(
-            &envelope,
-            |e| match e {
-                Event::PaymentConfirmation(p) => Some(p),
-                _ => None,
-            },
-            "PaymentConfirmation",
-        )?;
+        let payment = event_of!(envelope, PaymentConfirmation)?;
         let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {
             return Ok(Handled::Duplicate(envelope.event_id));
         };

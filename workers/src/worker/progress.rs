@@ -4,12 +4,12 @@
 //! place transitions happen.
 
 use crate::catalog;
-use crate::events::{Event, OrderStatus, OrderStatusUpdate};
+use crate::events::{OrderStatus, OrderStatusUpdate};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel;
 
-use super::{emit_event, emit_transition, expect_event};
+use super::{emit_event, emit_transition, event_of, known_order};
 
 pub struct Progress {
     pub store: Store,
@@ -18,23 +18,11 @@ pub struct Progress {
 impl Handler for Progress {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let progress = expect_event(
-            &envelope,
-            |e| match e {
-                Event::OrderProgressUpdated(p) => Some(p),
-                _ => None,
-            },
-            "OrderProgressUpdated",
-        )?;
+        let progress = event_of!(envelope, OrderProgressUpdated)?;
         let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {
             return Ok(Handled::Duplicate(envelope.event_id));
         };
-        let Some(order) = panel::fulfilment(unit.conn(), progress.order_id).await? else {
-            return Err(Failure::retryable(
-                "smmctl.progress.UnknownOrder",
-                format!("order {} is not in the panel store", progress.order_id),
-            ));
-        };
+        let order = known_order(unit.conn(), progress.order_id, "progress").await?;
         if order.status.is_terminal() {
             // A late report for a settled order changes nothing the
             // customer sees; the claim is kept so it is not retried.

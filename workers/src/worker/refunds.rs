@@ -3,12 +3,12 @@
 //! larger than what is left of the order's charge is refused and waits in
 //! the refund DLQ for a person; so does one that fails three times.
 
-use crate::events::{Event, OrderStatus};
+use crate::events::OrderStatus;
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel::{self, LedgerKind, RefundRow};
 
-use super::{emit_transition, expect_event};
+use super::{emit_transition, event_of};
 
 pub struct Refunds {
     pub store: Store,
@@ -17,14 +17,7 @@ pub struct Refunds {
 impl Handler for Refunds {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let refund = expect_event(
-            &envelope,
-            |e| match e {
-                Event::OrderRefundRequested(r) => Some(r),
-                _ => None,
-            },
-            "OrderRefundRequested",
-        )?;
+        let refund = event_of!(envelope, OrderRefundRequested)?;
         let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {
             return Ok(Handled::Duplicate(envelope.event_id));
         };

@@ -17,10 +17,10 @@ use crate::events::{Envelope, Event, OrderProgressUpdated, OrderStatus, determin
 use crate::headers;
 use crate::providers::delivery::{DeliveryApi, DeliveryState, StartDelivery};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::store::Store;
 use crate::store::panel::{self, Fulfilment};
-use crate::store::{Store, StoreError};
 
-use super::{emit_event, emit_transition, expect_event};
+use super::{already_applied, emit_event, emit_transition, event_of, known_order_outside_unit};
 
 pub struct Video {
     pub store: Store,
@@ -30,36 +30,11 @@ pub struct Video {
 impl Handler for Video {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let work = expect_event(
-            &envelope,
-            |e| match e {
-                Event::VideoProcessingMessage(v) => Some(v),
-                _ => None,
-            },
-            "VideoProcessingMessage",
-        )?;
-        if self
-            .store
-            .is_processed(delivery.worker, envelope.event_id)
-            .await?
-        {
+        let work = event_of!(envelope, VideoProcessingMessage)?;
+        if already_applied(&self.store, delivery, envelope.event_id).await? {
             return Ok(Handled::Duplicate(envelope.event_id));
         }
-        let order = {
-            let mut conn = self
-                .store
-                .pool()
-                .acquire()
-                .await
-                .map_err(StoreError::from)?;
-            panel::fulfilment(&mut conn, work.order_id).await?
-        };
-        let Some(order) = order else {
-            return Err(Failure::retryable(
-                "smmctl.video.UnknownOrder",
-                format!("order {} is not in the panel store", work.order_id),
-            ));
-        };
+        let order = known_order_outside_unit(&self.store, work.order_id, "video").await?;
         if order.status.is_terminal() || order.status == OrderStatus::Pending {
             return Ok(Handled::Ignored(format!(
                 "order {} is {}; no delivery is started for it",

@@ -9,7 +9,7 @@ use crate::events::{Envelope, Event, deterministic_event_id};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 
-use super::expect_event;
+use super::event_of;
 
 pub struct Webhooks {
     pub store: Store,
@@ -20,14 +20,7 @@ pub struct Webhooks {
 impl Handler for Webhooks {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let received = expect_event(
-            &envelope,
-            |e| match e {
-                Event::PaymentWebhookReceived(w) => Some(w),
-                _ => None,
-            },
-            "PaymentWebhookReceived",
-        )?;
+        let received = event_of!(envelope, PaymentWebhookReceived)?;
         if received.provider != "cryptomus" {
             return Err(Failure::poison(
                 "smmctl.webhooks.UnknownProvider",

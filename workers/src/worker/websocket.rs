@@ -37,10 +37,10 @@ use sha2::Sha256;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
-use crate::events::{Envelope, Event, OrderStatus, OrderStatusUpdate};
+use crate::events::{Envelope, OrderStatus, OrderStatusUpdate};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 
-use super::expect_event;
+use super::event_of;
 
 /// Updates a client may have waiting before it counts as too slow. A
 /// browser that keeps up never has more than a few; 64 absorbs a burst
@@ -786,14 +786,7 @@ pub struct StatusFanOut {
 impl Handler for StatusFanOut {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let update = expect_event(
-            &envelope,
-            |e| match e {
-                Event::OrderStatusUpdate(u) => Some(u),
-                _ => None,
-            },
-            "OrderStatusUpdate",
-        )?;
+        let update = event_of!(envelope, OrderStatusUpdate)?;
         let report = self.hub.publish(&StatusMessage::new(update, &envelope));
         tracing::debug!(
             order_id = update.order_id,

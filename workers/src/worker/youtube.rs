@@ -3,14 +3,14 @@
 //! When the budget is spent the partition waits until the quota resets and
 //! then goes on: a record is never dropped or dead-lettered for quota.
 
-use crate::events::{Event, YouTubeOperation};
+use crate::events::YouTubeOperation;
 use crate::providers::youtube::{LIST_COST, LookupError, Quota, Spend, YouTubeApi};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel;
 
-use super::expect_event;
 use super::orders::{check_video, quota_failure};
+use super::{already_applied, event_of};
 
 pub struct YouTube {
     pub store: Store,
@@ -21,19 +21,8 @@ pub struct YouTube {
 impl Handler for YouTube {
     async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
         let envelope = delivery.envelope()?;
-        let task = expect_event(
-            &envelope,
-            |e| match e {
-                Event::YouTubeTask(t) => Some(t),
-                _ => None,
-            },
-            "YouTubeTask",
-        )?;
-        if self
-            .store
-            .is_processed(delivery.worker, envelope.event_id)
-            .await?
-        {
+        let task = event_of!(envelope, YouTubeTask)?;
+        if already_applied(&self.store, delivery, envelope.event_id).await? {
             return Ok(Handled::Duplicate(envelope.event_id));
         }
         let subject = format!("order:{}", task.order_id);
