@@ -212,6 +212,7 @@ async fn a_simulated_order_goes_from_webhook_to_completed_on_both_stores() {
         );
         assert_eq!(run.code, 0, "{backend}: {}\n{}", run.stdout, run.stderr);
         let report = run.json();
+        common::assert_schema(&report, "simulate");
         assert_eq!(report["orders"][0]["status"], "COMPLETED", "{report}");
 
         // Every status change reached the WebSocket client, in order.
@@ -372,6 +373,7 @@ async fn faults_land_where_they_should(panel: &Panel, url: &str) {
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = run.json();
+    common::assert_schema(&report, "simulate");
     let faults: Vec<&str> = report["orders"]
         .as_array()
         .unwrap()
@@ -586,4 +588,119 @@ async fn the_legacy_queue_moves_exactly_once_even_when_migrated_twice() {
         String::from_utf8_lossy(refused[0].header(headers::EXCEPTION_MESSAGE).unwrap())
             .contains("not migrated")
     );
+}
+
+/// The legacy queue's lag for `video-processing-group`, or `None` before
+/// the group has committed anything there.
+fn legacy_lag() -> Option<i64> {
+    let lag = common::run(&[
+        "lag",
+        "--group",
+        "video-processing-group",
+        "--topic",
+        catalog::LEGACY_VIDEO_QUEUE,
+        "-o",
+        "json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&lag.stdout).ok()?;
+    let topic = doc["groups"][0]["topics"]
+        .as_array()?
+        .iter()
+        .find(|t| t["topic"] == catalog::LEGACY_VIDEO_QUEUE)?
+        .clone();
+    if topic["uncommitted_partitions"].as_i64() != Some(0) {
+        return None;
+    }
+    topic["lag"].as_i64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_migration_killed_mid_way_and_run_again_moves_every_record_once() {
+    let _turn = TURN.lock().await;
+    common::require_broker();
+    common::expect_code(&["topics", "apply"], 0);
+    skip_old_records(
+        "video-processing-group",
+        &[
+            catalog::LEGACY_VIDEO_QUEUE,
+            catalog::VIDEO_PROCESSING,
+            catalog::VIDEO_PROCESSING_RETRY,
+        ],
+    );
+    let base = order_base();
+    let marker = format!("legacy-kill-{base}");
+    let total: i64 = 40_000;
+    let producer = common::producer();
+    for n in 0..total {
+        let body = serde_json::json!({
+            "order_id": base + n,
+            "youtube_video_id": "dQw4w9WgXcQ",
+            "video_url": "https://youtu.be/dQw4w9WgXcQ",
+            "target_views": 100,
+        })
+        .to_string();
+        let key = (base + n).to_string();
+        let _ = producer.send_result(
+            rdkafka::producer::FutureRecord::to(catalog::LEGACY_VIDEO_QUEUE)
+                .key(&key)
+                .payload(&body)
+                .headers(
+                    rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                        key: headers::CORRELATION_ID,
+                        value: Some(marker.as_bytes()),
+                    }),
+                ),
+        );
+    }
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(60)).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("panel.db").display());
+    let env = vec![("SMM_DELIVERY_URL", "http://127.0.0.1:9".to_owned())];
+    let mut first = Running::start_full(&[], &["video", "--migrate-legacy"], &url, None, &env);
+    // Killed as soon as one chunk's transaction has committed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if legacy_lag().is_some_and(|lag| lag < total) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the migration never committed a chunk"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.signal("KILL");
+    let _ = first.wait_exit(Duration::from_secs(10));
+    let left = legacy_lag().unwrap_or(total);
+    eprintln!("the killed migration left {left} of {total} records");
+    assert!(
+        left > 0,
+        "the migration finished before it was killed; give it more records"
+    );
+
+    let mut second = Running::start_full(&[], &["video", "--migrate-legacy"], &url, None, &env);
+    second.wait_ready().await;
+    second.signal("TERM");
+    assert_eq!(second.wait_exit(Duration::from_secs(30)), Some(0));
+    assert_eq!(legacy_lag(), Some(0));
+
+    let moved = common::read_matching(catalog::VIDEO_PROCESSING, &marker, Duration::from_secs(60));
+    let mut orders = std::collections::BTreeSet::new();
+    let mut twice = 0;
+    for record in &moved {
+        let envelope = Envelope::decode(record.value.as_deref().unwrap()).unwrap();
+        let Event::VideoProcessingMessage(m) = envelope.event else {
+            panic!()
+        };
+        if !orders.insert(m.order_id) {
+            twice += 1;
+        }
+    }
+    assert_eq!(
+        orders.len() as i64,
+        total,
+        "every record moved (the kill left {left})"
+    );
+    assert_eq!(twice, 0, "none moved twice");
 }
