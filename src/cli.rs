@@ -568,6 +568,9 @@ pub struct RunArgs {
     /// With cqrs: empty the read model and rebuild it from the earliest offset of its topics
     #[arg(long)]
     pub rebuild: bool,
+    /// With --rebuild: rebuild even though retention deleted a topic's early events (orders seen only there are lost)
+    #[arg(long)]
+    pub force: bool,
     /// With video: first move the deprecated video.processing.queue into smm.video.processing, exactly once
     #[arg(long)]
     pub migrate_legacy: bool,

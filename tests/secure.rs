@@ -412,12 +412,37 @@ fn the_workers_keep_their_api_key_and_database_password_out_of_a_failing_start()
         assert_no_secret(&r, password);
     }
     let mut cmd = smmctl();
-    cmd.env("SMM_CRYPTOMUS_API_KEY", key);
+    cmd.env("SMM_CRYPTOMUS_API_KEY", key)
+        .env("SMM_YOUTUBE_API_KEY", "yt-key-5ecr3t")
+        .env(
+            "SMM_SMTP_URL",
+            "smtp://mailer:smtp-5ecr3t@mail.example.com:587?tls=required",
+        )
+        .env(
+            "SMM_SMS_URL",
+            "https://sms.example.com/send?token=sms-5ecr3t",
+        )
+        .env("SMM_WS_TOKEN_SECRET", "ws-5ecr3t-ws-5ecr3t");
     let shown = run_with(cmd, &["config", "show"]);
     assert!(
         shown.stdout.contains("cryptomus.api_key"),
         "{}",
         shown.stdout
     );
+    assert!(
+        shown
+            .stdout
+            .contains("smtp://mailer:****@mail.example.com:587?tls=required"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("https://sms.example.com/send?****"),
+        "{}",
+        shown.stdout
+    );
     assert_no_secret(&shown, key);
+    for secret in ["yt-key-5ecr3t", "smtp-5ecr3t", "sms-5ecr3t", "ws-5ecr3t"] {
+        assert_no_secret(&shown, secret);
+    }
 }

@@ -80,13 +80,20 @@ fn rows(settings: &Settings) -> Vec<Row> {
     for spec in PROVIDER_SETTINGS {
         let setting = format!("providers.{}", spec.key);
         rows.push(match settings.providers.get(spec.key) {
+            // URLs may carry credentials in their user part, and HTTP
+            // endpoints in their query (`?token=`); SMTP's query is only
+            // its TLS mode.
+            Some(value) if spec.key.ends_with("_url") => Row {
+                setting,
+                value: match mask_url_password(&value.value).split_once('?') {
+                    Some((base, _)) if spec.key != "smtp_url" => format!("{base}?{MASK}"),
+                    _ => mask_url_password(&value.value),
+                },
+                source: value.source,
+            },
             Some(value) if spec.secret => Row {
                 setting,
-                value: if spec.key == "smtp_url" {
-                    mask_url_password(&value.value)
-                } else {
-                    MASK.into()
-                },
+                value: MASK.into(),
                 source: value.source,
             },
             Some(value) => row(&setting, value),

@@ -540,3 +540,67 @@ async fn illegal_and_conflicting_transitions_land_in_the_dlt_with_their_reason()
         harness.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_answers_are_classified_as_the_workers_need() {
+    use smm_workers::providers::CallError;
+    use smm_workers::providers::youtube::LookupError;
+    use smm_workers::runtime::FailureKind;
+    let (sandbox, _stop) = sandbox_with(SandboxOptions {
+        youtube_quota: Some(2),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let timeout = Duration::from_secs(5);
+    let youtube = YouTubeApi::new(&sandbox.url(), "sandbox-youtube-key", timeout).unwrap();
+    let video = youtube.video("dQw4w9WgXcQ").await.unwrap();
+    assert_eq!(
+        video.view_count,
+        Some(sandbox::sandbox_view_count("dQw4w9WgXcQ"))
+    );
+    assert_eq!(
+        youtube.video("x0000000001").await,
+        Err(LookupError::NotFound("x0000000001".into()))
+    );
+    // YouTube's own quota answer, whatever the local budget says.
+    assert_eq!(
+        youtube.video("dQw4w9WgXcQ").await,
+        Err(LookupError::QuotaExceeded)
+    );
+
+    // A wrong key holds the worker instead of dead-lettering every record.
+    let wrong = YouTubeApi::new(&sandbox.url(), "not-the-key", timeout).unwrap();
+    let Err(LookupError::Call(refused)) = wrong.video("dQw4w9WgXcQ").await else {
+        panic!("a bad key is a call error")
+    };
+    assert!(
+        matches!(refused, CallError::Unauthorized { status: 400, .. }),
+        "{refused:?}"
+    );
+    let failure = refused.into_failure("smmctl.youtube");
+    assert!(failure.retry_after.is_some(), "{failure:?}");
+    let binom = BinomApi::new(&sandbox.url(), "not-the-key", timeout).unwrap();
+    let failure = binom
+        .find("any")
+        .await
+        .unwrap_err()
+        .into_failure("smmctl.binom");
+    assert!(failure.retry_after.is_some(), "{failure:?}");
+    assert!(
+        failure.message.contains("refused the credentials"),
+        "{failure:?}"
+    );
+
+    // Nothing listening: retried, with a reason that names no URL.
+    let gone = YouTubeApi::new("http://127.0.0.1:9", "secret-key-in-query", timeout).unwrap();
+    let Err(LookupError::Call(e)) = gone.video("dQw4w9WgXcQ").await else {
+        panic!("a refused connection is a call error")
+    };
+    let failure = e.into_failure("smmctl.youtube");
+    assert_eq!(failure.kind, FailureKind::Retryable);
+    assert_eq!(failure.retry_after, None);
+    assert!(
+        !failure.message.contains("secret-key-in-query"),
+        "{failure:?}"
+    );
+}

@@ -111,6 +111,9 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     if args.rebuild && !selected.contains(&"cqrs") {
         return Err(UsageError::new("--rebuild rebuilds the read model: run it with the cqrs worker (`smmctl run cqrs --rebuild`)").into());
     }
+    if args.force && !args.rebuild {
+        return Err(UsageError::new("--force only overrides --rebuild's retention check").into());
+    }
     if args.migrate_legacy && !selected.contains(&"video") {
         return Err(UsageError::new("--migrate-legacy feeds the video worker: run it with video (`smmctl run video --migrate-legacy`)").into());
     }
@@ -171,7 +174,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     if args.rebuild
         && let (Some(store), Some(info)) = (&store, worker_named("cqrs"))
     {
-        let cleared = rebuild::rebuild(kafka, info, store).await?;
+        let cleared = rebuild::rebuild(kafka, info, store, args.force).await?;
         ctx.printer.note(&format!(
             "read model cleared ({cleared} row(s)); cqrs-read-model-group moved to the earliest offsets, rebuilding"
         ));

@@ -10,9 +10,15 @@ use smm_workers::store::Store;
 use smm_workers::worker::WorkerInfo;
 
 use crate::commands::dlq::{move_group, refuse_live_group};
+use crate::exit::UsageError;
 use crate::kafka::Kafka;
 
-pub async fn rebuild(kafka: &Kafka, info: &WorkerInfo, store: &Store) -> anyhow::Result<u64> {
+pub async fn rebuild(
+    kafka: &Kafka,
+    info: &WorkerInfo,
+    store: &Store,
+    force: bool,
+) -> anyhow::Result<u64> {
     refuse_live_group(kafka, info.group).await?;
     let metadata = kafka.metadata()?;
     let mut keys = Vec::new();
@@ -27,6 +33,25 @@ pub async fn rebuild(kafka: &Kafka, info: &WorkerInfo, store: &Store) -> anyhow:
         }
     }
     let marks = kafka.watermarks(&keys)?;
+    // Retention (7 days on the panel's topics) deletes the oldest events;
+    // orders seen only in those would vanish from a rebuilt model.
+    let trimmed: Vec<String> = keys
+        .iter()
+        .filter_map(|k| {
+            marks
+                .get(k)
+                .filter(|w| w.low > 0)
+                .map(|w| format!("{}/{} starts at offset {}", k.0, k.1, w.low))
+        })
+        .collect();
+    if !trimmed.is_empty() && !force {
+        return Err(UsageError::new(format!(
+            "retention has deleted early events ({}), so a rebuild would drop the orders seen \
+             only in those. Nothing was changed. Add --force to rebuild from what remains.",
+            trimmed.join(", ")
+        ))
+        .into());
+    }
     let earliest: Vec<(String, i32, i64)> = keys
         .iter()
         .filter_map(|k| marks.get(k).map(|w| (k.0.clone(), k.1, w.low)))

@@ -27,7 +27,18 @@ pub enum CallError {
         status: u16,
         body: String,
     },
+    /// The provider refuses our credentials: every record would fail the
+    /// same way until someone fixes the key, so none is dead-lettered for it.
+    #[error("{service} refused the credentials (HTTP {status}): {body}; check the API key setting")]
+    Unauthorized {
+        service: &'static str,
+        status: u16,
+        body: String,
+    },
 }
+
+/// How long a worker waits before trying credentials a provider refused.
+pub const CREDENTIALS_RETRY: Duration = Duration::from_secs(30);
 
 impl CallError {
     /// The failure a worker reports, under a class named for the service.
@@ -39,6 +50,11 @@ impl CallError {
             CallError::Refused { .. } => {
                 Failure::poison(format!("{class_prefix}.Refused"), self.to_string())
             }
+            CallError::Unauthorized { .. } => Failure::throttled(
+                format!("{class_prefix}.Unauthorized"),
+                self.to_string(),
+                CREDENTIALS_RETRY,
+            ),
         }
     }
 }
@@ -73,10 +89,18 @@ pub(crate) async fn call(
         return Ok((status.as_u16(), text));
     }
     let body: String = text.chars().take(300).collect();
-    if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+    // 409: idempotent APIs answer it while the first request with the same
+    // key is still being handled; asking again later gets its result.
+    if status.is_server_error() || matches!(status.as_u16(), 408 | 409 | 429) {
         Err(CallError::Unavailable {
             service,
             reason: format!("HTTP {status}: {body}"),
+        })
+    } else if matches!(status.as_u16(), 401 | 403) {
+        Err(CallError::Unauthorized {
+            service,
+            status: status.as_u16(),
+            body,
         })
     } else {
         Err(CallError::Refused {

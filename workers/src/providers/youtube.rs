@@ -96,10 +96,29 @@ impl YouTubeApi {
             Ok((_, body)) => Ok(body),
             // Google answers 403 with reason quotaExceeded when the
             // project's daily units are gone, whatever our own count says.
-            Err(CallError::Refused {
-                status: 403, body, ..
-            }) if body.contains("quotaExceeded") || body.contains("dailyLimitExceeded") => {
+            Err(CallError::Unauthorized { body, .. })
+                if body.contains("quotaExceeded") || body.contains("dailyLimitExceeded") =>
+            {
                 Err(LookupError::QuotaExceeded)
+            }
+            // Per-second limits, not the daily quota: a moment later works.
+            Err(CallError::Unauthorized { body, .. })
+                if body.contains("RateLimitExceeded") || body.contains("rateLimitExceeded") =>
+            {
+                Err(CallError::Unavailable {
+                    service: SERVICE,
+                    reason: format!("rate limited: {body}"),
+                }
+                .into())
+            }
+            // A bad key is a 400 from YouTube, but it is the credentials.
+            Err(CallError::Refused { status, body, .. }) if body.contains("keyInvalid") => {
+                Err(CallError::Unauthorized {
+                    service: SERVICE,
+                    status,
+                    body,
+                }
+                .into())
             }
             Err(e) => Err(e.into()),
         }

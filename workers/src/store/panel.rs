@@ -207,6 +207,44 @@ pub async fn post(
     if updated.rows_affected() == 0 {
         return Ok(false);
     }
+    ledger_line(unit, user_id, amount_minor, currency, kind, reference).await?;
+    Ok(true)
+}
+
+/// Takes `amount_minor` from a balance, with its ledger line, only if the
+/// balance covers it. The check and the debit are one statement, so two
+/// charges racing for the same money cannot both pass. `false` when the
+/// balance is short (or the user unknown), and nothing changed.
+pub async fn charge(
+    unit: &mut Unit,
+    user_id: i64,
+    amount_minor: i64,
+    currency: &str,
+    kind: LedgerKind,
+    reference: &str,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE users SET balance_minor = balance_minor - $1 WHERE id = $2 AND balance_minor >= $1",
+    )
+    .bind(amount_minor)
+    .bind(user_id)
+    .execute(unit.conn())
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    ledger_line(unit, user_id, -amount_minor, currency, kind, reference).await?;
+    Ok(true)
+}
+
+async fn ledger_line(
+    unit: &mut Unit,
+    user_id: i64,
+    amount_minor: i64,
+    currency: &str,
+    kind: LedgerKind,
+    reference: &str,
+) -> Result<(), StoreError> {
     let event_id = unit.event_id().to_string();
     sqlx::query(
         "INSERT INTO ledger (id, user_id, amount_minor, currency, kind, reference, event_id, created_at) \
@@ -222,7 +260,7 @@ pub async fn post(
     .bind(now())
     .execute(unit.conn())
     .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// Records a confirmed payment. `false` when it was recorded before, by
@@ -406,16 +444,19 @@ pub async fn fulfilment(
 }
 
 /// Orders whose delivery is under way and not yet complete, for the
-/// progress poller.
+/// progress poller: a page of them after `after_id`, by id, so every
+/// delivery gets its turn however many there are.
 pub async fn deliveries_in_progress(
     conn: &mut AnyConnection,
+    after_id: i64,
     limit: i64,
 ) -> Result<Vec<Fulfilment>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {FULFILMENT_COLUMNS} FROM orders WHERE delivery_id IS NOT NULL \
-         AND status IN ('ACTIVE', 'PROCESSING') AND progress_percent < 100 \
-         ORDER BY updated_at LIMIT $1"
+         AND status IN ('ACTIVE', 'PROCESSING') AND progress_percent < 100 AND id > $1 \
+         ORDER BY id LIMIT $2"
     ))
+    .bind(after_id)
     .bind(limit)
     .fetch_all(conn)
     .await?;

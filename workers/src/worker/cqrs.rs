@@ -168,7 +168,27 @@ impl Handler for ReadModel {
                 envelope.event_type()
             )));
         };
-        let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
+        // A store that fails is waited for, however long: the model has
+        // no dead letter, and skipping an event would leave it wrong until
+        // the next rebuild.
+        self.fold(order_id, at, &envelope.event)
+            .await
+            .map_err(|e| {
+                Failure::throttled(
+                    "smmctl.cqrs.StoreUnavailable",
+                    format!("cannot fold the event into order {order_id}'s row: {e}"),
+                    STORE_RETRY,
+                )
+            })?;
+        Ok(Handled::Applied(envelope.event_id))
+    }
+}
+
+const STORE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl ReadModel {
+    async fn fold(&self, order_id: i64, at: Timestamp, event: &Event) -> Result<(), StoreError> {
+        let mut tx = self.store.pool().begin().await?;
         sqlx::query(
             "INSERT INTO order_read_model (order_id, status, last_update) VALUES ($1, 'PENDING', $2) \
              ON CONFLICT (order_id) DO NOTHING",
@@ -176,23 +196,20 @@ impl Handler for ReadModel {
         .bind(order_id)
         .bind(at.to_string())
         .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
+        .await?;
         // Taking the row's lock before reading it: another process of the
         // group may be folding an event of another topic into this order.
         sqlx::query("UPDATE order_read_model SET order_id = order_id WHERE order_id = $1")
             .bind(order_id)
             .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
+            .await?;
         let Some(mut current) = view(&mut tx, order_id).await? else {
-            return Err(Failure::retryable(
-                "smmctl.cqrs.RowMissing",
-                format!("the read model row of order {order_id} vanished mid-update"),
-            ));
+            // Inserted above and never deleted but by a rebuild, which
+            // runs before the worker starts.
+            return Ok(());
         };
         let before = current.clone();
-        apply(&mut current, &envelope.event);
+        apply(&mut current, event);
         if current != before {
             sqlx::query(
                 "UPDATE order_read_model SET user_id = $1, status = $2, delivered_quantity = $3, \
@@ -211,11 +228,10 @@ impl Handler for ReadModel {
             .bind(&current.last_update)
             .bind(order_id)
             .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
+            .await?;
         }
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(Handled::Applied(envelope.event_id))
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -319,15 +319,35 @@ async fn emit_event(
 /// Charges a pending order to its owner's balance and makes it ACTIVE,
 /// with its state event, and starts its video work if the video is already
 /// checked. `false` when the order was no longer pending or the balance is
-/// short (audited); the ledger's unique key refuses a second charge anyway.
+/// short (audited), with nothing changed.
+///
+/// The transition comes first: its conditional update takes the order's
+/// row, so an order cancelled meanwhile is never charged, and the debit
+/// only passes while the balance covers it, so two orders racing for the
+/// same money cannot overdraw it.
 async fn activate(unit: &mut Unit, order: &Fulfilment, reason: &str) -> Result<bool, StoreError> {
-    if order.status != OrderStatus::Pending {
+    if order.status != OrderStatus::Pending
+        || !panel::transition(unit, order.id, OrderStatus::Pending, OrderStatus::Active).await?
+    {
         return Ok(false);
     }
-    let balance = panel::user(unit.conn(), order.user_id)
-        .await?
-        .map_or(0, |u| u.balance_minor);
-    if balance < order.charge_minor {
+    let charged = order.charge_minor == 0
+        || panel::charge(
+            unit,
+            order.user_id,
+            order.charge_minor,
+            &order.currency,
+            LedgerKind::OrderCharge,
+            &order.id.to_string(),
+        )
+        .await?;
+    if !charged {
+        // Back to where it was, inside the same transaction: the order
+        // waits for money, and nothing else of this unit depends on it.
+        panel::transition(unit, order.id, OrderStatus::Active, OrderStatus::Pending).await?;
+        let balance = panel::user(unit.conn(), order.user_id)
+            .await?
+            .map_or(0, |u| u.balance_minor);
         unit.audit(
             "order.not_activated",
             &format!("order:{}", order.id),
@@ -337,20 +357,6 @@ async fn activate(unit: &mut Unit, order: &Fulfilment, reason: &str) -> Result<b
             ),
         )
         .await?;
-        return Ok(false);
-    }
-    if order.charge_minor > 0 {
-        panel::post(
-            unit,
-            order.user_id,
-            -order.charge_minor,
-            &order.currency,
-            LedgerKind::OrderCharge,
-            &order.id.to_string(),
-        )
-        .await?;
-    }
-    if !panel::transition(unit, order.id, OrderStatus::Pending, OrderStatus::Active).await? {
         return Ok(false);
     }
     emit_transition(

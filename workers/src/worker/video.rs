@@ -124,53 +124,70 @@ pub async fn poll_progress(
             _ = shutdown.wait_for(|down| *down) => return,
             () = tokio::time::sleep(every) => {}
         }
-        let running = match store.pool().acquire().await {
-            Ok(mut conn) => panel::deliveries_in_progress(&mut conn, 500).await,
-            Err(e) => Err(e.into()),
-        };
-        let running = match running {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "progress poller cannot read the store; trying again");
-                continue;
-            }
-        };
-        for order in running {
-            let Some(delivery_id) = &order.delivery_id else {
-                continue;
+        let mut after_id = 0;
+        loop {
+            let page = match store.pool().acquire().await {
+                Ok(mut conn) => panel::deliveries_in_progress(&mut conn, after_id, PAGE).await,
+                Err(e) => Err(e.into()),
             };
-            let state = match api.state(delivery_id).await {
-                Ok(state) => state,
+            let page = match page {
+                Ok(page) => page,
                 Err(e) => {
-                    tracing::warn!(order = order.id, delivery = %delivery_id, error = %e, "cannot read delivery progress; asking again next round");
-                    continue;
+                    tracing::warn!(error = %e, "progress poller cannot read the store; trying again");
+                    break;
                 }
             };
-            if state.delivered <= order.delivered_quantity {
+            let Some(last) = page.last() else { break };
+            after_id = last.id;
+            let full = page.len() as i64 == PAGE;
+            report_progress(&api, &producer, page).await;
+            if !full || *shutdown.borrow() {
+                break;
+            }
+        }
+    }
+}
+
+const PAGE: i64 = 200;
+
+/// Asks the provider about each delivery and reports what moved.
+async fn report_progress(api: &DeliveryApi, producer: &FutureProducer, running: Vec<Fulfilment>) {
+    for order in running {
+        let Some(delivery_id) = &order.delivery_id else {
+            continue;
+        };
+        let state = match api.state(delivery_id).await {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(order = order.id, delivery = %delivery_id, error = %e, "cannot read delivery progress; asking again next round");
                 continue;
             }
-            let report = progress_of(&order, &state);
-            let correlation_id = order
-                .correlation_id
-                .clone()
-                .unwrap_or_else(|| format!("order-{}", order.id));
-            let envelope = Envelope::new(Event::from(report), correlation_id.clone())
-                .with_event_id(deterministic_event_id(
-                    "order-progress",
-                    &format!("{}:{}", order.id, state.delivered),
-                ));
-            let payload = envelope.to_json();
-            let key = order.id.to_string();
-            let record = FutureRecord::to(catalog::ORDER_PROGRESS)
-                .key(&key)
-                .payload(&payload)
-                .headers(OwnedHeaders::new().insert(Header {
-                    key: headers::CORRELATION_ID,
-                    value: Some(correlation_id.as_bytes()),
-                }));
-            if let Err((e, _)) = producer.send(record, Duration::from_secs(10)).await {
-                tracing::warn!(order = order.id, error = %e, "progress report not sent; the next round sends it");
-            }
+        };
+        if state.delivered <= order.delivered_quantity {
+            continue;
+        }
+        let report = progress_of(&order, &state);
+        let correlation_id = order
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| format!("order-{}", order.id));
+        let envelope = Envelope::new(Event::from(report), correlation_id.clone()).with_event_id(
+            deterministic_event_id(
+                "order-progress",
+                &format!("{}:{}", order.id, state.delivered),
+            ),
+        );
+        let payload = envelope.to_json();
+        let key = order.id.to_string();
+        let record = FutureRecord::to(catalog::ORDER_PROGRESS)
+            .key(&key)
+            .payload(&payload)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: headers::CORRELATION_ID,
+                value: Some(correlation_id.as_bytes()),
+            }));
+        if let Err((e, _)) = producer.send(record, Duration::from_secs(10)).await {
+            tracing::warn!(order = order.id, error = %e, "progress report not sent; the next round sends it");
         }
     }
 }
