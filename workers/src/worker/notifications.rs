@@ -172,6 +172,8 @@ impl From<SendError> for Failure {
     }
 }
 
+/// How long to wait before trying credentials a provider refused.
+const CREDENTIALS_RETRY: Duration = crate::providers::CREDENTIALS_RETRY;
 /// The longest wait a provider's Retry-After is taken at its word for.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// How much of a provider's answer is kept, in the store or a dead letter.
@@ -342,6 +344,14 @@ impl Senders {
             })
         } else if status.is_server_error() || status.as_u16() == 408 {
             Err(SendError::Unavailable { channel, reason })
+        } else if matches!(status.as_u16(), 401 | 403) {
+            // Wrong credentials fail every notification alike: wait for
+            // the key to be fixed rather than dead-letter them all.
+            Err(SendError::Throttled {
+                channel,
+                reason: format!("{reason}; check notify_api_key"),
+                retry_after: CREDENTIALS_RETRY,
+            })
         } else {
             Err(SendError::Refused { channel, reason })
         }
@@ -353,7 +363,18 @@ impl Senders {
 /// pass, so it is retried.
 fn smtp_failure(error: SmtpError) -> SendError {
     let reason = error_chain(&error);
-    if error.is_permanent() {
+    // 530/534/535: the server refuses our login, which no recipient can
+    // fix; wait for the credentials in smtp_url to be corrected.
+    let login_refused = error
+        .status()
+        .is_some_and(|code| matches!(code.to_string().as_str(), "530" | "534" | "535"));
+    if login_refused {
+        SendError::Throttled {
+            channel: "email",
+            reason: format!("{reason}; check the user and password in smtp_url"),
+            retry_after: CREDENTIALS_RETRY,
+        }
+    } else if error.is_permanent() {
         SendError::Refused {
             channel: "email",
             reason,
