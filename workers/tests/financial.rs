@@ -70,7 +70,7 @@ fn refund(refund_id: &str, order_id: i64, user_id: i64, amount: i64) -> Envelope
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refunds_credit_once_cancel_the_order_and_send_over_refunds_to_manual_review() {
-    common::ensure_topic(catalog::ORDER_STATE_UPDATES, 3).await;
+    common::ensure_topic(catalog::ORDER_STATE_UPDATES).await;
     for (url, store, _guard) in common::both_stores("refunds").await {
         let main = common::unique("fin-refund");
         let dlq = format!("{main}.dlq");

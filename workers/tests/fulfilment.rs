@@ -212,7 +212,7 @@ async fn a_binom_creation_retried_after_a_timeout_makes_exactly_one_campaign() {
     })
     .await;
     for (url, store, _guard) in common::both_stores("binom").await {
-        common::ensure_topic(catalog::OFFER_ASSIGNMENTS, 3).await;
+        common::ensure_topic(catalog::OFFER_ASSIGNMENTS).await;
         let (main, dlq) = (common::unique("binom"), common::unique("binom-dlq"));
         common::create_topics(&[&main, &dlq], 1).await;
         let order_id = 4242;
@@ -316,8 +316,8 @@ async fn a_binom_creation_retried_after_a_timeout_makes_exactly_one_campaign() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_never_moves_backwards_and_completes_the_order_through_a_state_event() {
-    common::ensure_topic(catalog::ORDER_STATE_UPDATES, 3).await;
-    common::ensure_topic(catalog::ORDER_STATUS_UPDATES, 3).await;
+    common::ensure_topic(catalog::ORDER_STATE_UPDATES).await;
+    common::ensure_topic(catalog::ORDER_STATUS_UPDATES).await;
     for (url, store, _guard) in common::both_stores("progress").await {
         let (main, dlq) = (common::unique("progress"), common::unique("progress-dlq"));
         common::create_topics(&[&main, &dlq], 1).await;
@@ -425,8 +425,8 @@ async fn progress_never_moves_backwards_and_completes_the_order_through_a_state_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn illegal_and_conflicting_transitions_land_in_the_dlt_with_their_reason() {
-    common::ensure_topic(catalog::ORDER_STATUS_UPDATES, 3).await;
-    common::ensure_topic(catalog::NOTIFICATIONS, 3).await;
+    common::ensure_topic(catalog::ORDER_STATUS_UPDATES).await;
+    common::ensure_topic(catalog::NOTIFICATIONS).await;
     for (url, store, _guard) in common::both_stores("order_state").await {
         let (main, dlt) = (common::unique("state"), common::unique("state-dlt"));
         let retry: Vec<String> = (0..2).map(|i| format!("{main}-retry-{i}")).collect();

@@ -336,7 +336,7 @@ async fn poison_goes_straight_to_the_dlq_and_the_worker_keeps_going() {
     let main = common::unique("rt-webhooks");
     let dlq = format!("{main}.dlq");
     common::create_topics(&[&main, &dlq], 1).await;
-    common::ensure_topic(catalog::PAYMENT_CONFIRMATIONS, 3).await;
+    common::ensure_topic(catalog::PAYMENT_CONFIRMATIONS).await;
     let (url, _dir) = common::fresh_sqlite();
     let store = Store::open(&url).await.unwrap();
     let policy = retry_policy_for(catalog::PAYMENT_WEBHOOKS).unwrap();

@@ -74,8 +74,13 @@ pub async fn create_topics(names: &[&str], partitions: i32) {
     }
 }
 
-/// Creates a catalog topic the test writes to, unless it exists.
-pub async fn ensure_topic(name: &str, partitions: i32) {
+/// Creates a catalog topic the test writes to, unless it exists, with the
+/// catalog's partition count: another count would be drift that
+/// `smmctl topics apply` rightly reports.
+pub async fn ensure_topic(name: &str) {
+    let partitions = smm_workers::catalog::topic_named(name)
+        .unwrap_or_else(|| panic!("{name} is not a catalog topic"))
+        .partitions;
     let admin: AdminClient<DefaultClientContext> = client().create().expect("admin client");
     let results = admin
         .create_topics(
