@@ -67,6 +67,7 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
             [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Show each worker with its consumer group, topics and retry ladder, and exit')
             [CompletionResult]::new('--rebuild', '--rebuild', [CompletionResultType]::ParameterName, 'With cqrs: empty the read model and rebuild it from the earliest offset of its topics')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'With --rebuild: rebuild even though retention deleted a topic''s early events (orders seen only there are lost)')
             [CompletionResult]::new('--migrate-legacy', '--migrate-legacy', [CompletionResultType]::ParameterName, 'With video: first move the deprecated video.processing.queue into smm.video.processing, exactly once')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')

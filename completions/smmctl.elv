@@ -63,6 +63,7 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --output 'Output format of read commands'
             cand --list 'Show each worker with its consumer group, topics and retry ladder, and exit'
             cand --rebuild 'With cqrs: empty the read model and rebuild it from the earliest offset of its topics'
+            cand --force 'With --rebuild: rebuild even though retention deleted a topic''s early events (orders seen only there are lost)'
             cand --migrate-legacy 'With video: first move the deprecated video.processing.queue into smm.video.processing, exactly once'
             cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'

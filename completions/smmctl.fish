@@ -65,6 +65,7 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s o -l output -d 'Ou
 json\t''"
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l list -d 'Show each worker with its consumer group, topics and retry ladder, and exit'
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l rebuild -d 'With cqrs: empty the read model and rebuild it from the earliest offset of its topics'
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l force -d 'With --rebuild: rebuild even though retention deleted a topic\'s early events (orders seen only there are lost)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l migrate-legacy -d 'With video: first move the deprecated video.processing.queue into smm.video.processing, exactly once'
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
