@@ -403,6 +403,23 @@ async fn faults_land_where_they_should(panel: &Panel, url: &str) {
         String::from_utf8_lossy(dlt[0].header(headers::EXCEPTION_MESSAGE).unwrap())
             .contains("unknown or private")
     );
+    // The rejected order is cancelled and its money is the customer's
+    // again, whether the payment came before the rejection or after.
+    assert_eq!(report["orders"][1]["status"], "CANCELLED");
+    let store = Store::open(url).await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    let customer = first + 1;
+    let balance = panel::user(&mut conn, customer)
+        .await
+        .unwrap()
+        .unwrap()
+        .balance_minor;
+    let ledger = panel::ledger_sum(&mut conn, customer).await.unwrap();
+    assert_eq!(
+        (balance, ledger),
+        (500, 500),
+        "the payment is back on the balance"
+    );
     let forged = common::read_matching(
         "smm.payment.webhooks.dlq",
         &corr(2),

@@ -27,8 +27,8 @@ enum Fault {
     None,
     /// YouTube fails the first check: one retry, then completion.
     FlakyVideo,
-    /// YouTube does not know the video: the orders DLT; the order is paid
-    /// but never delivered.
+    /// YouTube does not know the video: the orders DLT, and the order is
+    /// cancelled with its money back on the balance.
     UnknownVideo,
     /// The webhook's signature is wrong: the webhooks DLQ; never paid.
     ForgedSignature,
@@ -49,7 +49,7 @@ impl Fault {
         match self {
             Fault::None => "-",
             Fault::FlakyVideo => "flaky video (retried)",
-            Fault::UnknownVideo => "unknown video → smm.order.processing-dlt",
+            Fault::UnknownVideo => "unknown video → smm.order.processing-dlt, refunded",
             Fault::ForgedSignature => "forged webhook → smm.payment.webhooks.dlq",
             Fault::IllegalTransition => "illegal event → smm.order.state.updates-dlt",
         }
@@ -57,7 +57,7 @@ impl Fault {
 
     fn expected(self) -> OrderStatus {
         match self {
-            Fault::UnknownVideo => OrderStatus::Active,
+            Fault::UnknownVideo => OrderStatus::Cancelled,
             Fault::ForgedSignature => OrderStatus::Pending,
             _ => OrderStatus::Completed,
         }
@@ -66,7 +66,7 @@ impl Fault {
     /// Whether the order's state alone shows it got where it should.
     fn settled(self, order: &panel::Fulfilment) -> bool {
         match self {
-            Fault::UnknownVideo => order.status == OrderStatus::Active && !order.verified,
+            Fault::UnknownVideo => order.status == OrderStatus::Cancelled && !order.verified,
             Fault::ForgedSignature => order.status == OrderStatus::Pending && order.verified,
             _ => order.status == OrderStatus::Completed,
         }

@@ -604,3 +604,126 @@ async fn provider_answers_are_classified_as_the_workers_need() {
         "{failure:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_video_cancels_an_unpaid_order_and_refunds_a_paid_one() {
+    use smm_workers::events::{OrderCreatedEvent, OrderRefundRequested};
+    use smm_workers::worker::orders::Orders;
+    common::ensure_topic(catalog::ORDER_STATE_UPDATES).await;
+    common::ensure_topic(catalog::ORDER_REFUND).await;
+    let (sandbox, _stop) = sandbox_with(SandboxOptions::default()).await;
+    for (url, store, _guard) in common::both_stores("rejected").await {
+        let (main, dlt) = (common::unique("orders"), common::unique("orders-dlt"));
+        let retry: Vec<String> = (0..2).map(|i| format!("{main}-retry-{i}")).collect();
+        common::create_topics(&[&main, &dlt, &retry[0], &retry[1]], 1).await;
+        let mut route = renamed(
+            retry_policy_for(catalog::ORDER_PROCESSING).unwrap(),
+            &main,
+            &dlt,
+        );
+        for (hop, topic) in route.hops.iter_mut().zip(&retry) {
+            hop.topic = Some(topic.clone());
+        }
+        let (unpaid, paid, user) = (7101, 7102, 71);
+        order_in(&store, unpaid, user).await;
+        order_in(&store, paid, user).await;
+        sqlx::query("UPDATE orders SET charge_minor = 900, status = 'ACTIVE' WHERE id = $1")
+            .bind(paid)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let created = |order_id| OrderCreatedEvent {
+            order_id,
+            user_id: user,
+            service_id: 1,
+            video_url: "https://youtu.be/x0000000071".into(),
+            youtube_video_id: "x0000000071".into(),
+            quantity: 100,
+            charge_minor: if order_id == paid { 900 } else { 0 },
+            currency: "USD".into(),
+            payment_id: None,
+        };
+        let unpaid_event = Envelope::new(created(unpaid).into(), common::unique("corr"));
+        let paid_event = produce_event(&main, "2", created(paid).into()).await;
+        for _ in 0..2 {
+            // The second copy is a redelivery: rejected again, settled once.
+            common::produce(
+                &main,
+                "1",
+                &unpaid_event.to_json(),
+                &[(
+                    headers::CORRELATION_ID,
+                    unpaid_event.correlation_id.as_bytes(),
+                )],
+            )
+            .await;
+        }
+        let api = YouTubeApi::new(
+            &sandbox.url(),
+            "sandbox-youtube-key",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let harness = Harness::start(
+            "orders",
+            route,
+            Orders {
+                store: store.clone(),
+                youtube: api,
+                quota: Quota {
+                    budget: 100,
+                    window: Duration::from_secs(86_400),
+                },
+            },
+            &store,
+        );
+        let dead = common::read(&dlt, 3, Duration::from_secs(30));
+        assert_eq!(dead.len(), 3, "{url}: every copy reaches the DLT");
+        for record in &dead {
+            let reason =
+                String::from_utf8_lossy(record.header(headers::EXCEPTION_MESSAGE).unwrap())
+                    .into_owned();
+            assert!(reason.contains("unknown or private"), "{reason}");
+        }
+        let mut conn = store.pool().acquire().await.unwrap();
+        let order = panel::fulfilment(&mut conn, unpaid).await.unwrap().unwrap();
+        assert_eq!(
+            order.status,
+            OrderStatus::Cancelled,
+            "{url}: cancelled in the same transaction"
+        );
+        drop(conn);
+        let cancelled = common::read_matching(
+            catalog::ORDER_STATE_UPDATES,
+            2,
+            Duration::from_secs(5),
+            |r| r.header(headers::CORRELATION_ID) == Some(unpaid_event.correlation_id.as_bytes()),
+        );
+        assert_eq!(
+            cancelled.len(),
+            1,
+            "{url}: one state event, however many copies"
+        );
+        let refund =
+            common::read_matching(catalog::ORDER_REFUND, 1, Duration::from_secs(10), |r| {
+                r.header(headers::CORRELATION_ID) == Some(paid_event.correlation_id.as_bytes())
+            });
+        assert_eq!(refund.len(), 1, "{url}: the charged order is refunded");
+        let refund = Envelope::decode(refund[0].value.as_deref().unwrap()).unwrap();
+        let Event::OrderRefundRequested(OrderRefundRequested {
+            amount_minor,
+            order_id,
+            ..
+        }) = refund.event
+        else {
+            panic!("{refund:?}")
+        };
+        assert_eq!((order_id, amount_minor), (paid, 900));
+        assert_eq!(
+            harness.metrics.count("orders", Outcome::Retried),
+            0,
+            "poison is not retried"
+        );
+        harness.stop().await;
+    }
+}

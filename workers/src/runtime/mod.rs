@@ -58,6 +58,10 @@ pub struct Failure {
     /// in place this long and is tried again without spending an attempt,
     /// however long the limit lasts. Never dead-lettered for it.
     pub retry_after: Option<Duration>,
+    /// The handler committed effects for this event before it failed it
+    /// (a rejected order it cancelled, say): its outbox is sent before the
+    /// record is routed, as for an applied one.
+    pub committed: Option<Uuid>,
 }
 
 impl Failure {
@@ -68,6 +72,7 @@ impl Failure {
             message: message.into(),
             cause: None,
             retry_after: None,
+            committed: None,
         }
     }
 
@@ -98,6 +103,12 @@ impl Failure {
 
     pub fn with_cause(mut self, cause: impl Into<String>) -> Failure {
         self.cause = Some(cause.into());
+        self
+    }
+
+    /// Marks the event's own effects as committed; see [`Failure::committed`].
+    pub fn after_committing(mut self, event_id: Uuid) -> Failure {
+        self.committed = Some(event_id);
         self
     }
 }
@@ -817,7 +828,12 @@ impl<H: Handler> Engine<'_, H> {
                 tracing::info!(%reason, "ignored");
                 Outcome::Ignored
             }
-            Err(failure) => self.fail(delivery, route, failure, holds).await?,
+            Err(failure) => {
+                if let Some(event_id) = failure.committed {
+                    self.flush_outbox(Some(event_id)).await?;
+                }
+                self.fail(delivery, route, failure, holds).await?
+            }
         };
         if !holds.in_place_attempts.is_empty() {
             holds.in_place_attempts.remove(&(

@@ -388,6 +388,7 @@ pub struct Fulfilment {
     pub status: OrderStatus,
     pub quantity: i64,
     pub charge_minor: i64,
+    pub refunded_minor: i64,
     pub currency: String,
     pub payment_id: Option<String>,
     pub video_url: Option<String>,
@@ -402,7 +403,7 @@ pub struct Fulfilment {
     pub correlation_id: Option<String>,
 }
 
-const FULFILMENT_COLUMNS: &str = "id, user_id, status, quantity, charge_minor, currency, payment_id, \
+const FULFILMENT_COLUMNS: &str = "id, user_id, status, quantity, charge_minor, refunded_minor, currency, payment_id, \
      video_url, youtube_video_id, start_count, verified_at, delivered_quantity, progress_percent, \
      delivery_id, campaign_id, offer_id, correlation_id";
 
@@ -415,6 +416,7 @@ fn fulfilment_of(row: &sqlx::any::AnyRow) -> Result<Fulfilment, StoreError> {
         status: parse_status(&status)?,
         quantity: row.try_get("quantity")?,
         charge_minor: row.try_get("charge_minor")?,
+        refunded_minor: row.try_get("refunded_minor")?,
         currency: row.try_get("currency")?,
         payment_id: row.try_get("payment_id")?,
         video_url: row.try_get("video_url")?,

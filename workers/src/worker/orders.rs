@@ -6,13 +6,18 @@
 //! not hold a transaction (SQLite has one writer), and a record already
 //! applied is recognised before it spends quota.
 
-use crate::events::OrderStatus;
+use crate::catalog;
+use crate::events::{
+    Envelope, OrderCreatedEvent, OrderRefundRequested, OrderStatus, deterministic_event_id,
+};
 use crate::providers::youtube::{self, LIST_COST, LookupError, Quota, Spend, YouTubeApi};
-use crate::runtime::{Delivery, Failure, Handled, Handler};
-use crate::store::Store;
-use crate::store::panel::{self, NewOrder};
+use crate::runtime::{Delivery, Failure, FailureKind, Handled, Handler};
+use crate::store::panel::{self, Fulfilment, NewOrder};
+use crate::store::{Store, Unit};
 
-use super::{activate, already_applied, event_of, start_video_work};
+use super::{
+    activate, already_applied, emit_event, emit_transition, event_of, known_order, start_video_work,
+};
 
 pub struct Orders {
     pub store: Store,
@@ -27,69 +32,38 @@ impl Handler for Orders {
         if already_applied(&self.store, delivery, envelope.event_id).await? {
             return Ok(Handled::Duplicate(envelope.event_id));
         }
-        let video = check_video(
+        let video = match check_video(
             &self.store,
             &self.youtube,
             &self.quota,
             &created.youtube_video_id,
         )
-        .await?;
+        .await
+        {
+            Ok(video) => video,
+            Err(rejected) if rejected.kind == FailureKind::Poison => {
+                return self.reject(delivery, &envelope, created, rejected).await;
+            }
+            Err(other) => return Err(other),
+        };
         let Some(view_count) = video.view_count else {
-            return Err(Failure::poison(
+            let hidden = Failure::poison(
                 "smmctl.orders.ViewCountHidden",
                 format!(
                     "video {} hides its view count, so delivery for order {} cannot be measured",
                     video.id, created.order_id
                 ),
-            ));
+            );
+            return self.reject(delivery, &envelope, created, hidden).await;
         };
 
         let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {
             return Ok(Handled::Duplicate(envelope.event_id));
         };
-        if panel::user(unit.conn(), created.user_id).await?.is_none() {
-            return Err(Failure::retryable(
-                "smmctl.orders.UnknownUser",
-                format!(
-                    "order {} is for user {}, who is not in the panel store",
-                    created.order_id, created.user_id
-                ),
-            ));
-        }
-        // The panel's order service normally wrote the order already; an
-        // order known only from its event is recorded from it.
-        panel::insert_order(
-            unit.conn(),
-            &NewOrder {
-                id: created.order_id,
-                user_id: created.user_id,
-                quantity: created.quantity,
-                charge_minor: created.charge_minor,
-                currency: &created.currency,
-                payment_id: created.payment_id.as_deref(),
-                video_url: Some(&created.video_url),
-                youtube_video_id: Some(&created.youtube_video_id),
-            },
-        )
-        .await?;
-        panel::set_correlation(&mut unit, created.order_id).await?;
+        record_order(&mut unit, created).await?;
         panel::record_verification(&mut unit, created.order_id, Some(view_count), &video.title)
             .await?;
-        let Some(order) = panel::fulfilment(unit.conn(), created.order_id).await? else {
-            return Err(Failure::retryable(
-                "smmctl.orders.OrderMissing",
-                format!("order {} vanished from the store", created.order_id),
-            ));
-        };
-        if order.user_id != created.user_id {
-            return Err(Failure::poison(
-                "smmctl.orders.OwnerMismatch",
-                format!(
-                    "order {} belongs to user {} in the store, the event says user {}",
-                    order.id, order.user_id, created.user_id
-                ),
-            ));
-        }
+        let order = owned_order(&mut unit, created).await?;
         unit.audit(
             "order.verified",
             &format!("order:{}", order.id),
@@ -121,6 +95,148 @@ impl Handler for Orders {
         unit.commit().await?;
         Ok(Handled::Applied(envelope.event_id))
     }
+}
+
+impl Orders {
+    /// A video YouTube rejects can never be delivered, so the order is
+    /// settled with the customer here, and the record still goes to the
+    /// DLT with the reason: an unpaid order is cancelled at once (in this
+    /// transaction, so a payment arriving later finds nothing to charge and
+    /// stays on the balance); a charged one gets a refund request, which
+    /// the refunds worker credits and cancels.
+    ///
+    /// The unit claims the rejection, not the event: a redelivered record
+    /// is rejected again and still reaches the DLT, without settling twice.
+    async fn reject(
+        &self,
+        delivery: &Delivery<'_>,
+        envelope: &Envelope,
+        created: &OrderCreatedEvent,
+        rejected: Failure,
+    ) -> Result<Handled, Failure> {
+        let rejection = deterministic_event_id("order-rejection", &envelope.event_id.to_string());
+        let Some(mut unit) = self.store.begin(delivery.claim(rejection)).await? else {
+            return Err(rejected.after_committing(rejection));
+        };
+        // Recording the order updates its row, which holds it for this
+        // unit: a payment racing to activate it waits, and the status read
+        // next is the latest committed one.
+        record_order(&mut unit, created).await?;
+        let order = owned_order(&mut unit, created).await?;
+        let reason = format!("video rejected: {}", rejected.message);
+        match order.status {
+            OrderStatus::Pending => {
+                if panel::transition(
+                    &mut unit,
+                    order.id,
+                    OrderStatus::Pending,
+                    OrderStatus::Cancelled,
+                )
+                .await?
+                {
+                    emit_transition(
+                        &mut unit,
+                        order.id,
+                        order.user_id,
+                        OrderStatus::Pending,
+                        OrderStatus::Cancelled,
+                        &reason,
+                    )
+                    .await?;
+                }
+            }
+            OrderStatus::Active => {
+                let refund_id = format!("order-{}-video-rejected", order.id);
+                let refund = OrderRefundRequested {
+                    refund_id: refund_id.clone(),
+                    order_id: order.id,
+                    user_id: order.user_id,
+                    amount_minor: order.charge_minor - order.refunded_minor,
+                    currency: order.currency.clone(),
+                    reason: reason.clone(),
+                };
+                if refund.amount_minor > 0 {
+                    emit_event(
+                        &mut unit,
+                        catalog::ORDER_REFUND,
+                        order.id,
+                        refund,
+                        "order-refund",
+                        &refund_id,
+                    )
+                    .await?;
+                } else if panel::transition(
+                    &mut unit,
+                    order.id,
+                    OrderStatus::Active,
+                    OrderStatus::Cancelled,
+                )
+                .await?
+                {
+                    emit_transition(
+                        &mut unit,
+                        order.id,
+                        order.user_id,
+                        OrderStatus::Active,
+                        OrderStatus::Cancelled,
+                        &reason,
+                    )
+                    .await?;
+                }
+            }
+            OrderStatus::Processing | OrderStatus::Completed | OrderStatus::Cancelled => {}
+        }
+        unit.audit("order.rejected", &format!("order:{}", order.id), &reason)
+            .await?;
+        unit.commit().await?;
+        Err(rejected.after_committing(rejection))
+    }
+}
+
+/// The panel's order service normally wrote the order already; an order
+/// known only from its event is recorded from it.
+async fn record_order(unit: &mut Unit, created: &OrderCreatedEvent) -> Result<(), Failure> {
+    if panel::user(unit.conn(), created.user_id).await?.is_none() {
+        return Err(Failure::retryable(
+            "smmctl.orders.UnknownUser",
+            format!(
+                "order {} is for user {}, who is not in the panel store",
+                created.order_id, created.user_id
+            ),
+        ));
+    }
+    panel::insert_order(
+        unit.conn(),
+        &NewOrder {
+            id: created.order_id,
+            user_id: created.user_id,
+            quantity: created.quantity,
+            charge_minor: created.charge_minor,
+            currency: &created.currency,
+            payment_id: created.payment_id.as_deref(),
+            video_url: Some(&created.video_url),
+            youtube_video_id: Some(&created.youtube_video_id),
+        },
+    )
+    .await?;
+    panel::set_correlation(unit, created.order_id).await?;
+    Ok(())
+}
+
+/// The order as the store has it, refused if the event names another
+/// owner: a producer mixing up orders must not move someone else's.
+async fn owned_order(unit: &mut Unit, created: &OrderCreatedEvent) -> Result<Fulfilment, Failure> {
+    let order = known_order(unit.conn(), created.order_id, "orders").await?;
+    if order.user_id != created.user_id {
+        return Err(Failure::poison(
+            "smmctl.orders.OwnerMismatch",
+            format!(
+                "order {} belongs to user {} in the store, the event says user {}",
+                order.id, order.user_id, created.user_id
+            ),
+        ));
+    }
+    Ok(order)
 }
 
 /// One `videos.list` call, charged to the quota first. An exhausted quota
