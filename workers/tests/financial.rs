@@ -4,8 +4,18 @@
 
 mod common;
 
+use common::{shared, wait_until};
+
+fn renamed_from(main_topic: &str, main: &str, dead_letter: &str) -> Route {
+    common::renamed(
+        retry_policy_for(main_topic).expect("catalog policy"),
+        main,
+        dead_letter,
+    )
+}
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,43 +26,12 @@ use smm_workers::events::{
     Envelope, Event, OrderRefundRequested, OrderStatus, PaymentRefundRequested,
 };
 use smm_workers::headers;
-use smm_workers::runtime::metrics::{Metrics, Outcome};
-use smm_workers::runtime::{self, MANUAL_REVIEW_HEADER, Route, Shared, Worker};
+use smm_workers::runtime::metrics::Outcome;
+use smm_workers::runtime::{self, MANUAL_REVIEW_HEADER, Route, Worker};
 use smm_workers::store::Store;
 use smm_workers::store::panel::{self, NewOrder};
 use smm_workers::worker::payment_refunds::PaymentRefunds;
 use smm_workers::worker::refunds::Refunds;
-use tokio::sync::watch;
-
-fn shared(store: Store) -> (Shared, watch::Sender<bool>) {
-    let client = common::client();
-    let (stop, shutdown) = watch::channel(false);
-    let shared = Shared {
-        producer: runtime::producer(&client).expect("producer"),
-        client,
-        store: Some(store),
-        metrics: Arc::new(Metrics::default()),
-        shutdown,
-        drain_timeout: Duration::from_secs(5),
-    };
-    (shared, stop)
-}
-
-fn renamed(main_topic: &str, main: &str, dead_letter: &str) -> Route {
-    let mut route = Route::from(retry_policy_for(main_topic).expect("catalog policy"));
-    route.main_topic = main.to_owned();
-    route.exhausted_topic = Some(dead_letter.to_owned());
-    route.poison_topic = Some(dead_letter.to_owned());
-    route
-}
-
-async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn refund(refund_id: &str, order_id: i64, user_id: i64, amount: i64) -> Envelope {
     Envelope::new(
@@ -93,12 +72,12 @@ async fn refunds_credit_once_cancel_the_order_and_send_over_refunds_to_manual_re
         .await
         .unwrap();
         drop(conn);
-        let (shared, stop) = shared(store.clone());
+        let (shared, stop) = shared(Some(store.clone()));
         let metrics = shared.metrics.clone();
         let worker = Worker {
             name: "refunds".into(),
             group: common::unique("fin-group"),
-            routes: vec![renamed(catalog::ORDER_REFUND, &main, &dlq)],
+            routes: vec![renamed_from(catalog::ORDER_REFUND, &main, &dlq)],
             handler: Refunds {
                 store: store.clone(),
             },
@@ -259,12 +238,12 @@ async fn payment_refunds_retry_5xx_and_timeouts_and_dead_letter_a_4xx() {
         Duration::from_millis(800),
     )
     .unwrap();
-    let (shared, stop) = shared(store.clone());
+    let (shared, stop) = shared(Some(store.clone()));
     let metrics = shared.metrics.clone();
     let worker = Worker {
         name: "payment-refunds".into(),
         group: common::unique("fin-group"),
-        routes: vec![renamed(catalog::PAYMENT_REFUNDS, &main, &dlq)],
+        routes: vec![renamed_from(catalog::PAYMENT_REFUNDS, &main, &dlq)],
         handler: PaymentRefunds {
             store: store.clone(),
             api,

@@ -4,9 +4,19 @@
 
 mod common;
 
+use common::wait_until;
+
+fn notifications_route(main: &str, dead_letter: &str) -> Route {
+    common::renamed(
+        retry_policy_for(catalog::NOTIFICATIONS).expect("catalog policy"),
+        main,
+        dead_letter,
+    )
+}
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -25,22 +35,6 @@ use tokio::task::JoinHandle;
 
 const WORKER: &str = "notifications";
 const API_KEY: &str = "provider-test-token";
-
-fn renamed(main: &str, dead_letter: &str) -> Route {
-    let mut route = Route::from(retry_policy_for(catalog::NOTIFICATIONS).expect("catalog policy"));
-    route.main_topic = main.to_owned();
-    route.exhausted_topic = Some(dead_letter.to_owned());
-    route.poison_topic = Some(dead_letter.to_owned());
-    route
-}
-
-async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// A running worker on topics of its own.
 struct Running {
@@ -70,7 +64,7 @@ impl Running {
         let worker = Worker {
             name: WORKER.into(),
             group: common::unique("notify-group"),
-            routes: vec![renamed(&main, &dlq)],
+            routes: vec![notifications_route(&main, &dlq)],
             handler: Notifications {
                 store: store.clone(),
                 senders: Senders::new(settings).expect("valid settings"),

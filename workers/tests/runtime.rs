@@ -12,34 +12,11 @@ use smm_workers::events::{
     Envelope, Event, PaymentConfirmation, PaymentStatus, PaymentWebhookReceived,
 };
 use smm_workers::headers::{self, decode_big_integer, encode_big_integer};
-use smm_workers::runtime::metrics::{Metrics, Outcome};
-use smm_workers::runtime::{self, Delivery, Failure, Handled, Handler, Hop, Route, Shared, Worker};
+use smm_workers::runtime::metrics::Outcome;
+use smm_workers::runtime::{self, Delivery, Failure, Handled, Handler, Hop, Route, Worker};
 use smm_workers::store::Store;
 use smm_workers::worker::payments::Payments;
 use smm_workers::worker::webhooks::Webhooks;
-use tokio::sync::watch;
-
-fn shared(store: Option<Store>) -> (Shared, watch::Sender<bool>) {
-    let client = common::client();
-    let (stop, shutdown) = watch::channel(false);
-    let shared = Shared {
-        producer: runtime::producer(&client).expect("producer"),
-        client,
-        store,
-        metrics: Arc::new(Metrics::default()),
-        shutdown,
-        drain_timeout: Duration::from_secs(5),
-    };
-    (shared, stop)
-}
-
-async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Fails its first `failures` calls, then succeeds; remembers every call.
 struct Flaky {
@@ -240,7 +217,7 @@ impl<H: Handler> Handler for Counted<H> {
     }
 }
 
-use common::renamed;
+use common::{renamed, shared, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_that_keeps_failing_reaches_the_dlq_after_exactly_six_attempts() {

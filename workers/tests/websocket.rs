@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::wait_until;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,14 +132,6 @@ async fn close_frame(client: &mut Client, within: Duration) -> Option<CloseFrame
             Ok(Some(Ok(_))) => continue,
             Ok(None) | Ok(Some(Err(_))) => return None,
         }
-    }
-}
-
-async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -316,6 +316,24 @@ async fn emit_event(
     unit.emit(topic, Some(&key.to_string()), &envelope).await
 }
 
+/// Moves an order from `from` to `to` in the store and queues its state
+/// event, in one unit. `false` when the order was no longer in `from`,
+/// which leaves it and the event stream untouched.
+async fn apply_transition(
+    unit: &mut Unit,
+    order_id: i64,
+    user_id: i64,
+    from: OrderStatus,
+    to: OrderStatus,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    if !panel::transition(unit, order_id, from, to).await? {
+        return Ok(false);
+    }
+    emit_transition(unit, order_id, user_id, from, to, reason).await?;
+    Ok(true)
+}
+
 /// Charges a pending order to its owner's balance and makes it ACTIVE,
 /// with its state event, and starts its video work if the video is already
 /// checked. `false` when the order was no longer pending or the balance is

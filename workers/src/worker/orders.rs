@@ -16,7 +16,8 @@ use crate::store::panel::{self, Fulfilment, NewOrder};
 use crate::store::{Store, Unit};
 
 use super::{
-    activate, already_applied, emit_event, emit_transition, event_of, known_order, start_video_work,
+    activate, already_applied, apply_transition, emit_event, event_of, known_order,
+    start_video_work,
 };
 
 pub struct Orders {
@@ -126,24 +127,15 @@ impl Orders {
         let reason = format!("video rejected: {}", rejected.message);
         match order.status {
             OrderStatus::Pending => {
-                if panel::transition(
+                apply_transition(
                     &mut unit,
                     order.id,
+                    order.user_id,
                     OrderStatus::Pending,
                     OrderStatus::Cancelled,
+                    &reason,
                 )
-                .await?
-                {
-                    emit_transition(
-                        &mut unit,
-                        order.id,
-                        order.user_id,
-                        OrderStatus::Pending,
-                        OrderStatus::Cancelled,
-                        &reason,
-                    )
-                    .await?;
-                }
+                .await?;
             }
             OrderStatus::Active => {
                 let refund_id = format!("order-{}-video-rejected", order.id);
@@ -165,15 +157,9 @@ impl Orders {
                         &refund_id,
                     )
                     .await?;
-                } else if panel::transition(
-                    &mut unit,
-                    order.id,
-                    OrderStatus::Active,
-                    OrderStatus::Cancelled,
-                )
-                .await?
-                {
-                    emit_transition(
+                } else {
+                    // A free order: nothing to give back.
+                    apply_transition(
                         &mut unit,
                         order.id,
                         order.user_id,

@@ -8,7 +8,7 @@ use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel::{self, LedgerKind, RefundRow};
 
-use super::{emit_transition, event_of};
+use super::{apply_transition, event_of};
 
 pub struct Refunds {
     pub store: Store,
@@ -99,10 +99,8 @@ impl Handler for Refunds {
         .await?;
         // A completed order keeps its state (a partial refund for
         // under-delivery); a cancelled one is already where it should be.
-        if order.status.can_transition_to(OrderStatus::Cancelled)
-            && panel::transition(&mut unit, order.id, order.status, OrderStatus::Cancelled).await?
-        {
-            emit_transition(
+        if order.status.can_transition_to(OrderStatus::Cancelled) {
+            apply_transition(
                 &mut unit,
                 order.id,
                 order.user_id,

@@ -211,3 +211,35 @@ pub fn renamed(
     route.poison_topic = Some(dead_letter.to_owned());
     route
 }
+
+/// What a worker run in process needs, with the sender that stops it.
+pub fn shared(
+    store: Option<smm_workers::store::Store>,
+) -> (
+    smm_workers::runtime::Shared,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let client = client();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let shared = smm_workers::runtime::Shared {
+        producer: smm_workers::runtime::producer(&client).expect("producer"),
+        client,
+        store,
+        metrics: std::sync::Arc::new(smm_workers::runtime::metrics::Metrics::default()),
+        shutdown,
+        drain_timeout: Duration::from_secs(5),
+    };
+    (shared, stop)
+}
+
+/// Waits until `done`, checking every 20 ms, failing the test after `within`.
+pub async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
