@@ -27,8 +27,9 @@ pub enum CallError {
         status: u16,
         body: String,
     },
-    /// The provider refuses our credentials: every record would fail the
-    /// same way until someone fixes the key, so none is dead-lettered for it.
+    /// The provider refuses our credentials (401, or YouTube's key errors):
+    /// every record would fail the same way until someone fixes the key, so
+    /// none is dead-lettered for it.
     #[error("{service} refused the credentials (HTTP {status}): {body}; check the API key setting")]
     Unauthorized {
         service: &'static str,
@@ -76,36 +77,53 @@ pub(crate) async fn call(
     service: &'static str,
     request: reqwest::RequestBuilder,
 ) -> Result<(u16, String), CallError> {
+    let (status, text) = send(service, request).await?;
+    classify(service, status, &text).map(|()| (status, text))
+}
+
+/// Sends a request and reads the whole answer, whatever its status; only
+/// a request that got no answer is an error here.
+pub(crate) async fn send(
+    service: &'static str,
+    request: reqwest::RequestBuilder,
+) -> Result<(u16, String), CallError> {
     let response = request.send().await.map_err(|e| CallError::Unavailable {
         service,
         reason: describe(e),
     })?;
-    let status = response.status();
+    let status = response.status().as_u16();
     let text = response.text().await.map_err(|e| CallError::Unavailable {
         service,
         reason: format!("the answer broke off: {}", describe(e)),
     })?;
-    if status.is_success() {
-        return Ok((status.as_u16(), text));
+    Ok((status, text))
+}
+
+/// What an answer's status means for the record.
+pub(crate) fn classify(service: &'static str, status: u16, text: &str) -> Result<(), CallError> {
+    if (200..300).contains(&status) {
+        return Ok(());
     }
     let body: String = text.chars().take(300).collect();
     // 409: idempotent APIs answer it while the first request with the same
     // key is still being handled; asking again later gets its result.
-    if status.is_server_error() || matches!(status.as_u16(), 408 | 409 | 429) {
+    if status >= 500 || matches!(status, 408 | 409 | 429) {
         Err(CallError::Unavailable {
             service,
             reason: format!("HTTP {status}: {body}"),
         })
-    } else if matches!(status.as_u16(), 401 | 403) {
+    } else if status == 401 {
+        // 401 is about who is asking; 403 is often about what is asked
+        // (one destination, one URL), which only that record should pay for.
         Err(CallError::Unauthorized {
             service,
-            status: status.as_u16(),
+            status,
             body,
         })
     } else {
         Err(CallError::Refused {
             service,
-            status: status.as_u16(),
+            status,
             body,
         })
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::{Timestamp, ToSpan as _};
 use serde::Deserialize;
 
-use super::{CallError, base, call, client, unreadable};
+use super::{CallError, base, classify, client, send, unreadable};
 use crate::store::{Store, StoreError};
 
 const SERVICE: &str = "the YouTube Data API";
@@ -92,36 +92,41 @@ impl YouTubeApi {
             .http
             .get(format!("{}/youtube/v3/{resource}", self.base_url))
             .query(&[("part", part), ("id", id), ("key", self.api_key.as_str())]);
-        match call(SERVICE, request).await {
-            Ok((_, body)) => Ok(body),
-            // Google answers 403 with reason quotaExceeded when the
-            // project's daily units are gone, whatever our own count says.
-            Err(CallError::Unauthorized { body, .. })
-                if body.contains("quotaExceeded") || body.contains("dailyLimitExceeded") =>
-            {
-                Err(LookupError::QuotaExceeded)
+        // Google's reasons sit deep in the error body, so they are read
+        // from the whole of it, before any excerpt is taken.
+        let (status, text) = send(SERVICE, request).await?;
+        if (400..500).contains(&status) && status != 429 {
+            let has = |reason: &str| text.contains(reason);
+            if has("quotaExceeded") || has("dailyLimitExceeded") {
+                return Err(LookupError::QuotaExceeded);
             }
+            let excerpt: String = text.chars().take(300).collect();
             // Per-second limits, not the daily quota: a moment later works.
-            Err(CallError::Unauthorized { body, .. })
-                if body.contains("RateLimitExceeded") || body.contains("rateLimitExceeded") =>
-            {
-                Err(CallError::Unavailable {
+            if has("ateLimitExceeded") {
+                return Err(CallError::Unavailable {
                     service: SERVICE,
-                    reason: format!("rate limited: {body}"),
+                    reason: format!("rate limited: {excerpt}"),
                 }
-                .into())
+                .into());
             }
-            // A bad key is a 400 from YouTube, but it is the credentials.
-            Err(CallError::Refused { status, body, .. }) if body.contains("keyInvalid") => {
-                Err(CallError::Unauthorized {
+            // A bad, restricted or disabled key: the same for every video.
+            let key_problem = has("keyInvalid")
+                || has("API_KEY_INVALID")
+                || has("API key not valid")
+                || has("accessNotConfigured")
+                || has("ipRefererBlocked")
+                || status == 403;
+            if key_problem {
+                return Err(CallError::Unauthorized {
                     service: SERVICE,
                     status,
-                    body,
+                    body: excerpt,
                 }
-                .into())
+                .into());
             }
-            Err(e) => Err(e.into()),
         }
+        classify(SERVICE, status, &text)?;
+        Ok(text)
     }
 
     /// `videos.list` with `part=snippet,statistics`.

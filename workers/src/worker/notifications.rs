@@ -344,7 +344,7 @@ impl Senders {
             })
         } else if status.is_server_error() || status.as_u16() == 408 {
             Err(SendError::Unavailable { channel, reason })
-        } else if matches!(status.as_u16(), 401 | 403) {
+        } else if status.as_u16() == 401 {
             // Wrong credentials fail every notification alike: wait for
             // the key to be fixed rather than dead-letter them all.
             Err(SendError::Throttled {

@@ -11,7 +11,7 @@ use crate::events::{
     Envelope, OrderCreatedEvent, OrderRefundRequested, OrderStatus, deterministic_event_id,
 };
 use crate::providers::youtube::{self, LIST_COST, LookupError, Quota, Spend, YouTubeApi};
-use crate::runtime::{Delivery, Failure, FailureKind, Handled, Handler};
+use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::panel::{self, Fulfilment, NewOrder};
 use crate::store::{Store, Unit};
 
@@ -42,7 +42,10 @@ impl Handler for Orders {
         .await
         {
             Ok(video) => video,
-            Err(rejected) if rejected.kind == FailureKind::Poison => {
+            // Only YouTube's verdict on the video itself settles the order;
+            // any other refusal (a bad request, a wrong URL) is ours to fix,
+            // and the record waits in the DLT for a replay.
+            Err(rejected) if rejected.class == VIDEO_UNAVAILABLE => {
                 return self.reject(delivery, &envelope, created, rejected).await;
             }
             Err(other) => return Err(other),
@@ -225,6 +228,9 @@ async fn owned_order(unit: &mut Unit, created: &OrderCreatedEvent) -> Result<Ful
     Ok(order)
 }
 
+/// The class of YouTube's verdict that a video is unknown or private.
+const VIDEO_UNAVAILABLE: &str = "smmctl.youtube.VideoUnavailable";
+
 /// One `videos.list` call, charged to the quota first. An exhausted quota
 /// holds the record until the quota resets: it never fails it.
 pub(super) async fn check_video(
@@ -239,7 +245,7 @@ pub(super) async fn check_video(
     match api.video(video_id).await {
         Ok(video) => Ok(video),
         Err(LookupError::NotFound(id)) => Err(Failure::poison(
-            "smmctl.youtube.VideoUnavailable",
+            VIDEO_UNAVAILABLE,
             format!("video {id} is unknown or private: YouTube returned no item for it"),
         )),
         Err(LookupError::QuotaExceeded) => {

@@ -97,18 +97,32 @@ impl Handler for Refunds {
             ),
         )
         .await?;
+        // Read again: reserving the refund updated the row and holds it,
+        // so this is the status no other worker can change under us (the
+        // first read may predate a move to PROCESSING).
+        let status = panel::order(unit.conn(), order.id)
+            .await?
+            .map_or(order.status, |o| o.status);
         // A completed order keeps its state (a partial refund for
         // under-delivery); a cancelled one is already where it should be.
-        if order.status.can_transition_to(OrderStatus::Cancelled) {
-            apply_transition(
+        if status.can_transition_to(OrderStatus::Cancelled)
+            && !apply_transition(
                 &mut unit,
                 order.id,
                 order.user_id,
-                order.status,
+                status,
                 OrderStatus::Cancelled,
                 &format!("refunded: {}", refund.reason),
             )
-            .await?;
+            .await?
+        {
+            return Err(Failure::retryable(
+                "smmctl.refunds.Concurrent",
+                format!(
+                    "order {} changed while refund {} was applied",
+                    order.id, refund.refund_id
+                ),
+            ));
         }
         unit.commit().await?;
         Ok(Handled::Applied(envelope.event_id))
