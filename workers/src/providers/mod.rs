@@ -153,3 +153,39 @@ pub(crate) fn unreadable(service: &'static str, what: &str, error: serde_json::E
         reason: format!("unreadable {what}: {error}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::FailureKind;
+
+    fn failure(status: u16) -> Failure {
+        classify("a provider", status, "why")
+            .unwrap_err()
+            .into_failure("smmctl.test")
+    }
+
+    #[test]
+    fn answers_decide_retry_hold_or_dead_letter() {
+        assert_eq!(classify("a provider", 201, ""), Ok(()));
+        for passing in [500, 503, 408, 409, 429] {
+            let f = failure(passing);
+            assert_eq!(
+                (f.kind, f.retry_after),
+                (FailureKind::Retryable, None),
+                "{passing}"
+            );
+        }
+        // Our credentials: hold, never dead-letter.
+        assert_eq!(failure(401).retry_after, Some(CREDENTIALS_RETRY));
+        // About this request only: its record goes to the dead letter.
+        for refused in [400, 403, 404, 422] {
+            let f = failure(refused);
+            assert_eq!(
+                (f.kind, f.retry_after),
+                (FailureKind::Poison, None),
+                "{refused}"
+            );
+        }
+    }
+}
