@@ -45,7 +45,7 @@ fn skip_everything_old() {
 }
 
 struct Panel {
-    _workers: Running,
+    workers: Running,
     gateway: u16,
     ws: u16,
     sandbox: SandboxHandle,
@@ -71,7 +71,7 @@ async fn start_panel(url: &str, workers: &[&str]) -> Panel {
     let workers = Running::start_full(&[], workers, url, Some(gateway), &env);
     workers.wait_ready().await;
     Panel {
-        _workers: workers,
+        workers,
         gateway,
         ws,
         sandbox,
@@ -204,6 +204,16 @@ async fn a_simulated_order_goes_from_webhook_to_completed_on_both_stores() {
         let order = order_base();
         let correlation = format!("sim-{order}");
         let client = watch_order(panel.ws, order, order).await;
+        let (_, scraped) = panel
+            .workers
+            .get("/metrics")
+            .await
+            .expect("/metrics answers");
+        assert!(scraped.contains("\nsmm_websocket_clients 1\n"), "{scraped}");
+        assert!(
+            scraped.contains("\nsmm_websocket_subscriptions 1\n"),
+            "{scraped}"
+        );
 
         let run = simulate(
             &panel,

@@ -269,6 +269,40 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
             "websocket" => {
                 let (addr, secret) = needs(&clients.websocket)?;
                 let hub = Arc::new(Hub::new());
+                let watched = hub.clone();
+                shared.metrics.add_families(move |out| {
+                    let stats = watched.stats();
+                    for (name, kind, help, value) in [
+                        (
+                            "smm_websocket_clients",
+                            "gauge",
+                            "WebSocket clients connected now.",
+                            stats.connected as u64,
+                        ),
+                        (
+                            "smm_websocket_subscriptions",
+                            "gauge",
+                            "Order subscriptions held by connected clients.",
+                            stats.subscriptions as u64,
+                        ),
+                        (
+                            "smm_websocket_updates_delivered_total",
+                            "counter",
+                            "Status updates queued to clients.",
+                            stats.delivered,
+                        ),
+                        (
+                            "smm_websocket_slow_clients_dropped_total",
+                            "counter",
+                            "Clients closed because their queue of updates filled.",
+                            stats.dropped_slow,
+                        ),
+                    ] {
+                        out.push_str(&format!(
+                            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+                        ));
+                    }
+                });
                 let (bound, server) = websocket::serve(addr, hub.clone(), secret, shutdown.clone())
                     .await
                     .map_err(|e| listen_error("WebSocket", addr, &e))?;

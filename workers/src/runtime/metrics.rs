@@ -94,7 +94,12 @@ struct WorkerState {
 #[derive(Default)]
 pub struct Metrics {
     workers: Mutex<BTreeMap<String, WorkerState>>,
+    /// Metric families a component renders itself (the WebSocket hub's
+    /// clients), appended to every scrape.
+    extra: Mutex<Vec<RenderFamilies>>,
 }
+
+type RenderFamilies = Box<dyn Fn(&mut String) + Send + Sync>;
 
 /// A worker's readiness, as `/health` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +205,15 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition format, version 0.0.4.
+    /// Adds a component's own families to every scrape. `render` writes
+    /// complete `# HELP`/`# TYPE` blocks.
+    pub fn add_families(&self, render: impl Fn(&mut String) + Send + Sync + 'static) {
+        self.extra
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(render));
+    }
+
     pub fn render(&self) -> String {
         let workers = self
             .workers
@@ -215,7 +229,7 @@ impl Metrics {
         family(
             "smm_worker_records_total",
             "counter",
-            "Records handled, by worker, source topic and outcome (ok, duplicate, ignored, retried, dead_lettered, dropped).",
+            "Records handled, by worker, source topic and outcome (ok, duplicate, ignored, retried, dead_lettered, dropped, throttled).",
             &mut |out| {
                 for (worker, w) in workers.iter() {
                     let rows = w.processed.iter().flat_map(|(topic, counts)| {
@@ -375,6 +389,15 @@ impl Metrics {
                 }
             },
         );
+        drop(workers);
+        for render in self
+            .extra
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            render(&mut out);
+        }
         out
     }
 }

@@ -39,7 +39,11 @@ impl Handler for Progress {
         let moved =
             panel::record_progress(&mut unit, order.id, progress.delivered_quantity, percent)
                 .await?;
-        if moved {
+        // Told to the customer only once order-state has applied
+        // PROCESSING: it published ACTIVE and PROCESSING when it applied
+        // them, so this update can never arrive before them and move the
+        // customer's status back.
+        if moved && order.status == OrderStatus::Processing {
             let shown = percent.max(order.progress_percent);
             emit_event(
                 &mut unit,
@@ -48,7 +52,7 @@ impl Handler for Progress {
                 OrderStatusUpdate {
                     order_id: order.id,
                     user_id: order.user_id,
-                    status: order.status,
+                    status: OrderStatus::Processing,
                     progress_percent: u8::try_from(shown.clamp(0, 100)).ok(),
                     message: format!(
                         "{} of {} views delivered for order #{}.",
