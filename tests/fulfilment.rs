@@ -17,7 +17,6 @@ use smm_workers::sandbox::{self, SandboxHandle, SandboxOptions};
 use smm_workers::smtp_sink::SmtpSink;
 use smm_workers::store::Store;
 use smm_workers::store::panel;
-use smm_workers::store::scratch::fresh_postgres;
 use smm_workers::worker::{WORKERS, cqrs, websocket};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
@@ -195,10 +194,7 @@ async fn a_simulated_order_goes_from_webhook_to_completed_on_both_stores() {
     common::expect_code(&["topics", "apply"], 0);
     for backend in ["sqlite", "postgres"] {
         let dir = tempfile::tempdir().unwrap();
-        let url = match backend {
-            "sqlite" => format!("sqlite://{}", dir.path().join("panel.db").display()),
-            _ => fresh_postgres("e2e_fulfilment").await,
-        };
+        let url = common::store_url(backend, &dir, "e2e_fulfilment").await;
         skip_everything_old();
         let panel = start_panel(&url, &["all"]).await;
         let order = order_base();

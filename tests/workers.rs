@@ -58,10 +58,7 @@ async fn a_signed_webhook_ends_as_a_credited_balance_and_an_active_order_on_both
     common::expect_code(&["topics", "apply"], 0);
     for backend in ["sqlite", "postgres"] {
         let dir = tempfile::tempdir().unwrap();
-        let url = match backend {
-            "sqlite" => format!("sqlite://{}", dir.path().join("panel.db").display()),
-            _ => fresh_postgres("e2e_happy").await,
-        };
+        let url = common::store_url(backend, &dir, "e2e_happy").await;
         let store = Store::open(&url).await.unwrap();
         let (user, order) = (7001, 9001);
         seed(&store, &[user]).await;

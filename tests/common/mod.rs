@@ -349,3 +349,12 @@ pub fn read_matching(topic: &str, needle: &str, within: Duration) -> Vec<Read> {
     }
     out
 }
+
+/// A fresh panel store of `backend` ("sqlite", in `dir`, or "postgres", a
+/// database of its own named after `label`).
+pub async fn store_url(backend: &str, dir: &tempfile::TempDir, label: &str) -> String {
+    match backend {
+        "sqlite" => format!("sqlite://{}", dir.path().join("panel.db").display()),
+        _ => smm_workers::store::scratch::fresh_postgres(label).await,
+    }
+}

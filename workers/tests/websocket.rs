@@ -612,44 +612,21 @@ async fn five_hundred_clients_get_their_update_through_kafka_while_a_stalled_one
     let fan_out = start_fan_out(&server.hub).await;
     let (tasks, stalled) = load_clients(server.addr).await;
 
-    let big = "x".repeat(BIG_MESSAGE);
     let mut sent_at = std::collections::HashMap::new();
     let mut acks = Vec::new();
-    // Interleaved, so the stalled client fills up while the others'
-    // updates are going out.
-    for i in 0..CLIENTS.max(STALLED_ORDERS) {
-        let mut batch = Vec::new();
-        if i < CLIENTS {
-            let order_id = 10_000 + i as i64;
-            batch.push(status_update(
-                order_id,
-                1000 + i as i64,
-                OrderStatus::Processing,
-                format!("update for {order_id}"),
-            ));
-        }
-        if i < STALLED_ORDERS {
-            batch.push(status_update(
-                50_000 + i as i64,
-                STALLED_USER,
-                OrderStatus::Processing,
-                big.clone(),
-            ));
-        }
-        for envelope in batch {
-            let order_id = envelope_order(&envelope);
-            let payload = envelope.to_json();
-            let key = order_id.to_string();
-            let record = FutureRecord::to(&fan_out.topic).key(&key).payload(&payload);
-            // Enqueued now, not when the ack is awaited.
-            sent_at.insert(order_id, Instant::now());
-            let ack = fan_out
-                .producer
-                .send_result(record)
-                .map_err(|(e, _)| e)
-                .expect("enqueued");
-            acks.push(ack);
-        }
+    for envelope in load_updates() {
+        let order_id = envelope_order(&envelope);
+        let payload = envelope.to_json();
+        let key = order_id.to_string();
+        let record = FutureRecord::to(&fan_out.topic).key(&key).payload(&payload);
+        // Enqueued now, not when the ack is awaited.
+        sent_at.insert(order_id, Instant::now());
+        let ack = fan_out
+            .producer
+            .send_result(record)
+            .map_err(|(e, _)| e)
+            .expect("enqueued");
+        acks.push(ack);
     }
     for ack in acks {
         ack.await.expect("a delivery report").expect("acknowledged");
@@ -663,20 +640,15 @@ async fn five_hundred_clients_get_their_update_through_kafka_while_a_stalled_one
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_hundred_clients_get_their_update_from_the_hub_while_a_stalled_one_is_dropped() {
-    let started = Instant::now();
-    let server = start_server().await;
-    let (tasks, stalled) = load_clients(server.addr).await;
-
+/// One small update per client's order, interleaved with the stalled
+/// client's large ones, so it fills up while the others' go out.
+fn load_updates() -> Vec<Envelope> {
     let big = "x".repeat(BIG_MESSAGE);
-    let mut sent_at = std::collections::HashMap::new();
-    let mut slowest_publish = Duration::ZERO;
+    let mut updates = Vec::new();
     for i in 0..CLIENTS.max(STALLED_ORDERS) {
-        let mut batch = Vec::new();
         if i < CLIENTS {
             let order_id = 10_000 + i as i64;
-            batch.push(status_update(
+            updates.push(status_update(
                 order_id,
                 1000 + i as i64,
                 OrderStatus::Processing,
@@ -684,22 +656,33 @@ async fn five_hundred_clients_get_their_update_from_the_hub_while_a_stalled_one_
             ));
         }
         if i < STALLED_ORDERS {
-            batch.push(status_update(
+            updates.push(status_update(
                 50_000 + i as i64,
                 STALLED_USER,
                 OrderStatus::Processing,
                 big.clone(),
             ));
         }
-        for envelope in batch {
-            let Event::OrderStatusUpdate(update) = &envelope.event else {
-                unreachable!()
-            };
-            let now = Instant::now();
-            sent_at.insert(update.order_id, now);
-            server.hub.publish(&StatusMessage::new(update, &envelope));
-            slowest_publish = slowest_publish.max(now.elapsed());
-        }
+    }
+    updates
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_clients_get_their_update_from_the_hub_while_a_stalled_one_is_dropped() {
+    let started = Instant::now();
+    let server = start_server().await;
+    let (tasks, stalled) = load_clients(server.addr).await;
+
+    let mut sent_at = std::collections::HashMap::new();
+    let mut slowest_publish = Duration::ZERO;
+    for envelope in load_updates() {
+        let Event::OrderStatusUpdate(update) = &envelope.event else {
+            unreachable!()
+        };
+        let now = Instant::now();
+        sent_at.insert(update.order_id, now);
+        server.hub.publish(&StatusMessage::new(update, &envelope));
+        slowest_publish = slowest_publish.max(now.elapsed());
         // Let the socket tasks run between publishes, as they would
         // between records from Kafka.
         tokio::task::yield_now().await;

@@ -161,7 +161,7 @@ pub async fn orders_awaiting_payment(
     conn: &mut AnyConnection,
     payment_id: &str,
     order_ids: &[i64],
-) -> Result<Vec<Order>, StoreError> {
+) -> Result<Vec<Fulfilment>, StoreError> {
     let mut found = Vec::new();
     let rows =
         sqlx::query("SELECT id FROM orders WHERE payment_id = $1 AND status = $2 ORDER BY id")
@@ -179,7 +179,7 @@ pub async fn orders_awaiting_payment(
         }
     }
     for id in ids {
-        if let Some(order) = order(conn, id).await?
+        if let Some(order) = fulfilment(conn, id).await?
             && order.status == OrderStatus::Pending
         {
             found.push(order);

@@ -93,14 +93,12 @@ impl Handler for Payments {
                 .await?;
                 continue;
             }
-            if let Some(order) = panel::fulfilment(unit.conn(), order.id).await? {
-                activate(
-                    &mut unit,
-                    &order,
-                    &format!("paid by {}", payment.payment_id),
-                )
-                .await?;
-            }
+            activate(
+                &mut unit,
+                &order,
+                &format!("paid by {}", payment.payment_id),
+            )
+            .await?;
         }
         unit.commit().await?;
         Ok(Handled::Applied(envelope.event_id))
