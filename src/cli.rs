@@ -131,6 +131,9 @@ pub enum Command {
     /// Show the effective configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The trail of executed destructive commands
+    #[command(long_about = AUDIT_ABOUT)]
+    Audit(AuditArgs),
     /// Print a shell completion script to stdout
     Completions(CompletionsArgs),
     /// Write the checked-in completions and man pages (for maintainers)
@@ -239,12 +242,8 @@ pub struct GroupsDescribeArgs {
 pub struct GroupsDeleteArgs {
     #[arg(required = true, value_name = "GROUP")]
     pub groups: Vec<String>,
-    /// Delete for real; without it, only preview
-    #[arg(long)]
-    pub execute: bool,
-    /// Do not ask for confirmation
-    #[arg(long)]
-    pub yes: bool,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -317,12 +316,8 @@ pub struct OffsetsResetArgs {
     /// Write the plan as a CSV usable with --from-file
     #[arg(long, value_name = "FILE")]
     pub export: Option<PathBuf>,
-    /// Apply the change; without it, only preview
-    #[arg(long)]
-    pub execute: bool,
-    /// Do not ask for confirmation
-    #[arg(long)]
-    pub yes: bool,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -383,12 +378,8 @@ pub struct RecordsDeleteArgs {
     /// Refuse if more than N records would be deleted in all (a guard for cron jobs)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
     pub max_records: Option<i64>,
-    /// Delete for real; without it, only preview
-    #[arg(long)]
-    pub execute: bool,
-    /// Do not ask for confirmation
-    #[arg(long)]
-    pub yes: bool,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -576,6 +567,18 @@ pub struct RunArgs {
     pub migrate_legacy: bool,
 }
 
+/// The switches every destructive command shares: it previews unless
+/// told to act, and asks before it acts unless told not to.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ApplyArgs {
+    /// Act on the plan; without it, only preview
+    #[arg(long)]
+    pub execute: bool,
+    /// Do not ask for confirmation (needed without a terminal)
+    #[arg(long)]
+    pub yes: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
     /// Every DLT/DLQ topic: records, age, and what the processing group has not handled (exit 1: a financial one has)
@@ -748,12 +751,8 @@ pub struct DlqReplayArgs {
     /// Replay a `dlq drain` archive instead of a topic
     #[arg(long, value_name = "ARCHIVE")]
     pub from_file: Option<PathBuf>,
-    /// Replay (without it, only a preview)
-    #[arg(long)]
-    pub execute: bool,
-    /// Do not ask for confirmation
-    #[arg(long)]
-    pub yes: bool,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -773,15 +772,14 @@ pub struct DlqDrainArgs {
     /// Where the archive goes [default: the state directory, named after the topic and time]
     #[arg(long, value_name = "FILE")]
     pub archive: Option<PathBuf>,
-    /// Also delete the drained records from the topic
+    /// Also delete the drained records from the topic (everything up to the group's new offset)
     #[arg(long)]
     pub delete: bool,
-    /// Drain (without it, only a preview)
+    /// With --delete: allow a financial topic, and records another group has not read yet
     #[arg(long)]
-    pub execute: bool,
-    /// Do not ask for confirmation
-    #[arg(long)]
-    pub yes: bool,
+    pub force: bool,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -850,12 +848,8 @@ pub struct TopicsDeleteArgs {
     /// Topics to delete
     #[arg(required = true, value_name = "TOPIC")]
     pub topics: Vec<String>,
-    /// Delete for real; without it, only preview
-    #[arg(long)]
-    pub execute: bool,
-    /// Do not ask for confirmation
-    #[arg(long)]
-    pub yes: bool,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
     /// Allow deleting catalog topics
     #[arg(long)]
     pub force: bool,
@@ -867,6 +861,25 @@ pub enum ConfigCommand {
     Show,
     /// Print the path of the config file in use, or the default one
     Path,
+}
+
+const AUDIT_ABOUT: &str = "The trail of executed destructive commands, oldest first.
+
+Every executed offsets reset, records delete, groups delete, topics delete, dlq replay and \
+dlq drain appends one JSON line: time, OS user, host, profile, brokers, the command line \
+with secrets masked, the plan, the result and the exit code. Previews write nothing. \
+The trail is $XDG_STATE_HOME/smmctl/audit.jsonl (SMM_AUDIT_FILE moves it); a profile with \
+audit_topic = true also sends each line to the _smmctl.audit topic. A command whose line \
+cannot be written refuses before it changes anything.";
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only lines at or after TIME (RFC 3339, a date, @millis, or a duration ago such as 7d)
+    #[arg(long, value_name = "TIME", value_parser = crate::input::parse_since)]
+    pub since: Option<jiff::Timestamp>,
+    /// Only this command (e.g. "dlq drain", or a prefix such as "dlq")
+    #[arg(long, value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Args)]

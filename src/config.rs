@@ -51,6 +51,14 @@ pub struct Profile {
     /// those of [`PROVIDER_SETTINGS`].
     #[serde(default)]
     pub providers: BTreeMap<String, toml::Value>,
+    /// Refuse every command that writes to this cluster: for a production
+    /// profile that on-call engineers use to look, not to touch.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Also append the audit trail to the `_smmctl.audit` topic, so every
+    /// operator's destructive commands land in one place.
+    #[serde(default)]
+    pub audit_topic: bool,
 }
 
 /// The payment provider the financial workers talk to.
@@ -165,6 +173,10 @@ pub struct Settings {
     pub thresholds: Thresholds,
     pub cryptomus: Cryptomus,
     pub providers: Providers,
+    /// The profile refuses every command that writes to the cluster.
+    pub read_only: bool,
+    /// Destructive commands also append their audit line to a topic.
+    pub audit_topic: bool,
 }
 
 /// One setting of the `[providers]` table.
@@ -579,6 +591,8 @@ impl Settings {
             thresholds,
             cryptomus,
             providers,
+            read_only: chosen.read_only,
+            audit_topic: chosen.audit_topic,
         })
     }
 }

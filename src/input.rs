@@ -72,6 +72,15 @@ pub fn time_ago(span: Duration, flag: &str) -> Result<Timestamp, String> {
     check_time(at).map_err(|why| format!("{flag} reaches a time that {why}"))
 }
 
+/// A point in time, or a duration back from now (`7d`, `2h`): `--since`
+/// reads naturally either way.
+pub fn parse_since(text: &str) -> Result<Timestamp, String> {
+    match parse_span(text) {
+        Ok(span) => time_ago(span, "--since"),
+        Err(_) => parse_time(text),
+    }
+}
+
 fn parse_any_time(text: &str) -> Result<Timestamp, String> {
     let t = text.trim();
     let wrong = || {

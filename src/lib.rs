@@ -4,6 +4,7 @@
 //! tests can reach the clap definitions (for the completion and man page
 //! freshness checks) without spawning a process.
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;

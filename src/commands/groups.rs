@@ -5,8 +5,8 @@ use smm_workers::catalog::{self, GROUPS};
 
 use crate::Context;
 use crate::cli::{GroupsCommand, GroupsDeleteArgs, GroupsDescribeArgs, GroupsListArgs};
-use crate::commands::confirm;
-use crate::exit::{ExitStatus, Refusal, UsageError};
+use crate::commands::flow::{self, Decision, Proposal};
+use crate::exit::{ExitStatus, UsageError};
 use crate::kafka::groups::{self, GroupDescription, GroupListing, GroupState};
 use crate::kafka::{Kafka, Outcome};
 use crate::lag::{GroupLag, Request, collect, format_seconds};
@@ -355,62 +355,21 @@ async fn delete(
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
 
     let p = &ctx.printer;
-    let preview = |ctx: &Context| -> anyhow::Result<()> {
-        let p = &ctx.printer;
-        if p.is_json() {
-            return p.json(&json!({
-                "execute": false,
-                "groups": measured.iter().map(|g| json!({
-                    "group": g.group,
-                    "state": g.state.as_str(),
-                    "members": g.members.len(),
-                    "committed_partitions": g.partitions.iter().filter(|x| x.committed.is_some()).count(),
-                    "total_lag": g.total_lag(),
-                })).collect::<Vec<_>>(),
-            }));
-        }
-        let mut table = p.table([
-            "GROUP",
-            "STATE",
-            "MEMBERS",
-            "COMMITTED-PARTITIONS",
-            "TOTAL-LAG",
-            "NOTE",
-        ]);
-        for g in &measured {
-            table.add_row(vec![
-                p.cell(g.group.as_str(), Tone::Plain),
-                p.cell(g.state.as_str(), state_tone(g.state)),
-                p.cell(g.members.len().to_string(), Tone::Plain),
-                p.cell(
-                    g.partitions
-                        .iter()
-                        .filter(|x| x.committed.is_some())
-                        .count()
-                        .to_string(),
-                    Tone::Plain,
-                ),
-                p.cell(or_dash(g.total_lag()), Tone::Plain),
-                p.cell(
-                    if !g.members.is_empty() {
-                        "has live members: refused"
-                    } else if catalog::group_named(&g.group).is_some() {
-                        "panel group: its workers will start over per auto.offset.reset"
-                    } else {
-                        ""
-                    },
-                    if !g.members.is_empty() {
-                        Tone::Bad
-                    } else {
-                        Tone::Plain
-                    },
-                ),
-            ]);
-        }
-        p.align_right(&mut table, &[2, 3, 4]);
-        p.print_table(&table);
-        Ok(())
-    };
+    let plan = json!({
+        "execute": false,
+        "groups": measured.iter().map(|g| json!({
+            "group": g.group,
+            "state": g.state.as_str(),
+            "members": g.members.len(),
+            "committed_partitions": g.partitions.iter().filter(|x| x.committed.is_some()).count(),
+            "total_lag": g.total_lag(),
+        })).collect::<Vec<_>>(),
+    });
+    if !args.apply.execute && p.is_json() {
+        p.json(&plan)?;
+    } else if !p.is_json() {
+        print_delete_plan(&measured, ctx);
+    }
 
     let live: Vec<String> = measured
         .iter()
@@ -423,47 +382,46 @@ async fn delete(
             })
         })
         .collect();
-    let refusal = (!live.is_empty()).then(|| {
-        format!(
-            "refusing to delete a group with live members; stop them first. Live members:\n  {}\nNothing was deleted.",
-            live.join("\n  ")
-        )
-    });
-
-    if !args.execute {
-        preview(ctx)?;
-        if let Some(why) = &refusal {
-            p.warn(why);
-        }
-        p.note("Preview only: nothing was deleted. Run again with --execute to delete.");
-        return Ok(ExitStatus::Success);
-    }
-    if !p.is_json() {
-        preview(ctx)?;
-    }
-    if let Some(why) = refusal {
-        return Err(Refusal::new(why).into());
-    }
-    confirm(
-        &format!(
+    let refusals: Vec<String> = (!live.is_empty())
+        .then(|| {
+            format!(
+                "a group with live members cannot be deleted; stop them first. Live members:\n  {}",
+                live.join("\n  ")
+            )
+        })
+        .into_iter()
+        .collect();
+    let proposal = Proposal {
+        command: "groups delete",
+        plan,
+        changes: names.len(),
+        question: format!(
             "Delete {} consumer group(s) and their committed offsets? This cannot be undone",
             names.len()
         ),
-        args.yes,
-    )?;
+        action: format!("delete {} group(s)", names.len()),
+        needs_force: Vec::new(),
+        force: false,
+        refusals,
+    };
+    let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
+        Decision::Preview | Decision::Nothing => return Ok(ExitStatus::Success),
+        Decision::Act(trail) => trail,
+    };
     let outcomes = kafka.delete_groups(&refs).await?;
     let failed = outcomes
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
         .count();
+    let result = json!({
+        "execute": true,
+        "groups": outcomes.iter().map(|(name, o)| json!({
+            "group": name,
+            "result": match o { Outcome::Failed(why) => format!("failed: {why}"), _ => "deleted".into() },
+        })).collect::<Vec<_>>(),
+    });
     if p.is_json() {
-        p.json(&json!({
-            "execute": true,
-            "groups": outcomes.iter().map(|(name, o)| json!({
-                "group": name,
-                "result": match o { Outcome::Failed(why) => format!("failed: {why}"), _ => "deleted".into() },
-            })).collect::<Vec<_>>(),
-        }))?;
+        p.json(&result)?;
     } else {
         p.line("");
         let mut table = p.table(["GROUP", "RESULT"]);
@@ -476,9 +434,54 @@ async fn delete(
         }
         p.print_table(&table);
     }
-    Ok(if failed > 0 {
+    let status = if failed > 0 {
         ExitStatus::Failure
     } else {
         ExitStatus::Success
-    })
+    };
+    flow::finish(trail, &result, status)
+}
+
+fn print_delete_plan(measured: &[GroupLag], ctx: &Context) {
+    let p = &ctx.printer;
+    let mut table = p.table([
+        "GROUP",
+        "STATE",
+        "MEMBERS",
+        "COMMITTED-PARTITIONS",
+        "TOTAL-LAG",
+        "NOTE",
+    ]);
+    for g in measured {
+        table.add_row(vec![
+            p.cell(g.group.as_str(), Tone::Plain),
+            p.cell(g.state.as_str(), state_tone(g.state)),
+            p.cell(g.members.len().to_string(), Tone::Plain),
+            p.cell(
+                g.partitions
+                    .iter()
+                    .filter(|x| x.committed.is_some())
+                    .count()
+                    .to_string(),
+                Tone::Plain,
+            ),
+            p.cell(or_dash(g.total_lag()), Tone::Plain),
+            p.cell(
+                if !g.members.is_empty() {
+                    "has live members: refused"
+                } else if catalog::group_named(&g.group).is_some() {
+                    "panel group: its workers will start over per auto.offset.reset"
+                } else {
+                    ""
+                },
+                if !g.members.is_empty() {
+                    Tone::Bad
+                } else {
+                    Tone::Plain
+                },
+            ),
+        ]);
+    }
+    p.align_right(&mut table, &[2, 3, 4]);
+    p.print_table(&table);
 }

@@ -1,8 +1,10 @@
 //! One module per subcommand. Each exposes `run(args, ctx)` and returns
 //! the exit status it earned; errors carry their own status (see `exit`).
 
+pub mod audit;
 pub mod config;
 pub mod dlq;
+pub mod flow;
 pub mod generate;
 pub mod groups;
 pub mod health;
@@ -24,6 +26,7 @@ pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitSta
     match command {
         Command::Topics(cmd) => topics::run(cmd, ctx).await,
         Command::Config(cmd) => config::run(cmd, ctx),
+        Command::Audit(args) => audit::run(args, ctx),
         Command::Completions(args) => generate::completions(args),
         Command::Generate(args) => generate::run(args, ctx),
         Command::Run(args) => run::run(args, ctx).await,

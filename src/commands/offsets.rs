@@ -374,7 +374,7 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     }
 
     let live = describe_members(&group, &members);
-    if !args.execute {
+    if !args.apply.execute {
         print_plan(&group, &rows, false, None, ctx)?;
         if let Some(live) = &live {
             ctx.printer
@@ -432,7 +432,7 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     }
     confirm(
         &format!("Reset {group} on {changing} partition(s): {cost}?"),
-        args.yes,
+        args.apply.yes,
     )?;
 
     // A consumer may have joined while the question was open; the broker

@@ -9,7 +9,7 @@ use smm_workers::catalog::{self, GROUPS, Role};
 
 use crate::Context;
 use crate::cli::{RecordsCommand, RecordsDeleteArgs};
-use crate::commands::confirm;
+use crate::commands::flow::{self, Decision, Proposal};
 use crate::exit::{ExitStatus, Refusal, UsageError};
 use crate::input::{DeleteRow, parse_delete_file};
 use crate::kafka::groups::{self, GroupState};
@@ -24,11 +24,11 @@ pub async fn run(cmd: RecordsCommand, ctx: &Context) -> anyhow::Result<ExitStatu
 
 /// A group that has not read records the plan would delete.
 #[derive(Debug, Clone, Serialize)]
-struct UnreadBy {
-    group: String,
-    committed: Option<i64>,
-    records: i64,
-    reason: &'static str,
+pub(crate) struct UnreadBy {
+    pub group: String,
+    pub committed: Option<i64>,
+    pub records: i64,
+    pub reason: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -215,7 +215,6 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
         .collect();
     let mut reasons = guarded.clone();
     reasons.extend(unread.iter().cloned());
-    let needs_force = !reasons.is_empty() && !args.force;
 
     let total: i64 = rows.iter().map(|r| r.records).sum();
     // Records keep arriving between a scheduled job's dry run and its real
@@ -226,47 +225,26 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
         .map(|limit| {
             format!("{total} record(s) would be deleted, more than --max-records {limit}")
         });
-    if !args.execute {
-        print_plan(&rows, false, ctx)?;
-        for line in &reasons {
-            ctx.printer.warn(line);
-        }
-        if needs_force {
-            ctx.printer
-                .warn("--force is needed to delete these records.");
-        }
-        if let Some(why) = &over_limit {
-            ctx.printer.warn(&format!("{why}: --execute will refuse."));
-        }
-        ctx.printer.note(&format!(
-            "Preview only: nothing was deleted ({total} record(s) would be). Run again with --execute to delete."
-        ));
-        return Ok(ExitStatus::Success);
-    }
-    if !ctx.printer.is_json() {
+    if !(args.apply.execute && ctx.printer.is_json()) {
         print_plan(&rows, false, ctx)?;
     }
-    if needs_force {
-        return Err(Refusal::new(format!(
-            "refusing without --force: {}. Nothing was deleted.",
-            reasons.join("; ")
-        ))
-        .into());
-    }
-    if let Some(why) = over_limit {
-        return Err(Refusal::new(format!("refusing: {why}. Nothing was deleted.")).into());
-    }
-    if total == 0 {
-        ctx.printer.note("Nothing to delete.");
-        return Ok(ExitStatus::Success);
-    }
-    confirm(
-        &format!(
+    let proposal = Proposal {
+        command: "records delete",
+        plan: json!({ "partitions": rows }),
+        changes: usize::try_from(total).unwrap_or(usize::MAX),
+        question: format!(
             "Delete {total} record(s) from {} partition(s)? This cannot be undone",
             rows.iter().filter(|r| r.records > 0).count()
         ),
-        args.yes,
-    )?;
+        action: format!("delete {total} record(s)"),
+        needs_force: reasons,
+        force: args.force,
+        refusals: over_limit.into_iter().collect(),
+    };
+    let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
+        Decision::Preview | Decision::Nothing => return Ok(ExitStatus::Success),
+        Decision::Act(trail) => trail,
+    };
 
     let targets: Vec<(String, i32, i64)> = rows
         .iter()
@@ -299,21 +277,43 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
         ctx.printer.line("");
     }
     print_plan(&rows, true, ctx)?;
-    Ok(if failed > 0 {
+    let status = if failed > 0 {
         ExitStatus::Failure
     } else {
         ExitStatus::Success
-    })
+    };
+    flow::finish(trail, &json!({ "partitions": rows }), status)
 }
 
 /// Fills `unread_by` with every group that has not read records the plan
-/// deletes: a commit below the new log start, or no commit at all from a
-/// live member that owns the partition or a panel group that reads the
-/// topic. If the groups cannot all be read, nobody can say the records are
-/// safe to delete, and the command refuses.
+/// deletes.
 async fn find_unread(kafka: &Kafka, rows: &mut [PlanRow]) -> anyhow::Result<()> {
-    if rows.iter().all(|r| r.records == 0) {
-        return Ok(());
+    let targets: Vec<(String, i32, i64, i64)> = rows
+        .iter()
+        .filter(|r| r.records > 0)
+        .map(|r| (r.topic.clone(), r.partition, r.log_start, r.new_log_start))
+        .collect();
+    let mut found = unread_by(kafka, &targets).await?;
+    for row in rows.iter_mut() {
+        if let Some(unread) = found.remove(&(row.topic.clone(), row.partition)) {
+            row.unread_by = unread;
+        }
+    }
+    Ok(())
+}
+
+/// Every group that has not read records a delete of `(topic, partition,
+/// log start, new log start)` would remove: a commit below the new log
+/// start, or no commit at all from a live member that owns the partition
+/// or a panel group that reads the topic. If the groups cannot all be read,
+/// nobody can say the records are safe to delete, and the command refuses.
+pub(crate) async fn unread_by(
+    kafka: &Kafka,
+    targets: &[(String, i32, i64, i64)],
+) -> anyhow::Result<BTreeMap<(String, i32), Vec<UnreadBy>>> {
+    let mut out: BTreeMap<(String, i32), Vec<UnreadBy>> = BTreeMap::new();
+    if targets.iter().all(|(_, _, low, new)| new <= low) {
+        return Ok(out);
     }
     let (listings, partial) = groups::list_groups(kafka.admin(), kafka.timeout())
         .await
@@ -370,16 +370,21 @@ async fn find_unread(kafka: &Kafka, rows: &mut [PlanRow]) -> anyhow::Result<()> 
             }
         }
     }
-    for row in rows.iter_mut().filter(|r| r.records > 0) {
-        let key = (row.topic.clone(), row.partition);
+    for (topic, partition, log_start, new_log_start) in targets {
+        let (log_start, new_log_start) = (*log_start, *new_log_start);
+        if new_log_start <= log_start {
+            continue;
+        }
+        let key = (topic.clone(), *partition);
+        let mut unread = Vec::new();
         let commits = committed.get(&key).cloned().unwrap_or_default();
         for (group, at) in &commits {
-            let from = (*at).max(row.log_start);
-            if from < row.new_log_start {
-                row.unread_by.push(UnreadBy {
+            let from = (*at).max(log_start);
+            if from < new_log_start {
+                unread.push(UnreadBy {
                     group: group.clone(),
                     committed: Some(*at),
-                    records: row.new_log_start - from,
+                    records: new_log_start - from,
                     reason: "committed below the new log start",
                 });
             }
@@ -391,7 +396,7 @@ async fn find_unread(kafka: &Kafka, rows: &mut [PlanRow]) -> anyhow::Result<()> 
                 d.members.iter().any(|m| {
                     m.assignment
                         .iter()
-                        .any(|(t, p)| *t == row.topic && *p == row.partition)
+                        .any(|(t, p)| t == topic && p == partition)
                 })
             })
             .map(|d| (d.group_id.clone(), "live member owns it, no commit yet"))
@@ -399,7 +404,7 @@ async fn find_unread(kafka: &Kafka, rows: &mut [PlanRow]) -> anyhow::Result<()> 
         uncommitted.extend(
             GROUPS
                 .iter()
-                .filter(|g| g.topics().contains(&row.topic.as_str()))
+                .filter(|g| g.topics().contains(&topic.as_str()))
                 .map(|g| {
                     (
                         g.name.to_string(),
@@ -408,18 +413,21 @@ async fn find_unread(kafka: &Kafka, rows: &mut [PlanRow]) -> anyhow::Result<()> 
                 }),
         );
         for (group, reason) in uncommitted {
-            if has_commit(&group) || row.unread_by.iter().any(|u| u.group == group) {
+            if has_commit(&group) || unread.iter().any(|u: &UnreadBy| u.group == group) {
                 continue;
             }
-            row.unread_by.push(UnreadBy {
+            unread.push(UnreadBy {
                 group,
                 committed: None,
-                records: row.records,
+                records: new_log_start - log_start,
                 reason,
             });
         }
+        if !unread.is_empty() {
+            out.insert(key, unread);
+        }
     }
-    Ok(())
+    Ok(out)
 }
 
 fn print_plan(rows: &[PlanRow], applied: bool, ctx: &Context) -> anyhow::Result<()> {

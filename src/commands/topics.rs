@@ -11,7 +11,7 @@ use crate::Context;
 use crate::cli::{
     TopicsApplyArgs, TopicsCommand, TopicsDeleteArgs, TopicsListArgs, TopicsOrphansArgs,
 };
-use crate::commands::confirm;
+use crate::commands::flow::{self, Decision, Proposal};
 use crate::exit::{ExitStatus, Refusal, UsageError};
 use crate::kafka::{ClusterMetadata, Kafka, Outcome, Watermarks};
 use crate::output::{Tone, or_dash};
@@ -734,42 +734,42 @@ async fn delete(
         .filter(|r| r.needs_force)
         .map(|r| r.name.as_str())
         .collect();
-    let refusal = (!forced.is_empty() && !args.force).then(|| {
-        format!(
-            "{} in the catalog: the panel's workers depend on {}. Add --force to delete anyway. Nothing was deleted.",
-            if forced.len() == 1 {
-                format!("{} is", forced[0])
-            } else {
-                format!("{} are", forced.join(", "))
-            },
-            if forced.len() == 1 { "it" } else { "them" }
-        )
-    });
+    let needs_force: Vec<String> = (!forced.is_empty())
+        .then(|| {
+            format!(
+                "{} in the catalog: the panel's workers depend on {}",
+                if forced.len() == 1 {
+                    format!("{} is", forced[0])
+                } else {
+                    format!("{} are", forced.join(", "))
+                },
+                if forced.len() == 1 { "it" } else { "them" }
+            )
+        })
+        .into_iter()
+        .collect();
 
-    if !args.execute {
-        print_delete(&rows, ctx)?;
-        if let Some(why) = &refusal {
-            ctx.printer.warn(why);
-        }
-        ctx.printer
-            .note("Preview only: nothing was deleted. Run again with --execute to delete.");
-        return Ok(ExitStatus::Success);
-    }
-    if let Some(why) = refusal {
-        print_delete(&rows, ctx)?;
-        return Err(Refusal::new(why).into());
-    }
-    if !ctx.printer.is_json() {
+    if !(args.apply.execute && ctx.printer.is_json()) {
         print_delete(&rows, ctx)?;
     }
     let total: i64 = rows.iter().filter_map(|r| r.messages).sum();
-    confirm(
-        &format!(
+    let proposal = Proposal {
+        command: "topics delete",
+        plan: serde_json::json!({ "topics": rows }),
+        changes: rows.len(),
+        question: format!(
             "Delete {} topic(s) holding {total} message(s)? This cannot be undone",
             rows.len()
         ),
-        args.yes,
-    )?;
+        action: format!("delete {} topic(s)", rows.len()),
+        needs_force,
+        force: args.force,
+        refusals: Vec::new(),
+    };
+    let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
+        Decision::Preview | Decision::Nothing => return Ok(ExitStatus::Success),
+        Decision::Act(trail) => trail,
+    };
 
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let outcomes = kafka.delete_topics(&refs).await?;
@@ -806,11 +806,12 @@ async fn delete(
         p.line("");
         p.print_table(&table);
     }
-    Ok(if failed > 0 {
+    let status = if failed > 0 {
         ExitStatus::Failure
     } else {
         ExitStatus::Success
-    })
+    };
+    flow::finish(trail, &serde_json::json!({ "topics": rows }), status)
 }
 
 fn closest_existing(name: &str, survey: &Survey) -> Option<String> {

@@ -169,6 +169,37 @@ pub async fn produce(
     }
 }
 
+/// The log start and end of one partition.
+pub fn watermarks(topic: &str, partition: i32) -> (i64, i64) {
+    let consumer: BaseConsumer = client_config().create().expect("consumer");
+    consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("watermarks of {topic}/{partition}: {e}"))
+}
+
+/// The offsets `group` has committed on `topic`, by partition.
+pub fn committed_offsets(group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let answer = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..partitions)
+        .map(
+            |p| match answer.find_partition(topic, p).map(|e| e.offset()) {
+                Some(rdkafka::Offset::Offset(o)) => Some(o),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
 /// Commits offsets for a group without joining it, as a consumer that
 /// stopped would have left them: the group ends up Empty.
 pub fn commit_offsets(group: &str, offsets: &[(&str, i32, i64)]) {
@@ -195,6 +226,12 @@ pub fn smmctl() -> Command {
         .env("NO_COLOR", "1")
         .env_remove("SMM_PROFILE")
         .env_remove("SMM_LOG")
+        // Executed destructive commands leave an audit line; the tests'
+        // lines go to a file of their own, not the operator's trail.
+        .env(
+            "SMM_AUDIT_FILE",
+            std::env::temp_dir().join("smmctl-tests-audit.jsonl"),
+        )
         .stdin(Stdio::null());
     cmd
 }

@@ -400,6 +400,11 @@ pub struct Archived {
     pub key: Option<Bytes>,
     pub headers: Vec<ArchivedHeader>,
     pub value: Option<Bytes>,
+    /// The processing group had handled this record before it was drained;
+    /// it is archived only because the drain deleted it, and a replay of
+    /// the archive leaves it alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already_handled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -425,6 +430,7 @@ impl Archived {
                 })
                 .collect(),
             value: raw.value.as_deref().map(Bytes::of),
+            already_handled: false,
         }
     }
 

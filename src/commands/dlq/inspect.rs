@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{decode_all, filter_of, one_line, partitions_of, read, spans};
+use super::{Start, decode_all, filter_of, one_line, partitions_of, read, spans};
 use crate::Context;
 use crate::cli::{DlqGroupBy, DlqInspectArgs};
 use crate::exit::ExitStatus;
@@ -23,6 +23,7 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
         &partitions,
         &Default::default(),
         &filter,
+        Start::Range,
     )?;
     // Counting reads everything; listing stops at the limit.
     let limit = match args.group_by {

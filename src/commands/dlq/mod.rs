@@ -19,7 +19,7 @@ use crate::Context;
 use crate::cli::{DlqCommand, DlqFilterArgs};
 use crate::exit::{ExitStatus, Refusal, UsageError};
 use crate::kafka::groups::{self, GroupMember};
-use crate::kafka::{ClusterMetadata, Kafka};
+use crate::kafka::{ClusterMetadata, Kafka, Watermarks};
 
 pub async fn run(cmd: DlqCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
     match cmd {
@@ -152,6 +152,19 @@ pub(crate) struct Span {
     pub partition: i32,
     pub start: i64,
     pub end: i64,
+    /// The partition's log start when the span was taken.
+    pub log_start: i64,
+}
+
+/// Where a span starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// At the first record an offset range selects: for reading alone.
+    Range,
+    /// At the group's position, whatever the filters select. A command
+    /// that moves the group must see every record it would move past, or
+    /// it would mark handled records it never looked at.
+    Group,
 }
 
 /// From `from` (a group's position, or the log start) to the high
@@ -162,6 +175,7 @@ pub(crate) fn spans(
     partitions: &[i32],
     from: &BTreeMap<i32, i64>,
     filter: &Filter,
+    start_at: Start,
 ) -> anyhow::Result<Vec<Span>> {
     let keys: Vec<(String, i32)> = partitions.iter().map(|p| (topic.to_owned(), *p)).collect();
     let marks = kafka.watermarks(&keys)?;
@@ -170,23 +184,38 @@ pub(crate) fn spans(
         let Some(w) = marks.get(&(topic.to_owned(), *p)) else {
             anyhow::bail!("the broker did not report the offsets of {topic}/{p}; try again");
         };
-        // A committed offset below the log start (retention removed those
-        // records) reads from the log start.
-        let mut start = from.get(p).copied().unwrap_or(w.low).max(w.low);
-        let mut end = w.high;
-        if let Some((first, last)) = filter.offsets {
-            start = start.max(first);
-            end = end.min(last.saturating_add(1));
-        }
-        if start < end {
-            out.push(Span {
-                partition: *p,
-                start,
-                end,
-            });
+        if let Some(span) = span_of(*p, *w, from.get(p).copied(), filter.offsets, start_at) {
+            out.push(span);
         }
     }
     Ok(out)
+}
+
+/// One partition's span, from its watermarks, the group's commit and the
+/// offset range.
+pub(crate) fn span_of(
+    partition: i32,
+    marks: Watermarks,
+    committed: Option<i64>,
+    range: Option<(i64, i64)>,
+    start_at: Start,
+) -> Option<Span> {
+    // A committed offset below the log start (retention removed those
+    // records) reads from the log start.
+    let mut start = committed.unwrap_or(marks.low).max(marks.low);
+    let mut end = marks.high;
+    if let Some((first, last)) = range {
+        if start_at == Start::Range {
+            start = start.max(first);
+        }
+        end = end.min(last.saturating_add(1));
+    }
+    (start < end).then_some(Span {
+        partition,
+        start,
+        end,
+        log_start: marks.low,
+    })
 }
 
 /// Reads `spans` in chunks, so a DLQ of millions of records never has to
@@ -374,39 +403,6 @@ pub(crate) fn decode_all(records: Vec<RawRecord>, filter: &Filter, full: bool) -
             }
         })
         .collect()
-}
-
-/// Per partition, the offset the group may move to: just past the longest
-/// run of handled records from where it started, so no record it has not
-/// handled is ever marked handled.
-pub(crate) fn handled_prefix(
-    spans: &[Span],
-    letters: &[Letter],
-    handled: impl Fn(&Letter) -> bool,
-) -> BTreeMap<i32, i64> {
-    let mut out = BTreeMap::new();
-    for span in spans {
-        let mut next = span.start;
-        let mut blocked = false;
-        for letter in letters.iter().filter(|l| l.raw.partition == span.partition) {
-            if blocked {
-                break;
-            }
-            if handled(letter) {
-                next = letter.raw.offset + 1;
-            } else {
-                blocked = true;
-            }
-        }
-        // Nothing unhandled in the span: skip markers and gaps to its end.
-        if !blocked {
-            next = span.end;
-        }
-        if next > span.start {
-            out.insert(span.partition, next);
-        }
-    }
-    out
 }
 
 pub(crate) fn one_line(text: &str, width: usize) -> String {

@@ -16,8 +16,8 @@ use smm_workers::catalog;
 use smm_workers::dead_letter::{Archived, DeadLetter, Destination, RawRecord, replay_headers};
 
 use super::{
-    Letter, Reader, Span, committed, decode_all, filter_of, move_group, one_line, partitions_of,
-    refuse_live_group, spans,
+    Letter, Reader, Span, Start, committed, decode_all, filter_of, move_group, one_line,
+    partitions_of, refuse_live_group, spans,
 };
 use crate::Context;
 use crate::cli::DlqReplayArgs;
@@ -107,7 +107,7 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
             let from = committed(kafka, &args.group, topic).await?;
             Source::Topic {
                 topic: topic.clone(),
-                spans: spans(kafka, topic, &partitions, &from, &filter)?,
+                spans: spans(kafka, topic, &partitions, &from, &filter, Start::Group)?,
             }
         }
         (None, None) => {
@@ -136,7 +136,7 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
 
     // Without --execute, or before asking, one pass counts what would
     // happen; with --yes the replay itself is the only pass.
-    if !args.execute || !args.yes {
+    if !args.apply.execute || !args.apply.yes {
         let mut report = new_report();
         let mut sample = Vec::new();
         let mut chunks = source.chunks(kafka, args.batch as usize)?;
@@ -154,7 +154,7 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
                 tally(&mut report, &letter, &plan, args.max_replays);
             }
         }
-        if !args.execute {
+        if !args.apply.execute {
             print_preview(ctx, &report, &sample)?;
             return Ok(ExitStatus::Success);
         }
@@ -172,7 +172,7 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
                     format!(" ({} will be skipped)", report.skipped.len())
                 }
             ),
-            args.yes,
+            args.apply.yes,
         )?;
     }
     if args.from_file.is_none() {
@@ -311,10 +311,17 @@ fn read_archive(path: &Path) -> anyhow::Result<Vec<RawRecord>> {
                     n + 1
                 ))
             })?;
-            archived.to_raw().map_err(|e| {
+            // The drain kept it only because its delete removed it; the
+            // group had handled it before, so sending it again would
+            // process it twice.
+            if archived.already_handled {
+                return Ok(None);
+            }
+            archived.to_raw().map(Some).map_err(|e| {
                 UsageError::new(format!("{} line {}: {e}", path.display(), n + 1)).into()
             })
         })
+        .filter_map(Result::transpose)
         .collect()
 }
 

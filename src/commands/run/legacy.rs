@@ -16,7 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use smm_workers::catalog;
 use smm_workers::legacy::{self, LEGACY_DEAD_LETTER};
 
-use crate::commands::dlq::{Reader, committed, refuse_live_group, spans};
+use crate::commands::dlq::{Reader, Start, committed, refuse_live_group, spans};
 use crate::kafka::Kafka;
 
 const CHUNK: usize = 1000;
@@ -44,6 +44,7 @@ pub async fn migrate(kafka: &Kafka, group: &str) -> anyhow::Result<Migration> {
         &partitions,
         &from,
         &smm_workers::dead_letter::Filter::default(),
+        Start::Group,
     )?;
     if to_read.is_empty() {
         return Ok(Migration::default());
