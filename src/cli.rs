@@ -172,8 +172,10 @@ A group's status is its worst partition's; \"-\" means not enough samples yet.";
 const HEALTH_ABOUT: &str = "The panel's health table and checks, computed live.
 
 Categories: Active Topics are the category's catalog topics that exist; DLQ Messages \
-are records retained in its dead-letter topics. A category is Degraded when a dead \
-letter waits, a group lagging on its topics is over its lag threshold, or a topic \
+are the dead letters waiting in its dead-letter topics: records after the position of \
+dlq-processing-group, which `dlq replay` and `dlq drain` move (the same count as `dlq list`'s \
+WAITING); DLQ Retained is everything those topics still hold, handled or not. A category is \
+Degraded when a dead letter waits, a group lagging on its topics is over its lag threshold, or a topic \
 is missing, and Down when one of its main topics is missing or has a partition \
 without a leader.
 
@@ -690,7 +692,7 @@ pub struct DlqListArgs {
         long,
         short = 'g',
         value_name = "GROUP",
-        default_value = "dlq-processing-group"
+        default_value = smm_workers::catalog::DLQ_PROCESSING_GROUP
     )]
     pub group: String,
 }
@@ -733,7 +735,7 @@ pub struct DlqReplayArgs {
         long,
         short = 'g',
         value_name = "GROUP",
-        default_value = "dlq-processing-group"
+        default_value = smm_workers::catalog::DLQ_PROCESSING_GROUP
     )]
     pub group: String,
     /// Refuse records already replayed this many times (poison guard)
@@ -766,7 +768,7 @@ pub struct DlqDrainArgs {
         long,
         short = 'g',
         value_name = "GROUP",
-        default_value = "dlq-processing-group"
+        default_value = smm_workers::catalog::DLQ_PROCESSING_GROUP
     )]
     pub group: String,
     /// Where the archive goes [default: the state directory, named after the topic and time]

@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use serde_json::Value;
+use serde_json::{Value, json};
 use smm_workers::catalog::{GROUPS, Role, TOPICS};
 
 /// Held across awaits, so it must be tokio's; unlike std's it is not
@@ -353,11 +353,11 @@ async fn health_goes_from_healthy_to_degraded_when_a_dead_letter_lands() {
         .unwrap();
     assert_eq!(
         order_row.split_whitespace().collect::<Vec<_>>(),
-        ["Order", "Processing", "15", "0", "Healthy"]
+        ["Order", "Processing", "15", "0", "0", "Healthy"]
     );
     let text = std::fs::read_to_string(&prom).unwrap();
     assert!(text.contains("smmctl_health_status 0"), "{text}");
-    assert!(text.contains("smmctl_dlq_messages{topic=\"smm.order.refund.dlq\",category=\"order-processing\",critical=\"true\"} 0"), "{text}");
+    assert!(text.contains("smmctl_dlq_waiting{topic=\"smm.order.refund.dlq\",category=\"order-processing\",critical=\"true\"} 0"), "{text}");
 
     produce("smm.order.refund.dlq", None, &[("refund-1", b"{}")], &[]).await;
     let degraded = expect_code(&["health", "-o", "json", "--prometheus", &prom_arg], 1);
@@ -390,7 +390,7 @@ async fn health_goes_from_healthy_to_degraded_when_a_dead_letter_lands() {
         dead["detail"]
             .as_str()
             .unwrap()
-            .contains("CRITICAL (money): smm.order.refund.dlq holds 1"),
+            .contains("CRITICAL (money): smm.order.refund.dlq has 1 waiting (1 retained)"),
         "{dead:#}"
     );
     let producer = json["checks"]
@@ -402,6 +402,43 @@ async fn health_goes_from_healthy_to_degraded_when_a_dead_letter_lands() {
     assert_eq!(producer["result"], "ok", "{producer:#}");
     let text = std::fs::read_to_string(&prom).unwrap();
     assert!(text.contains("smmctl_health_status 1"), "{text}");
+
+    // Replayed, the dead letter is handled: it no longer waits, though the
+    // topic retains it until retention removes it.
+    let fixed = unique("refund-replayed");
+    create_topic(&fixed, 1).await;
+    expect_code(
+        &[
+            "dlq",
+            "replay",
+            "smm.order.refund.dlq",
+            "--to",
+            &fixed,
+            "--execute",
+            "--yes",
+        ],
+        0,
+    );
+    let healthy = expect_code(&["health", "-o", "json", "--prometheus", &prom_arg], 0).json();
+    assert_schema(&healthy, "health");
+    let order = healthy["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == "order-processing")
+        .unwrap();
+    assert_eq!(
+        (
+            &order["status"],
+            &order["dlq_messages"],
+            &order["dlq_retained"]
+        ),
+        (&json!("healthy"), &json!(0), &json!(1))
+    );
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(text.contains("smmctl_dlq_waiting{topic=\"smm.order.refund.dlq\",category=\"order-processing\",critical=\"true\"} 0"), "{text}");
+    assert!(text.contains("smmctl_dlq_retained{topic=\"smm.order.refund.dlq\",category=\"order-processing\",critical=\"true\"} 1"), "{text}");
+    delete_topics(&[&fixed]).await;
 
     delete_topics(&["smm.order.refund.dlq"]).await;
     expect_code(&["topics", "apply"], 0);

@@ -395,7 +395,7 @@ async fn drain_archives_and_moves_the_group_and_the_archive_replays() {
         .find(|t| t["topic"] == dlq.as_str())
         .expect("listed");
     assert_eq!(
-        (ours["records"].as_i64(), ours["pending"].as_i64()),
+        (ours["retained"].as_i64(), ours["waiting"].as_i64()),
         (Some(0), Some(0))
     );
 
@@ -420,7 +420,7 @@ async fn drain_archives_and_moves_the_group_and_the_archive_replays() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dlq_list_flags_a_financial_dead_letter_and_counts_what_is_pending() {
+async fn dlq_list_flags_a_financial_dead_letter_and_counts_what_is_waiting() {
     require_broker();
     let dlq = format!("smm.payment.{}.dlq", unique("it"));
     let group = unique("it-dlq-group");
@@ -448,7 +448,7 @@ async fn dlq_list_flags_a_financial_dead_letter_and_counts_what_is_pending() {
         .expect("listed");
     assert_eq!(ours["critical"], true);
     assert_eq!(ours["in_catalog"], false);
-    assert_eq!(ours["pending"], 1);
+    assert_eq!(ours["waiting"], 1);
     assert!(ours["newest_age_seconds"].as_i64().unwrap() < 120);
     for name in [
         "smm.order.refund.dlq",

@@ -1,6 +1,6 @@
 //! `smmctl health`: the panel's health table and its checks, computed live.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use smm_workers::catalog::{self, Category, GROUPS, HEALTH_TOPIC, Role, TOPICS, T
 use crate::Context;
 use crate::cli::HealthArgs;
 use crate::exit::ExitStatus;
-use crate::kafka::groups::GroupState;
+use crate::kafka::groups::{self, GroupState};
 use crate::kafka::{ClusterMetadata, Kafka, Outcome, Watermarks, humanize};
 use crate::lag::{GroupLag, Request, collect, format_seconds};
 use crate::output::Tone;
@@ -91,7 +91,11 @@ pub struct CategoryHealth {
     pub title: &'static str,
     pub active_topics: usize,
     pub catalog_topics: usize,
+    /// Dead letters waiting in the category's dead-letter topics: records
+    /// after the processing group's position.
     pub dlq_messages: Option<i64>,
+    /// Everything those topics retain, handled or not.
+    pub dlq_retained: Option<i64>,
     pub status: Health,
     pub reasons: Vec<String>,
 }
@@ -101,7 +105,42 @@ pub struct DeadLetters {
     pub topic: &'static str,
     pub category: &'static str,
     pub critical: bool,
-    pub messages: Option<i64>,
+    /// Records after the processing group's position: not handled yet.
+    pub waiting: Option<i64>,
+    /// Records the topic holds, handled or not.
+    pub retained: Option<i64>,
+}
+
+/// Dead letters waiting and retained per dead-letter topic of the catalog,
+/// judged against `positions`, the processing group's commits (`None` when
+/// they could not be read, and then what waits is unknown).
+fn dead_letter_counts(
+    name: &str,
+    metadata: &ClusterMetadata,
+    watermarks: &HashMap<(String, i32), Watermarks>,
+    positions: Option<&BTreeMap<(String, i32), i64>>,
+) -> (Option<i64>, Option<i64>) {
+    let Some(topic) = metadata.topics.get(name) else {
+        return (None, None);
+    };
+    let (mut waiting, mut retained) = (Some(0i64), Some(0i64));
+    for &p in &topic.partitions {
+        let key = (name.to_string(), p);
+        match watermarks.get(&key) {
+            Some(w) => {
+                retained = retained.map(|r| r + w.retained());
+                waiting = match positions {
+                    Some(at) => waiting.map(|n| n + w.waiting_after(at.get(&key).copied())),
+                    None => None,
+                };
+            }
+            None => {
+                retained = None;
+                waiting = None;
+            }
+        }
+    }
+    (waiting, retained)
 }
 
 pub async fn run(args: HealthArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -144,10 +183,20 @@ async fn check(args: &HealthArgs, ctx: &Context, reached: &mut bool) -> anyhow::
         Some(produce_and_read_back(kafka).await)
     };
 
-    let dead_letters = dead_letters(&metadata, &watermarks);
+    // A dead letter waits until the processing group has passed it: after
+    // `dlq replay` or `dlq drain`, the records the topic still retains are
+    // handled, and no longer degrade anything.
+    let positions = groups::committed_offsets(
+        kafka.admin(),
+        catalog::DLQ_PROCESSING_GROUP,
+        kafka.timeout(),
+    )
+    .await
+    .ok();
+    let dead_letters = dead_letters(&metadata, &watermarks, positions.as_ref());
     let categories = categories(
         &metadata,
-        &watermarks,
+        &dead_letters,
         &groups,
         ctx.settings.thresholds.max_dead_letters,
     );
@@ -222,31 +271,23 @@ async fn check(args: &HealthArgs, ctx: &Context, reached: &mut bool) -> anyhow::
     })
 }
 
-fn messages(
-    name: &str,
-    metadata: &ClusterMetadata,
-    watermarks: &HashMap<(String, i32), Watermarks>,
-) -> Option<i64> {
-    let topic = metadata.topics.get(name)?;
-    topic.partitions.iter().try_fold(0i64, |sum, &p| {
-        watermarks
-            .get(&(name.to_string(), p))
-            .map(|w| sum + w.retained())
-    })
-}
-
 fn dead_letters(
     metadata: &ClusterMetadata,
     watermarks: &HashMap<(String, i32), Watermarks>,
+    positions: Option<&BTreeMap<(String, i32), i64>>,
 ) -> Vec<DeadLetters> {
     TOPICS
         .iter()
         .filter(|t| t.is_dead_letter() && metadata.topics.contains_key(t.name))
-        .map(|t| DeadLetters {
-            topic: t.name,
-            category: t.category.slug(),
-            critical: t.critical,
-            messages: messages(t.name, metadata, watermarks),
+        .map(|t| {
+            let (waiting, retained) = dead_letter_counts(t.name, metadata, watermarks, positions);
+            DeadLetters {
+                topic: t.name,
+                category: t.category.slug(),
+                critical: t.critical,
+                waiting,
+                retained,
+            }
         })
         .collect()
 }
@@ -259,7 +300,7 @@ fn required(topic: &Topic) -> bool {
 
 fn categories(
     metadata: &ClusterMetadata,
-    watermarks: &HashMap<(String, i32), Watermarks>,
+    dead: &[DeadLetters],
     groups: &[GroupLag],
     max_dead_letters: i64,
 ) -> Vec<CategoryHealth> {
@@ -272,11 +313,16 @@ fn categories(
                 .iter()
                 .filter(|t| metadata.topics.contains_key(t.name))
                 .count();
-            let dlq: Option<i64> = topics
+            let in_category: Vec<&DeadLetters> = dead
                 .iter()
-                .filter(|t| t.is_dead_letter() && metadata.topics.contains_key(t.name))
-                .map(|t| messages(t.name, metadata, watermarks))
-                .try_fold(0i64, |sum, m| m.map(|m| sum + m));
+                .filter(|d| d.category == category.slug())
+                .collect();
+            let dlq: Option<i64> = in_category
+                .iter()
+                .try_fold(0i64, |sum, d| d.waiting.map(|m| sum + m));
+            let dlq_retained: Option<i64> = in_category
+                .iter()
+                .try_fold(0i64, |sum, d| d.retained.map(|m| sum + m));
             let mut status = Health::Healthy;
             let mut reasons = Vec::new();
             for t in topics.iter().filter(|t| required(t)) {
@@ -308,19 +354,16 @@ fn categories(
             }
             // Each dead-letter topic against the threshold, as the dead
             // letters check does, so the two never disagree.
-            for t in topics
-                .iter()
-                .filter(|t| t.is_dead_letter() && metadata.topics.contains_key(t.name))
-            {
-                match messages(t.name, metadata, watermarks) {
+            for d in &in_category {
+                match d.waiting {
                     Some(n) if n > max_dead_letters => {
                         status = status.max(Health::Degraded);
-                        reasons.push(format!("{} holds {n} dead letter(s)", t.name));
+                        reasons.push(format!("{} has {n} dead letter(s) waiting", d.topic));
                     }
                     Some(_) => {}
                     None => {
                         status = status.max(Health::Degraded);
-                        reasons.push(format!("{} could not be counted", t.name));
+                        reasons.push(format!("{} could not be counted", d.topic));
                     }
                 }
             }
@@ -348,6 +391,7 @@ fn categories(
                 active_topics: active,
                 catalog_topics: topics.len(),
                 dlq_messages: dlq,
+                dlq_retained,
                 status,
                 reasons,
             }
@@ -525,21 +569,25 @@ fn dead_letter_check(dead: &[DeadLetters], max: i64) -> Check {
     // A topic that could not be counted may hold anything: never "empty".
     let uncounted: Vec<&str> = dead
         .iter()
-        .filter(|d| d.messages.is_none())
+        .filter(|d| d.waiting.is_none())
         .map(|d| d.topic)
         .collect();
     let waiting: Vec<&DeadLetters> = dead
         .iter()
-        .filter(|d| d.messages.is_some_and(|m| m > max))
+        .filter(|d| d.waiting.is_some_and(|m| m > max))
         .collect();
     if waiting.is_empty() && uncounted.is_empty() {
         return Check {
             check: "dead letters",
             result: CheckResult::Ok,
-            detail: if max == 0 {
-                format!("all {} dead-letter topics empty", dead.len())
-            } else {
-                format!("all {} dead-letter topics at or under {max}", dead.len())
+            detail: {
+                let retained: i64 = dead.iter().filter_map(|d| d.retained).sum();
+                let judged = if max == 0 {
+                    format!("no dead letter waiting in {} topics", dead.len())
+                } else {
+                    format!("at most {max} waiting in each of {} topics", dead.len())
+                };
+                format!("{judged} ({retained} retained, handled)")
             },
         };
     }
@@ -550,7 +598,14 @@ fn dead_letter_check(dead: &[DeadLetters], max: i64) -> Check {
             detail: format!("could not count {}", uncounted.join(", ")),
         };
     }
-    let describe = |d: &&DeadLetters| format!("{} holds {}", d.topic, d.messages.unwrap_or(0));
+    let describe = |d: &&DeadLetters| {
+        format!(
+            "{} has {} waiting ({} retained)",
+            d.topic,
+            d.waiting.unwrap_or(0),
+            crate::output::or_dash(d.retained)
+        )
+    };
     let critical: Vec<String> = waiting
         .iter()
         .filter(|d| d.critical)
@@ -677,6 +732,7 @@ fn render(
         "Topic Category",
         "Active Topics",
         "DLQ Messages",
+        "DLQ Retained",
         "Status",
         "Reason",
     ]);
@@ -685,11 +741,12 @@ fn render(
             p.cell(c.title, Tone::Plain),
             p.cell(c.active_topics.to_string(), Tone::Plain),
             p.cell(crate::output::or_dash(c.dlq_messages), Tone::Plain),
+            p.cell(crate::output::or_dash(c.dlq_retained), Tone::Plain),
             p.cell(c.status.label(fancy), c.status.tone()),
             p.cell(c.reasons.join("; "), Tone::Plain),
         ]);
     }
-    p.align_right(&mut table, &[1, 2]);
+    p.align_right(&mut table, &[1, 2, 3]);
     p.print_table(&table);
     p.line("");
     let mut table = p.table(["CHECK", "RESULT", "DETAIL"]);
@@ -792,26 +849,33 @@ fn metrics(
         "1 when the check passed.",
         &rows,
     );
-    let rows: Vec<_> = dead
-        .iter()
-        .filter_map(|d| {
-            d.messages.map(|m| {
-                (
-                    vec![
-                        ("topic", d.topic.to_string()),
-                        ("category", d.category.to_string()),
-                        ("critical", d.critical.to_string()),
-                    ],
-                    m as f64,
-                )
+    let dead_gauge = |count: fn(&DeadLetters) -> Option<i64>| -> Vec<_> {
+        dead.iter()
+            .filter_map(|d| {
+                count(d).map(|m| {
+                    (
+                        vec![
+                            ("topic", d.topic.to_string()),
+                            ("category", d.category.to_string()),
+                            ("critical", d.critical.to_string()),
+                        ],
+                        m as f64,
+                    )
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     gauge(
         &mut out,
-        "smmctl_dlq_messages",
-        "Records retained in a dead-letter topic.",
-        &rows,
+        "smmctl_dlq_waiting",
+        "Dead letters waiting: records of a dead-letter topic after the position of dlq-processing-group.",
+        &dead_gauge(|d| d.waiting),
+    );
+    gauge(
+        &mut out,
+        "smmctl_dlq_retained",
+        "Records a dead-letter topic retains, handled or not.",
+        &dead_gauge(|d| d.retained),
     );
     let rows: Vec<_> = groups
         .iter()
@@ -925,13 +989,15 @@ mod tests {
                 topic: "smm.order.refund.dlq",
                 category: "order-processing",
                 critical: true,
-                messages: Some(2),
+                waiting: Some(2),
+                retained: Some(5),
             },
             DeadLetters {
                 topic: "smm.notifications.dlq",
                 category: "notifications",
                 critical: false,
-                messages: Some(1),
+                waiting: Some(1),
+                retained: Some(1),
             },
         ];
         let check = dead_letter_check(&dead, 0);
@@ -939,7 +1005,7 @@ mod tests {
         assert!(
             check
                 .detail
-                .contains("CRITICAL (money): smm.order.refund.dlq holds 2"),
+                .contains("CRITICAL (money): smm.order.refund.dlq has 2 waiting (5 retained)"),
             "{}",
             check.detail
         );

@@ -139,6 +139,14 @@ impl Watermarks {
     pub fn retained(&self) -> i64 {
         (self.high - self.low).max(0)
     }
+
+    /// Records after a group's position: for a dead-letter topic and the
+    /// processing group, the dead letters still waiting. A group with no
+    /// commit, or one behind the log start, waits on everything retained.
+    pub fn waiting_after(&self, committed: Option<i64>) -> i64 {
+        let position = committed.unwrap_or(self.low).max(self.low);
+        (self.high - position).max(0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

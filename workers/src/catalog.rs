@@ -244,6 +244,9 @@ pub const NOTIFICATIONS: &str = "smm.notifications";
 /// Where `smmctl health` proves the brokers accept and serve records. Not a
 /// panel topic; the leading underscore marks it internal, as Kafka's own.
 pub const HEALTH_TOPIC: &str = "_smmctl.health";
+/// The group whose position says which dead letters are handled: `dlq
+/// replay` and `dlq drain` move it, and a dead letter after it is waiting.
+pub const DLQ_PROCESSING_GROUP: &str = "dlq-processing-group";
 
 use Category::*;
 use Role::*;
@@ -869,7 +872,7 @@ pub static GROUPS: &[ConsumerGroup] = &[
         reads: GroupTopics::Listed(&[ORDER_STATUS_UPDATES, NOTIFICATIONS]),
     },
     ConsumerGroup {
-        name: "dlq-processing-group",
+        name: DLQ_PROCESSING_GROUP,
         purpose: "DLQ message recovery",
         reads: GroupTopics::AllDeadLetters,
     },

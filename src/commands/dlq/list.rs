@@ -20,9 +20,11 @@ struct Row {
     critical: bool,
     in_catalog: bool,
     exists: bool,
-    records: Option<i64>,
-    /// Records after the group's position: not handled yet.
-    pending: Option<i64>,
+    /// Records the topic holds, handled or not.
+    retained: Option<i64>,
+    /// Dead letters waiting: records after the processing group's position,
+    /// the same count `health` judges.
+    waiting: Option<i64>,
     oldest_at: Option<String>,
     newest_at: Option<String>,
     oldest_age_seconds: Option<i64>,
@@ -33,8 +35,8 @@ struct Row {
 struct Report {
     group: String,
     topics: Vec<Row>,
-    /// Financial dead letters not handled yet; above 0 the exit code is 1.
-    critical_pending: i64,
+    /// Financial dead letters waiting; above 0 the exit code is 1.
+    critical_waiting: i64,
 }
 
 /// `3d4h`, `5m`, `12s`: the two largest units, enough to see at a glance.
@@ -83,7 +85,7 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
     let now_ms = jiff::Timestamp::now().as_millisecond();
 
     let mut rows = Vec::new();
-    let mut critical_pending = 0;
+    let mut critical_waiting = 0;
     for name in &names {
         let known = catalog::topic_named(name);
         let critical = known.map_or_else(|| catalog::is_financial_name(name), |t| t.is_financial());
@@ -94,8 +96,8 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
                 critical,
                 in_catalog: known.is_some(),
                 exists: false,
-                records: None,
-                pending: None,
+                retained: None,
+                waiting: None,
                 oldest_at: None,
                 newest_at: None,
                 oldest_age_seconds: None,
@@ -103,14 +105,13 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
             });
             continue;
         };
-        let (mut records, mut pending) = (0i64, 0i64);
+        let (mut retained, mut waiting) = (0i64, 0i64);
         let (mut oldest, mut newest): (Option<i64>, Option<i64>) = (None, None);
         for p in &topic.partitions {
             let key = (name.clone(), *p);
             let Some(w) = marks.get(&key) else { continue };
-            records += w.retained();
-            let position = committed.get(&key).copied().unwrap_or(w.low).max(w.low);
-            pending += (w.high - position).max(0);
+            retained += w.retained();
+            waiting += w.waiting_after(committed.get(&key).copied());
             if let Some(ts) = stamps.get(&(name.clone(), *p, w.low)) {
                 oldest = Some(oldest.map_or(*ts, |o| o.min(*ts)));
             }
@@ -119,7 +120,7 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
             }
         }
         if critical {
-            critical_pending += pending;
+            critical_waiting += waiting;
         }
         let at = |ms: Option<i64>| {
             ms.and_then(|m| jiff::Timestamp::from_millisecond(m).ok())
@@ -131,8 +132,8 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
             critical,
             in_catalog: known.is_some(),
             exists: true,
-            records: Some(records),
-            pending: Some(pending),
+            retained: Some(retained),
+            waiting: Some(waiting),
             oldest_at: at(oldest),
             newest_at: at(newest),
             oldest_age_seconds: oldest.map(|ms| (now_ms - ms) / 1000),
@@ -143,13 +144,13 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
     let report = Report {
         group: args.group.clone(),
         topics: rows,
-        critical_pending,
+        critical_waiting,
     };
     if ctx.printer.is_json() {
         ctx.printer.json(&report)?;
     } else {
         let mut table = ctx.printer.table([
-            "TOPIC", "CATEGORY", "CRITICAL", "RECORDS", "PENDING", "OLDEST", "NEWEST",
+            "TOPIC", "CATEGORY", "CRITICAL", "WAITING", "RETAINED", "OLDEST", "NEWEST",
         ]);
         for row in &report.topics {
             table.add_row(vec![
@@ -161,24 +162,24 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
                     "-".into()
                 },
                 if row.exists {
-                    or_dash(row.records)
+                    or_dash(row.waiting)
                 } else {
                     "missing".into()
                 },
-                or_dash(row.pending),
+                or_dash(row.retained),
                 or_dash(row.oldest_age_seconds.map(age)),
                 or_dash(row.newest_age_seconds.map(age)),
             ]);
         }
         ctx.printer.print_table(&table);
         ctx.printer.note(&format!(
-            "PENDING counts records after the position of group {}; `smmctl dlq inspect TOPIC` shows them",
+            "WAITING counts the records after the position of group {} (what `health` judges); RETAINED all the topic holds. `smmctl dlq inspect TOPIC` shows them",
             args.group
         ));
     }
-    if critical_pending > 0 {
+    if critical_waiting > 0 {
         ctx.printer.warn(&format!(
-            "{critical_pending} financial dead letter(s) not handled yet: review them with `smmctl dlq inspect`"
+            "{critical_waiting} financial dead letter(s) waiting: review them with `smmctl dlq inspect`"
         ));
         return Ok(ExitStatus::Failure);
     }
