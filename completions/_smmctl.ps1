@@ -46,6 +46,7 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'The panel''s health table and checks, for people and for cron')
             [CompletionResult]::new('topics', 'topics', [CompletionResultType]::ParameterValue, 'Create, compare and clean up the panel''s topics')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show the effective configuration')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'The trail of executed destructive commands')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write the checked-in completions and man pages (for maintainers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -215,8 +216,8 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of read commands')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
-            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Delete for real; without it, only preview')
-            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Act on the plan; without it, only preview')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation (needed without a terminal)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -338,8 +339,8 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
             [CompletionResult]::new('--to-first-retry', '--to-first-retry', [CompletionResultType]::ParameterName, 'Send each record to its original topic''s first retry topic')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replay records past --max-replays too')
-            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Replay (without it, only a preview)')
-            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Act on the plan; without it, only preview')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation (needed without a terminal)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -368,9 +369,10 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of read commands')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
-            [CompletionResult]::new('--delete', '--delete', [CompletionResultType]::ParameterName, 'Also delete the drained records from the topic')
-            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Drain (without it, only a preview)')
-            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--delete', '--delete', [CompletionResultType]::ParameterName, 'Also delete the drained records from the topic (everything up to the group''s new offset)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'With --delete: allow a financial topic, and records another group has not read yet')
+            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Act on the plan; without it, only preview')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation (needed without a terminal)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -446,8 +448,8 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--to-latest', '--to-latest', [CompletionResultType]::ParameterName, 'To the log end: skip everything not yet read')
             [CompletionResult]::new('--to-current', '--to-current', [CompletionResultType]::ParameterName, 'To the committed offset (commits it where it is; no-op rows are shown)')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Refuse targets outside the retained range instead of clamping them')
-            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Apply the change; without it, only preview')
-            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Act on the plan; without it, only preview')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation (needed without a terminal)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -506,8 +508,8 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Delete everything up to the high watermark')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Allow main and financial topics, and records a group has not read yet')
-            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Delete for real; without it, only preview')
-            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Act on the plan; without it, only preview')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation (needed without a terminal)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -636,8 +638,8 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of read commands')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
-            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Delete for real; without it, only preview')
-            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--execute', '--execute', [CompletionResultType]::ParameterName, 'Act on the plan; without it, only preview')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation (needed without a terminal)')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Allow deleting catalog topics')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
@@ -739,6 +741,25 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
         'smmctl;config;help;help' {
             break
         }
+        'smmctl;audit' {
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only lines at or after TIME (RFC 3339, a date, @millis, or a duration ago such as 7d)')
+            [CompletionResult]::new('--command', '--command', [CompletionResultType]::ParameterName, 'Only this command (e.g. "dlq drain", or a prefix such as "dlq")')
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile of the config file to use (a cluster and its settings)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ~/.config/smmctl/config.toml when it exists]')
+            [CompletionResult]::new('--client-id', '--client-id', [CompletionResultType]::ParameterName, 'Kafka client id')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of read commands')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log more: -v for info, -vv for debug (SMM_LOG overrides)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'smmctl;completions' {
             [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile of the config file to use (a cluster and its settings)')
@@ -786,6 +807,7 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'The panel''s health table and checks, for people and for cron')
             [CompletionResult]::new('topics', 'topics', [CompletionResultType]::ParameterValue, 'Create, compare and clean up the panel''s topics')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show the effective configuration')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'The trail of executed destructive commands')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write the checked-in completions and man pages (for maintainers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -882,6 +904,9 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             break
         }
         'smmctl;help;config;path' {
+            break
+        }
+        'smmctl;help;audit' {
             break
         }
         'smmctl;help;completions' {

@@ -16,6 +16,9 @@ _smmctl() {
             ",$1")
                 cmd="smmctl"
                 ;;
+            smmctl,audit)
+                cmd="smmctl__subcmd__audit"
+                ;;
             smmctl,completions)
                 cmd="smmctl__subcmd__completions"
                 ;;
@@ -129,6 +132,9 @@ _smmctl() {
                 ;;
             smmctl__subcmd__groups__subcmd__help,list)
                 cmd="smmctl__subcmd__groups__subcmd__help__subcmd__list"
+                ;;
+            smmctl__subcmd__help,audit)
+                cmd="smmctl__subcmd__help__subcmd__audit"
                 ;;
             smmctl__subcmd__help,completions)
                 cmd="smmctl__subcmd__help__subcmd__completions"
@@ -278,12 +284,66 @@ _smmctl() {
 
     case "${cmd}" in
         smmctl)
-            opts="-X -o -v -h -V --brokers --profile --config --client-id --timeout --output --verbose --help --version run simulate sandbox lag groups dlq offsets records health topics config completions generate help"
+            opts="-X -o -v -h -V --brokers --profile --config --client-id --timeout --output --verbose --help --version run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --brokers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -X)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smmctl__subcmd__audit)
+            opts="-X -o -v -h -V --since --command --brokers --profile --config --client-id --timeout --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --brokers)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -610,7 +670,7 @@ _smmctl() {
             return 0
             ;;
         smmctl__subcmd__dlq__subcmd__drain)
-            opts="-g -X -o -v -h -V --partition --offset-range --since --until --key --header --exception --event-type --group --archive --delete --execute --yes --brokers --profile --config --client-id --timeout --output --verbose --help --version"
+            opts="-g -X -o -v -h -V --partition --offset-range --since --until --key --header --exception --event-type --group --archive --delete --force --execute --yes --brokers --profile --config --client-id --timeout --output --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1388,8 +1448,22 @@ _smmctl() {
             return 0
             ;;
         smmctl__subcmd__help)
-            opts="run simulate sandbox lag groups dlq offsets records health topics config completions generate help"
+            opts="run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smmctl__subcmd__help__subcmd__audit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -43,6 +43,7 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand health 'The panel''s health table and checks, for people and for cron'
             cand topics 'Create, compare and clean up the panel''s topics'
             cand config 'Show the effective configuration'
+            cand audit 'The trail of executed destructive commands'
             cand completions 'Print a shell completion script to stdout'
             cand generate 'Write the checked-in completions and man pages (for maintainers)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -204,8 +205,8 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
             cand -o 'Output format of read commands'
             cand --output 'Output format of read commands'
-            cand --execute 'Delete for real; without it, only preview'
-            cand --yes 'Do not ask for confirmation'
+            cand --execute 'Act on the plan; without it, only preview'
+            cand --yes 'Do not ask for confirmation (needed without a terminal)'
             cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand -h 'Print help (see more with ''--help'')'
@@ -318,8 +319,8 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --output 'Output format of read commands'
             cand --to-first-retry 'Send each record to its original topic''s first retry topic'
             cand --force 'Replay records past --max-replays too'
-            cand --execute 'Replay (without it, only a preview)'
-            cand --yes 'Do not ask for confirmation'
+            cand --execute 'Act on the plan; without it, only preview'
+            cand --yes 'Do not ask for confirmation (needed without a terminal)'
             cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand -h 'Print help (see more with ''--help'')'
@@ -347,9 +348,10 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
             cand -o 'Output format of read commands'
             cand --output 'Output format of read commands'
-            cand --delete 'Also delete the drained records from the topic'
-            cand --execute 'Drain (without it, only a preview)'
-            cand --yes 'Do not ask for confirmation'
+            cand --delete 'Also delete the drained records from the topic (everything up to the group''s new offset)'
+            cand --force 'With --delete: allow a financial topic, and records another group has not read yet'
+            cand --execute 'Act on the plan; without it, only preview'
+            cand --yes 'Do not ask for confirmation (needed without a terminal)'
             cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand -h 'Print help (see more with ''--help'')'
@@ -417,8 +419,8 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --to-latest 'To the log end: skip everything not yet read'
             cand --to-current 'To the committed offset (commits it where it is; no-op rows are shown)'
             cand --strict 'Refuse targets outside the retained range instead of clamping them'
-            cand --execute 'Apply the change; without it, only preview'
-            cand --yes 'Do not ask for confirmation'
+            cand --execute 'Act on the plan; without it, only preview'
+            cand --yes 'Do not ask for confirmation (needed without a terminal)'
             cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand -h 'Print help (see more with ''--help'')'
@@ -472,8 +474,8 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --output 'Output format of read commands'
             cand --all 'Delete everything up to the high watermark'
             cand --force 'Allow main and financial topics, and records a group has not read yet'
-            cand --execute 'Delete for real; without it, only preview'
-            cand --yes 'Do not ask for confirmation'
+            cand --execute 'Act on the plan; without it, only preview'
+            cand --yes 'Do not ask for confirmation (needed without a terminal)'
             cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand -h 'Print help (see more with ''--help'')'
@@ -593,8 +595,8 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
             cand -o 'Output format of read commands'
             cand --output 'Output format of read commands'
-            cand --execute 'Delete for real; without it, only preview'
-            cand --yes 'Do not ask for confirmation'
+            cand --execute 'Act on the plan; without it, only preview'
+            cand --yes 'Do not ask for confirmation (needed without a terminal)'
             cand --force 'Allow deleting catalog topics'
             cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
             cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
@@ -682,6 +684,24 @@ set edit:completion:arg-completer[smmctl] = {|@words|
         }
         &'smmctl;config;help;help'= {
         }
+        &'smmctl;audit'= {
+            cand --since 'Only lines at or after TIME (RFC 3339, a date, @millis, or a duration ago such as 7d)'
+            cand --command 'Only this command (e.g. "dlq drain", or a prefix such as "dlq")'
+            cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
+            cand --profile 'Profile of the config file to use (a cluster and its settings)'
+            cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'
+            cand --client-id 'Kafka client id'
+            cand -X 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL'
+            cand --timeout 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]'
+            cand -o 'Output format of read commands'
+            cand --output 'Output format of read commands'
+            cand -v 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand --verbose 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'smmctl;completions'= {
             cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
             cand --profile 'Profile of the config file to use (a cluster and its settings)'
@@ -727,6 +747,7 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand health 'The panel''s health table and checks, for people and for cron'
             cand topics 'Create, compare and clean up the panel''s topics'
             cand config 'Show the effective configuration'
+            cand audit 'The trail of executed destructive commands'
             cand completions 'Print a shell completion script to stdout'
             cand generate 'Write the checked-in completions and man pages (for maintainers)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -797,6 +818,8 @@ set edit:completion:arg-completer[smmctl] = {|@words|
         &'smmctl;help;config;show'= {
         }
         &'smmctl;help;config;path'= {
+        }
+        &'smmctl;help;audit'= {
         }
         &'smmctl;help;completions'= {
         }

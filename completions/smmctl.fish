@@ -46,6 +46,7 @@ complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "records" -d 'Delete r
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "health" -d 'The panel\'s health table and checks, for people and for cron'
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "topics" -d 'Create, compare and clean up the panel\'s topics'
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "config" -d 'Show the effective configuration'
+complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "audit" -d 'The trail of executed destructive commands'
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "generate" -d 'Write the checked-in completions and man pages (for maintainers)'
 complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -169,8 +170,8 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_su
 complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
 json\t''"
-complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -l execute -d 'Delete for real; without it, only preview'
-complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask for confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -l execute -d 'Act on the plan; without it, only preview'
+complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask for confirmation (needed without a terminal)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand groups; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
@@ -251,8 +252,8 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subco
 json\t''"
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l to-first-retry -d 'Send each record to its original topic\'s first retry topic'
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l force -d 'Replay records past --max-replays too'
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l execute -d 'Replay (without it, only a preview)'
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l yes -d 'Do not ask for confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l execute -d 'Act on the plan; without it, only preview'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l yes -d 'Do not ask for confirmation (needed without a terminal)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -s V -l version -d 'Print version'
@@ -274,9 +275,10 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subco
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
 json\t''"
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l delete -d 'Also delete the drained records from the topic'
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l execute -d 'Drain (without it, only a preview)'
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l yes -d 'Do not ask for confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l delete -d 'Also delete the drained records from the topic (everything up to the group\'s new offset)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l force -d 'With --delete: allow a financial topic, and records another group has not read yet'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l execute -d 'Act on the plan; without it, only preview'
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -l yes -d 'Do not ask for confirmation (needed without a terminal)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from drain" -s V -l version -d 'Print version'
@@ -320,8 +322,8 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_s
 complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l to-latest -d 'To the log end: skip everything not yet read'
 complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l to-current -d 'To the committed offset (commits it where it is; no-op rows are shown)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l strict -d 'Refuse targets outside the retained range instead of clamping them'
-complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l execute -d 'Apply the change; without it, only preview'
-complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l yes -d 'Do not ask for confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l execute -d 'Act on the plan; without it, only preview'
+complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -l yes -d 'Do not ask for confirmation (needed without a terminal)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand offsets; and __fish_seen_subcommand_from reset" -s V -l version -d 'Print version'
@@ -357,8 +359,8 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_s
 json\t''"
 complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l all -d 'Delete everything up to the high watermark'
 complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l force -d 'Allow main and financial topics, and records a group has not read yet'
-complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l execute -d 'Delete for real; without it, only preview'
-complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask for confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l execute -d 'Act on the plan; without it, only preview'
+complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask for confirmation (needed without a terminal)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand records; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
@@ -442,8 +444,8 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_su
 complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
 json\t''"
-complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l execute -d 'Delete for real; without it, only preview'
-complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask for confirmation'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l execute -d 'Act on the plan; without it, only preview'
+complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask for confirmation (needed without a terminal)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -l force -d 'Allow deleting catalog topics'
 complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand topics; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -492,6 +494,19 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_su
 complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print the effective settings and where each came from, secrets masked'
 complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "path" -d 'Print the path of the config file in use, or the default one'
 complete -c smmctl -n "__fish_smmctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand audit" -l since -d 'Only lines at or after TIME (RFC 3339, a date, @millis, or a duration ago such as 7d)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand audit" -l command -d 'Only this command (e.g. "dlq drain", or a prefix such as "dlq")' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand audit" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand audit" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand audit" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
+complete -c smmctl -n "__fish_smmctl_using_subcommand audit" -l client-id -d 'Kafka client id' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand audit" -s X -d 'A librdkafka property, passed through (repeatable), e.g. -X security.protocol=SASL_SSL' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand audit" -l timeout -d 'How long to wait for the brokers before giving up, e.g. 10s, 500ms [default: 10s]' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand audit" -s o -l output -d 'Output format of read commands' -r -f -a "table\t''
+json\t''"
+complete -c smmctl -n "__fish_smmctl_using_subcommand audit" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand audit" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smmctl -n "__fish_smmctl_using_subcommand audit" -s V -l version -d 'Print version'
 complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand completions" -l config -d 'Config file [default: ~/.config/smmctl/config.toml when it exists]' -r -F
@@ -515,20 +530,21 @@ json\t''"
 complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -s v -l verbose -d 'Log more: -v for info, -vv for debug (SMM_LOG overrides)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smmctl -n "__fish_smmctl_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "run" -d 'Run one of the panel\'s workers, or all of them'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "simulate" -d 'Send realistic orders through the whole system: webhook, order, delivery, completion'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "sandbox" -d 'Serve local stand-ins for YouTube, the delivery provider, Binom, SMS/push and SMTP'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "lag" -d 'Consumer lag per group, topic and partition, in messages and in seconds'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "groups" -d 'List, describe and delete consumer groups'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "dlq" -d 'List, inspect, replay and drain dead letters'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "offsets" -d 'Reset consumer group offsets, with a preview first'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "records" -d 'Delete records from the start of partitions, with a preview first'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "health" -d 'The panel\'s health table and checks, for people and for cron'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "topics" -d 'Create, compare and clean up the panel\'s topics'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "config" -d 'Show the effective configuration'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "generate" -d 'Write the checked-in completions and man pages (for maintainers)'
-complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config completions generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "run" -d 'Run one of the panel\'s workers, or all of them'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "simulate" -d 'Send realistic orders through the whole system: webhook, order, delivery, completion'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "sandbox" -d 'Serve local stand-ins for YouTube, the delivery provider, Binom, SMS/push and SMTP'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "lag" -d 'Consumer lag per group, topic and partition, in messages and in seconds'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "groups" -d 'List, describe and delete consumer groups'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "dlq" -d 'List, inspect, replay and drain dead letters'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "offsets" -d 'Reset consumer group offsets, with a preview first'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "records" -d 'Delete records from the start of partitions, with a preview first'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "health" -d 'The panel\'s health table and checks, for people and for cron'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "topics" -d 'Create, compare and clean up the panel\'s topics'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "config" -d 'Show the effective configuration'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "audit" -d 'The trail of executed destructive commands'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "generate" -d 'Write the checked-in completions and man pages (for maintainers)'
+complete -c smmctl -n "__fish_smmctl_using_subcommand help; and not __fish_seen_subcommand_from run simulate sandbox lag groups dlq offsets records health topics config audit completions generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "list" -d 'Every consumer group: state, protocol, members, and whether it is one of the panel\'s'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "describe" -d 'Members, committed offsets and lag of groups, partition by partition'
 complete -c smmctl -n "__fish_smmctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "delete" -d 'Delete a group that has no members, after a preview and a confirmation'

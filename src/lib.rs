@@ -13,6 +13,7 @@ pub mod input;
 pub mod kafka;
 pub mod lag;
 pub mod output;
+pub mod schemas;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};

@@ -97,7 +97,9 @@ async fn a_drain_of_a_range_behind_unhandled_records_deletes_and_archives_nothin
     // are records nobody handled.
     let preview = drain(&["--offset-range", "100-150"]);
     assert_eq!(preview.code, 0, "{}", preview.stderr);
-    let plan = &preview.json()["partitions"][0];
+    let preview = preview.json();
+    assert_schema(&preview, "dlq-drain");
+    let plan = &preview["partitions"][0];
     assert_eq!(plan["group_at"], serde_json::Value::Null);
     assert_eq!(plan["moves_to"], serde_json::Value::Null);
     assert_eq!(plan["stopped_at"], 0);
@@ -115,6 +117,7 @@ async fn a_drain_of_a_range_behind_unhandled_records_deletes_and_archives_nothin
     let executed = drain(&["--offset-range", "0-150", "--execute", "--yes"]);
     assert_eq!(executed.code, 0, "{}", executed.stderr);
     let report = executed.json();
+    assert_schema(&report, "dlq-drain");
     assert_eq!(report["archived"], 151);
     assert_eq!(report["deleted_before"]["0"], 151);
     assert_eq!(watermarks(&dlq, 0), (151, 200));

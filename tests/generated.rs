@@ -17,6 +17,21 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 #[test]
+fn report_schemas_are_fresh() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (stem, schema) in smmctl::schemas::generated() {
+        let path = root.join("schemas").join(format!("{stem}.schema.json"));
+        let expected = smmctl::schemas::file_text(&schema).unwrap();
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "{} is stale: run `cargo run -- generate` and commit the result",
+            path.display()
+        );
+    }
+}
+
+#[test]
 fn completions_and_man_pages_are_fresh() {
     let fresh = tempfile::tempdir().unwrap();
     let written = smmctl::commands::generate::write_all(fresh.path()).unwrap();

@@ -229,7 +229,7 @@ async fn the_preview_deletes_nothing_and_names_groups_that_would_lose_records() 
         preview.stderr
     );
     assert!(
-        preview.stderr.contains("Preview only: nothing was deleted"),
+        preview.stderr.contains("Preview only: nothing was changed"),
         "{}",
         preview.stderr
     );

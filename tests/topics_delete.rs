@@ -36,7 +36,7 @@ async fn the_preview_shows_what_would_be_lost_and_deletes_nothing() {
         ]
     );
     assert!(
-        r.stderr.contains("Preview only: nothing was deleted"),
+        r.stderr.contains("Preview only: nothing was changed"),
         "{}",
         r.stderr
     );

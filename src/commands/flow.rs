@@ -74,11 +74,6 @@ pub async fn decide(
     apply: &ApplyArgs,
     proposal: Proposal,
 ) -> anyhow::Result<Decision> {
-    let blocking: Vec<&String> = proposal
-        .refusals
-        .iter()
-        .chain(proposal.needs_force.iter().filter(|_| !proposal.force))
-        .collect();
     if !apply.execute {
         for reason in &proposal.refusals {
             ctx.printer
@@ -102,16 +97,17 @@ pub async fn decide(
         return Ok(Decision::Preview);
     }
     ensure_writable(ctx, proposal.command)?;
-    if !blocking.is_empty() {
-        let why: Vec<&str> = blocking.iter().map(|s| s.as_str()).collect();
-        let hint = if proposal.needs_force.is_empty() || proposal.force {
-            ""
-        } else {
-            " (--force overrides the checks that allow it)"
-        };
+    if !proposal.refusals.is_empty() {
         return Err(Refusal::new(format!(
-            "refusing: {}{hint}. Nothing was changed.",
-            why.join("; ")
+            "refusing: {}. Nothing was changed.",
+            proposal.refusals.join("; ")
+        ))
+        .into());
+    }
+    if !proposal.needs_force.is_empty() && !proposal.force {
+        return Err(Refusal::new(format!(
+            "refusing without --force: {}. Nothing was changed.",
+            proposal.needs_force.join("; ")
         ))
         .into());
     }

@@ -1,5 +1,6 @@
 //! Shell completions and man pages, generated from the clap definitions so
-//! they can never describe flags that do not exist.
+//! they can never describe flags that do not exist, and the report schemas,
+//! generated from the report types.
 
 use std::path::Path;
 
@@ -54,7 +55,20 @@ pub fn write_all(root: &Path) -> anyhow::Result<usize> {
     }
     write_man_pages(&cmd, "smmctl", &man)?;
     let count = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
-    Ok(count(&completions) + count(&man))
+    Ok(count(&completions) + count(&man) + write_schemas(&root.join("schemas"))?)
+}
+
+/// The generated report schemas, beside the hand-written ones in the same
+/// folder.
+fn write_schemas(dir: &Path) -> anyhow::Result<usize> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let generated = crate::schemas::generated();
+    for (stem, schema) in &generated {
+        let path = dir.join(format!("{stem}.schema.json"));
+        std::fs::write(&path, crate::schemas::file_text(schema)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(generated.len())
 }
 
 /// One page per command, named like `smmctl-topics-apply.1`. clap's own

@@ -1,5 +1,7 @@
 //! `smmctl groups list|describe|delete`.
 
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::json;
 use smm_workers::catalog::{self, GROUPS};
 
@@ -355,16 +357,25 @@ async fn delete(
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
 
     let p = &ctx.printer;
-    let plan = json!({
-        "execute": false,
-        "groups": measured.iter().map(|g| json!({
-            "group": g.group,
-            "state": g.state.as_str(),
-            "members": g.members.len(),
-            "committed_partitions": g.partitions.iter().filter(|x| x.committed.is_some()).count(),
-            "total_lag": g.total_lag(),
-        })).collect::<Vec<_>>(),
-    });
+    let mut report = GroupsDeleteReport {
+        executed: false,
+        groups: measured
+            .iter()
+            .map(|g| GroupDeleteRow {
+                group: g.group.clone(),
+                state: g.state.as_str().to_owned(),
+                members: g.members.len(),
+                committed_partitions: g
+                    .partitions
+                    .iter()
+                    .filter(|x| x.committed.is_some())
+                    .count(),
+                total_lag: g.total_lag(),
+                result: None,
+            })
+            .collect(),
+    };
+    let plan = serde_json::to_value(&report)?;
     if !args.apply.execute && p.is_json() {
         p.json(&plan)?;
     } else if !p.is_json() {
@@ -413,15 +424,17 @@ async fn delete(
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
         .count();
-    let result = json!({
-        "execute": true,
-        "groups": outcomes.iter().map(|(name, o)| json!({
-            "group": name,
-            "result": match o { Outcome::Failed(why) => format!("failed: {why}"), _ => "deleted".into() },
-        })).collect::<Vec<_>>(),
-    });
+    report.executed = true;
+    for (name, o) in &outcomes {
+        if let Some(row) = report.groups.iter_mut().find(|r| &r.group == name) {
+            row.result = Some(match o {
+                Outcome::Failed(why) => format!("failed: {why}"),
+                _ => "deleted".into(),
+            });
+        }
+    }
     if p.is_json() {
-        p.json(&result)?;
+        p.json(&report)?;
     } else {
         p.line("");
         let mut table = p.table(["GROUP", "RESULT"]);
@@ -439,7 +452,28 @@ async fn delete(
     } else {
         ExitStatus::Success
     };
-    flow::finish(trail, &result, status)
+    flow::finish(trail, &report, status)
+}
+
+/// What `groups delete -o json` prints, previewed or executed.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GroupsDeleteReport {
+    pub executed: bool,
+    pub groups: Vec<GroupDeleteRow>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GroupDeleteRow {
+    pub group: String,
+    pub state: String,
+    pub members: usize,
+    pub committed_partitions: usize,
+    pub total_lag: Option<i64>,
+    /// `deleted`, or `failed: …`; only once executed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
 }
 
 fn print_delete_plan(measured: &[GroupLag], ctx: &Context) {

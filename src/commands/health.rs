@@ -177,7 +177,8 @@ async fn check(args: &HealthArgs, ctx: &Context, reached: &mut bool) -> anyhow::
         describe_all: false,
     };
     let groups = collect(kafka, &request, &ctx.settings.thresholds).await?;
-    let producer = if args.no_produce {
+    // A read-only profile writes nothing, not even the probe record.
+    let producer = if args.no_produce || ctx.settings.read_only {
         None
     } else {
         Some(produce_and_read_back(kafka).await)
@@ -216,7 +217,11 @@ async fn check(args: &HealthArgs, ctx: &Context, reached: &mut bool) -> anyhow::
         None => Check {
             check: "producer readiness",
             result: CheckResult::Skipped,
-            detail: "skipped (--no-produce)".into(),
+            detail: if ctx.settings.read_only {
+                "skipped (read-only profile)".into()
+            } else {
+                "skipped (--no-produce)".into()
+            },
         },
         Some(Ok(latency)) => Check {
             check: "producer readiness",

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::json;
 use smm_workers::catalog::{self, GROUPS, Role};
 
 use crate::Context;
@@ -23,7 +23,8 @@ pub async fn run(cmd: RecordsCommand, ctx: &Context) -> anyhow::Result<ExitStatu
 }
 
 /// A group that has not read records the plan would delete.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct UnreadBy {
     pub group: String,
     pub committed: Option<i64>,
@@ -31,8 +32,17 @@ pub(crate) struct UnreadBy {
     pub reason: &'static str,
 }
 
-#[derive(Debug, Clone, Serialize)]
-struct PlanRow {
+/// What `records delete -o json` prints, previewed or executed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordsDeleteReport {
+    pub executed: bool,
+    pub partitions: Vec<PlanRow>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanRow {
     topic: String,
     partition: i32,
     log_start: i64,
@@ -230,7 +240,10 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
     }
     let proposal = Proposal {
         command: "records delete",
-        plan: json!({ "partitions": rows }),
+        plan: serde_json::to_value(RecordsDeleteReport {
+            executed: false,
+            partitions: rows.clone(),
+        })?,
         changes: usize::try_from(total).unwrap_or(usize::MAX),
         question: format!(
             "Delete {total} record(s) from {} partition(s)? This cannot be undone",
@@ -282,7 +295,11 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
     } else {
         ExitStatus::Success
     };
-    flow::finish(trail, &json!({ "partitions": rows }), status)
+    let report = RecordsDeleteReport {
+        executed: true,
+        partitions: rows,
+    };
+    flow::finish(trail, &report, status)
 }
 
 /// Fills `unread_by` with every group that has not read records the plan
@@ -433,7 +450,10 @@ pub(crate) async fn unread_by(
 fn print_plan(rows: &[PlanRow], applied: bool, ctx: &Context) -> anyhow::Result<()> {
     let p = &ctx.printer;
     if p.is_json() {
-        return p.json(&json!({ "execute": applied, "partitions": rows }));
+        return p.json(&RecordsDeleteReport {
+            executed: applied,
+            partitions: rows.to_vec(),
+        });
     }
     let mut headers = vec![
         "TOPIC",

@@ -93,6 +93,7 @@ const CHARGE_MINOR: i64 = 500;
 const QUANTITY: i64 = 1000;
 
 pub async fn run(args: SimulateArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    crate::commands::flow::ensure_writable(ctx, "smmctl simulate")?;
     let settings = &ctx.settings;
     let api_key = settings.cryptomus.api_key.as_ref().ok_or_else(|| {
         UsageError::new(

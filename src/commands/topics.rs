@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use smm_workers::catalog::{self, Category, Role, TOPIC_DEFAULTS, TOPICS, Topic};
 
@@ -329,6 +330,9 @@ struct ApplyRow {
 }
 
 async fn apply(args: TopicsApplyArgs, kafka: &Kafka, ctx: &Context) -> anyhow::Result<ExitStatus> {
+    if !args.dry_run {
+        flow::ensure_writable(ctx, "topics apply (without --dry-run)")?;
+    }
     let categories = parse_categories(&args.category)?;
     let replication = args
         .replication_factor
@@ -654,8 +658,17 @@ fn orphans(args: TopicsOrphansArgs, kafka: &Kafka, ctx: &Context) -> anyhow::Res
 
 // ---------------------------------------------------------------- delete
 
-#[derive(Debug, Serialize)]
-struct DeleteRow {
+/// What `topics delete -o json` prints, previewed or executed.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TopicsDeleteReport {
+    pub executed: bool,
+    pub topics: Vec<DeleteRow>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteRow {
     name: String,
     partitions: Option<i32>,
     messages: Option<i64>,
@@ -755,7 +768,10 @@ async fn delete(
     let total: i64 = rows.iter().filter_map(|r| r.messages).sum();
     let proposal = Proposal {
         command: "topics delete",
-        plan: serde_json::json!({ "topics": rows }),
+        plan: serde_json::to_value(TopicsDeleteReport {
+            executed: false,
+            topics: rows.clone(),
+        })?,
         changes: rows.len(),
         question: format!(
             "Delete {} topic(s) holding {total} message(s)? This cannot be undone",
@@ -786,8 +802,10 @@ async fn delete(
         }
     }
     if ctx.printer.is_json() {
-        ctx.printer
-            .json(&serde_json::json!({ "execute": true, "topics": rows }))?;
+        ctx.printer.json(&TopicsDeleteReport {
+            executed: true,
+            topics: rows.clone(),
+        })?;
     } else {
         let p = &ctx.printer;
         let mut table = p.table(["TOPIC", "RESULT"]);
@@ -811,7 +829,11 @@ async fn delete(
     } else {
         ExitStatus::Success
     };
-    flow::finish(trail, &serde_json::json!({ "topics": rows }), status)
+    let report = TopicsDeleteReport {
+        executed: true,
+        topics: rows,
+    };
+    flow::finish(trail, &report, status)
 }
 
 fn closest_existing(name: &str, survey: &Survey) -> Option<String> {
@@ -828,7 +850,10 @@ fn closest_existing(name: &str, survey: &Survey) -> Option<String> {
 fn print_delete(rows: &[DeleteRow], ctx: &Context) -> anyhow::Result<()> {
     let p = &ctx.printer;
     if p.is_json() {
-        return p.json(&serde_json::json!({ "execute": false, "topics": rows }));
+        return p.json(&TopicsDeleteReport {
+            executed: false,
+            topics: rows.to_vec(),
+        });
     }
     let mut table = p.table(["TOPIC", "PARTITIONS", "MESSAGES", "CATALOG", "NOTE"]);
     for r in rows {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use smm_workers::catalog;
 use smm_workers::dead_letter::Archived;
@@ -25,7 +26,8 @@ use crate::output::or_dash;
 
 /// What the drain does to one partition, decided from the cluster reads
 /// alone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct PartitionPlan {
     pub partition: i32,
     pub log_start: i64,
@@ -108,8 +110,10 @@ pub(crate) fn plan_partition(
     plan
 }
 
-#[derive(Debug, Serialize)]
-struct Report {
+/// What `dlq drain -o json` prints, previewed or executed.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DrainReport {
     topic: String,
     group: String,
     executed: bool,
@@ -184,7 +188,7 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         .unwrap_or_else(|| default_archive(&args.topic));
     let drained: usize = plans.iter().map(|p| p.drained).sum();
     let held_back: usize = plans.iter().map(|p| p.held_back).sum();
-    let mut report = Report {
+    let mut report = DrainReport {
         topic: args.topic.clone(),
         group: args.group.clone(),
         executed: false,
@@ -392,7 +396,7 @@ fn write_archive(path: &Path, records: &[(&Letter, bool)]) -> anyhow::Result<()>
     Ok(())
 }
 
-fn print_plan(ctx: &Context, report: &Report, args: &DlqDrainArgs) -> anyhow::Result<()> {
+fn print_plan(ctx: &Context, report: &DrainReport, args: &DlqDrainArgs) -> anyhow::Result<()> {
     if ctx.printer.is_json() {
         if !args.apply.execute {
             ctx.printer.json(report)?;
@@ -446,7 +450,7 @@ fn print_plan(ctx: &Context, report: &Report, args: &DlqDrainArgs) -> anyhow::Re
     Ok(())
 }
 
-fn print_result(ctx: &Context, report: &Report) -> anyhow::Result<()> {
+fn print_result(ctx: &Context, report: &DrainReport) -> anyhow::Result<()> {
     if ctx.printer.is_json() {
         return ctx.printer.json(report);
     }

@@ -42,6 +42,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     if args.list {
         return list(ctx);
     }
+    crate::commands::flow::ensure_writable(ctx, "smmctl run (the workers produce and commit)")?;
     let selected = expand(&args.workers);
     let consumers: Vec<&'static WorkerInfo> = selected
         .iter()
