@@ -389,3 +389,103 @@ async fn a_read_only_profile_refuses_every_destructive_command() {
     assert_eq!(committed_offsets(&group, &topic, 1), vec![Some(1)]);
     assert!(!archive.exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_that_fails_part_way_leaves_its_error_in_the_audit_trail() {
+    require_broker();
+    let dlq = format!("{}.dlq", unique("audit-error"));
+    let group = unique("drain-group");
+    create_topic(&dlq, 1).await;
+    produce_letters(&dlq, &["x.Bad"; 2]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("audit.jsonl");
+    // The archive must be new: an existing file stops the drain after it
+    // was confirmed, before the group moves.
+    let archive = dir.path().join("taken.jsonl");
+    std::fs::write(&archive, b"somebody else's\n").unwrap();
+    let r = expect_code_with(
+        with_audit(&trail),
+        &[
+            "dlq",
+            "drain",
+            &dlq,
+            "--group",
+            &group,
+            "--archive",
+            archive.to_str().unwrap(),
+            "--execute",
+            "--yes",
+        ],
+        2,
+    );
+    assert!(r.stderr.contains("must not exist yet"), "{}", r.stderr);
+    assert_eq!(committed_offsets(&group, &dlq, 1), vec![None]);
+    let text = std::fs::read_to_string(&trail).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(line["exit_code"], 2);
+    assert!(
+        line["result"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("must not exist yet")),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_drain_archive_sends_only_what_was_drained() {
+    require_broker();
+    let dlq = format!("{}.dlq", unique("drain-archive"));
+    let to = unique("drain-archive-to");
+    let group = unique("drain-group");
+    create_topic(&dlq, 1).await;
+    create_topic(&to, 1).await;
+    produce_letters(&dlq, &["x.Bad"; 4]).await;
+    // Offsets 0 and 1 were replayed by an earlier run.
+    commit_offsets(&group, &[(&dlq, 0, 2)]);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("a.jsonl");
+    let archive_arg = archive.to_str().unwrap();
+    expect_code(
+        &[
+            "dlq",
+            "drain",
+            &dlq,
+            "--group",
+            &group,
+            "--archive",
+            archive_arg,
+            "--delete",
+            "--execute",
+            "--yes",
+        ],
+        0,
+    );
+    assert_eq!(watermarks(&dlq, 0), (4, 4));
+    assert_eq!(
+        archive_offsets(&archive),
+        vec![(0, true), (1, true), (2, false), (3, false)],
+        "everything deleted is archived, what was handled before is marked"
+    );
+    let replayed = expect_code(
+        &[
+            "dlq",
+            "replay",
+            "--from-file",
+            archive_arg,
+            "--to",
+            &to,
+            "--execute",
+            "--yes",
+            "-o",
+            "json",
+        ],
+        0,
+    )
+    .json();
+    assert_eq!(replayed["replayed"], 2, "{replayed:#}");
+    let copies: Vec<String> = read_matching(&to, "\"n\"", std::time::Duration::from_secs(10))
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    assert_eq!(copies, ["{\"n\":2}", "{\"n\":3}"]);
+}

@@ -14,7 +14,7 @@ use crate::Context;
 use crate::audit::{AUDIT_TOPIC, Trail};
 use crate::cli::ApplyArgs;
 use crate::commands::confirm;
-use crate::exit::{ExitStatus, Refusal};
+use crate::exit::{ExitStatus, Refusal, status_of};
 use crate::kafka::{Kafka, Outcome};
 
 /// What a command would do, ready for the decision.
@@ -129,14 +129,27 @@ pub async fn decide(
     Ok(Decision::Act(Box::new(trail)))
 }
 
-/// Leaves the audit line for what was done and passes the status on.
-pub fn finish<R: Serialize>(
+/// Leaves the audit line for what the command did, or for the error that
+/// stopped it part way, and passes the outcome on. The error's line matters
+/// most: something may have changed before it.
+pub fn conclude<R: Serialize>(
     trail: Box<Trail>,
-    report: &R,
-    status: ExitStatus,
+    outcome: anyhow::Result<(R, ExitStatus)>,
 ) -> anyhow::Result<ExitStatus> {
-    trail.record(serde_json::to_value(report)?, status)?;
-    Ok(status)
+    match outcome {
+        Ok((report, status)) => {
+            trail.record(serde_json::to_value(&report)?, status)?;
+            Ok(status)
+        }
+        Err(error) => {
+            let status = status_of(&error);
+            let result = serde_json::json!({ "error": format!("{error:#}") });
+            match trail.record(result, status) {
+                Ok(()) => Err(error),
+                Err(unrecorded) => Err(error.context(format!("{unrecorded:#}"))),
+            }
+        }
+    }
 }
 
 /// The audit topic's producer, creating the topic on first use.

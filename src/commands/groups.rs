@@ -419,40 +419,44 @@ async fn delete(
         Decision::Preview | Decision::Nothing => return Ok(ExitStatus::Success),
         Decision::Act(trail) => trail,
     };
-    let outcomes = kafka.delete_groups(&refs).await?;
-    let failed = outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
-        .count();
-    report.executed = true;
-    for (name, o) in &outcomes {
-        if let Some(row) = report.groups.iter_mut().find(|r| &r.group == name) {
-            row.result = Some(match o {
-                Outcome::Failed(why) => format!("failed: {why}"),
-                _ => "deleted".into(),
-            });
-        }
-    }
-    if p.is_json() {
-        p.json(&report)?;
-    } else {
-        p.line("");
-        let mut table = p.table(["GROUP", "RESULT"]);
+    let outcome: anyhow::Result<_> = async {
+        let outcomes = kafka.delete_groups(&refs).await?;
+        let failed = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+            .count();
+        report.executed = true;
         for (name, o) in &outcomes {
-            let (text, tone) = match o {
-                Outcome::Failed(why) => (format!("failed: {why}"), Tone::Bad),
-                _ => ("deleted".to_string(), Tone::Good),
-            };
-            table.add_row(vec![p.cell(name.as_str(), Tone::Plain), p.cell(text, tone)]);
+            if let Some(row) = report.groups.iter_mut().find(|r| &r.group == name) {
+                row.result = Some(match o {
+                    Outcome::Failed(why) => format!("failed: {why}"),
+                    _ => "deleted".into(),
+                });
+            }
         }
-        p.print_table(&table);
+        if p.is_json() {
+            p.json(&report)?;
+        } else {
+            p.line("");
+            let mut table = p.table(["GROUP", "RESULT"]);
+            for (name, o) in &outcomes {
+                let (text, tone) = match o {
+                    Outcome::Failed(why) => (format!("failed: {why}"), Tone::Bad),
+                    _ => ("deleted".to_string(), Tone::Good),
+                };
+                table.add_row(vec![p.cell(name.as_str(), Tone::Plain), p.cell(text, tone)]);
+            }
+            p.print_table(&table);
+        }
+        let status = if failed > 0 {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        };
+        Ok((report, status))
     }
-    let status = if failed > 0 {
-        ExitStatus::Failure
-    } else {
-        ExitStatus::Success
-    };
-    flow::finish(trail, &report, status)
+    .await;
+    flow::conclude(trail, outcome)
 }
 
 /// What `groups delete -o json` prints, previewed or executed.

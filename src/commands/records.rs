@@ -258,48 +258,51 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
         Decision::Preview | Decision::Nothing => return Ok(ExitStatus::Success),
         Decision::Act(trail) => trail,
     };
-
-    let targets: Vec<(String, i32, i64)> = rows
-        .iter()
-        .filter(|r| r.records > 0)
-        .map(|r| (r.topic.clone(), r.partition, r.new_log_start))
-        .collect();
-    let results = kafka.delete_records(&targets).await?;
-    let mut failed = 0;
-    for row in rows.iter_mut() {
-        if row.records == 0 {
-            row.result = Some("nothing to delete".into());
-            continue;
+    let outcome: anyhow::Result<_> = async {
+        let targets: Vec<(String, i32, i64)> = rows
+            .iter()
+            .filter(|r| r.records > 0)
+            .map(|r| (r.topic.clone(), r.partition, r.new_log_start))
+            .collect();
+        let results = kafka.delete_records(&targets).await?;
+        let mut failed = 0;
+        for row in rows.iter_mut() {
+            if row.records == 0 {
+                row.result = Some("nothing to delete".into());
+                continue;
+            }
+            row.result = Some(match results.get(&(row.topic.clone(), row.partition)) {
+                Some(Ok(low)) => {
+                    row.new_log_start = *low;
+                    "deleted".into()
+                }
+                Some(Err(why)) => {
+                    failed += 1;
+                    format!("failed: {why}")
+                }
+                None => {
+                    failed += 1;
+                    "failed: no answer for this partition".into()
+                }
+            });
         }
-        row.result = Some(match results.get(&(row.topic.clone(), row.partition)) {
-            Some(Ok(low)) => {
-                row.new_log_start = *low;
-                "deleted".into()
-            }
-            Some(Err(why)) => {
-                failed += 1;
-                format!("failed: {why}")
-            }
-            None => {
-                failed += 1;
-                "failed: no answer for this partition".into()
-            }
-        });
+        if !ctx.printer.is_json() {
+            ctx.printer.line("");
+        }
+        print_plan(&rows, true, ctx)?;
+        let status = if failed > 0 {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        };
+        let report = RecordsDeleteReport {
+            executed: true,
+            partitions: rows,
+        };
+        Ok((report, status))
     }
-    if !ctx.printer.is_json() {
-        ctx.printer.line("");
-    }
-    print_plan(&rows, true, ctx)?;
-    let status = if failed > 0 {
-        ExitStatus::Failure
-    } else {
-        ExitStatus::Success
-    };
-    let report = RecordsDeleteReport {
-        executed: true,
-        partitions: rows,
-    };
-    flow::finish(trail, &report, status)
+    .await;
+    flow::conclude(trail, outcome)
 }
 
 /// Fills `unread_by` with every group that has not read records the plan

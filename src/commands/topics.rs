@@ -786,54 +786,57 @@ async fn delete(
         Decision::Preview | Decision::Nothing => return Ok(ExitStatus::Success),
         Decision::Act(trail) => trail,
     };
-
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let outcomes = kafka.delete_topics(&refs).await?;
-    let mut failed = 0;
-    for (name, outcome) in outcomes {
-        if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
-            row.result = Some(match outcome {
-                Outcome::Done | Outcome::AlreadyExists => "deleted".to_string(),
-                Outcome::Failed(why) => {
-                    failed += 1;
-                    format!("failed: {why}")
-                }
-            });
+    let outcome: anyhow::Result<_> = async {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let outcomes = kafka.delete_topics(&refs).await?;
+        let mut failed = 0;
+        for (name, outcome) in outcomes {
+            if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
+                row.result = Some(match outcome {
+                    Outcome::Done | Outcome::AlreadyExists => "deleted".to_string(),
+                    Outcome::Failed(why) => {
+                        failed += 1;
+                        format!("failed: {why}")
+                    }
+                });
+            }
         }
-    }
-    if ctx.printer.is_json() {
-        ctx.printer.json(&TopicsDeleteReport {
+        if ctx.printer.is_json() {
+            ctx.printer.json(&TopicsDeleteReport {
+                executed: true,
+                topics: rows.clone(),
+            })?;
+        } else {
+            let p = &ctx.printer;
+            let mut table = p.table(["TOPIC", "RESULT"]);
+            for r in &rows {
+                let result = or_dash(r.result.as_deref());
+                let tone = if result == "deleted" {
+                    Tone::Good
+                } else {
+                    Tone::Bad
+                };
+                table.add_row(vec![
+                    p.cell(r.name.as_str(), Tone::Plain),
+                    p.cell(result, tone),
+                ]);
+            }
+            p.line("");
+            p.print_table(&table);
+        }
+        let status = if failed > 0 {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        };
+        let report = TopicsDeleteReport {
             executed: true,
-            topics: rows.clone(),
-        })?;
-    } else {
-        let p = &ctx.printer;
-        let mut table = p.table(["TOPIC", "RESULT"]);
-        for r in &rows {
-            let result = or_dash(r.result.as_deref());
-            let tone = if result == "deleted" {
-                Tone::Good
-            } else {
-                Tone::Bad
-            };
-            table.add_row(vec![
-                p.cell(r.name.as_str(), Tone::Plain),
-                p.cell(result, tone),
-            ]);
-        }
-        p.line("");
-        p.print_table(&table);
+            topics: rows,
+        };
+        Ok((report, status))
     }
-    let status = if failed > 0 {
-        ExitStatus::Failure
-    } else {
-        ExitStatus::Success
-    };
-    let report = TopicsDeleteReport {
-        executed: true,
-        topics: rows,
-    };
-    flow::finish(trail, &report, status)
+    .await;
+    flow::conclude(trail, outcome)
 }
 
 fn closest_existing(name: &str, survey: &Survey) -> Option<String> {

@@ -13,7 +13,7 @@ use smm_workers::catalog;
 use smm_workers::dead_letter::Archived;
 
 use super::{
-    Letter, Span, Start, committed, decode_all, filter_of, move_group, partitions_of, read,
+    Letter, Span, Start, Walk, committed, decode_all, filter_of, move_group, partitions_of, read,
     refuse_live_group, spans,
 };
 use crate::Context;
@@ -65,49 +65,34 @@ pub(crate) fn plan_partition(
     letters: &[(i64, bool)],
     delete: bool,
 ) -> PartitionPlan {
-    let mut plan = PartitionPlan {
-        partition: span.partition,
-        log_start: span.log_start,
-        group_at,
-        moves_to: None,
-        drained: 0,
-        stopped_at: None,
-        held_back: 0,
-        deletes_before: None,
-        already_handled: 0,
-    };
-    let mut next = span.start;
+    let mut walk = Walk::new(span.start);
+    let mut already_handled = 0;
     for &(offset, selected) in letters {
         if offset < span.start {
             // Read only with --delete: behind the group already.
-            plan.already_handled += 1;
-            continue;
-        }
-        match (plan.stopped_at, selected) {
-            (None, true) => {
-                plan.drained += 1;
-                next = offset + 1;
-            }
-            (None, false) => plan.stopped_at = Some(offset),
-            (Some(_), true) => plan.held_back += 1,
-            (Some(_), false) => {}
+            already_handled += 1;
+        } else {
+            walk.step(offset, selected, selected);
         }
     }
-    // Read to the end with nothing left behind: transaction markers and
-    // compacted gaps up to the end are passed too.
-    if plan.stopped_at.is_none() && plan.drained > 0 {
-        next = span.end;
+    walk.read_to(span.end);
+    let moves_to = walk.moves_to();
+    let deletes_before = moves_to.filter(|_| delete);
+    PartitionPlan {
+        partition: span.partition,
+        log_start: span.log_start,
+        group_at,
+        moves_to,
+        drained: walk.handled,
+        stopped_at: walk.stopped_at,
+        held_back: walk.held_back,
+        deletes_before,
+        already_handled: if deletes_before.is_some() {
+            already_handled
+        } else {
+            0
+        },
     }
-    if next > span.start {
-        plan.moves_to = Some(next);
-        if delete {
-            plan.deletes_before = Some(next);
-        }
-    }
-    if plan.deletes_before.is_none() {
-        plan.already_handled = 0;
-    }
-    plan
 }
 
 /// What `dlq drain -o json` prints, previewed or executed.
@@ -257,41 +242,45 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         Decision::Nothing => return Ok(held_status(held_back)),
         Decision::Act(trail) => trail,
     };
-    refuse_live_group(kafka, &args.group).await?;
-    write_archive(&path, &to_archive)?;
+    let outcome: anyhow::Result<_> = async {
+        refuse_live_group(kafka, &args.group).await?;
+        write_archive(&path, &to_archive)?;
 
-    let set: Vec<(String, i32, i64)> = report
-        .committed
-        .iter()
-        .map(|(p, o)| (args.topic.clone(), *p, *o))
-        .collect();
-    move_group(
-        kafka,
-        &args.group,
-        &set,
-        &format!(
-            "the archive is written ({}); run the drain again to move the group",
-            path.display()
-        ),
-    )
-    .await?;
-    let mut status = held_status(held_back);
-    if !deletes.is_empty() {
-        for ((_, p), result) in kafka.delete_records(&deletes).await? {
-            match result {
-                Ok(low) => {
-                    report.deleted_before.insert(p, low);
-                }
-                Err(why) => {
-                    report.delete_errors.insert(p, why);
-                    status = ExitStatus::Failure;
+        let set: Vec<(String, i32, i64)> = report
+            .committed
+            .iter()
+            .map(|(p, o)| (args.topic.clone(), *p, *o))
+            .collect();
+        move_group(
+            kafka,
+            &args.group,
+            &set,
+            &format!(
+                "the archive is written ({}); run the drain again to move the group",
+                path.display()
+            ),
+        )
+        .await?;
+        let mut status = held_status(held_back);
+        if !deletes.is_empty() {
+            for ((_, p), result) in kafka.delete_records(&deletes).await? {
+                match result {
+                    Ok(low) => {
+                        report.deleted_before.insert(p, low);
+                    }
+                    Err(why) => {
+                        report.delete_errors.insert(p, why);
+                        status = ExitStatus::Failure;
+                    }
                 }
             }
         }
+        report.executed = true;
+        print_result(ctx, &report)?;
+        Ok((report, status))
     }
-    report.executed = true;
-    print_result(ctx, &report)?;
-    flow::finish(trail, &report, status)
+    .await;
+    flow::conclude(trail, outcome)
 }
 
 /// Read only for `--delete`: the group had passed it before the drain.
