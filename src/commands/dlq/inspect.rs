@@ -106,61 +106,74 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
         return Ok(ExitStatus::Success);
     }
 
-    if ctx.printer.is_json() {
+    let out = &ctx.printer;
+    if out.is_json() {
         // JSON lines: one record per line, for jq and log tools.
         for l in &letters {
-            println!("{}", serde_json::to_string(&l.decoded)?);
+            out.line(&serde_json::to_string(&l.decoded)?);
         }
         return Ok(ExitStatus::Success);
     }
     if ctx.verbose > 0 {
         for l in &letters {
             let d = &l.decoded;
-            println!(
+            out.line(&format!(
                 "── {}/{} offset {} ─────────",
                 d.topic, d.partition, d.offset
-            );
-            println!("time:        {}", or_dash(d.timestamp.as_ref()));
-            println!(
+            ));
+            out.line(&format!("time:        {}", or_dash(d.timestamp.as_ref())));
+            out.line(&format!(
                 "key:         {}",
                 or_dash(d.key.as_ref().map(|k| k.display()))
-            );
-            println!(
+            ));
+            out.line(&format!(
                 "origin:      {}",
                 match (&d.original.topic, d.original.partition, d.original.offset) {
                     (Some(t), Some(p), Some(o)) => format!("{t}/{p} offset {o}"),
                     (Some(t), _, _) => t.clone(),
                     _ => "-".into(),
                 }
-            );
-            println!("attempts:    {}", or_dash(d.attempts));
-            println!("exception:   {}", or_dash(d.exception.class.as_ref()));
-            println!("cause:       {}", or_dash(d.exception.cause.as_ref()));
-            println!("message:     {}", or_dash(d.exception.message.as_ref()));
+            ));
+            out.line(&format!("attempts:    {}", or_dash(d.attempts)));
+            out.line(&format!(
+                "exception:   {}",
+                or_dash(d.exception.class.as_ref())
+            ));
+            out.line(&format!(
+                "cause:       {}",
+                or_dash(d.exception.cause.as_ref())
+            ));
+            out.line(&format!(
+                "message:     {}",
+                or_dash(d.exception.message.as_ref())
+            ));
             if let Some(review) = &d.manual_review {
-                println!("review:      {review}");
+                out.line(&format!("review:      {review}"));
             }
-            println!("replays:     {}", d.replay_count);
-            println!("correlation: {}", or_dash(d.correlation_id.as_ref()));
-            println!("headers:");
+            out.line(&format!("replays:     {}", d.replay_count));
+            out.line(&format!(
+                "correlation: {}",
+                or_dash(d.correlation_id.as_ref())
+            ));
+            out.line("headers:");
             for h in &d.headers {
                 match &h.date {
-                    Some(date) => println!("  {} = {} ({date})", h.key, h.value),
-                    None => println!("  {} = {}", h.key, h.value),
+                    Some(date) => out.line(&format!("  {} = {} ({date})", h.key, h.value)),
+                    None => out.line(&format!("  {} = {}", h.key, h.value)),
                 }
             }
             for e in &d.header_errors {
-                println!("  (unreadable: {e})");
+                out.line(&format!("  (unreadable: {e})"));
             }
             if let Some(trace) = &d.exception.stacktrace {
-                println!("stacktrace:\n{trace}");
+                out.line(&format!("stacktrace:\n{trace}"));
             }
-            println!(
+            out.line(&format!(
                 "payload ({}):\n{}",
                 d.payload_decoded,
                 serde_json::to_string_pretty(&d.payload)?
-            );
-            println!();
+            ));
+            out.line("");
         }
     } else {
         let mut table = ctx.printer.table([
