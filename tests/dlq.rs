@@ -538,3 +538,32 @@ async fn a_replay_killed_mid_run_and_run_again_delivers_every_record_once() {
     );
     assert_eq!(duplicates, 0, "with transactions, none twice");
 }
+
+/// Inspects `topic` as JSON lines with `extra` arguments.
+fn inspect_json(topic: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["dlq", "inspect", topic, "-o", "json"];
+    args.extend(extra);
+    let r = expect_code(&args, 0);
+    r.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_header_filter_matches_the_last_value_of_a_repeated_header() {
+    require_broker();
+    let original = unique("it-attempts");
+    let dlq = format!("{original}-dlt");
+    create_topic(&dlq, 1).await;
+    // retry_topic-attempts is 2, then 3: the record is on its third delivery.
+    produce_letter(&dlq, "a", b"{}", &spring_headers(&original, "x.Failed")).await;
+
+    let current = inspect_json(&dlq, &["--header", "retry_topic-attempts=3"]);
+    assert_eq!(current.len(), 1, "the last value selects it");
+    let earlier = inspect_json(&dlq, &["--header", "retry_topic-attempts=2"]);
+    assert!(
+        earlier.is_empty(),
+        "an earlier hop's value does not: {earlier:?}"
+    );
+}

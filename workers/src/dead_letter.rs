@@ -158,11 +158,11 @@ impl DeadLetter {
     }
 
     /// What routing a replay or drain through `filter` needs, and no more:
-    /// the payload is parsed only for `--event-type`, the headers are
-    /// rendered only for `--header`. A DLQ of 100 000 records then costs
-    /// its headers, not a JSON tree per record.
+    /// the payload is parsed only for `--event-type`, and no header is
+    /// rendered (`--header` reads the record's own). A DLQ of 100 000
+    /// records then costs its headers, not a JSON tree per record.
     pub fn decode_for(raw: &RawRecord, filter: &Filter) -> DeadLetter {
-        DeadLetter::decode_with(raw, filter.event_type.is_some(), !filter.headers.is_empty())
+        DeadLetter::decode_with(raw, filter.event_type.is_some(), false)
     }
 
     fn decode_with(raw: &RawRecord, payload: bool, header_views: bool) -> DeadLetter {
@@ -296,16 +296,19 @@ impl Filter {
             return false;
         }
         for (name, value) in &self.headers {
-            let found = raw
-                .headers
-                .iter()
-                .any(|(k, v)| k == name && v.as_slice() == value.as_bytes())
-                || decoded.headers.iter().any(|h| {
-                    &h.key == name
-                        && h.value.as_i64().is_some()
-                        && h.value.as_i64() == value.parse::<i64>().ok()
-                });
-            if !found {
+            // Only the last value counts, as for Kafka's `lastHeader`: Spring
+            // appends `retry_topic-attempts` and its kin on every hop, so an
+            // earlier value describes a delivery that is over.
+            let Some(last) = headers::last(&raw.headers, name) else {
+                return false;
+            };
+            let number = || {
+                decode_header(name, last)
+                    .value
+                    .as_i64()
+                    .is_some_and(|n| value.parse::<i64>().ok() == Some(n))
+            };
+            if last != value.as_bytes() && !number() {
                 return false;
             }
         }
@@ -628,6 +631,32 @@ mod tests {
             key: Some("k".into()),
             ..Filter::default()
         }));
+    }
+
+    #[test]
+    fn a_header_filter_matches_only_the_last_value_of_a_repeated_header() {
+        // retry_topic-attempts is 2, then 3: the record is on attempt 3.
+        let record = spring_dlt();
+        let attempts = |value: &str| Filter {
+            headers: vec![(headers::RETRY_ATTEMPTS.into(), value.into())],
+            ..Filter::default()
+        };
+        // Decoded as the readers decode before filtering.
+        let letter = DeadLetter::decode_for(&record, &attempts("3"));
+        assert!(attempts("3").matches(&record, &letter));
+        assert!(!attempts("2").matches(&record, &letter));
+        // Text compares byte for byte, also only with the last value.
+        let text = raw(
+            vec![("x-tenant", b"old".to_vec()), ("x-tenant", b"new".to_vec())],
+            b"{}",
+        );
+        let letter = DeadLetter::decode(&text);
+        let tenant = |value: &str| Filter {
+            headers: vec![("x-tenant".into(), value.into())],
+            ..Filter::default()
+        };
+        assert!(tenant("new").matches(&text, &letter));
+        assert!(!tenant("old").matches(&text, &letter));
     }
 
     #[test]
