@@ -567,3 +567,162 @@ async fn a_header_filter_matches_the_last_value_of_a_repeated_header() {
         "an earlier hop's value does not: {earlier:?}"
     );
 }
+
+const WRAPPER: &str = "org.springframework.kafka.listener.ListenerExecutionFailedException";
+
+/// A failure as Spring reports it from a listener: the wrapper class, and
+/// the root cause in its own header (3.x) or only in the stack trace.
+fn wrapped_failure(
+    original: &str,
+    cause_header: Option<&str>,
+    message: &str,
+    stacktrace: &str,
+) -> Vec<(String, Vec<u8>)> {
+    let mut h = vec![
+        (headers::ORIGINAL_TOPIC.into(), original.as_bytes().to_vec()),
+        (headers::EXCEPTION_FQCN.into(), WRAPPER.as_bytes().to_vec()),
+        (
+            headers::EXCEPTION_MESSAGE.into(),
+            message.as_bytes().to_vec(),
+        ),
+        (
+            headers::EXCEPTION_STACKTRACE.into(),
+            stacktrace.as_bytes().to_vec(),
+        ),
+    ];
+    if let Some(cause) = cause_header {
+        h.push((
+            headers::EXCEPTION_CAUSE_FQCN.into(),
+            cause.as_bytes().to_vec(),
+        ));
+    }
+    h
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_exception_column_and_grouping_show_the_root_cause_not_the_wrapper() {
+    require_broker();
+    let original = unique("it-wrapped");
+    let dlq = format!("{original}-dlt");
+    create_topic(&dlq, 1).await;
+    let timeout_trace = format!(
+        "{WRAPPER}: Listener method threw exception\n\tat org.springframework.kafka.listener.Adapter.invoke(Adapter.java:1)\n\
+         Caused by: java.net.SocketTimeoutException: Read timed out\n\tat java.net.Socket.read(Socket.java:1)\n"
+    );
+    for key in ["t1", "t2"] {
+        produce_letter(
+            &dlq,
+            key,
+            b"{}",
+            &wrapped_failure(
+                &original,
+                Some("java.net.SocketTimeoutException"),
+                "Listener method threw exception; Read timed out",
+                &timeout_trace,
+            ),
+        )
+        .await;
+    }
+    // No cause header (Spring before 2.8): the stack trace names the
+    // cause, and the deepest "Caused by:" is the root.
+    let nested_trace = format!(
+        "{WRAPPER}: Listener method threw exception\n\tat org.springframework.kafka.listener.Adapter.invoke(Adapter.java:1)\n\
+         Caused by: com.example.orders.OrderRejected: order 7 rejected\n\tat com.example.orders.Listener.on(Listener.java:9)\n\
+         Caused by: java.lang.IllegalStateException: balance below zero\n\tat com.example.orders.Ledger.take(Ledger.java:3)\n\t... 4 more\n"
+    );
+    produce_letter(
+        &dlq,
+        "s",
+        b"{}",
+        &wrapped_failure(
+            &original,
+            None,
+            "Listener method threw exception",
+            &nested_trace,
+        ),
+    )
+    .await;
+
+    let table = expect_code(&["dlq", "inspect", &dlq], 0).stdout;
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    for row in &rows[..2] {
+        assert!(row.contains("java.net.SocketTimeoutException"), "{table}");
+    }
+    assert!(
+        rows[2].contains("java.lang.IllegalStateException"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("ListenerExecutionFailedException"),
+        "{table}"
+    );
+
+    let grouped = expect_code(
+        &[
+            "dlq",
+            "inspect",
+            &dlq,
+            "--group-by",
+            "exception",
+            "-o",
+            "json",
+        ],
+        0,
+    )
+    .json();
+    let groups: Vec<(String, i64)> = grouped["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["exception_class"].as_str().unwrap().to_owned(),
+                g["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("java.net.SocketTimeoutException".to_owned(), 2),
+            ("java.lang.IllegalStateException".to_owned(), 1),
+        ]
+    );
+    let grouped_table = expect_code(&["dlq", "inspect", &dlq, "--group-by", "exception"], 0);
+    assert!(
+        !grouped_table
+            .stdout
+            .contains("ListenerExecutionFailedException"),
+        "{}",
+        grouped_table.stdout
+    );
+
+    // The wrapper stays visible where every detail is shown.
+    let docs = inspect_json(&dlq, &[]);
+    assert_eq!(docs[2]["exception"]["class"], WRAPPER);
+    assert_eq!(
+        docs[2]["exception"]["root_cause"],
+        "java.lang.IllegalStateException"
+    );
+    assert_eq!(
+        docs[0]["exception"]["root_cause"],
+        "java.net.SocketTimeoutException"
+    );
+    for doc in &docs {
+        assert_schema(doc, "dlq-inspect");
+    }
+    let verbose = expect_code(&["dlq", "inspect", &dlq, "-v", "--offset-range", "2-2"], 0).stdout;
+    assert!(
+        verbose
+            .lines()
+            .any(|l| l.starts_with("exception:") && l.contains(WRAPPER)),
+        "{verbose}"
+    );
+    assert!(
+        verbose
+            .lines()
+            .any(|l| l.starts_with("cause:") && l.contains("java.lang.IllegalStateException")),
+        "{verbose}"
+    );
+}

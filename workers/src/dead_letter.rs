@@ -71,10 +71,79 @@ pub struct Origin {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Exception {
+    /// The exception the listener container caught: for a listener that
+    /// threw, Spring's `ListenerExecutionFailedException` wrapper.
     pub class: Option<String>,
+    /// `kafka_exception-cause-fqcn` as written.
     pub cause: Option<String>,
+    /// What actually failed, to show and count by: the cause header, else
+    /// the deepest `Caused by:` of the stack trace or the message, else
+    /// the class. A wrapper alone says nothing about the failure.
+    pub root_cause: Option<String>,
     pub message: Option<String>,
     pub stacktrace: Option<String>,
+}
+
+impl Exception {
+    fn of(meta: &RetryMetadata) -> Exception {
+        let root_cause = meta
+            .exception_cause_fqcn
+            .clone()
+            .or_else(|| {
+                meta.exception_stacktrace
+                    .as_deref()
+                    .and_then(root_cause_in_stacktrace)
+            })
+            .or_else(|| {
+                meta.exception_message
+                    .as_deref()
+                    .and_then(root_cause_in_message)
+            })
+            .or_else(|| meta.exception_fqcn.clone());
+        Exception {
+            class: meta.exception_fqcn.clone(),
+            cause: meta.exception_cause_fqcn.clone(),
+            root_cause,
+            message: meta.exception_message.clone(),
+            stacktrace: meta.exception_stacktrace.clone(),
+        }
+    }
+}
+
+/// The class name at the start of `text`, as Java prints it before the
+/// exception's message (`java.lang.IllegalStateException: …`).
+fn class_name_at(text: &str) -> Option<String> {
+    let name: String = text
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '$'))
+        .collect();
+    let name = name.trim_end_matches('.');
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+/// The deepest cause of a Java stack trace: its last `Caused by:` line.
+/// Only unindented ones count; an indented one belongs to a suppressed
+/// exception, not to the chain of causes.
+fn root_cause_in_stacktrace(trace: &str) -> Option<String> {
+    trace
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("Caused by: "))
+        .and_then(class_name_at)
+}
+
+/// The deepest cause a message names, as `Caused by: X` or, in Spring
+/// before 6, `nested exception is X`.
+fn root_cause_in_message(message: &str) -> Option<String> {
+    ["Caused by: ", "nested exception is "]
+        .iter()
+        .filter_map(|marker| {
+            message
+                .rfind(marker)
+                .map(|at| (at, &message[at + marker.len()..]))
+        })
+        .max_by_key(|(at, _)| *at)
+        .and_then(|(_, rest)| class_name_at(rest))
 }
 
 /// A header decoded for reading: Spring's binary ints and longs as
@@ -217,12 +286,7 @@ impl DeadLetter {
             // The header holds the number the next delivery would have
             // been, so the deliveries made are one fewer.
             attempts: meta.attempts.map(|next| next.saturating_sub(1)),
-            exception: Exception {
-                class: meta.exception_fqcn.clone(),
-                cause: meta.exception_cause_fqcn.clone(),
-                message: meta.exception_message.clone(),
-                stacktrace: meta.exception_stacktrace.clone(),
-            },
+            exception: Exception::of(&meta),
             manual_review: headers::last(&raw.headers, crate::runtime::MANUAL_REVIEW_HEADER)
                 .map(|v| String::from_utf8_lossy(v).into_owned()),
             replay_count: meta.replay_count,
@@ -318,6 +382,7 @@ impl Filter {
                 &decoded.exception.class,
                 &decoded.exception.message,
                 &decoded.exception.cause,
+                &decoded.exception.root_cause,
             ];
             if !hay.iter().any(|h| {
                 h.as_deref()
@@ -657,6 +722,55 @@ mod tests {
         };
         assert!(tenant("new").matches(&text, &letter));
         assert!(!tenant("old").matches(&text, &letter));
+    }
+
+    #[test]
+    fn the_root_cause_comes_from_the_cause_header_else_the_stack_trace_or_message() {
+        let wrapper = "org.springframework.kafka.listener.ListenerExecutionFailedException";
+        let root = |extra: Vec<(&str, Vec<u8>)>| {
+            let mut h = vec![(headers::EXCEPTION_FQCN, wrapper.as_bytes().to_vec())];
+            h.extend(extra);
+            DeadLetter::decode(&raw(h, b"{}")).exception.root_cause
+        };
+        let trace = format!(
+            "{wrapper}: Listener failed\n\tat a.B.c(B.java:1)\n\
+             Caused by: com.example.OrderRejected: order 7\n\tat a.B.d(B.java:2)\n\
+             \tSuppressed: java.io.IOException: close\n\
+             \t\tCaused by: java.io.EOFException\n\
+             Caused by: java.lang.IllegalStateException: balance below zero\n\tat a.B.e(B.java:3)\n"
+        );
+        assert_eq!(
+            root(vec![(
+                headers::EXCEPTION_CAUSE_FQCN,
+                b"java.net.SocketTimeoutException".to_vec()
+            )]),
+            Some("java.net.SocketTimeoutException".into()),
+            "the header wins"
+        );
+        assert_eq!(
+            root(vec![(headers::EXCEPTION_STACKTRACE, trace.into_bytes())]),
+            Some("java.lang.IllegalStateException".into()),
+            "the deepest unindented Caused by"
+        );
+        assert_eq!(
+            root(vec![(
+                headers::EXCEPTION_MESSAGE,
+                b"Listener method threw exception; nested exception is java.lang.ArithmeticException: / by zero".to_vec()
+            )]),
+            Some("java.lang.ArithmeticException".into())
+        );
+        assert_eq!(
+            root(vec![(
+                headers::EXCEPTION_MESSAGE,
+                b"Listener failed".to_vec()
+            )]),
+            Some(wrapper.into()),
+            "nothing deeper is named: the class itself"
+        );
+        assert_eq!(
+            DeadLetter::decode(&raw(vec![], b"{}")).exception.root_cause,
+            None
+        );
     }
 
     #[test]

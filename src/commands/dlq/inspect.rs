@@ -48,10 +48,12 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
     if let Some(DlqGroupBy::Exception) = args.group_by {
         let mut counts: BTreeMap<(String, String), (usize, i64, i64)> = BTreeMap::new();
         for l in &letters {
+            // By what failed, not by Spring's wrapper around it, which
+            // would put every listener failure in one group.
             let class = l
                 .decoded
                 .exception
-                .class
+                .root_cause
                 .clone()
                 .unwrap_or_else(|| "-".into());
             let message = l
@@ -141,7 +143,7 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
             ));
             out.line(&format!(
                 "cause:       {}",
-                or_dash(d.exception.cause.as_ref())
+                or_dash(d.exception.root_cause.as_ref())
             ));
             out.line(&format!(
                 "message:     {}",
@@ -202,7 +204,7 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
                 one_line(
                     &format!(
                         "{}: {}",
-                        d.exception.class.as_deref().unwrap_or("-"),
+                        d.exception.root_cause.as_deref().unwrap_or("-"),
                         d.exception.message.as_deref().unwrap_or("-")
                     ),
                     70,
