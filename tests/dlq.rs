@@ -726,3 +726,34 @@ async fn the_exception_column_and_grouping_show_the_root_cause_not_the_wrapper()
         "{verbose}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verbose_output_shows_text_headers_as_text_and_the_stack_trace_once() {
+    require_broker();
+    let original = unique("it-verbose");
+    let dlq = format!("{original}-dlt");
+    create_topic(&dlq, 1).await;
+    let trace = "java.lang.IllegalStateException: bad\n\tat com.example.orders.Ledger.take(Ledger.java:3)\n";
+    let mut h = spring_headers(&original, "java.lang.IllegalStateException");
+    h.push((
+        headers::EXCEPTION_STACKTRACE.into(),
+        trace.as_bytes().to_vec(),
+    ));
+    h.push((headers::CORRELATION_ID.into(), b"corr-verbose".to_vec()));
+    h.push(("x-binary".into(), vec![0xff, 0x00, 0x01]));
+    produce_letter(&dlq, "v", b"{}", &h).await;
+
+    let out = expect_code(&["dlq", "inspect", &dlq, "-v"], 0).stdout;
+    assert!(out.contains("  x-correlation-id = corr-verbose\n"), "{out}");
+    assert!(
+        out.contains(&format!("  kafka_original-topic = {original}\n")),
+        "{out}"
+    );
+    assert!(out.contains("  x-binary = base64:/wAB\n"), "{out}");
+    assert!(!out.contains("{\"text\""), "text shown as JSON:\n{out}");
+    assert_eq!(
+        out.matches("com.example.orders.Ledger.take").count(),
+        1,
+        "the stack trace once:\n{out}"
+    );
+}

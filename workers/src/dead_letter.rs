@@ -156,6 +156,17 @@ pub struct HeaderView {
     pub date: Option<String>,
 }
 
+impl HeaderView {
+    /// For people: a number as it is, text as the text, other bytes as
+    /// `base64:…`. JSON keeps the `{"text": …}` shape, which says which.
+    pub fn display(&self) -> String {
+        match serde_json::from_value::<Bytes>(self.value.clone()) {
+            Ok(bytes) => bytes.display(),
+            Err(_) => self.value.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {
     pub topic: String,
@@ -771,6 +782,20 @@ mod tests {
             DeadLetter::decode(&raw(vec![], b"{}")).exception.root_cause,
             None
         );
+    }
+
+    #[test]
+    fn headers_display_text_as_text_numbers_as_numbers_and_bytes_as_base64() {
+        let letter = DeadLetter::decode(&raw(
+            vec![
+                (headers::CORRELATION_ID, b"corr-7".to_vec()),
+                (headers::ORIGINAL_PARTITION, vec![0, 0, 0, 2]),
+                ("x-binary", vec![0xff, 0x00, 0x01]),
+            ],
+            b"{}",
+        ));
+        let shown: Vec<String> = letter.headers.iter().map(HeaderView::display).collect();
+        assert_eq!(shown, ["corr-7", "2", "base64:/wAB"]);
     }
 
     #[test]

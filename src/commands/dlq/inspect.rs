@@ -159,9 +159,17 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
             ));
             out.line("headers:");
             for h in &d.headers {
+                let shown = h.display();
+                let value = if d.exception.stacktrace.as_deref() == Some(shown.as_str()) {
+                    // Printed in full once, under `stacktrace:`.
+                    "(the stack trace below)".to_owned()
+                } else {
+                    // Later lines of a multi-line value stay under their header.
+                    shown.replace('\n', "\n    ")
+                };
                 match &h.date {
-                    Some(date) => out.line(&format!("  {} = {} ({date})", h.key, h.value)),
-                    None => out.line(&format!("  {} = {}", h.key, h.value)),
+                    Some(date) => out.line(&format!("  {} = {value} ({date})", h.key)),
+                    None => out.line(&format!("  {} = {value}", h.key)),
                 }
             }
             for e in &d.header_errors {
