@@ -146,7 +146,7 @@ async fn inspect_decodes_spring_headers_and_json_lines_follow_the_schema() {
     assert_eq!(spring["original"]["topic"], original.as_str());
     assert_eq!(spring["original"]["partition"], 2);
     assert_eq!(spring["original"]["offset"], 256);
-    assert_eq!(spring["original"]["timestamp"], "2025-11-29T10:00:00Z");
+    assert_eq!(spring["original"]["timestamp"], "2025-11-29T10:00:00.000Z");
     assert_eq!(spring["attempts"], 2);
     assert_eq!(
         spring["exception"]["class"],
@@ -159,7 +159,7 @@ async fn inspect_decodes_spring_headers_and_json_lines_follow_the_schema() {
         .find(|h| h["key"] == headers::RETRY_BACKOFF_TIMESTAMP)
         .unwrap();
     assert_eq!(backoff["value"], 1_764_410_400_000i64);
-    assert_eq!(backoff["date"], "2025-11-29T10:00:00Z");
+    assert_eq!(backoff["date"], "2025-11-29T10:00:00.000Z");
     let plain = &docs[1];
     assert_eq!(plain["plain_recoverer"], true);
     assert_eq!(plain["original"]["offset"], 9);
@@ -180,7 +180,7 @@ async fn inspect_decodes_spring_headers_and_json_lines_follow_the_schema() {
     assert!(
         verbose
             .stdout
-            .contains("retry_topic-backoff-timestamp = 1764410400000 (2025-11-29T10:00:00Z)"),
+            .contains("retry_topic-backoff-timestamp = 1764410400000 (2025-11-29T10:00:00.000Z)"),
         "{}",
         verbose.stdout
     );
@@ -756,4 +756,79 @@ async fn verbose_output_shows_text_headers_as_text_and_the_stack_trace_once() {
         1,
         "the stack trace once:\n{out}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letter_times_print_with_three_millisecond_digits() {
+    require_broker();
+    let original = unique("it-times");
+    let dlq = format!("{original}-dlt");
+    create_topic(&dlq, 1).await;
+    let mut h = spring_headers(&original, "x.Failed");
+    // 10:00:50.010, whose trailing zero a shortest format would drop.
+    for (name, value) in h.iter_mut() {
+        if name == headers::ORIGINAL_TIMESTAMP {
+            *value = 1_764_410_450_010i64.to_be_bytes().to_vec();
+        }
+    }
+    let producer = producer();
+    let mut owned = rdkafka::message::OwnedHeaders::new();
+    for (k, v) in &h {
+        owned = owned.insert(rdkafka::message::Header {
+            key: k,
+            value: Some(v.as_slice()),
+        });
+    }
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&dlq)
+                .key("t")
+                .payload("{}")
+                .partition(0)
+                .timestamp(1_764_410_460_100)
+                .headers(owned),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    const WRITTEN: &str = "2025-11-29T10:01:00.100Z";
+    const ORIGINAL: &str = "2025-11-29T10:00:50.010Z";
+
+    let docs = inspect_json(&dlq, &[]);
+    assert_eq!(docs[0]["timestamp"], WRITTEN);
+    assert_eq!(docs[0]["original"]["timestamp"], ORIGINAL);
+    let header = docs[0]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["key"] == headers::ORIGINAL_TIMESTAMP)
+        .unwrap();
+    assert_eq!(header["date"], ORIGINAL);
+    assert_schema(&docs[0], "dlq-inspect");
+
+    let table = expect_code(&["dlq", "inspect", &dlq], 0).stdout;
+    assert!(table.contains(WRITTEN), "{table}");
+    let verbose = expect_code(&["dlq", "inspect", &dlq, "-v"], 0).stdout;
+    assert!(
+        verbose.contains(&format!("time:        {WRITTEN}")),
+        "{verbose}"
+    );
+    assert!(verbose.contains(&format!("({ORIGINAL})")), "{verbose}");
+    let grouped = expect_code(
+        &[
+            "dlq",
+            "inspect",
+            &dlq,
+            "--group-by",
+            "exception",
+            "-o",
+            "json",
+        ],
+        0,
+    )
+    .json();
+    assert_eq!(grouped["groups"][0]["first_at"], WRITTEN);
+    assert_eq!(grouped["groups"][0]["last_at"], WRITTEN);
+    let grouped = expect_code(&["dlq", "inspect", &dlq, "--group-by", "exception"], 0).stdout;
+    assert!(grouped.contains(WRITTEN), "{grouped}");
 }

@@ -196,8 +196,14 @@ pub struct DeadLetter {
     pub payload_decoded: &'static str,
 }
 
-fn date(ms: i64) -> Option<String> {
-    Timestamp::from_millisecond(ms).ok().map(|t| t.to_string())
+/// A time as dead letters show it everywhere (table, -v, JSON): RFC 3339
+/// in UTC with exactly three millisecond digits, `2025-11-29T10:00:50.010Z`,
+/// so times line up in columns and sort as text. Kafka times are
+/// milliseconds, so nothing finer is lost.
+pub fn format_time(ms: i64) -> Option<String> {
+    Timestamp::from_millisecond(ms)
+        .ok()
+        .map(|t| format!("{t:.3}"))
 }
 
 fn decode_header(key: &str, value: &[u8]) -> HeaderView {
@@ -222,7 +228,7 @@ fn decode_header(key: &str, value: &[u8]) -> HeaderView {
         Some(n) => HeaderView {
             key: key.to_owned(),
             value: Value::from(n),
-            date: is_time.then(|| date(n)).flatten(),
+            date: is_time.then(|| format_time(n)).flatten(),
         },
         None => HeaderView {
             key: key.to_owned(),
@@ -285,14 +291,14 @@ impl DeadLetter {
             topic: raw.topic.clone(),
             partition: raw.partition,
             offset: raw.offset,
-            timestamp: raw.timestamp_ms.and_then(date),
+            timestamp: raw.timestamp_ms.and_then(format_time),
             timestamp_ms: raw.timestamp_ms,
             key: raw.key.as_deref().map(Bytes::of),
             original: Origin {
                 topic: meta.original_topic.clone(),
                 partition: meta.original_partition,
                 offset: meta.original_offset,
-                timestamp: meta.original_timestamp.and_then(date),
+                timestamp: meta.original_timestamp.and_then(format_time),
             },
             // The header holds the number the next delivery would have
             // been, so the deliveries made are one fewer.
@@ -591,7 +597,7 @@ mod tests {
         assert_eq!(letter.original.offset, Some(256));
         assert_eq!(
             letter.original.timestamp.as_deref(),
-            Some("2025-11-29T10:00:00Z")
+            Some("2025-11-29T10:00:00.000Z")
         );
         assert_eq!(
             letter.attempts,
@@ -608,7 +614,7 @@ mod tests {
             .find(|h| h.key == headers::RETRY_BACKOFF_TIMESTAMP)
             .unwrap();
         assert_eq!(backoff.value, Value::from(1_764_410_400_000i64));
-        assert_eq!(backoff.date.as_deref(), Some("2025-11-29T10:00:00Z"));
+        assert_eq!(backoff.date.as_deref(), Some("2025-11-29T10:00:00.000Z"));
         assert_eq!(letter.key, Some(Bytes::Base64("/2s=".into())));
         assert_eq!(letter.payload_decoded, "json");
         assert!(!letter.plain_recoverer);
@@ -733,6 +739,21 @@ mod tests {
         };
         assert!(tenant("new").matches(&text, &letter));
         assert!(!tenant("old").matches(&text, &letter));
+    }
+
+    #[test]
+    fn times_show_three_millisecond_digits() {
+        let mut record = spring_dlt();
+        record.timestamp_ms = Some(1_764_410_450_010);
+        let letter = DeadLetter::decode(&record);
+        assert_eq!(
+            letter.timestamp.as_deref(),
+            Some("2025-11-29T10:00:50.010Z")
+        );
+        assert_eq!(
+            letter.original.timestamp.as_deref(),
+            Some("2025-11-29T10:00:00.000Z")
+        );
     }
 
     #[test]

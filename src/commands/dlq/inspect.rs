@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
+use smm_workers::dead_letter::format_time;
 
 use super::{decode_all, filter_of, one_line, partitions_of, read, spans};
 use crate::Context;
@@ -82,8 +83,8 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
                         "exception_class": class,
                         "exception_message": message,
                         "count": n,
-                        "first_at": jiff::Timestamp::from_millisecond(*first).ok().map(|t| t.to_string()),
-                        "last_at": jiff::Timestamp::from_millisecond(*last).ok().map(|t| t.to_string()),
+                        "first_at": format_time(*first),
+                        "last_at": format_time(*last),
                     })
                 })
                 .collect();
@@ -96,7 +97,7 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
                     n.to_string(),
                     class.clone(),
                     message.clone(),
-                    or_dash(jiff::Timestamp::from_millisecond(*last).ok()),
+                    or_dash(format_time(*last)),
                 ]);
             }
             ctx.printer.print_table(&table);
