@@ -832,3 +832,53 @@ async fn dead_letter_times_print_with_three_millisecond_digits() {
     let grouped = expect_code(&["dlq", "inspect", &dlq, "--group-by", "exception"], 0).stdout;
     assert!(grouped.contains(WRITTEN), "{grouped}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_original_carries_the_timestamp_type_and_consumer_group() {
+    require_broker();
+    let original = unique("it-origin");
+    let dlq = format!("{original}-dlt");
+    create_topic(&dlq, 1).await;
+    let mut spring = spring_headers(&original, "x.Failed");
+    spring.push((
+        headers::ORIGINAL_CONSUMER_GROUP.into(),
+        b"order-processing-group".to_vec(),
+    ));
+    produce_letter(&dlq, "s", b"{}", &spring).await;
+    let mut plain = plain_recoverer_headers(&original);
+    plain.push((
+        headers::DLT_ORIGINAL_TIMESTAMP_TYPE.into(),
+        b"LogAppendTime".to_vec(),
+    ));
+    plain.push((
+        headers::DLT_ORIGINAL_CONSUMER_GROUP.into(),
+        b"refund-group".to_vec(),
+    ));
+    produce_letter(&dlq, "p", b"{}", &plain).await;
+    produce_letter(&dlq, "none", b"{}", &[]).await;
+
+    let docs = inspect_json(&dlq, &[]);
+    assert_eq!(docs.len(), 3);
+    for doc in &docs {
+        assert_schema(doc, "dlq-inspect");
+    }
+    assert_eq!(docs[0]["original"]["timestamp_type"], "CreateTime");
+    assert_eq!(
+        docs[0]["original"]["consumer_group"],
+        "order-processing-group"
+    );
+    assert_eq!(docs[1]["original"]["timestamp_type"], "LogAppendTime");
+    assert_eq!(docs[1]["original"]["consumer_group"], "refund-group");
+    assert!(docs[2]["original"]["timestamp_type"].is_null());
+    assert!(docs[2]["original"]["consumer_group"].is_null());
+
+    let verbose = expect_code(&["dlq", "inspect", &dlq, "-v", "--limit", "1"], 0).stdout;
+    assert!(
+        verbose.contains("origin time: 2025-11-29T10:00:00.000Z (CreateTime)\n"),
+        "{verbose}"
+    );
+    assert!(
+        verbose.contains("group:       order-processing-group\n"),
+        "{verbose}"
+    );
+}

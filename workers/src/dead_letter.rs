@@ -67,6 +67,45 @@ pub struct Origin {
     pub partition: Option<i32>,
     pub offset: Option<i64>,
     pub timestamp: Option<String>,
+    /// `CreateTime` or `LogAppendTime`: whose clock `timestamp` is.
+    pub timestamp_type: Option<String>,
+    /// The group whose listener failed, when Spring knew it.
+    pub consumer_group: Option<String>,
+}
+
+/// `kafka_original-consumer-group`, or a plain recoverer's
+/// `kafka_dlt-original-consumer-group` when the record has no
+/// `kafka_original-*` header: the same recoverer as the rest of the origin
+/// (see `RetryMetadata::read`), so the group never belongs to another hop.
+fn consumer_group(raw: &Headers, errors: &mut Vec<String>) -> Option<String> {
+    use headers::*;
+    let retry_topic = [
+        ORIGINAL_TOPIC,
+        ORIGINAL_PARTITION,
+        ORIGINAL_OFFSET,
+        ORIGINAL_TIMESTAMP,
+        ORIGINAL_TIMESTAMP_TYPE,
+        ORIGINAL_CONSUMER_GROUP,
+    ];
+    let name = if retry_topic.iter().any(|n| first(raw, n).is_some()) {
+        ORIGINAL_CONSUMER_GROUP
+    } else {
+        DLT_ORIGINAL_CONSUMER_GROUP
+    };
+    let value = first(raw, name)?;
+    match decode_string(value) {
+        Ok(group) => Some(group.to_owned()),
+        Err(problem) => {
+            errors.push(
+                HeaderError {
+                    header: name,
+                    problem,
+                }
+                .to_string(),
+            );
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -257,6 +296,7 @@ impl DeadLetter {
             header_errors.push(e.to_string());
             RetryMetadata::default()
         });
+        let consumer_group = consumer_group(&raw.headers, &mut header_errors);
         let (payload, payload_decoded, event_type, event_id) = match raw.value.as_deref() {
             _ if !payload => (Value::Null, "skipped", None, None),
             None => (Value::Null, "none", None, None),
@@ -299,6 +339,8 @@ impl DeadLetter {
                 partition: meta.original_partition,
                 offset: meta.original_offset,
                 timestamp: meta.original_timestamp.and_then(format_time),
+                timestamp_type: meta.original_timestamp_type.clone(),
+                consumer_group,
             },
             // The header holds the number the next delivery would have
             // been, so the deliveries made are one fewer.
@@ -817,6 +859,60 @@ mod tests {
         ));
         let shown: Vec<String> = letter.headers.iter().map(HeaderView::display).collect();
         assert_eq!(shown, ["corr-7", "2", "base64:/wAB"]);
+    }
+
+    #[test]
+    fn the_origin_names_its_timestamp_type_and_consumer_group_from_one_recoverer() {
+        let mut record = spring_dlt();
+        record.headers.push((
+            headers::ORIGINAL_CONSUMER_GROUP.into(),
+            b"order-processing-group".to_vec(),
+        ));
+        // A stray plain-recoverer group must not be mixed into this origin.
+        record.headers.push((
+            headers::DLT_ORIGINAL_CONSUMER_GROUP.into(),
+            b"other-group".to_vec(),
+        ));
+        let origin = DeadLetter::decode(&record).original;
+        assert_eq!(origin.timestamp_type.as_deref(), Some("CreateTime"));
+        assert_eq!(
+            origin.consumer_group.as_deref(),
+            Some("order-processing-group")
+        );
+
+        let plain = DeadLetter::decode(&raw(
+            vec![
+                (headers::DLT_ORIGINAL_TOPIC, b"smm.order.refund".to_vec()),
+                (
+                    headers::DLT_ORIGINAL_TIMESTAMP_TYPE,
+                    b"LogAppendTime".to_vec(),
+                ),
+                (
+                    headers::DLT_ORIGINAL_CONSUMER_GROUP,
+                    b"refund-group".to_vec(),
+                ),
+            ],
+            b"{}",
+        ));
+        assert_eq!(
+            plain.original.timestamp_type.as_deref(),
+            Some("LogAppendTime")
+        );
+        assert_eq!(
+            plain.original.consumer_group.as_deref(),
+            Some("refund-group")
+        );
+
+        let broken = DeadLetter::decode(&raw(
+            vec![(headers::ORIGINAL_CONSUMER_GROUP, vec![0xff])],
+            b"{}",
+        ));
+        assert_eq!(broken.original.consumer_group, None);
+        assert!(
+            broken.header_errors[0].starts_with("kafka_original-consumer-group:"),
+            "{:?}",
+            broken.header_errors
+        );
     }
 
     #[test]

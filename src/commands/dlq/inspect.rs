@@ -137,6 +137,18 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
                     _ => "-".into(),
                 }
             ));
+            out.line(&format!(
+                "origin time: {}",
+                match (&d.original.timestamp, &d.original.timestamp_type) {
+                    (Some(t), Some(kind)) => format!("{t} ({kind})"),
+                    (Some(t), None) => t.clone(),
+                    _ => "-".into(),
+                }
+            ));
+            out.line(&format!(
+                "group:       {}",
+                or_dash(d.original.consumer_group.as_ref())
+            ));
             out.line(&format!("attempts:    {}", or_dash(d.attempts)));
             out.line(&format!(
                 "exception:   {}",
