@@ -3,6 +3,11 @@
 //! The binary is a thin shell around [`main_entry`]; the library exists so
 //! tests can reach the clap definitions (for the completion and man page
 //! freshness checks) without spawning a process.
+//!
+//! Nothing but `output::Printer` writes to stdout or stderr: `println!`
+//! panics when the reader of a pipe has gone (`smmctl … | head`), the
+//! printer does not.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod audit;
 pub mod cli;

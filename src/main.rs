@@ -1,3 +1,6 @@
+// Output goes through `smmctl::output::Printer`: see src/lib.rs.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::io::Write as _;
 
 fn main() {

@@ -1,8 +1,10 @@
-//! The command line contract that needs no broker: exit codes, usage
-//! errors, configuration, secrets.
+//! The command line contract: exit codes, usage errors, configuration,
+//! secrets, and output into a pipe. Only the pipe test needs the broker.
 
 mod common;
 
+use std::io::{BufRead as _, BufReader};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -338,4 +340,167 @@ fn the_output_schemas_reject_what_they_do_not_document() {
         "records": -3, "notes": [], "unread_by": []
     }]});
     assert!(!schema_errors(&negative, "records-delete").is_empty());
+}
+
+/// How one run into a pipe ended: its exit code and what it said on stderr.
+fn piped(args: &[&str], read_first_line: bool) -> (i32, String) {
+    let mut cmd = smmctl();
+    cmd.args(args).stderr(Stdio::piped());
+    if read_first_line {
+        cmd.stdout(Stdio::piped());
+    } else {
+        // The reader is gone before the command starts, so its very first
+        // write fails, whatever the timing.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        cmd.stdout(writer);
+    }
+    let mut child = cmd.spawn().expect("spawn smmctl");
+    if let Some(stdout) = child.stdout.take() {
+        // `| head -1`: one line, then the reading end closes.
+        let mut first = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut first);
+    }
+    let out = child.wait_with_output().expect("wait for smmctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_read_command_survives_a_reader_that_closes_early() {
+    require_broker();
+    // A dead-letter topic whose -v and JSON output is far larger than a
+    // pipe holds, and a group that has read part of it.
+    let original = unique("it-pipe");
+    let dlq = format!("{original}.dlq");
+    create_topic(&original, 1).await;
+    create_topic(&dlq, 1).await;
+    let trace: String = (0..40)
+        .map(|i| format!("\tat com.example.orders.Listener.step{i}(Listener.java:{i})\n"))
+        .collect();
+    let trace = format!("java.lang.IllegalStateException: it failed\n{trace}");
+    let keys: Vec<String> = (0..300).map(|i| format!("order-{i}")).collect();
+    let records: Vec<(&str, &[u8])> = keys
+        .iter()
+        .map(|k| (k.as_str(), &br#"{"order_id":1}"#[..]))
+        .collect();
+    produce(
+        &dlq,
+        Some(0),
+        &records,
+        &[
+            ("kafka_original-topic", original.as_bytes()),
+            ("kafka_exception-fqcn", b"java.lang.IllegalStateException"),
+            ("kafka_exception-message", b"it failed"),
+            ("kafka_exception-stacktrace", trace.as_bytes()),
+            ("x-correlation-id", b"corr-pipe"),
+        ],
+    )
+    .await;
+    let group = unique("it-pipe-group");
+    commit_offsets(&group, &[(&dlq, 0, 100)]);
+    let fresh = unique("it-pipe-fresh");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out_dir = out_dir.path().display().to_string();
+
+    // (arguments, whether stdout has more than one line to cut off)
+    let commands: &[(&[&str], bool)] = &[
+        (&["--help"], true),
+        (&["--version"], false),
+        (&["dlq", "--help"], true),
+        (&["topics", "list"], true),
+        (&["topics", "list", "-o", "json"], true),
+        (&["topics", "orphans"], true),
+        // JSON lists every catalog topic, whether or not one is missing.
+        (&["topics", "apply", "--dry-run", "-o", "json"], true),
+        (&["topics", "delete", &dlq], true),
+        (&["lag", "--all-groups"], true),
+        (
+            &["lag", "--group", &group, "--partitions", "-o", "json"],
+            true,
+        ),
+        (
+            &["lag", "--group", &group, "--watch", "100ms", "--count", "2"],
+            true,
+        ),
+        (&["groups", "list"], true),
+        (&["groups", "describe", &group], true),
+        (&["groups", "delete", &group], true),
+        (&["dlq", "list"], true),
+        (&["dlq", "list", "-o", "json"], true),
+        (&["dlq", "inspect", &dlq, "--limit", "300"], true),
+        (&["dlq", "inspect", &dlq, "-v", "--limit", "300"], true),
+        (
+            &["dlq", "inspect", &dlq, "-o", "json", "--limit", "300"],
+            true,
+        ),
+        (&["dlq", "inspect", &dlq, "--group-by", "exception"], true),
+        (&["dlq", "replay", &dlq, "--group", &fresh], true),
+        (&["dlq", "drain", &dlq, "--group", &fresh], true),
+        (&["health"], true),
+        (&["health", "-o", "json"], true),
+        (&["config", "show"], true),
+        (&["config", "path"], false),
+        (
+            &[
+                "offsets",
+                "reset",
+                "--group",
+                &group,
+                "--topic",
+                &dlq,
+                "--to-earliest",
+            ],
+            true,
+        ),
+        (
+            &[
+                "records",
+                "delete",
+                "--topic",
+                &dlq,
+                "--before-offset",
+                "10",
+            ],
+            true,
+        ),
+        (&["run", "--list"], true),
+        (&["completions", "bash"], true),
+        (&["completions", "zsh"], true),
+        (&["completions", "fish"], true),
+        (&["completions", "powershell"], true),
+        (&["completions", "elvish"], true),
+        (&["generate", "--out-dir", &out_dir], false),
+    ];
+    for (args, many_lines) in commands {
+        let normal = run(args);
+        assert!(
+            !normal.stderr.contains("panicked"),
+            "{args:?} panicked on its own: {}",
+            normal.stderr
+        );
+        if *many_lines {
+            assert!(
+                normal.stdout.lines().count() > 1,
+                "{args:?} printed too little to test a closed pipe:\n{}\n{}",
+                normal.stdout,
+                normal.stderr
+            );
+        }
+        for read_first_line in [false, true] {
+            let (code, stderr) = piped(args, read_first_line);
+            assert!(
+                !stderr.contains("panicked"),
+                "{args:?} (first line read: {read_first_line}) panicked on a closed pipe:\n{stderr}"
+            );
+            assert_eq!(
+                code, normal.code,
+                "{args:?} (first line read: {read_first_line}) exited {code}, not {} as it does \
+                 with a reader:\n{stderr}",
+                normal.code
+            );
+        }
+    }
 }

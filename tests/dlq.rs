@@ -146,7 +146,7 @@ async fn inspect_decodes_spring_headers_and_json_lines_follow_the_schema() {
     assert_eq!(spring["original"]["topic"], original.as_str());
     assert_eq!(spring["original"]["partition"], 2);
     assert_eq!(spring["original"]["offset"], 256);
-    assert_eq!(spring["original"]["timestamp"], "2025-11-29T10:00:00Z");
+    assert_eq!(spring["original"]["timestamp"], "2025-11-29T10:00:00.000Z");
     assert_eq!(spring["attempts"], 2);
     assert_eq!(
         spring["exception"]["class"],
@@ -159,7 +159,7 @@ async fn inspect_decodes_spring_headers_and_json_lines_follow_the_schema() {
         .find(|h| h["key"] == headers::RETRY_BACKOFF_TIMESTAMP)
         .unwrap();
     assert_eq!(backoff["value"], 1_764_410_400_000i64);
-    assert_eq!(backoff["date"], "2025-11-29T10:00:00Z");
+    assert_eq!(backoff["date"], "2025-11-29T10:00:00.000Z");
     let plain = &docs[1];
     assert_eq!(plain["plain_recoverer"], true);
     assert_eq!(plain["original"]["offset"], 9);
@@ -180,7 +180,7 @@ async fn inspect_decodes_spring_headers_and_json_lines_follow_the_schema() {
     assert!(
         verbose
             .stdout
-            .contains("retry_topic-backoff-timestamp = 1764410400000 (2025-11-29T10:00:00Z)"),
+            .contains("retry_topic-backoff-timestamp = 1764410400000 (2025-11-29T10:00:00.000Z)"),
         "{}",
         verbose.stdout
     );
@@ -537,4 +537,381 @@ async fn a_replay_killed_mid_run_and_run_again_delivers_every_record_once() {
         "every record arrived (partial run had {partial})"
     );
     assert_eq!(duplicates, 0, "with transactions, none twice");
+}
+
+/// Inspects `topic` as JSON lines with `extra` arguments.
+fn inspect_json(topic: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["dlq", "inspect", topic, "-o", "json"];
+    args.extend(extra);
+    let r = expect_code(&args, 0);
+    r.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_header_filter_matches_the_last_value_of_a_repeated_header() {
+    require_broker();
+    let original = unique("it-attempts");
+    let dlq = format!("{original}-dlt");
+    create_topic(&dlq, 1).await;
+    // retry_topic-attempts is 2, then 3: the record is on its third delivery.
+    produce_letter(&dlq, "a", b"{}", &spring_headers(&original, "x.Failed")).await;
+
+    let current = inspect_json(&dlq, &["--header", "retry_topic-attempts=3"]);
+    assert_eq!(current.len(), 1, "the last value selects it");
+    let earlier = inspect_json(&dlq, &["--header", "retry_topic-attempts=2"]);
+    assert!(
+        earlier.is_empty(),
+        "an earlier hop's value does not: {earlier:?}"
+    );
+}
+
+const WRAPPER: &str = "org.springframework.kafka.listener.ListenerExecutionFailedException";
+
+/// A failure as Spring reports it from a listener: the wrapper class, and
+/// the root cause in its own header (3.x) or only in the stack trace.
+fn wrapped_failure(
+    original: &str,
+    cause_header: Option<&str>,
+    message: &str,
+    stacktrace: &str,
+) -> Vec<(String, Vec<u8>)> {
+    let mut h = vec![
+        (headers::ORIGINAL_TOPIC.into(), original.as_bytes().to_vec()),
+        (headers::EXCEPTION_FQCN.into(), WRAPPER.as_bytes().to_vec()),
+        (
+            headers::EXCEPTION_MESSAGE.into(),
+            message.as_bytes().to_vec(),
+        ),
+        (
+            headers::EXCEPTION_STACKTRACE.into(),
+            stacktrace.as_bytes().to_vec(),
+        ),
+    ];
+    if let Some(cause) = cause_header {
+        h.push((
+            headers::EXCEPTION_CAUSE_FQCN.into(),
+            cause.as_bytes().to_vec(),
+        ));
+    }
+    h
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_exception_column_and_grouping_show_the_root_cause_not_the_wrapper() {
+    require_broker();
+    let original = unique("it-wrapped");
+    let dlq = format!("{original}-dlt");
+    create_topic(&dlq, 1).await;
+    let timeout_trace = format!(
+        "{WRAPPER}: Listener method threw exception\n\tat org.springframework.kafka.listener.Adapter.invoke(Adapter.java:1)\n\
+         Caused by: java.net.SocketTimeoutException: Read timed out\n\tat java.net.Socket.read(Socket.java:1)\n"
+    );
+    for key in ["t1", "t2"] {
+        produce_letter(
+            &dlq,
+            key,
+            b"{}",
+            &wrapped_failure(
+                &original,
+                Some("java.net.SocketTimeoutException"),
+                "Listener method threw exception; Read timed out",
+                &timeout_trace,
+            ),
+        )
+        .await;
+    }
+    // No cause header (Spring before 2.8): the stack trace names the
+    // cause, and the deepest "Caused by:" is the root.
+    let nested_trace = format!(
+        "{WRAPPER}: Listener method threw exception\n\tat org.springframework.kafka.listener.Adapter.invoke(Adapter.java:1)\n\
+         Caused by: com.example.orders.OrderRejected: order 7 rejected\n\tat com.example.orders.Listener.on(Listener.java:9)\n\
+         Caused by: java.lang.IllegalStateException: balance below zero\n\tat com.example.orders.Ledger.take(Ledger.java:3)\n\t... 4 more\n"
+    );
+    produce_letter(
+        &dlq,
+        "s",
+        b"{}",
+        &wrapped_failure(
+            &original,
+            None,
+            "Listener method threw exception",
+            &nested_trace,
+        ),
+    )
+    .await;
+
+    let table = expect_code(&["dlq", "inspect", &dlq], 0).stdout;
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    for row in &rows[..2] {
+        assert!(row.contains("java.net.SocketTimeoutException"), "{table}");
+    }
+    assert!(
+        rows[2].contains("java.lang.IllegalStateException"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("ListenerExecutionFailedException"),
+        "{table}"
+    );
+
+    let grouped = expect_code(
+        &[
+            "dlq",
+            "inspect",
+            &dlq,
+            "--group-by",
+            "exception",
+            "-o",
+            "json",
+        ],
+        0,
+    )
+    .json();
+    let groups: Vec<(String, i64)> = grouped["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["exception_class"].as_str().unwrap().to_owned(),
+                g["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("java.net.SocketTimeoutException".to_owned(), 2),
+            ("java.lang.IllegalStateException".to_owned(), 1),
+        ]
+    );
+    let grouped_table = expect_code(&["dlq", "inspect", &dlq, "--group-by", "exception"], 0);
+    assert!(
+        !grouped_table
+            .stdout
+            .contains("ListenerExecutionFailedException"),
+        "{}",
+        grouped_table.stdout
+    );
+
+    // The wrapper stays visible where every detail is shown.
+    let docs = inspect_json(&dlq, &[]);
+    assert_eq!(docs[2]["exception"]["class"], WRAPPER);
+    assert_eq!(
+        docs[2]["exception"]["root_cause"],
+        "java.lang.IllegalStateException"
+    );
+    assert_eq!(
+        docs[0]["exception"]["root_cause"],
+        "java.net.SocketTimeoutException"
+    );
+    for doc in &docs {
+        assert_schema(doc, "dlq-inspect");
+    }
+    let verbose = expect_code(&["dlq", "inspect", &dlq, "-v", "--offset-range", "2-2"], 0).stdout;
+    assert!(
+        verbose
+            .lines()
+            .any(|l| l.starts_with("exception:") && l.contains(WRAPPER)),
+        "{verbose}"
+    );
+    assert!(
+        verbose
+            .lines()
+            .any(|l| l.starts_with("cause:") && l.contains("java.lang.IllegalStateException")),
+        "{verbose}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verbose_output_shows_text_headers_as_text_and_the_stack_trace_once() {
+    require_broker();
+    let original = unique("it-verbose");
+    let dlq = format!("{original}-dlt");
+    create_topic(&dlq, 1).await;
+    let trace = "java.lang.IllegalStateException: bad\n\tat com.example.orders.Ledger.take(Ledger.java:3)\n";
+    let mut h = spring_headers(&original, "java.lang.IllegalStateException");
+    h.push((
+        headers::EXCEPTION_STACKTRACE.into(),
+        trace.as_bytes().to_vec(),
+    ));
+    h.push((headers::CORRELATION_ID.into(), b"corr-verbose".to_vec()));
+    h.push(("x-binary".into(), vec![0xff, 0x00, 0x01]));
+    produce_letter(&dlq, "v", b"{}", &h).await;
+
+    let out = expect_code(&["dlq", "inspect", &dlq, "-v"], 0).stdout;
+    assert!(out.contains("  x-correlation-id = corr-verbose\n"), "{out}");
+    assert!(
+        out.contains(&format!("  kafka_original-topic = {original}\n")),
+        "{out}"
+    );
+    assert!(out.contains("  x-binary = base64:/wAB\n"), "{out}");
+    assert!(!out.contains("{\"text\""), "text shown as JSON:\n{out}");
+    assert_eq!(
+        out.matches("com.example.orders.Ledger.take").count(),
+        1,
+        "the stack trace once:\n{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letter_times_print_with_three_millisecond_digits() {
+    require_broker();
+    let original = unique("it-times");
+    let dlq = format!("{original}-dlt");
+    create_topic(&dlq, 1).await;
+    let mut h = spring_headers(&original, "x.Failed");
+    // 10:00:50.010, whose trailing zero a shortest format would drop.
+    for (name, value) in h.iter_mut() {
+        if name == headers::ORIGINAL_TIMESTAMP {
+            *value = 1_764_410_450_010i64.to_be_bytes().to_vec();
+        }
+    }
+    let producer = producer();
+    let mut owned = rdkafka::message::OwnedHeaders::new();
+    for (k, v) in &h {
+        owned = owned.insert(rdkafka::message::Header {
+            key: k,
+            value: Some(v.as_slice()),
+        });
+    }
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&dlq)
+                .key("t")
+                .payload("{}")
+                .partition(0)
+                .timestamp(1_764_410_460_100)
+                .headers(owned),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    const WRITTEN: &str = "2025-11-29T10:01:00.100Z";
+    const ORIGINAL: &str = "2025-11-29T10:00:50.010Z";
+
+    let docs = inspect_json(&dlq, &[]);
+    assert_eq!(docs[0]["timestamp"], WRITTEN);
+    assert_eq!(docs[0]["original"]["timestamp"], ORIGINAL);
+    let header = docs[0]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["key"] == headers::ORIGINAL_TIMESTAMP)
+        .unwrap();
+    assert_eq!(header["date"], ORIGINAL);
+    assert_schema(&docs[0], "dlq-inspect");
+
+    let table = expect_code(&["dlq", "inspect", &dlq], 0).stdout;
+    assert!(table.contains(WRITTEN), "{table}");
+    let verbose = expect_code(&["dlq", "inspect", &dlq, "-v"], 0).stdout;
+    assert!(
+        verbose.contains(&format!("time:        {WRITTEN}")),
+        "{verbose}"
+    );
+    assert!(verbose.contains(&format!("({ORIGINAL})")), "{verbose}");
+    let grouped = expect_code(
+        &[
+            "dlq",
+            "inspect",
+            &dlq,
+            "--group-by",
+            "exception",
+            "-o",
+            "json",
+        ],
+        0,
+    )
+    .json();
+    assert_eq!(grouped["groups"][0]["first_at"], WRITTEN);
+    assert_eq!(grouped["groups"][0]["last_at"], WRITTEN);
+    let grouped = expect_code(&["dlq", "inspect", &dlq, "--group-by", "exception"], 0).stdout;
+    assert!(grouped.contains(WRITTEN), "{grouped}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_original_carries_the_timestamp_type_and_consumer_group() {
+    require_broker();
+    let original = unique("it-origin");
+    let dlq = format!("{original}-dlt");
+    create_topic(&dlq, 1).await;
+    let mut spring = spring_headers(&original, "x.Failed");
+    spring.push((
+        headers::ORIGINAL_CONSUMER_GROUP.into(),
+        b"order-processing-group".to_vec(),
+    ));
+    produce_letter(&dlq, "s", b"{}", &spring).await;
+    let mut plain = plain_recoverer_headers(&original);
+    plain.push((
+        headers::DLT_ORIGINAL_TIMESTAMP_TYPE.into(),
+        b"LogAppendTime".to_vec(),
+    ));
+    plain.push((
+        headers::DLT_ORIGINAL_CONSUMER_GROUP.into(),
+        b"refund-group".to_vec(),
+    ));
+    produce_letter(&dlq, "p", b"{}", &plain).await;
+    produce_letter(&dlq, "none", b"{}", &[]).await;
+
+    let docs = inspect_json(&dlq, &[]);
+    assert_eq!(docs.len(), 3);
+    for doc in &docs {
+        assert_schema(doc, "dlq-inspect");
+    }
+    assert_eq!(docs[0]["original"]["timestamp_type"], "CreateTime");
+    assert_eq!(
+        docs[0]["original"]["consumer_group"],
+        "order-processing-group"
+    );
+    assert_eq!(docs[1]["original"]["timestamp_type"], "LogAppendTime");
+    assert_eq!(docs[1]["original"]["consumer_group"], "refund-group");
+    assert!(docs[2]["original"]["timestamp_type"].is_null());
+    assert!(docs[2]["original"]["consumer_group"].is_null());
+
+    let verbose = expect_code(&["dlq", "inspect", &dlq, "-v", "--limit", "1"], 0).stdout;
+    assert!(
+        verbose.contains("origin time: 2025-11-29T10:00:00.000Z (CreateTime)\n"),
+        "{verbose}"
+    );
+    assert!(
+        verbose.contains("group:       order-processing-group\n"),
+        "{verbose}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dlq_list_finds_dead_letter_topics_by_every_spring_suffix() {
+    require_broker();
+    let base = unique("it-suffix");
+    let dead = [
+        format!("{base}.DLT"),
+        format!("{base}-dlt"),
+        format!("{base}.dlt"),
+        format!("{base}.dlq"),
+    ];
+    let live = format!("{base}-retry-0");
+    for name in dead.iter().chain([&live]) {
+        create_topic(name, 1).await;
+    }
+    let listed = run(&["dlq", "list", "-o", "json"]);
+    assert!(listed.code <= 1, "{}", listed.stderr);
+    let doc = listed.json();
+    assert_schema(&doc, "dlq-list");
+    let names: Vec<&str> = doc["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["topic"].as_str())
+        .collect();
+    for name in &dead {
+        assert!(names.contains(&name.as_str()), "{name} missing: {names:?}");
+    }
+    assert!(
+        !names.contains(&live.as_str()),
+        "{live} is not a dead letter"
+    );
 }

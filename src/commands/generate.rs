@@ -20,9 +20,14 @@ pub const SHELLS: [Shell; 5] = [
     Shell::Elvish,
 ];
 
-pub fn completions(args: CompletionsArgs) -> anyhow::Result<ExitStatus> {
+pub fn completions(args: CompletionsArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "smmctl", &mut std::io::stdout());
+    // clap_complete panics when a write fails; written to memory first, the
+    // script reaches stdout through the printer, which a closed pipe
+    // (`| head`) does not upset.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "smmctl", &mut script);
+    ctx.printer.raw(&String::from_utf8_lossy(&script));
     Ok(ExitStatus::Success)
 }
 

@@ -27,7 +27,7 @@ pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitSta
         Command::Topics(cmd) => topics::run(cmd, ctx).await,
         Command::Config(cmd) => config::run(cmd, ctx),
         Command::Audit(args) => audit::run(args, ctx),
-        Command::Completions(args) => generate::completions(args),
+        Command::Completions(args) => generate::completions(args, ctx),
         Command::Generate(args) => generate::run(args, ctx),
         Command::Run(args) => run::run(args, ctx).await,
         Command::Simulate(args) => simulate::run(args, ctx).await,

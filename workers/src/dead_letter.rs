@@ -67,14 +67,122 @@ pub struct Origin {
     pub partition: Option<i32>,
     pub offset: Option<i64>,
     pub timestamp: Option<String>,
+    /// `CreateTime` or `LogAppendTime`: whose clock `timestamp` is.
+    pub timestamp_type: Option<String>,
+    /// The group whose listener failed, when Spring knew it.
+    pub consumer_group: Option<String>,
+}
+
+/// `kafka_original-consumer-group`, or a plain recoverer's
+/// `kafka_dlt-original-consumer-group` when the record has no
+/// `kafka_original-*` header: the same recoverer as the rest of the origin
+/// (see `RetryMetadata::read`), so the group never belongs to another hop.
+fn consumer_group(raw: &Headers, errors: &mut Vec<String>) -> Option<String> {
+    use headers::*;
+    let retry_topic = [
+        ORIGINAL_TOPIC,
+        ORIGINAL_PARTITION,
+        ORIGINAL_OFFSET,
+        ORIGINAL_TIMESTAMP,
+        ORIGINAL_TIMESTAMP_TYPE,
+        ORIGINAL_CONSUMER_GROUP,
+    ];
+    let name = if retry_topic.iter().any(|n| first(raw, n).is_some()) {
+        ORIGINAL_CONSUMER_GROUP
+    } else {
+        DLT_ORIGINAL_CONSUMER_GROUP
+    };
+    let value = first(raw, name)?;
+    match decode_string(value) {
+        Ok(group) => Some(group.to_owned()),
+        Err(problem) => {
+            errors.push(
+                HeaderError {
+                    header: name,
+                    problem,
+                }
+                .to_string(),
+            );
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Exception {
+    /// The exception the listener container caught: for a listener that
+    /// threw, Spring's `ListenerExecutionFailedException` wrapper.
     pub class: Option<String>,
+    /// `kafka_exception-cause-fqcn` as written.
     pub cause: Option<String>,
+    /// What actually failed, to show and count by: the cause header, else
+    /// the deepest `Caused by:` of the stack trace or the message, else
+    /// the class. A wrapper alone says nothing about the failure.
+    pub root_cause: Option<String>,
     pub message: Option<String>,
     pub stacktrace: Option<String>,
+}
+
+impl Exception {
+    fn of(meta: &RetryMetadata) -> Exception {
+        let root_cause = meta
+            .exception_cause_fqcn
+            .clone()
+            .or_else(|| {
+                meta.exception_stacktrace
+                    .as_deref()
+                    .and_then(root_cause_in_stacktrace)
+            })
+            .or_else(|| {
+                meta.exception_message
+                    .as_deref()
+                    .and_then(root_cause_in_message)
+            })
+            .or_else(|| meta.exception_fqcn.clone());
+        Exception {
+            class: meta.exception_fqcn.clone(),
+            cause: meta.exception_cause_fqcn.clone(),
+            root_cause,
+            message: meta.exception_message.clone(),
+            stacktrace: meta.exception_stacktrace.clone(),
+        }
+    }
+}
+
+/// The class name at the start of `text`, as Java prints it before the
+/// exception's message (`java.lang.IllegalStateException: …`).
+fn class_name_at(text: &str) -> Option<String> {
+    let name: String = text
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '$'))
+        .collect();
+    let name = name.trim_end_matches('.');
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+/// The deepest cause of a Java stack trace: its last `Caused by:` line.
+/// Only unindented ones count; an indented one belongs to a suppressed
+/// exception, not to the chain of causes.
+fn root_cause_in_stacktrace(trace: &str) -> Option<String> {
+    trace
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("Caused by: "))
+        .and_then(class_name_at)
+}
+
+/// The deepest cause a message names, as `Caused by: X` or, in Spring
+/// before 6, `nested exception is X`.
+fn root_cause_in_message(message: &str) -> Option<String> {
+    ["Caused by: ", "nested exception is "]
+        .iter()
+        .filter_map(|marker| {
+            message
+                .rfind(marker)
+                .map(|at| (at, &message[at + marker.len()..]))
+        })
+        .max_by_key(|(at, _)| *at)
+        .and_then(|(_, rest)| class_name_at(rest))
 }
 
 /// A header decoded for reading: Spring's binary ints and longs as
@@ -85,6 +193,17 @@ pub struct HeaderView {
     pub value: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub date: Option<String>,
+}
+
+impl HeaderView {
+    /// For people: a number as it is, text as the text, other bytes as
+    /// `base64:…`. JSON keeps the `{"text": …}` shape, which says which.
+    pub fn display(&self) -> String {
+        match serde_json::from_value::<Bytes>(self.value.clone()) {
+            Ok(bytes) => bytes.display(),
+            Err(_) => self.value.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,8 +235,14 @@ pub struct DeadLetter {
     pub payload_decoded: &'static str,
 }
 
-fn date(ms: i64) -> Option<String> {
-    Timestamp::from_millisecond(ms).ok().map(|t| t.to_string())
+/// A time as dead letters show it everywhere (table, -v, JSON): RFC 3339
+/// in UTC with exactly three millisecond digits, `2025-11-29T10:00:50.010Z`,
+/// so times line up in columns and sort as text. Kafka times are
+/// milliseconds, so nothing finer is lost.
+pub fn format_time(ms: i64) -> Option<String> {
+    Timestamp::from_millisecond(ms)
+        .ok()
+        .map(|t| format!("{t:.3}"))
 }
 
 fn decode_header(key: &str, value: &[u8]) -> HeaderView {
@@ -142,7 +267,7 @@ fn decode_header(key: &str, value: &[u8]) -> HeaderView {
         Some(n) => HeaderView {
             key: key.to_owned(),
             value: Value::from(n),
-            date: is_time.then(|| date(n)).flatten(),
+            date: is_time.then(|| format_time(n)).flatten(),
         },
         None => HeaderView {
             key: key.to_owned(),
@@ -158,11 +283,11 @@ impl DeadLetter {
     }
 
     /// What routing a replay or drain through `filter` needs, and no more:
-    /// the payload is parsed only for `--event-type`, the headers are
-    /// rendered only for `--header`. A DLQ of 100 000 records then costs
-    /// its headers, not a JSON tree per record.
+    /// the payload is parsed only for `--event-type`, and no header is
+    /// rendered (`--header` reads the record's own). A DLQ of 100 000
+    /// records then costs its headers, not a JSON tree per record.
     pub fn decode_for(raw: &RawRecord, filter: &Filter) -> DeadLetter {
-        DeadLetter::decode_with(raw, filter.event_type.is_some(), !filter.headers.is_empty())
+        DeadLetter::decode_with(raw, filter.event_type.is_some(), false)
     }
 
     fn decode_with(raw: &RawRecord, payload: bool, header_views: bool) -> DeadLetter {
@@ -171,6 +296,7 @@ impl DeadLetter {
             header_errors.push(e.to_string());
             RetryMetadata::default()
         });
+        let consumer_group = consumer_group(&raw.headers, &mut header_errors);
         let (payload, payload_decoded, event_type, event_id) = match raw.value.as_deref() {
             _ if !payload => (Value::Null, "skipped", None, None),
             None => (Value::Null, "none", None, None),
@@ -205,24 +331,21 @@ impl DeadLetter {
             topic: raw.topic.clone(),
             partition: raw.partition,
             offset: raw.offset,
-            timestamp: raw.timestamp_ms.and_then(date),
+            timestamp: raw.timestamp_ms.and_then(format_time),
             timestamp_ms: raw.timestamp_ms,
             key: raw.key.as_deref().map(Bytes::of),
             original: Origin {
                 topic: meta.original_topic.clone(),
                 partition: meta.original_partition,
                 offset: meta.original_offset,
-                timestamp: meta.original_timestamp.and_then(date),
+                timestamp: meta.original_timestamp.and_then(format_time),
+                timestamp_type: meta.original_timestamp_type.clone(),
+                consumer_group,
             },
             // The header holds the number the next delivery would have
             // been, so the deliveries made are one fewer.
             attempts: meta.attempts.map(|next| next.saturating_sub(1)),
-            exception: Exception {
-                class: meta.exception_fqcn.clone(),
-                cause: meta.exception_cause_fqcn.clone(),
-                message: meta.exception_message.clone(),
-                stacktrace: meta.exception_stacktrace.clone(),
-            },
+            exception: Exception::of(&meta),
             manual_review: headers::last(&raw.headers, crate::runtime::MANUAL_REVIEW_HEADER)
                 .map(|v| String::from_utf8_lossy(v).into_owned()),
             replay_count: meta.replay_count,
@@ -296,16 +419,19 @@ impl Filter {
             return false;
         }
         for (name, value) in &self.headers {
-            let found = raw
-                .headers
-                .iter()
-                .any(|(k, v)| k == name && v.as_slice() == value.as_bytes())
-                || decoded.headers.iter().any(|h| {
-                    &h.key == name
-                        && h.value.as_i64().is_some()
-                        && h.value.as_i64() == value.parse::<i64>().ok()
-                });
-            if !found {
+            // Only the last value counts, as for Kafka's `lastHeader`: Spring
+            // appends `retry_topic-attempts` and its kin on every hop, so an
+            // earlier value describes a delivery that is over.
+            let Some(last) = headers::last(&raw.headers, name) else {
+                return false;
+            };
+            let number = || {
+                decode_header(name, last)
+                    .value
+                    .as_i64()
+                    .is_some_and(|n| value.parse::<i64>().ok() == Some(n))
+            };
+            if last != value.as_bytes() && !number() {
                 return false;
             }
         }
@@ -315,6 +441,7 @@ impl Filter {
                 &decoded.exception.class,
                 &decoded.exception.message,
                 &decoded.exception.cause,
+                &decoded.exception.root_cause,
             ];
             if !hay.iter().any(|h| {
                 h.as_deref()
@@ -518,7 +645,7 @@ mod tests {
         assert_eq!(letter.original.offset, Some(256));
         assert_eq!(
             letter.original.timestamp.as_deref(),
-            Some("2025-11-29T10:00:00Z")
+            Some("2025-11-29T10:00:00.000Z")
         );
         assert_eq!(
             letter.attempts,
@@ -535,7 +662,7 @@ mod tests {
             .find(|h| h.key == headers::RETRY_BACKOFF_TIMESTAMP)
             .unwrap();
         assert_eq!(backoff.value, Value::from(1_764_410_400_000i64));
-        assert_eq!(backoff.date.as_deref(), Some("2025-11-29T10:00:00Z"));
+        assert_eq!(backoff.date.as_deref(), Some("2025-11-29T10:00:00.000Z"));
         assert_eq!(letter.key, Some(Bytes::Base64("/2s=".into())));
         assert_eq!(letter.payload_decoded, "json");
         assert!(!letter.plain_recoverer);
@@ -634,6 +761,164 @@ mod tests {
             key: Some("k".into()),
             ..Filter::default()
         }));
+    }
+
+    #[test]
+    fn a_header_filter_matches_only_the_last_value_of_a_repeated_header() {
+        // retry_topic-attempts is 2, then 3: the record is on attempt 3.
+        let record = spring_dlt();
+        let attempts = |value: &str| Filter {
+            headers: vec![(headers::RETRY_ATTEMPTS.into(), value.into())],
+            ..Filter::default()
+        };
+        // Decoded as the readers decode before filtering.
+        let letter = DeadLetter::decode_for(&record, &attempts("3"));
+        assert!(attempts("3").matches(&record, &letter));
+        assert!(!attempts("2").matches(&record, &letter));
+        // Text compares byte for byte, also only with the last value.
+        let text = raw(
+            vec![("x-tenant", b"old".to_vec()), ("x-tenant", b"new".to_vec())],
+            b"{}",
+        );
+        let letter = DeadLetter::decode(&text);
+        let tenant = |value: &str| Filter {
+            headers: vec![("x-tenant".into(), value.into())],
+            ..Filter::default()
+        };
+        assert!(tenant("new").matches(&text, &letter));
+        assert!(!tenant("old").matches(&text, &letter));
+    }
+
+    #[test]
+    fn times_show_three_millisecond_digits() {
+        let mut record = spring_dlt();
+        record.timestamp_ms = Some(1_764_410_450_010);
+        let letter = DeadLetter::decode(&record);
+        assert_eq!(
+            letter.timestamp.as_deref(),
+            Some("2025-11-29T10:00:50.010Z")
+        );
+        assert_eq!(
+            letter.original.timestamp.as_deref(),
+            Some("2025-11-29T10:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn the_root_cause_comes_from_the_cause_header_else_the_stack_trace_or_message() {
+        let wrapper = "org.springframework.kafka.listener.ListenerExecutionFailedException";
+        let root = |extra: Vec<(&str, Vec<u8>)>| {
+            let mut h = vec![(headers::EXCEPTION_FQCN, wrapper.as_bytes().to_vec())];
+            h.extend(extra);
+            DeadLetter::decode(&raw(h, b"{}")).exception.root_cause
+        };
+        let trace = format!(
+            "{wrapper}: Listener failed\n\tat a.B.c(B.java:1)\n\
+             Caused by: com.example.OrderRejected: order 7\n\tat a.B.d(B.java:2)\n\
+             \tSuppressed: java.io.IOException: close\n\
+             \t\tCaused by: java.io.EOFException\n\
+             Caused by: java.lang.IllegalStateException: balance below zero\n\tat a.B.e(B.java:3)\n"
+        );
+        assert_eq!(
+            root(vec![(
+                headers::EXCEPTION_CAUSE_FQCN,
+                b"java.net.SocketTimeoutException".to_vec()
+            )]),
+            Some("java.net.SocketTimeoutException".into()),
+            "the header wins"
+        );
+        assert_eq!(
+            root(vec![(headers::EXCEPTION_STACKTRACE, trace.into_bytes())]),
+            Some("java.lang.IllegalStateException".into()),
+            "the deepest unindented Caused by"
+        );
+        assert_eq!(
+            root(vec![(
+                headers::EXCEPTION_MESSAGE,
+                b"Listener method threw exception; nested exception is java.lang.ArithmeticException: / by zero".to_vec()
+            )]),
+            Some("java.lang.ArithmeticException".into())
+        );
+        assert_eq!(
+            root(vec![(
+                headers::EXCEPTION_MESSAGE,
+                b"Listener failed".to_vec()
+            )]),
+            Some(wrapper.into()),
+            "nothing deeper is named: the class itself"
+        );
+        assert_eq!(
+            DeadLetter::decode(&raw(vec![], b"{}")).exception.root_cause,
+            None
+        );
+    }
+
+    #[test]
+    fn headers_display_text_as_text_numbers_as_numbers_and_bytes_as_base64() {
+        let letter = DeadLetter::decode(&raw(
+            vec![
+                (headers::CORRELATION_ID, b"corr-7".to_vec()),
+                (headers::ORIGINAL_PARTITION, vec![0, 0, 0, 2]),
+                ("x-binary", vec![0xff, 0x00, 0x01]),
+            ],
+            b"{}",
+        ));
+        let shown: Vec<String> = letter.headers.iter().map(HeaderView::display).collect();
+        assert_eq!(shown, ["corr-7", "2", "base64:/wAB"]);
+    }
+
+    #[test]
+    fn the_origin_names_its_timestamp_type_and_consumer_group_from_one_recoverer() {
+        let mut record = spring_dlt();
+        record.headers.push((
+            headers::ORIGINAL_CONSUMER_GROUP.into(),
+            b"order-processing-group".to_vec(),
+        ));
+        // A stray plain-recoverer group must not be mixed into this origin.
+        record.headers.push((
+            headers::DLT_ORIGINAL_CONSUMER_GROUP.into(),
+            b"other-group".to_vec(),
+        ));
+        let origin = DeadLetter::decode(&record).original;
+        assert_eq!(origin.timestamp_type.as_deref(), Some("CreateTime"));
+        assert_eq!(
+            origin.consumer_group.as_deref(),
+            Some("order-processing-group")
+        );
+
+        let plain = DeadLetter::decode(&raw(
+            vec![
+                (headers::DLT_ORIGINAL_TOPIC, b"smm.order.refund".to_vec()),
+                (
+                    headers::DLT_ORIGINAL_TIMESTAMP_TYPE,
+                    b"LogAppendTime".to_vec(),
+                ),
+                (
+                    headers::DLT_ORIGINAL_CONSUMER_GROUP,
+                    b"refund-group".to_vec(),
+                ),
+            ],
+            b"{}",
+        ));
+        assert_eq!(
+            plain.original.timestamp_type.as_deref(),
+            Some("LogAppendTime")
+        );
+        assert_eq!(
+            plain.original.consumer_group.as_deref(),
+            Some("refund-group")
+        );
+
+        let broken = DeadLetter::decode(&raw(
+            vec![(headers::ORIGINAL_CONSUMER_GROUP, vec![0xff])],
+            b"{}",
+        ));
+        assert_eq!(broken.original.consumer_group, None);
+        assert!(
+            broken.header_errors[0].starts_with("kafka_original-consumer-group:"),
+            "{:?}",
+            broken.header_errors
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
+use smm_workers::dead_letter::format_time;
 
 use super::{Start, decode_all, filter_of, one_line, partitions_of, read, spans};
 use crate::Context;
@@ -49,10 +50,12 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
     if let Some(DlqGroupBy::Exception) = args.group_by {
         let mut counts: BTreeMap<(String, String), (usize, i64, i64)> = BTreeMap::new();
         for l in &letters {
+            // By what failed, not by Spring's wrapper around it, which
+            // would put every listener failure in one group.
             let class = l
                 .decoded
                 .exception
-                .class
+                .root_cause
                 .clone()
                 .unwrap_or_else(|| "-".into());
             let message = l
@@ -81,8 +84,8 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
                         "exception_class": class,
                         "exception_message": message,
                         "count": n,
-                        "first_at": jiff::Timestamp::from_millisecond(*first).ok().map(|t| t.to_string()),
-                        "last_at": jiff::Timestamp::from_millisecond(*last).ok().map(|t| t.to_string()),
+                        "first_at": format_time(*first),
+                        "last_at": format_time(*last),
                     })
                 })
                 .collect();
@@ -95,7 +98,7 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
                     n.to_string(),
                     class.clone(),
                     message.clone(),
-                    or_dash(jiff::Timestamp::from_millisecond(*last).ok()),
+                    or_dash(format_time(*last)),
                 ]);
             }
             ctx.printer.print_table(&table);
@@ -107,61 +110,94 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
         return Ok(ExitStatus::Success);
     }
 
-    if ctx.printer.is_json() {
+    let out = &ctx.printer;
+    if out.is_json() {
         // JSON lines: one record per line, for jq and log tools.
         for l in &letters {
-            println!("{}", serde_json::to_string(&l.decoded)?);
+            out.line(&serde_json::to_string(&l.decoded)?);
         }
         return Ok(ExitStatus::Success);
     }
     if ctx.verbose > 0 {
         for l in &letters {
             let d = &l.decoded;
-            println!(
+            out.line(&format!(
                 "── {}/{} offset {} ─────────",
                 d.topic, d.partition, d.offset
-            );
-            println!("time:        {}", or_dash(d.timestamp.as_ref()));
-            println!(
+            ));
+            out.line(&format!("time:        {}", or_dash(d.timestamp.as_ref())));
+            out.line(&format!(
                 "key:         {}",
                 or_dash(d.key.as_ref().map(|k| k.display()))
-            );
-            println!(
+            ));
+            out.line(&format!(
                 "origin:      {}",
                 match (&d.original.topic, d.original.partition, d.original.offset) {
                     (Some(t), Some(p), Some(o)) => format!("{t}/{p} offset {o}"),
                     (Some(t), _, _) => t.clone(),
                     _ => "-".into(),
                 }
-            );
-            println!("attempts:    {}", or_dash(d.attempts));
-            println!("exception:   {}", or_dash(d.exception.class.as_ref()));
-            println!("cause:       {}", or_dash(d.exception.cause.as_ref()));
-            println!("message:     {}", or_dash(d.exception.message.as_ref()));
+            ));
+            out.line(&format!(
+                "origin time: {}",
+                match (&d.original.timestamp, &d.original.timestamp_type) {
+                    (Some(t), Some(kind)) => format!("{t} ({kind})"),
+                    (Some(t), None) => t.clone(),
+                    _ => "-".into(),
+                }
+            ));
+            out.line(&format!(
+                "group:       {}",
+                or_dash(d.original.consumer_group.as_ref())
+            ));
+            out.line(&format!("attempts:    {}", or_dash(d.attempts)));
+            out.line(&format!(
+                "exception:   {}",
+                or_dash(d.exception.class.as_ref())
+            ));
+            out.line(&format!(
+                "cause:       {}",
+                or_dash(d.exception.root_cause.as_ref())
+            ));
+            out.line(&format!(
+                "message:     {}",
+                or_dash(d.exception.message.as_ref())
+            ));
             if let Some(review) = &d.manual_review {
-                println!("review:      {review}");
+                out.line(&format!("review:      {review}"));
             }
-            println!("replays:     {}", d.replay_count);
-            println!("correlation: {}", or_dash(d.correlation_id.as_ref()));
-            println!("headers:");
+            out.line(&format!("replays:     {}", d.replay_count));
+            out.line(&format!(
+                "correlation: {}",
+                or_dash(d.correlation_id.as_ref())
+            ));
+            out.line("headers:");
             for h in &d.headers {
+                let shown = h.display();
+                let value = if d.exception.stacktrace.as_deref() == Some(shown.as_str()) {
+                    // Printed in full once, under `stacktrace:`.
+                    "(the stack trace below)".to_owned()
+                } else {
+                    // Later lines of a multi-line value stay under their header.
+                    shown.replace('\n', "\n    ")
+                };
                 match &h.date {
-                    Some(date) => println!("  {} = {} ({date})", h.key, h.value),
-                    None => println!("  {} = {}", h.key, h.value),
+                    Some(date) => out.line(&format!("  {} = {value} ({date})", h.key)),
+                    None => out.line(&format!("  {} = {value}", h.key)),
                 }
             }
             for e in &d.header_errors {
-                println!("  (unreadable: {e})");
+                out.line(&format!("  (unreadable: {e})"));
             }
             if let Some(trace) = &d.exception.stacktrace {
-                println!("stacktrace:\n{trace}");
+                out.line(&format!("stacktrace:\n{trace}"));
             }
-            println!(
+            out.line(&format!(
                 "payload ({}):\n{}",
                 d.payload_decoded,
                 serde_json::to_string_pretty(&d.payload)?
-            );
-            println!();
+            ));
+            out.line("");
         }
     } else {
         let mut table = ctx.printer.table([
@@ -190,7 +226,7 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
                 one_line(
                     &format!(
                         "{}: {}",
-                        d.exception.class.as_deref().unwrap_or("-"),
+                        d.exception.root_cause.as_deref().unwrap_or("-"),
                         d.exception.message.as_deref().unwrap_or("-")
                     ),
                     70,

@@ -51,6 +51,13 @@ pub(crate) fn age(seconds: i64) -> String {
     }
 }
 
+/// A cluster topic named like a dead-letter topic, in any case: Spring
+/// Kafka's DeadLetterPublishingRecoverer names its topics `<topic>.DLT`,
+/// the retry topics' default is `-dlt`, and the panel's own are `.dlq`.
+fn named_like_dead_letter(topic: &str) -> bool {
+    catalog::looks_like_dead_letter(&topic.to_ascii_lowercase())
+}
+
 pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     let kafka = Kafka::connect(&ctx.settings)?;
     let metadata = kafka.metadata()?;
@@ -62,7 +69,7 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
     let extra: BTreeSet<&String> = metadata
         .topics
         .keys()
-        .filter(|t| catalog::looks_like_dead_letter(t) && !names.contains(t))
+        .filter(|t| named_like_dead_letter(t) && !names.contains(t))
         .collect();
     names.extend(extra.into_iter().cloned());
 
@@ -188,7 +195,24 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
 
 #[cfg(test)]
 mod tests {
-    use super::age;
+    use super::{age, named_like_dead_letter};
+
+    #[test]
+    fn dead_letter_topics_are_found_by_every_suffix_in_any_case() {
+        for name in [
+            "orders.DLT",
+            "orders-DLT",
+            "orders.dlt",
+            "orders-dlt",
+            "orders.dlq",
+            "orders.DLQ",
+        ] {
+            assert!(named_like_dead_letter(name), "{name}");
+        }
+        for name in ["orders", "orders-retry-0", "DLT.orders", "orders.DLTX"] {
+            assert!(!named_like_dead_letter(name), "{name}");
+        }
+    }
 
     #[test]
     fn ages_show_the_two_largest_units() {

@@ -343,7 +343,7 @@ fn print_preview(ctx: &Context, report: &Report, sample: &[SampleRow]) -> anyhow
     }
     ctx.printer.print_table(&table);
     if !sample.is_empty() {
-        println!();
+        ctx.printer.line("");
         let mut table = ctx
             .printer
             .table(["PARTITION", "OFFSET", "KEY", "TO", "EXCEPTION"]);
