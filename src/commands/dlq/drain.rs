@@ -224,8 +224,9 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
             }
         ),
         action: format!(
-            "archive {} record(s), move group {}{}",
+            "archive {} record(s) to {}, move group {}{}",
             report.archived,
+            path.display(),
             args.group,
             if deletes.is_empty() {
                 ""
