@@ -9,7 +9,7 @@ use crate::commands::confirm;
 use crate::exit::{ExitStatus, Refusal, UsageError};
 use crate::kafka::groups::{self, GroupDescription, GroupListing, GroupState};
 use crate::kafka::{Kafka, Outcome};
-use crate::lag::{GroupLag, Request, collect, format_seconds};
+use crate::lag::{GroupLag, Request, UncommittedStart, collect, format_seconds};
 use crate::output::{Tone, or_dash};
 
 pub async fn run(cmd: GroupsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -290,12 +290,19 @@ fn print_group(g: &GroupLag, ctx: &Context) {
         .map(|part| format!("{}/{}", part.topic, part.partition))
         .collect();
     if !uncommitted.is_empty() {
-        p.note(&format!(
-            "note: no committed offset on {}. The group will start there wherever its consumers' \
-             auto.offset.reset says (librdkafka and the Java client default to latest, which skips \
-             what is already in the log); smmctl shows no lag rather than guess.",
-            uncommitted.join(", ")
-        ));
+        p.note(&match UncommittedStart::of_group(&g.group) {
+            UncommittedStart::LogStart => format!(
+                "note: no committed offset on {}. The panel's workers read from the earliest \
+                 offset, so the lag there counts from the log start.",
+                uncommitted.join(", ")
+            ),
+            UncommittedStart::Unknown => format!(
+                "note: no committed offset on {}. The group will start there wherever its consumers' \
+                 auto.offset.reset says (librdkafka and the Java client default to latest, which skips \
+                 what is already in the log); smmctl shows no lag rather than guess.",
+                uncommitted.join(", ")
+            ),
+        });
     }
     for part in g.partitions.iter().filter(|part| {
         matches!(

@@ -14,7 +14,7 @@ use crate::exit::{ExitStatus, UsageError};
 use crate::kafka::Kafka;
 use crate::kafka::groups;
 use crate::lag::status::{Sample, Status, evaluate};
-use crate::lag::{GroupLag, LagNote, Request, collect, format_seconds};
+use crate::lag::{GroupLag, LagNote, Request, UncommittedStart, collect, format_seconds};
 use crate::output::{Tone, or_dash};
 
 pub async fn run(args: LagArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -377,18 +377,28 @@ fn render(
             // The partition view explains these one by one; here, count them.
             let mut unusual: BTreeMap<String, usize> = BTreeMap::new();
             for part in g.partitions.iter().filter(|p| p.topic == topic.topic) {
-                if let Some(note) = part.note.filter(|n| *n != LagNote::NoCommit) {
+                if let Some(note) = part
+                    .note
+                    .filter(|n| !matches!(n, LagNote::NoCommit | LagNote::NoCommitFromLogStart))
+                {
                     *unusual.entry(note.describe()).or_default() += 1;
                 }
             }
             for (note, count) in unusual {
                 notes.push(format!("{count} partition(s): {note}"));
             }
+            // Say how those partitions were counted: from the log start
+            // for a group that reads from the earliest, not at all for one
+            // whose start is unknown.
+            let counted = match UncommittedStart::of_group(&g.group) {
+                UncommittedStart::LogStart => " (lag counted from the log start)",
+                UncommittedStart::Unknown => "",
+            };
             if topic.uncommitted_partitions == topic.partitions {
-                notes.push("no committed offset".to_string());
+                notes.push(format!("no committed offset{counted}"));
             } else if topic.uncommitted_partitions > 0 {
                 notes.push(format!(
-                    "{} of {} partitions without a committed offset",
+                    "{} of {} partitions without a committed offset{counted}",
                     topic.uncommitted_partitions, topic.partitions
                 ));
             }

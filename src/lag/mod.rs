@@ -10,8 +10,15 @@
 //! Unlike estimating it from the rate at which offsets grow, this needs no
 //! history, gives no nonsense on quiet topics, and stays right when a group
 //! re-reads old data. A group that is caught up is 0 s behind; where the
-//! next record cannot be read (no commit, no such record any more) there is
-//! no figure, and the tables say "-".
+//! next record cannot be read (no such record any more) there is no figure,
+//! and the tables say "-".
+//!
+//! A partition a group never committed on still has a backlog when the
+//! group reads from the earliest offset, as the panel's workers do: they
+//! will read everything retained, so their lag there is log end − log
+//! start, and it counts towards the group's total and threshold. Other
+//! groups may start at the log end instead (`auto.offset.reset=latest`),
+//! and smmctl cannot see their setting, so it makes up no figure for them.
 
 pub mod status;
 
@@ -37,8 +44,13 @@ pub struct Member {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum LagNote {
     /// The group never committed here; it will start wherever its
-    /// consumers' `auto.offset.reset` says.
+    /// consumers' `auto.offset.reset` says, which smmctl cannot see: lag
+    /// unknown.
     NoCommit,
+    /// The group never committed here and reads from the earliest offset
+    /// (the panel's workers do), so everything retained is still to read:
+    /// the lag counts from the log start.
+    NoCommitFromLogStart,
     /// Records the group had not read yet were deleted (retention or
     /// `records delete`). Its consumers will hit an out-of-range error and
     /// reset per `auto.offset.reset`.
@@ -59,7 +71,13 @@ pub enum LagNote {
 impl LagNote {
     pub fn describe(&self) -> String {
         match self {
-            LagNote::NoCommit => "no committed offset".into(),
+            LagNote::NoCommit => {
+                "no committed offset; where the group starts depends on its auto.offset.reset"
+                    .into()
+            }
+            LagNote::NoCommitFromLogStart => {
+                "no committed offset: lag counted from the log start".into()
+            }
             LagNote::BeforeLogStart { deleted } => {
                 format!("{deleted} unread records were deleted before the group read them")
             }
@@ -78,6 +96,27 @@ impl LagNote {
             self,
             LagNote::OffsetsUnavailable | LagNote::CommitUnreadable
         )
+    }
+}
+
+/// Where a group starts reading a partition it has never committed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UncommittedStart {
+    /// At the log start (`auto.offset.reset=earliest`).
+    LogStart,
+    /// Wherever its consumers' `auto.offset.reset` says, unknown here.
+    Unknown,
+}
+
+impl UncommittedStart {
+    /// The panel's workers read from the earliest offset; any other group
+    /// may start at the log end, so its start is unknown.
+    pub fn of_group(group: &str) -> UncommittedStart {
+        if catalog::group_named(group).is_some() {
+            UncommittedStart::LogStart
+        } else {
+            UncommittedStart::Unknown
+        }
     }
 }
 
@@ -105,6 +144,7 @@ impl PartitionLag {
             "log_start": self.log_start,
             "log_end": self.log_end,
             "lag": self.lag,
+            "lag_from": self.lag_from(),
             "lag_seconds": self.lag_seconds,
             "member_id": self.member.as_ref().map(|m| &m.member_id),
             "client_id": self.member.as_ref().map(|m| &m.client_id),
@@ -114,15 +154,36 @@ impl PartitionLag {
     }
 }
 
+impl PartitionLag {
+    /// What the lag counts from: `commit`, or `log_start` where there is no
+    /// commit and the group reads from the earliest offset; `None` when
+    /// there is no lag figure.
+    pub fn lag_from(&self) -> Option<&'static str> {
+        self.lag?;
+        Some(if self.note == Some(LagNote::NoCommitFromLogStart) {
+            "log_start"
+        } else {
+            "commit"
+        })
+    }
+}
+
 /// Lag in messages, and a note where it needs explaining. The lag counts
 /// from the committed offset, as Kafka's own tool does, even when part of
-/// that range has been deleted; the note says how much.
+/// that range has been deleted; the note says how much. Without a commit,
+/// it counts from where the group would start, when that is known.
 pub fn partition_lag(
     committed: Option<i64>,
     watermarks: Option<Watermarks>,
+    uncommitted: UncommittedStart,
 ) -> (Option<i64>, Option<LagNote>) {
     let Some(committed) = committed else {
-        return (None, Some(LagNote::NoCommit));
+        return match (uncommitted, watermarks) {
+            (UncommittedStart::LogStart, Some(w)) => {
+                (Some(w.high - w.low), Some(LagNote::NoCommitFromLogStart))
+            }
+            _ => (None, Some(LagNote::NoCommit)),
+        };
     };
     let Some(w) = watermarks else {
         return (None, Some(LagNote::TopicMissing));
@@ -147,7 +208,8 @@ pub fn partition_lag(
 pub struct TopicLag {
     pub topic: String,
     pub partitions: usize,
-    /// Sum over the partitions that have a commit; `None` when none has.
+    /// Sum over the partitions with a lag figure (a commit, or the log
+    /// start for groups that read from the earliest); `None` when none has.
     pub lag: Option<i64>,
     /// The furthest-behind partition's time lag.
     pub lag_seconds: Option<f64>,
@@ -430,6 +492,7 @@ pub async fn collect(
     let watermarks = kafka.watermarks(&partitions)?;
     tracing::debug!(elapsed = ?started.elapsed(), partitions = partitions.len(), "watermarks");
     for group in &mut result {
+        let start = UncommittedStart::of_group(&group.group);
         for p in &mut group.partitions {
             if p.note == Some(LagNote::CommitUnreadable) {
                 continue;
@@ -438,7 +501,7 @@ pub async fn collect(
             let w = watermarks.get(&key).copied();
             p.log_start = w.map(|w| w.low);
             p.log_end = w.map(|w| w.high);
-            (p.lag, p.note) = partition_lag(p.committed, w);
+            (p.lag, p.note) = partition_lag(p.committed, w, start);
             if w.is_none() && partitions.binary_search(&key).is_ok() {
                 p.note = Some(LagNote::OffsetsUnavailable);
             }
@@ -458,8 +521,11 @@ pub async fn collect(
 /// Reads the next record each lagging group would read and turns its
 /// timestamp into seconds behind.
 fn fill_time_lag(kafka: &Kafka, groups: &mut [GroupLag]) -> anyhow::Result<()> {
+    // Without a commit, a group that reads from the earliest offset reads
+    // the log start next.
     let next_read = |p: &PartitionLag| match (p.lag, p.committed, p.log_start) {
         (Some(lag), Some(committed), Some(low)) if lag > 0 => Some(committed.max(low)),
+        (Some(lag), None, Some(low)) if lag > 0 => Some(low),
         _ => None,
     };
     let positions: BTreeSet<(String, i32, i64)> = groups
@@ -520,7 +586,7 @@ mod tests {
         ];
         for (committed, marks, lag, note) in cases {
             assert_eq!(
-                partition_lag(committed, marks),
+                partition_lag(committed, marks, UncommittedStart::Unknown),
                 (lag, note),
                 "{committed:?} {marks:?}"
             );
@@ -530,7 +596,38 @@ mod tests {
     #[test]
     fn an_uncommitted_partition_never_becomes_end_minus_minus_one() {
         // The bug class of tools that compute end − (−1).
-        assert_eq!(partition_lag(None, w(0, 500)).0, None);
+        assert_eq!(
+            partition_lag(None, w(0, 500), UncommittedStart::Unknown).0,
+            None
+        );
+    }
+
+    #[test]
+    fn a_group_reading_from_the_earliest_lags_by_the_whole_retained_log_without_a_commit() {
+        assert_eq!(
+            partition_lag(None, w(40, 100), UncommittedStart::LogStart),
+            (Some(60), Some(LagNote::NoCommitFromLogStart))
+        );
+        assert_eq!(
+            partition_lag(None, w(7, 7), UncommittedStart::LogStart),
+            (Some(0), Some(LagNote::NoCommitFromLogStart))
+        );
+        // Only the panel's own groups are known to read from the earliest.
+        assert_eq!(
+            UncommittedStart::of_group("smm-payment-refunds-group"),
+            UncommittedStart::LogStart
+        );
+        assert_eq!(
+            UncommittedStart::of_group("someone-elses-group"),
+            UncommittedStart::Unknown
+        );
+        let mut unread = part("payments", None, None);
+        (unread.lag, unread.note) = partition_lag(None, w(0, 1000), UncommittedStart::LogStart);
+        let g = group(vec![part("payments", Some(0), Some(0.0)), unread], 1000);
+        assert_eq!(g.total_lag(), Some(1000));
+        assert!(g.over_threshold());
+        assert_eq!(g.partitions[1].lag_from(), Some("log_start"));
+        assert_eq!(g.partitions[0].lag_from(), Some("commit"));
     }
 
     fn part(topic: &str, lag: Option<i64>, secs: Option<f64>) -> PartitionLag {
