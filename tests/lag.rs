@@ -640,3 +640,60 @@ async fn a_panel_group_without_a_commit_lags_by_its_whole_retained_log() {
     );
     assert_eq!(json["groups"][0]["total_lag"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_past_the_log_end_is_an_anomaly_not_lag_0() {
+    require_broker();
+    let topic = unique("lag-pastend");
+    let group = unique("lag-pastend-group");
+    create_topic(&topic, 2).await;
+    produce_aged(&topic, 0, 10, Duration::ZERO).await;
+    produce_aged(&topic, 1, 10, Duration::ZERO).await;
+    commit_offsets(&group, &[(&topic, 0, 25), (&topic, 1, 10)]);
+
+    let r = expect_code(&["lag", "--group", &group, "-o", "json"], 1);
+    let json = r.json();
+    assert_schema(&json, "lag");
+    let parts = partitions_of(&json, &group);
+    let p0 = parts.iter().find(|p| p["partition"] == 0).unwrap();
+    assert!(p0["lag"].is_null(), "never a made-up 0: {p0:#}");
+    assert!(
+        p0["note"].as_str().unwrap().contains("15 past the log end"),
+        "{p0:#}"
+    );
+    let g = &json["groups"][0];
+    assert_eq!(g["total_lag"], 0);
+    assert!(
+        g["anomaly"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{topic}/0")),
+        "{g:#}"
+    );
+
+    let summary = expect_code(&["lag", "--group", &group, "--summary"], 1);
+    assert!(
+        summary.stdout.contains("past the log end"),
+        "{}",
+        summary.stdout
+    );
+    let watch = expect_code(
+        &[
+            "lag",
+            "--group",
+            &group,
+            "--watch",
+            "1s",
+            "--count",
+            "1",
+            "--partitions",
+        ],
+        1,
+    );
+    let row = watch
+        .stdout
+        .lines()
+        .find(|l| l.contains(&topic) && l.split_whitespace().nth(2) == Some("0"))
+        .unwrap_or_else(|| panic!("{}", watch.stdout));
+    assert!(row.contains("past the log end"), "{row}");
+}

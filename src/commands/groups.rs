@@ -307,7 +307,9 @@ fn print_group(g: &GroupLag, ctx: &Context) {
     for part in g.partitions.iter().filter(|part| {
         matches!(
             part.note,
-            Some(crate::lag::LagNote::BeforeLogStart { .. } | crate::lag::LagNote::PastLogEnd)
+            Some(
+                crate::lag::LagNote::BeforeLogStart { .. } | crate::lag::LagNote::PastLogEnd { .. }
+            )
         )
     }) {
         if let Some(note) = part.note {

@@ -97,11 +97,12 @@ async fn measure(
     Ok(groups)
 }
 
-/// Over a threshold, or unable to tell: either way cron should hear of it.
+/// Over a threshold, unable to tell, or at a broken position: either way
+/// cron should hear of it.
 fn exit_for(groups: &[GroupLag]) -> ExitStatus {
     if groups
         .iter()
-        .any(|g| g.over_threshold() || g.incomplete().is_some())
+        .any(|g| g.over_threshold() || g.incomplete().is_some() || g.anomaly().is_some())
     {
         ExitStatus::Failure
     } else {
@@ -210,6 +211,9 @@ fn threshold_note(g: &GroupLag) -> String {
     }
     if let Some(why) = g.incomplete() {
         notes.push(format!("incomplete: {why}"));
+    }
+    if let Some(what) = g.anomaly() {
+        notes.push(what);
     }
     if g.partitions.is_empty() {
         notes.push(if g.state == groups::GroupState::Dead {
@@ -449,6 +453,11 @@ fn render(
     if !over.is_empty() {
         p.note(&format!("over the lag threshold: {}", over.join(", ")));
     }
+    for g in groups {
+        if let Some(what) = g.anomaly() {
+            p.warn(&format!("{}: {what}", g.group));
+        }
+    }
     Ok(())
 }
 
@@ -468,6 +477,7 @@ fn to_json(groups: &[GroupLag], statuses: Option<&Statuses>) -> Value {
                 "over_threshold": g.over_threshold(),
                 "error": g.error,
                 "incomplete": g.incomplete(),
+                "anomaly": g.anomaly(),
                 "topics": g.topics().iter().map(|t| json!({
                     "topic": t.topic,
                     "partitions": t.partitions,

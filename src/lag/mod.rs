@@ -55,9 +55,11 @@ pub enum LagNote {
     /// `records delete`). Its consumers will hit an out-of-range error and
     /// reset per `auto.offset.reset`.
     BeforeLogStart { deleted: i64 },
-    /// The commit is beyond the end of the log: the topic was recreated or
-    /// truncated.
-    PastLogEnd,
+    /// The commit is `beyond` records past the end of the log: the topic
+    /// was recreated or truncated. A broken position, not a lag of 0: the
+    /// group's consumers will hit OFFSET_OUT_OF_RANGE there and reset per
+    /// `auto.offset.reset`, so the lag is unknown.
+    PastLogEnd { beyond: i64 },
     /// The group committed on a topic or partition that no longer exists.
     TopicMissing,
     /// The partition exists but the broker did not give its offsets (its
@@ -81,13 +83,22 @@ impl LagNote {
             LagNote::BeforeLogStart { deleted } => {
                 format!("{deleted} unread records were deleted before the group read them")
             }
-            LagNote::PastLogEnd => "committed offset is past the log end (topic recreated?)".into(),
+            LagNote::PastLogEnd { beyond } => format!(
+                "committed offset is {beyond} past the log end (topic recreated?): its consumers \
+                 will hit OFFSET_OUT_OF_RANGE and reset"
+            ),
             LagNote::TopicMissing => "partition no longer exists".into(),
             LagNote::OffsetsUnavailable => {
                 "the broker gave no offsets (leader unavailable?)".into()
             }
             LagNote::CommitUnreadable => "the committed offset could not be read".into(),
         }
+    }
+
+    /// Notes that mean the group's position is broken: something to fix,
+    /// whatever the lag.
+    pub fn is_anomaly(&self) -> bool {
+        matches!(self, LagNote::PastLogEnd { .. })
     }
 
     /// Notes that mean the figures are incomplete, not merely unusual.
@@ -189,7 +200,12 @@ pub fn partition_lag(
         return (None, Some(LagNote::TopicMissing));
     };
     if committed > w.high {
-        return (Some(0), Some(LagNote::PastLogEnd));
+        return (
+            None,
+            Some(LagNote::PastLogEnd {
+                beyond: committed - w.high,
+            }),
+        );
     }
     let lag = w.high - committed;
     if committed < w.low {
@@ -257,6 +273,18 @@ impl GroupLag {
             .map(|p| format!("{}/{}", p.topic, p.partition))
             .collect();
         (!unknown.is_empty()).then(|| format!("offsets unreadable on {}", unknown.join(", ")))
+    }
+
+    /// Partitions whose committed position is broken, in words.
+    pub fn anomaly(&self) -> Option<String> {
+        let broken: Vec<String> = self
+            .partitions
+            .iter()
+            .filter(|p| p.note.is_some_and(|n| n.is_anomaly()))
+            .map(|p| format!("{}/{}", p.topic, p.partition))
+            .collect();
+        (!broken.is_empty())
+            .then(|| format!("committed offset past the log end on {}", broken.join(", ")))
     }
 
     /// The panel alerts at lag ≥ its threshold (healthy is "< 1000").
@@ -581,7 +609,12 @@ mod tests {
                 Some(8),
                 Some(LagNote::BeforeLogStart { deleted: 3 }),
             ),
-            (Some(12), w(0, 10), Some(0), Some(LagNote::PastLogEnd)),
+            (
+                Some(12),
+                w(0, 10),
+                None,
+                Some(LagNote::PastLogEnd { beyond: 2 }),
+            ),
             (Some(3), None, None, Some(LagNote::TopicMissing)),
         ];
         for (committed, marks, lag, note) in cases {
@@ -682,6 +715,24 @@ mod tests {
         assert_eq!(quiet.total_lag(), None);
         assert!(!quiet.over_threshold());
         assert!(!group(vec![part("a", Some(999), None)], 1000).over_threshold());
+    }
+
+    #[test]
+    fn a_commit_past_the_log_end_is_an_anomaly_not_lag_0() {
+        let mut broken = part("t", None, None);
+        broken.committed = Some(25);
+        (broken.lag, broken.note) = partition_lag(Some(25), w(0, 10), UncommittedStart::LogStart);
+        assert_eq!(broken.lag, None, "never a made-up 0");
+        let g = group(vec![part("t", Some(0), Some(0.0)), broken], 1000);
+        assert_eq!(
+            g.anomaly().as_deref(),
+            Some("committed offset past the log end on t/0")
+        );
+        assert!(
+            group(vec![part("t", Some(3), None)], 1000)
+                .anomaly()
+                .is_none()
+        );
     }
 
     #[test]
