@@ -211,7 +211,7 @@ async fn describe(
                 })
             }).collect::<Vec<_>>(),
         }))?;
-        return Ok(ExitStatus::Success);
+        return Ok(partial(&measured, ctx));
     }
     for (i, g) in measured.iter().enumerate() {
         if i > 0 {
@@ -219,7 +219,20 @@ async fn describe(
         }
         print_group(g, ctx);
     }
-    Ok(ExitStatus::Success)
+    Ok(partial(&measured, ctx))
+}
+
+/// A description missing some commits is a partial result: shown, named
+/// on stderr, and exit 1, as `lag` does.
+fn partial(measured: &[GroupLag], ctx: &Context) -> ExitStatus {
+    let mut status = ExitStatus::Success;
+    for g in measured {
+        if let Some(why) = g.incomplete() {
+            ctx.printer.warn(&format!("{}: incomplete: {why}", g.group));
+            status = ExitStatus::Failure;
+        }
+    }
+    status
 }
 
 fn print_group(g: &GroupLag, ctx: &Context) {
@@ -286,7 +299,7 @@ fn print_group(g: &GroupLag, ctx: &Context) {
     let uncommitted: Vec<String> = g
         .partitions
         .iter()
-        .filter(|part| part.committed.is_none())
+        .filter(|part| part.is_uncommitted())
         .map(|part| format!("{}/{}", part.topic, part.partition))
         .collect();
     if !uncommitted.is_empty() {
@@ -308,17 +321,15 @@ fn print_group(g: &GroupLag, ctx: &Context) {
         matches!(
             part.note,
             Some(
-                crate::lag::LagNote::BeforeLogStart { .. } | crate::lag::LagNote::PastLogEnd { .. }
+                crate::lag::LagNote::BeforeLogStart { .. }
+                    | crate::lag::LagNote::PastLogEnd { .. }
+                    | crate::lag::LagNote::CommitUnreadable
+                    | crate::lag::LagNote::OffsetsUnavailable
             )
         )
     }) {
-        if let Some(note) = part.note {
-            p.line(&format!(
-                "note: {}/{}: {}",
-                part.topic,
-                part.partition,
-                note.describe()
-            ));
+        if let Some(note) = part.note_text() {
+            p.line(&format!("note: {}/{}: {note}", part.topic, part.partition));
         }
     }
 }

@@ -362,10 +362,7 @@ fn render(
                         part.partition,
                     )));
                 }
-                row.push(p.cell(
-                    part.note.map(|n| n.describe()).unwrap_or_default(),
-                    Tone::Plain,
-                ));
+                row.push(p.cell(part.note_text().unwrap_or_default(), Tone::Plain));
                 table.add_row(row);
             }
             continue;
@@ -381,11 +378,11 @@ fn render(
             // The partition view explains these one by one; here, count them.
             let mut unusual: BTreeMap<String, usize> = BTreeMap::new();
             for part in g.partitions.iter().filter(|p| p.topic == topic.topic) {
-                if let Some(note) = part
-                    .note
-                    .filter(|n| !matches!(n, LagNote::NoCommit | LagNote::NoCommitFromLogStart))
+                if part.note.is_some_and(|n| {
+                    !matches!(n, LagNote::NoCommit | LagNote::NoCommitFromLogStart)
+                }) && let Some(note) = part.note_text()
                 {
-                    *unusual.entry(note.describe()).or_default() += 1;
+                    *unusual.entry(note).or_default() += 1;
                 }
             }
             for (note, count) in unusual {

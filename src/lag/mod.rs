@@ -65,8 +65,9 @@ pub enum LagNote {
     /// The partition exists but the broker did not give its offsets (its
     /// leader is down or moving): lag unknown, not zero.
     OffsetsUnavailable,
-    /// The group's commit here could not be read (authorisation, or the
-    /// coordinator is moving): lag unknown.
+    /// The group's commit here could not be read (a transaction's commit
+    /// still pending, authorisation, or the coordinator is moving): lag
+    /// unknown. [`PartitionLag::commit_error`] says why.
     CommitUnreadable,
 }
 
@@ -142,6 +143,8 @@ pub struct PartitionLag {
     pub lag_seconds: Option<f64>,
     pub member: Option<Member>,
     pub note: Option<LagNote>,
+    /// Why the group's commit here could not be read, as the broker said.
+    pub commit_error: Option<String>,
 }
 
 impl PartitionLag {
@@ -160,12 +163,56 @@ impl PartitionLag {
             "member_id": self.member.as_ref().map(|m| &m.member_id),
             "client_id": self.member.as_ref().map(|m| &m.client_id),
             "host": self.member.as_ref().map(|m| &m.host),
-            "note": self.note.map(|n| n.describe()),
+            "note": self.note_text(),
+            "commit_error": self.commit_error,
         })
+    }
+
+    /// The note in words, with the broker's reason when the commit could
+    /// not be read.
+    pub fn note_text(&self) -> Option<String> {
+        let note = self.note?.describe();
+        Some(match &self.commit_error {
+            Some(why) => format!("{note}: {why}"),
+            None => note,
+        })
+    }
+
+    /// A partition of the group before its offsets are read, from the
+    /// group's OffsetFetch answer for it, if there was one: its commit, or
+    /// the error that stands in for it. An error is never "no commit": the
+    /// group may well have one.
+    pub fn unmeasured(
+        topic: String,
+        partition: i32,
+        fetched: Option<&groups::CommittedOffset>,
+        member: Option<Member>,
+    ) -> PartitionLag {
+        let commit_error = fetched.and_then(|c| c.error.as_ref().map(|e| e.to_string()));
+        PartitionLag {
+            topic,
+            partition,
+            committed: fetched
+                .filter(|_| commit_error.is_none())
+                .and_then(|c| c.offset),
+            log_start: None,
+            log_end: None,
+            lag: None,
+            lag_seconds: None,
+            member,
+            note: commit_error.is_some().then_some(LagNote::CommitUnreadable),
+            commit_error,
+        }
     }
 }
 
 impl PartitionLag {
+    /// The group has no commit here, as far as the broker says: not when
+    /// the commit could not be read.
+    pub fn is_uncommitted(&self) -> bool {
+        self.committed.is_none() && self.commit_error.is_none()
+    }
+
     /// What the lag counts from: `commit`, or `log_start` where there is no
     /// commit and the group reads from the earliest offset; `None` when
     /// there is no lag figure.
@@ -270,7 +317,10 @@ impl GroupLag {
             .partitions
             .iter()
             .filter(|p| p.note.is_some_and(|n| n.is_unknown()))
-            .map(|p| format!("{}/{}", p.topic, p.partition))
+            .map(|p| match &p.commit_error {
+                Some(why) => format!("{}/{} ({why})", p.topic, p.partition),
+                None => format!("{}/{}", p.topic, p.partition),
+            })
             .collect();
         (!unknown.is_empty()).then(|| format!("offsets unreadable on {}", unknown.join(", ")))
     }
@@ -304,7 +354,7 @@ impl GroupLag {
                 partitions: parts.len(),
                 lag: sum_known(parts.iter().map(|p| p.lag)),
                 lag_seconds: max_time(parts.iter().copied()),
-                uncommitted_partitions: parts.iter().filter(|p| p.committed.is_none()).count(),
+                uncommitted_partitions: parts.iter().filter(|p| p.is_uncommitted()).count(),
             })
             .collect()
     }
@@ -408,15 +458,12 @@ pub async fn collect(
     for &name in &names {
         let description = descriptions.get(name);
         let group_offsets = offsets.get(name);
-        let mut committed: BTreeMap<(String, i32), Option<i64>> = BTreeMap::new();
-        let mut unreadable: BTreeSet<(String, i32)> = BTreeSet::new();
+        let mut committed: BTreeMap<(String, i32), Option<&groups::CommittedOffset>> =
+            BTreeMap::new();
         if let Some(o) = group_offsets {
             for c in &o.offsets {
                 if wanted_topic(&c.topic) {
-                    committed.insert((c.topic.clone(), c.partition), c.offset);
-                    if c.error.is_some() {
-                        unreadable.insert((c.topic.clone(), c.partition));
-                    }
+                    committed.insert((c.topic.clone(), c.partition), Some(c));
                 }
             }
         }
@@ -483,22 +530,9 @@ pub async fn collect(
             threshold: thresholds.max_lag_for(name),
             partitions: committed
                 .into_iter()
-                .map(|((topic, partition), committed)| {
+                .map(|((topic, partition), fetched)| {
                     let member = owners.get(&(topic.clone(), partition)).cloned();
-                    let note = unreadable
-                        .contains(&(topic.clone(), partition))
-                        .then_some(LagNote::CommitUnreadable);
-                    PartitionLag {
-                        topic,
-                        partition,
-                        committed,
-                        log_start: None,
-                        log_end: None,
-                        lag: None,
-                        lag_seconds: None,
-                        member,
-                        note,
-                    }
+                    PartitionLag::unmeasured(topic, partition, fetched, member)
                 })
                 .collect(),
             error,
@@ -674,6 +708,7 @@ mod tests {
             lag_seconds: secs,
             member: None,
             note: None,
+            commit_error: None,
         }
     }
 
@@ -733,6 +768,52 @@ mod tests {
                 .anomaly()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_commit_that_could_not_be_read_keeps_its_error_and_is_no_missing_commit() {
+        let fetched = groups::CommittedOffset {
+            topic: "payments".into(),
+            partition: 2,
+            offset: None,
+            metadata: None,
+            error: Some(groups::AdminError {
+                code: rdkafka::types::RDKafkaErrorCode::UnstableOffsetCommit,
+                message: "Broker: There are unstable offsets that need to be cleared".into(),
+            }),
+        };
+        let mut p = PartitionLag::unmeasured("payments".into(), 2, Some(&fetched), None);
+        assert_eq!(p.note, Some(LagNote::CommitUnreadable));
+        // The lag pass leaves an unreadable commit alone (see collect).
+        p.log_start = Some(0);
+        p.log_end = Some(10);
+        let json = p.to_json();
+        assert_eq!(
+            json["commit_error"],
+            "Broker: There are unstable offsets that need to be cleared"
+        );
+        assert!(
+            json["note"].as_str().unwrap().contains("unstable offsets"),
+            "{json:#}"
+        );
+        assert!(json["lag"].is_null() && json["committed"].is_null());
+        let g = group(vec![part("payments", Some(3), None), p], 1000);
+        assert_eq!(g.topics()[0].uncommitted_partitions, 0);
+        assert!(
+            g.incomplete()
+                .unwrap()
+                .contains("payments/2 (Broker: There are unstable"),
+            "{:?}",
+            g.incomplete()
+        );
+
+        let plain = groups::CommittedOffset {
+            error: None,
+            offset: Some(7),
+            ..fetched
+        };
+        let p = PartitionLag::unmeasured("payments".into(), 2, Some(&plain), None);
+        assert_eq!((p.committed, p.note, p.commit_error), (Some(7), None, None));
     }
 
     #[test]
