@@ -532,3 +532,58 @@ async fn an_undo_file_reads_back_whatever_the_group_is_called() {
     f.restore(&undo);
     assert_eq!(f.committed(), map(&[(0, 3)]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_hidden_by_a_pending_transaction_is_refused() {
+    use rdkafka::producer::Producer;
+    let f = Fixture::new(2, &[(0, 3), (1, 3)]).await;
+    // A transactional commit of 6 on partition 0, still open: the group's
+    // real position there is unknown until the transaction ends.
+    let member: BaseConsumer = client_config()
+        .set("group.id", &f.group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = member.group_metadata().unwrap();
+    let producer: FutureProducer = client_config()
+        .set("transactional.id", unique("offsets-pending-tx"))
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(10)).unwrap();
+    producer.begin_transaction().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&f.topic, 0, rdkafka::Offset::Offset(6))
+        .unwrap();
+    producer
+        .send_offsets_to_transaction(&tpl, &metadata, Duration::from_secs(10))
+        .unwrap();
+
+    let r = f.run(
+        &[
+            "offsets",
+            "reset",
+            "--group",
+            &f.group,
+            "--topic",
+            &f.topic,
+            "--to-earliest",
+            "--execute",
+            "--yes",
+        ],
+        1,
+    );
+    assert!(
+        r.stderr.contains(&format!("{}/0", f.topic)),
+        "names the partition: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.to_lowercase().contains("unstable"),
+        "names the error: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Nothing was changed"), "{}", r.stderr);
+    assert!(!r.stderr.contains("undo file:"), "{}", r.stderr);
+    producer.abort_transaction(Duration::from_secs(10)).unwrap();
+    assert_eq!(f.committed(), map(&[(0, 3), (1, 3)]));
+}

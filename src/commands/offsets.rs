@@ -60,6 +60,10 @@ struct PlanRow {
     new: Option<i64>,
     action: Action,
     notes: Vec<String>,
+    /// Why the current commit is unknown: the broker answered this
+    /// partition with an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_error: Option<String>,
     /// Filled in after applying.
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<String>,
@@ -264,6 +268,7 @@ fn plan(
                     new: None,
                     action: Action::Unchanged,
                     notes,
+                    current_error: None,
                     result: None,
                 });
                 continue;
@@ -314,6 +319,7 @@ fn plan(
             new,
             action,
             notes,
+            current_error: None,
             result: None,
         });
     }
@@ -328,26 +334,31 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     let target = target_of(&args)?;
     let kafka = Kafka::connect(&ctx.settings)?;
     let metadata = kafka.metadata()?;
-    let (descriptions, committed) = tokio::try_join!(
+    // Stable offsets only: a commit a transaction is about to replace is
+    // not the group's position, and an undo file built from it would
+    // restore the wrong one.
+    let (descriptions, commits) = tokio::try_join!(
         async {
             groups::describe_groups(kafka.admin(), &[group.as_str()], kafka.timeout())
                 .await
                 .map_err(|e| anyhow::anyhow!("unable to describe group {group}: {e}"))
         },
-        groups::committed_offsets(kafka.admin(), &group, kafka.timeout()),
+        groups::group_commits(kafka.admin(), &group, kafka.timeout(), true),
     )?;
+    let committed = &commits.offsets;
     let members: Vec<GroupMember> = descriptions
         .first()
         .map(|d| d.members.clone())
         .unwrap_or_default();
 
-    let partitions = scope(&args, &target, &metadata, &committed)?;
+    let partitions = scope(&args, &target, &metadata, committed)?;
     let watermarks = kafka.watermarks(&partitions)?;
     let by_time = match &target {
         Target::Time(at) => kafka.offsets_at(&partitions, *at)?.into_iter().collect(),
         _ => BTreeMap::new(),
     };
-    let mut rows = plan(&target, &partitions, &committed, &watermarks, &by_time)?;
+    let mut rows = plan(&target, &partitions, committed, &watermarks, &by_time)?;
+    let unknown = mark_unknown_commits(&mut rows, &commits.errors);
 
     if args.strict {
         let clamped: Vec<String> = rows
@@ -367,6 +378,11 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
             .into());
         }
     }
+    if args.export.is_some()
+        && let Some(why) = unknown_refusal(&group, &unknown, "write a plan of")
+    {
+        return Err(Refusal::new(why).into());
+    }
     if let Some(path) = &args.export {
         write_plan_csv(path, &group, &rows)?;
         ctx.printer
@@ -374,8 +390,15 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     }
 
     let live = describe_members(&group, &members);
+    // --to-current changes nothing, whatever the commit is.
+    let unknown_refused = (!matches!(target, Target::Current))
+        .then(|| unknown_refusal(&group, &unknown, "reset"))
+        .flatten();
     if !args.execute {
         print_plan(&group, &rows, false, None, ctx)?;
+        if let Some(why) = &unknown_refused {
+            ctx.printer.warn(why);
+        }
         if let Some(live) = &live {
             ctx.printer
                 .warn(&format!("{live}; --execute will refuse until they stop."));
@@ -391,6 +414,10 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
              (the broker would reject the change while they are in the group). Nothing was changed."
         ))
         .into());
+    }
+    if let Some(why) = unknown_refused {
+        print_plan(&group, &rows, false, None, ctx)?;
+        return Err(Refusal::new(why).into());
     }
     let changing = rows
         .iter()
@@ -544,6 +571,39 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
         ExitStatus::Failure
     } else {
         ExitStatus::Success
+    })
+}
+
+/// Notes the partitions whose current commit the broker answered with an
+/// error, and returns them with the error, as `topic/partition (error)`.
+/// Their plan rows were made as if there were no commit, which may be
+/// wrong: the group may well have one.
+fn mark_unknown_commits(
+    rows: &mut [PlanRow],
+    errors: &BTreeMap<(String, i32), groups::AdminError>,
+) -> Vec<String> {
+    let mut unknown = Vec::new();
+    for row in rows.iter_mut() {
+        if let Some(e) = errors.get(&(row.topic.clone(), row.partition)) {
+            row.notes.insert(0, format!("current commit unknown: {e}"));
+            row.current_error = Some(e.to_string());
+            unknown.push(format!("{}/{} ({e})", row.topic, row.partition));
+        }
+    }
+    unknown
+}
+
+/// Why nothing may change when some partitions' current commit is
+/// unknown: the undo file would record "no commit" there, and restoring it
+/// would delete the commit the group really has.
+fn unknown_refusal(group: &str, unknown: &[String], doing: &str) -> Option<String> {
+    (!unknown.is_empty()).then(|| {
+        format!(
+            "refusing to {doing} the offsets of group {group}: its current commit could not be \
+             read on {}, so it could not be restored. Try again once the broker answers for it. \
+             Nothing was changed.",
+            unknown.join(", ")
+        )
     })
 }
 

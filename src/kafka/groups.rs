@@ -24,7 +24,7 @@
 //!
 //! All of smmctl's `unsafe` code lives in this file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::fmt;
 use std::ptr::NonNull;
@@ -459,32 +459,78 @@ pub async fn describe_groups(
         .collect())
 }
 
-/// The committed offsets of every partition each group has committed, one
-/// entry per input group in input order.
+/// One group's commits, by topic and partition, and the partitions whose
+/// commit the broker answered with an error instead. A partition in
+/// neither map has no commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commits {
+    pub offsets: BTreeMap<(String, i32), i64>,
+    /// The commit of these partitions is unknown: the group may or may not
+    /// have one.
+    pub errors: BTreeMap<(String, i32), AdminError>,
+}
+
+/// The offsets one group has committed, and the partitions whose commit
+/// could not be read; an error of the whole group names it.
 ///
-/// The offsets one group has committed, by topic and partition; an error
-/// names the group.
-pub async fn committed_offsets(
+/// `stable` asks the broker for stable offsets only: a partition with a
+/// transactional commit still pending is then answered with
+/// `UNSTABLE_OFFSET_COMMIT` rather than with the commit the transaction is
+/// about to replace.
+pub async fn group_commits(
     admin: &AdminClient<impl ClientContext>,
     group: &str,
     timeout: Duration,
-) -> anyhow::Result<std::collections::BTreeMap<(String, i32), i64>> {
-    let offsets = list_group_offsets(admin, &[group], timeout)
+    stable: bool,
+) -> anyhow::Result<Commits> {
+    let offsets = list_group_offsets_with(admin, &[group], timeout, stable)
         .await
         .map_err(|e| {
             anyhow::anyhow!("unable to read the committed offsets of group {group}: {e}")
         })?;
     let Some(found) = offsets.first() else {
-        return Ok(Default::default());
+        return Ok(Commits::default());
     };
     if let Some(e) = &found.error {
         anyhow::bail!("unable to read the committed offsets of group {group}: {e}");
     }
-    Ok(found
-        .offsets
-        .iter()
-        .filter_map(|c| c.offset.map(|off| ((c.topic.clone(), c.partition), off)))
-        .collect())
+    Ok(commits_of(found))
+}
+
+/// Splits one group's answer into commits and errors. An errored partition
+/// is never "no commit", whatever offset came with the error.
+fn commits_of(found: &GroupOffsets) -> Commits {
+    let mut commits = Commits::default();
+    for c in &found.offsets {
+        let key = (c.topic.clone(), c.partition);
+        match (&c.error, c.offset) {
+            (Some(e), _) => {
+                commits.errors.insert(key, e.clone());
+            }
+            (None, Some(offset)) => {
+                commits.offsets.insert(key, offset);
+            }
+            (None, None) => {}
+        }
+    }
+    commits
+}
+
+/// The offsets one group has committed, by topic and partition. An error
+/// names the group, or the first partition whose commit could not be read:
+/// taking such a partition for one without a commit would start it over.
+pub async fn committed_offsets(
+    admin: &AdminClient<impl ClientContext>,
+    group: &str,
+    timeout: Duration,
+) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let commits = group_commits(admin, group, timeout, false).await?;
+    if let Some(((topic, partition), e)) = commits.errors.iter().next() {
+        anyhow::bail!(
+            "unable to read the committed offset of group {group} on {topic}/{partition}: {e}"
+        );
+    }
+    Ok(commits.offsets)
 }
 
 /// librdkafka takes one group per ListConsumerGroupOffsets call, so this
@@ -499,6 +545,17 @@ pub async fn list_group_offsets(
     admin: &AdminClient<impl ClientContext>,
     groups: &[&str],
     timeout: Duration,
+) -> Result<Vec<GroupOffsets>, GroupAdminError> {
+    list_group_offsets_with(admin, groups, timeout, false).await
+}
+
+/// [`list_group_offsets`], optionally asking for stable offsets only (see
+/// [`group_commits`]).
+async fn list_group_offsets_with(
+    admin: &AdminClient<impl ClientContext>,
+    groups: &[&str],
+    timeout: Duration,
+    stable: bool,
 ) -> Result<Vec<GroupOffsets>, GroupAdminError> {
     if groups.is_empty() {
         return Ok(Vec::new());
@@ -515,6 +572,9 @@ pub async fn list_group_offsets(
                 timeout,
             )?;
             options.set_opaque(index + 1);
+            if stable {
+                options.require_stable_offsets()?;
+            }
             let request = ListOffsetsRequest::new(name)?;
             let mut requests = [request.as_ptr()];
             // SAFETY: `rk`, `options` and `queue` are live (see
@@ -1299,6 +1359,24 @@ impl AdminOptions {
 
     fn as_ptr(&self) -> *mut rd::rd_kafka_AdminOptions_t {
         self.0.as_ptr()
+    }
+
+    /// Asks for stable offsets only: a partition with a pending
+    /// transactional commit is answered with `UNSTABLE_OFFSET_COMMIT`.
+    fn require_stable_offsets(&mut self) -> Result<(), GroupAdminError> {
+        // SAFETY: the options are live. The returned error object, if any,
+        // is ours: copied, then destroyed exactly once.
+        unsafe {
+            let error = rd::rd_kafka_AdminOptions_set_require_stable_offsets(self.as_ptr(), 1);
+            if error.is_null() {
+                return Ok(());
+            }
+            let copied = admin_error(error);
+            rd::rd_kafka_error_destroy(error);
+            Err(GroupAdminError::InvalidArgument(
+                copied.map(|e| e.to_string()).unwrap_or_default(),
+            ))
+        }
     }
 
     /// Tags the request's result event with an integer, read back with
