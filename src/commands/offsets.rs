@@ -17,6 +17,7 @@ use crate::exit::{ExitStatus, Refusal, UsageError};
 use crate::input::{OffsetRow, parse_offsets_csv};
 use crate::kafka::groups::{self, GroupMember};
 use crate::kafka::{ClusterMetadata, Kafka, Watermarks, describe_code};
+use crate::lag::UncommittedStart;
 use crate::output::{Tone, or_dash};
 
 /// How many undo files to keep in the state directory.
@@ -60,6 +61,16 @@ struct PlanRow {
     new: Option<i64>,
     action: Action,
     notes: Vec<String>,
+    /// Records the move skips: from the current commit, or, without one,
+    /// from the log start, where a group reading from the earliest would
+    /// begin.
+    skips: i64,
+    /// Records the move makes the group read again.
+    rereads: i64,
+    /// `skips` is an upper bound: the group has no commit here and may not
+    /// read from the earliest (see [`UncommittedStart`]).
+    #[serde(skip)]
+    skips_at_most: bool,
     /// Why the current commit is unknown: the broker answered this
     /// partition with an error.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -243,6 +254,7 @@ fn plan(
     committed: &BTreeMap<(String, i32), i64>,
     watermarks: &std::collections::HashMap<(String, i32), Watermarks>,
     by_time: &BTreeMap<(String, i32), Option<i64>>,
+    uncommitted: UncommittedStart,
 ) -> anyhow::Result<Vec<PlanRow>> {
     let mut rows = Vec::new();
     for key in partitions {
@@ -268,6 +280,9 @@ fn plan(
                     new: None,
                     action: Action::Unchanged,
                     notes,
+                    skips: 0,
+                    rereads: 0,
+                    skips_at_most: false,
                     current_error: None,
                     result: None,
                 });
@@ -301,14 +316,27 @@ fn plan(
                 (Some(clamped), action)
             }
         };
+        let (mut skips, mut rereads, mut skips_at_most) = (0, 0, false);
         if let (Some(new), Some(cur)) = (new, current) {
             if new > cur {
-                notes.push(format!("skips {}", new - cur));
+                skips = new - cur;
+                notes.push(format!("skips {skips}"));
             } else if new < cur {
-                notes.push(format!("re-reads {}", cur - new));
+                rereads = cur - new;
+                notes.push(format!("re-reads {rereads}"));
             }
-        } else if new.is_some() && current.is_none() {
-            notes.push("first commit".into());
+        } else if let (Some(new), None) = (new, current) {
+            // Without a commit, a group reading from the earliest would
+            // read everything retained: a first commit skips what lies
+            // before it, not nothing. Where the group's start is unknown,
+            // that is the most it can skip.
+            skips = new - marks.low;
+            skips_at_most = uncommitted == UncommittedStart::Unknown && skips > 0;
+            notes.push(match (skips, skips_at_most) {
+                (0, _) => "first commit".into(),
+                (n, false) => format!("first commit: skips {n}"),
+                (n, true) => format!("first commit: skips up to {n}"),
+            });
         }
         rows.push(PlanRow {
             topic: key.0.clone(),
@@ -319,6 +347,9 @@ fn plan(
             new,
             action,
             notes,
+            skips,
+            rereads,
+            skips_at_most,
             current_error: None,
             result: None,
         });
@@ -357,7 +388,14 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
         Target::Time(at) => kafka.offsets_at(&partitions, *at)?.into_iter().collect(),
         _ => BTreeMap::new(),
     };
-    let mut rows = plan(&target, &partitions, committed, &watermarks, &by_time)?;
+    let mut rows = plan(
+        &target,
+        &partitions,
+        committed,
+        &watermarks,
+        &by_time,
+        UncommittedStart::of_group(&group),
+    )?;
     let unknown = mark_unknown_commits(&mut rows, &commits.errors);
 
     if args.strict {
@@ -432,35 +470,7 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     if !ctx.printer.is_json() {
         print_plan(&group, &rows, false, None, ctx)?;
     }
-    let skipped: i64 = rows
-        .iter()
-        .filter_map(|r| Some((r.new? - r.current?).max(0)))
-        .sum();
-    let reread: i64 = rows
-        .iter()
-        .filter_map(|r| Some((r.current? - r.new?).max(0)))
-        .sum();
-    let first_commits = rows
-        .iter()
-        .filter(|r| r.current.is_none() && r.new.is_some())
-        .count();
-    let removed = rows
-        .iter()
-        .filter(|r| r.action == Action::DeleteCommit)
-        .count();
-    let mut cost = format!("skips {skipped} record(s), re-reads {reread}");
-    if first_commits > 0 {
-        cost.push_str(&format!(
-            ", sets a first commit on {first_commits} partition(s)"
-        ));
-    }
-    if removed > 0 {
-        cost.push_str(&format!(", removes {removed} commit(s)"));
-    }
-    confirm(
-        &format!("Reset {group} on {changing} partition(s): {cost}?"),
-        args.yes,
-    )?;
+    confirm(&confirmation_question(&group, &rows), args.yes)?;
 
     // A consumer may have joined while the question was open; the broker
     // would refuse it anyway, but asking again costs one round trip and
@@ -572,6 +582,39 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     } else {
         ExitStatus::Success
     })
+}
+
+/// What the reset costs, as the confirmation asks it.
+fn confirmation_question(group: &str, rows: &[PlanRow]) -> String {
+    let changing: Vec<&PlanRow> = rows
+        .iter()
+        .filter(|r| r.action != Action::Unchanged)
+        .collect();
+    let skipped: i64 = changing.iter().map(|r| r.skips).sum();
+    let reread: i64 = changing.iter().map(|r| r.rereads).sum();
+    let up_to = if changing.iter().any(|r| r.skips_at_most) {
+        "up to "
+    } else {
+        ""
+    };
+    let first_commits = changing
+        .iter()
+        .filter(|r| r.current.is_none() && r.new.is_some())
+        .count();
+    let removed = changing
+        .iter()
+        .filter(|r| r.action == Action::DeleteCommit)
+        .count();
+    let mut cost = format!("skips {up_to}{skipped} record(s), re-reads {reread}");
+    if first_commits > 0 {
+        cost.push_str(&format!(
+            ", sets a first commit on {first_commits} partition(s)"
+        ));
+    }
+    if removed > 0 {
+        cost.push_str(&format!(", removes {removed} commit(s)"));
+    }
+    format!("Reset {group} on {} partition(s): {cost}?", changing.len())
 }
 
 /// Notes the partitions whose current commit the broker answered with an
@@ -818,9 +861,16 @@ mod tests {
         let committed: BTreeMap<_, _> = current.map(|c| (key(), c)).into_iter().collect();
         let watermarks: HashMap<_, _> = [(key(), Watermarks { low, high })].into_iter().collect();
         let by_time: BTreeMap<_, _> = [(key(), Some(42))].into_iter().collect();
-        plan(&target, &[key()], &committed, &watermarks, &by_time)
-            .unwrap()
-            .remove(0)
+        plan(
+            &target,
+            &[key()],
+            &committed,
+            &watermarks,
+            &by_time,
+            UncommittedStart::Unknown,
+        )
+        .unwrap()
+        .remove(0)
     }
 
     #[test]
@@ -898,6 +948,7 @@ mod tests {
             &committed,
             &watermarks,
             &by_time,
+            UncommittedStart::Unknown,
         )
         .unwrap()
         .remove(0);
@@ -906,6 +957,39 @@ mod tests {
             row.notes[0].contains("no record at or after"),
             "{:?}",
             row.notes
+        );
+    }
+
+    #[test]
+    fn a_first_commit_skips_what_lies_before_it_from_the_log_start() {
+        let watermarks: HashMap<_, _> = [(key(), Watermarks { low: 30, high: 100 })]
+            .into_iter()
+            .collect();
+        let by_time = BTreeMap::new();
+        let first = |start| {
+            plan(
+                &Target::Latest,
+                &[key()],
+                &BTreeMap::new(),
+                &watermarks,
+                &by_time,
+                start,
+            )
+            .unwrap()
+        };
+        let panel = first(UncommittedStart::LogStart);
+        assert_eq!((panel[0].skips, panel[0].rereads), (70, 0));
+        assert_eq!(panel[0].notes, ["first commit: skips 70"]);
+        assert_eq!(
+            confirmation_question("g", &panel),
+            "Reset g on 1 partition(s): skips 70 record(s), re-reads 0, sets a first commit on 1 partition(s)?"
+        );
+        let other = first(UncommittedStart::Unknown);
+        assert_eq!(other[0].skips, 70);
+        assert_eq!(other[0].notes, ["first commit: skips up to 70"]);
+        assert_eq!(
+            confirmation_question("g", &other),
+            "Reset g on 1 partition(s): skips up to 70 record(s), re-reads 0, sets a first commit on 1 partition(s)?"
         );
     }
 
