@@ -432,23 +432,11 @@ async fn delete(
         Ok(())
     };
 
-    let live: Vec<String> = measured
-        .iter()
-        .flat_map(|g| {
-            g.members.iter().map(move |m| {
-                format!(
-                    "{}: member {} (client {}, host {})",
-                    g.group, m.member_id, m.client_id, m.host
-                )
-            })
-        })
-        .collect();
-    let refusal = (!live.is_empty()).then(|| {
-        format!(
-            "refusing to delete a group with live members; stop them first. Live members:\n  {}\nNothing was deleted.",
-            live.join("\n  ")
-        )
-    });
+    // One check for every command that must not touch a live group: a
+    // group that cannot be described is refused too.
+    let refusals =
+        groups::live_group_refusals(kafka.admin(), &refs, kafka.timeout(), "delete").await;
+    let refusal = (!refusals.is_empty()).then(|| refusals.join("\n"));
 
     if !args.execute {
         preview(ctx)?;

@@ -15,10 +15,13 @@ use crate::cli::{OffsetsCommand, OffsetsResetArgs};
 use crate::commands::confirm;
 use crate::exit::{ExitStatus, Refusal, UsageError};
 use crate::input::{OffsetRow, parse_offsets_csv};
-use crate::kafka::groups::{self, GroupMember};
+use crate::kafka::groups;
 use crate::kafka::{ClusterMetadata, Kafka, Watermarks, describe_code};
 use crate::lag::UncommittedStart;
 use crate::output::{Tone, or_dash};
+
+/// What a live group is refused, in "refusing to … group G".
+const LIVE_REFUSAL: &str = "reset the offsets of";
 
 /// How many undo files to keep in the state directory.
 const UNDO_KEPT: usize = 100;
@@ -368,19 +371,13 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     // Stable offsets only: a commit a transaction is about to replace is
     // not the group's position, and an undo file built from it would
     // restore the wrong one.
-    let (descriptions, commits) = tokio::try_join!(
-        async {
-            groups::describe_groups(kafka.admin(), &[group.as_str()], kafka.timeout())
-                .await
-                .map_err(|e| anyhow::anyhow!("unable to describe group {group}: {e}"))
-        },
+    let names = [group.as_str()];
+    let (described, commits) = tokio::join!(
+        groups::describe_groups(kafka.admin(), &names, kafka.timeout()),
         groups::group_commits(kafka.admin(), &group, kafka.timeout(), true),
-    )?;
+    );
+    let commits = commits?;
     let committed = &commits.offsets;
-    let members: Vec<GroupMember> = descriptions
-        .first()
-        .map(|d| d.members.clone())
-        .unwrap_or_default();
 
     let partitions = scope(&args, &target, &metadata, committed)?;
     let watermarks = kafka.watermarks(&partitions)?;
@@ -427,7 +424,8 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
             .note(&format!("plan written to {}", path.display()));
     }
 
-    let live = describe_members(&group, &members);
+    // A group that cannot be described is refused like a live one.
+    let live = groups::live_refusals(&names, &described, LIVE_REFUSAL).pop();
     // --to-current changes nothing, whatever the commit is.
     let unknown_refused = (!matches!(target, Target::Current))
         .then(|| unknown_refusal(&group, &unknown, "reset"))
@@ -438,8 +436,7 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
             ctx.printer.warn(why);
         }
         if let Some(live) = &live {
-            ctx.printer
-                .warn(&format!("{live}; --execute will refuse until they stop."));
+            ctx.printer.warn(live);
         }
         ctx.printer
             .note("Preview only: nothing was changed. Run again with --execute to apply.");
@@ -447,11 +444,7 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     }
     if let Some(live) = live {
         print_plan(&group, &rows, false, None, ctx)?;
-        return Err(Refusal::new(format!(
-            "refusing to reset the offsets of a group with live members: {live}. Stop them first \
-             (the broker would reject the change while they are in the group). Nothing was changed."
-        ))
-        .into());
+        return Err(Refusal::new(live).into());
     }
     if let Some(why) = unknown_refused {
         print_plan(&group, &rows, false, None, ctx)?;
@@ -475,25 +468,7 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     // A consumer may have joined while the question was open; the broker
     // would refuse it anyway, but asking again costs one round trip and
     // spares a half-applied reset.
-    let now_members = groups::describe_groups(kafka.admin(), &[group.as_str()], kafka.timeout())
-        .await
-        .map_err(|e| {
-            Refusal::new(format!(
-                "cannot confirm that group {group} has no members ({e}); nothing was changed"
-            ))
-        })?;
-    if let Some(live) = describe_members(
-        &group,
-        &now_members
-            .first()
-            .map(|d| d.members.clone())
-            .unwrap_or_default(),
-    ) {
-        return Err(Refusal::new(format!(
-            "{live} joined since the preview; stop them first. Nothing was changed."
-        ))
-        .into());
-    }
+    groups::refuse_live_group(kafka.admin(), &group, kafka.timeout(), LIVE_REFUSAL).await?;
 
     let undo =
         write_undo(&group, &rows).context("cannot write the undo file, so nothing was changed")?;
@@ -648,21 +623,6 @@ fn unknown_refusal(group: &str, unknown: &[String], doing: &str) -> Option<Strin
             unknown.join(", ")
         )
     })
-}
-
-fn describe_members(group: &str, members: &[GroupMember]) -> Option<String> {
-    if members.is_empty() {
-        return None;
-    }
-    let list: Vec<String> = members
-        .iter()
-        .map(|m| format!("{} (client {}, host {})", m.member_id, m.client_id, m.host))
-        .collect();
-    Some(format!(
-        "group {group} has {} live member(s): {}",
-        members.len(),
-        list.join(", ")
-    ))
 }
 
 fn print_plan(
