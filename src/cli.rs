@@ -168,6 +168,7 @@ rule: lag < 1000); such rows are marked and the command exits 1.
   STOP    lag > 0, nobody owns the partition, and the committed offset has not moved
           for a whole window
   REWIND  the committed offset went backwards
+  BROKEN  the committed offset is past the log end
 A group's status is its worst partition's; \"-\" means not enough samples yet.";
 
 const HEALTH_ABOUT: &str = "The panel's health table and checks, computed live.

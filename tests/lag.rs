@@ -696,4 +696,7 @@ async fn a_commit_past_the_log_end_is_an_anomaly_not_lag_0() {
         .find(|l| l.contains(&topic) && l.split_whitespace().nth(2) == Some("0"))
         .unwrap_or_else(|| panic!("{}", watch.stdout));
     assert!(row.contains("past the log end"), "{row}");
+    // The status flags it from the first sample: no history makes a
+    // broken position any less broken.
+    assert!(row.contains("BROKEN"), "{row}");
 }

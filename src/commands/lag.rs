@@ -165,6 +165,7 @@ async fn watch(
                     committed: p.committed,
                     lag: p.lag,
                     owned: p.member.is_some(),
+                    broken: p.note.is_some_and(|n| n.is_anomaly()),
                 });
                 while samples.len() > window {
                     samples.pop_front();
