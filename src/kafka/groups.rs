@@ -1895,6 +1895,38 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_answered_with_an_error_is_never_taken_for_no_commit() {
+        let committed = |partition, offset, error| CommittedOffset {
+            topic: "t".into(),
+            partition,
+            offset,
+            metadata: None,
+            error,
+        };
+        let unstable = AdminError::from_raw(88, None);
+        let answer = GroupOffsets {
+            group_id: "g".into(),
+            offsets: vec![
+                committed(0, Some(5), None),
+                committed(1, None, Some(unstable.clone())),
+                // An offset that comes with an error is no commit either.
+                committed(2, Some(9), Some(unstable.clone())),
+                committed(3, None, None),
+            ],
+            error: None,
+        };
+        let commits = commits_of(&answer);
+        assert_eq!(commits.offsets, BTreeMap::from([(("t".to_string(), 0), 5)]));
+        assert_eq!(
+            commits.errors,
+            BTreeMap::from([
+                (("t".to_string(), 1), unstable.clone()),
+                (("t".to_string(), 2), unstable),
+            ])
+        );
+    }
+
+    #[test]
     fn distinct_keeps_first_seen_order() {
         assert_eq!(distinct(&["b", "a", "b", "c", "a"]), vec!["b", "a", "c"]);
     }
