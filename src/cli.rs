@@ -147,7 +147,11 @@ By default: every one of the panel's nine groups, one row per group and topic. \
 --partitions shows one row per partition, --summary one row per group.
 
 LAG is the log end offset minus the committed offset, summed over partitions. \
-A partition where the group has no committed offset shows \"-\", never a made-up number.
+Where one of the panel's groups has no committed offset, it counts from the log start \
+(its workers read from the earliest offset); for other groups, whose auto.offset.reset \
+smmctl cannot see, it shows \"-\", never a made-up number. A commit past the log end \
+is a broken position: no lag figure, a note, and exit 1. A commit the broker could not \
+return is shown with its error, never as \"no commit\", and the command exits 1.
 
 LAG-TIME is how far behind the group is in time: now minus the timestamp of the \
 next record the group would read, fetched from the broker. It needs no history, so \
@@ -167,6 +171,7 @@ rule: lag < 1000); such rows are marked and the command exits 1.
   STOP    lag > 0, nobody owns the partition, and the committed offset has not moved
           for a whole window
   REWIND  the committed offset went backwards
+  BROKEN  the committed offset is past the log end
 A group's status is its worst partition's; \"-\" means not enough samples yet.";
 
 const HEALTH_ABOUT: &str = "The panel's health table and checks, computed live.

@@ -510,3 +510,193 @@ async fn unknown_groups_are_bad_input() {
     assert!(r.stderr.contains("no such consumer group"), "{}", r.stderr);
     expect_code(&["groups", "list", "--state", "sleepy"], 2);
 }
+
+/// Deletes the records of `topic`/`partition` before `offset`, moving its
+/// log start there.
+async fn delete_before(topic: &str, partition: i32, offset: i64) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+        .unwrap();
+    let done = admin()
+        .delete_records(&tpl, &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(
+        done.elements().iter().all(|e| e.error().is_ok()),
+        "{done:?}"
+    );
+}
+
+/// One of the panel's groups, which no other test uses, with a commit on a
+/// topic of this test's own, removed again when the test ends.
+struct SeedGroupCommit {
+    group: &'static str,
+    topic: String,
+}
+
+impl Drop for SeedGroupCommit {
+    fn drop(&mut self) {
+        // The group must not keep a commit on a throwaway topic: it would
+        // add to the panel group's lag in every later `lag` run.
+        let topic = self.topic.clone();
+        let group = self.group;
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let _ = smmctl::kafka::groups::delete_group_offsets(
+                    &admin(),
+                    group,
+                    &[(topic.clone(), 0), (topic.clone(), 1)],
+                    Duration::from_secs(10),
+                )
+                .await;
+                delete_topics(&[&topic]).await;
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panel_group_without_a_commit_lags_by_its_whole_retained_log() {
+    require_broker();
+    let seed = "offer-assignment-group";
+    let topic = unique("lag-nocommit");
+    create_topic(&topic, 2).await;
+    let _cleanup = SeedGroupCommit {
+        group: seed,
+        topic: topic.clone(),
+    };
+    produce_aged(&topic, 0, 5, Duration::ZERO).await;
+    produce_aged(&topic, 1, 7, Duration::from_secs(60)).await;
+    delete_before(&topic, 1, 2).await;
+    commit_offsets(seed, &[(&topic, 0, 5)]);
+
+    // The panel's workers read from the earliest offset: partition 1 holds
+    // 5 records they have yet to read.
+    let json = expect_code(
+        &["lag", "--group", seed, "--topic", &topic, "-o", "json"],
+        0,
+    )
+    .json();
+    assert_schema(&json, "lag");
+    let parts = partitions_of(&json, seed);
+    let p1 = parts.iter().find(|p| p["partition"] == 1).unwrap();
+    assert_eq!(
+        (
+            p1["committed"].as_i64(),
+            p1["lag"].as_i64(),
+            p1["lag_from"].as_str()
+        ),
+        (None, Some(5), Some("log_start")),
+        "{p1:#}"
+    );
+    assert!(
+        p1["note"].as_str().unwrap().contains("no committed offset"),
+        "{p1:#}"
+    );
+    let seconds = p1["lag_seconds"].as_f64().unwrap();
+    assert!((59.0..120.0).contains(&seconds), "lag_seconds {seconds}");
+    let g = &json["groups"][0];
+    assert_eq!(g["total_lag"], 5);
+    assert_eq!(g["topics"][0]["lag"], 5);
+
+    let table = expect_code(
+        &["lag", "--group", seed, "--topic", &topic, "--partitions"],
+        0,
+    );
+    let row = table
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some("1"))
+        .unwrap_or_else(|| panic!("{}", table.stdout));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cols[3..7], ["-", "2", "7", "5"], "{row}");
+    assert!(row.contains("no committed offset"), "{row}");
+
+    let (_dir, strict) = config_with_threshold(seed, 5);
+    let r = expect_code(
+        &[
+            "--config", &strict, "lag", "--group", seed, "--topic", &topic,
+        ],
+        1,
+    );
+    assert!(r.stdout.contains("over threshold 5"), "{}", r.stdout);
+
+    // A group that is not the panel's may start at the log end
+    // (auto.offset.reset=latest): no figure is made up for it.
+    let other = unique("lag-nocommit-group");
+    commit_offsets(&other, &[(&topic, 0, 5)]);
+    let json = expect_code(&["lag", "--group", &other, "-o", "json"], 0).json();
+    let p1 = partitions_of(&json, &other)
+        .into_iter()
+        .find(|p| p["partition"] == 1)
+        .unwrap();
+    assert!(p1["lag"].is_null() && p1["lag_from"].is_null(), "{p1:#}");
+    assert!(
+        p1["note"].as_str().unwrap().contains("auto.offset.reset"),
+        "{p1:#}"
+    );
+    assert_eq!(json["groups"][0]["total_lag"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_past_the_log_end_is_an_anomaly_not_lag_0() {
+    require_broker();
+    let topic = unique("lag-pastend");
+    let group = unique("lag-pastend-group");
+    create_topic(&topic, 2).await;
+    produce_aged(&topic, 0, 10, Duration::ZERO).await;
+    produce_aged(&topic, 1, 10, Duration::ZERO).await;
+    commit_offsets(&group, &[(&topic, 0, 25), (&topic, 1, 10)]);
+
+    let r = expect_code(&["lag", "--group", &group, "-o", "json"], 1);
+    let json = r.json();
+    assert_schema(&json, "lag");
+    let parts = partitions_of(&json, &group);
+    let p0 = parts.iter().find(|p| p["partition"] == 0).unwrap();
+    assert!(p0["lag"].is_null(), "never a made-up 0: {p0:#}");
+    assert!(
+        p0["note"].as_str().unwrap().contains("15 past the log end"),
+        "{p0:#}"
+    );
+    let g = &json["groups"][0];
+    assert_eq!(g["total_lag"], 0);
+    assert!(
+        g["anomaly"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{topic}/0")),
+        "{g:#}"
+    );
+
+    let summary = expect_code(&["lag", "--group", &group, "--summary"], 1);
+    assert!(
+        summary.stdout.contains("past the log end"),
+        "{}",
+        summary.stdout
+    );
+    let watch = expect_code(
+        &[
+            "lag",
+            "--group",
+            &group,
+            "--watch",
+            "1s",
+            "--count",
+            "1",
+            "--partitions",
+        ],
+        1,
+    );
+    let row = watch
+        .stdout
+        .lines()
+        .find(|l| l.contains(&topic) && l.split_whitespace().nth(2) == Some("0"))
+        .unwrap_or_else(|| panic!("{}", watch.stdout));
+    assert!(row.contains("past the log end"), "{row}");
+    // The status flags it from the first sample: no history makes a
+    // broken position any less broken.
+    assert!(row.contains("BROKEN"), "{row}");
+}

@@ -490,7 +490,7 @@ async fn preview_and_result_tables_are_exact() {
         [
             "GROUP TOPIC PARTITION CURRENT LOG-START LOG-END NEW NOTE",
             "GROUP TOPIC 0 4 0 10 6 skips 2",
-            "GROUP TOPIC 1 - 0 10 6 first commit",
+            "GROUP TOPIC 1 - 0 10 6 first commit: skips up to 6",
         ]
     );
     let applied = f.run(
@@ -512,11 +512,11 @@ async fn preview_and_result_tables_are_exact() {
         [
             "GROUP TOPIC PARTITION CURRENT LOG-START LOG-END NEW NOTE",
             "GROUP TOPIC 0 4 0 10 6 skips 2",
-            "GROUP TOPIC 1 - 0 10 6 first commit",
+            "GROUP TOPIC 1 - 0 10 6 first commit: skips up to 6",
             "",
             "GROUP TOPIC PARTITION CURRENT LOG-START LOG-END NEW RESULT NOTE",
             "GROUP TOPIC 0 4 0 10 6 ok skips 2",
-            "GROUP TOPIC 1 - 0 10 6 ok first commit",
+            "GROUP TOPIC 1 - 0 10 6 ok first commit: skips up to 6",
         ]
     );
 }
@@ -531,4 +531,103 @@ async fn an_undo_file_reads_back_whatever_the_group_is_called() {
     let undo = undo_file(&r);
     f.restore(&undo);
     assert_eq!(f.committed(), map(&[(0, 3)]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_commit_at_the_log_end_skips_the_whole_retained_backlog() {
+    let f = Fixture::new(1, &[]).await;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&f.topic, 0, rdkafka::Offset::Offset(3))
+        .unwrap();
+    admin()
+        .delete_records(&tpl, &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    let preview = |extra: &[&str]| {
+        let mut args = vec![
+            "offsets",
+            "reset",
+            "--group",
+            &f.group,
+            "--topic",
+            &f.topic,
+            "--to-latest",
+        ];
+        args.extend_from_slice(extra);
+        f.run(&args, 0)
+    };
+    let json = preview(&["-o", "json"]).json();
+    assert_schema(&json, "offsets-reset");
+    let row = &json["partitions"][0];
+    assert_eq!(
+        (
+            row["current"].as_i64(),
+            row["new"].as_i64(),
+            row["skips"].as_i64(),
+            row["rereads"].as_i64()
+        ),
+        (None, Some(10), Some(7), Some(0)),
+        "{row:#}"
+    );
+    let notes = row["notes"].to_string();
+    assert!(notes.contains("first commit"), "{notes}");
+    assert!(notes.contains("skips up to 7"), "{notes}");
+    let table = preview(&[]);
+    assert!(table.stdout.contains("skips up to 7"), "{}", table.stdout);
+    assert!(!table.stdout.contains("skips 0"), "{}", table.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_hidden_by_a_pending_transaction_is_refused() {
+    use rdkafka::producer::Producer;
+    let f = Fixture::new(2, &[(0, 3), (1, 3)]).await;
+    // A transactional commit of 6 on partition 0, still open: the group's
+    // real position there is unknown until the transaction ends.
+    let member: BaseConsumer = client_config()
+        .set("group.id", &f.group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = member.group_metadata().unwrap();
+    let producer: FutureProducer = client_config()
+        .set("transactional.id", unique("offsets-pending-tx"))
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(10)).unwrap();
+    producer.begin_transaction().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&f.topic, 0, rdkafka::Offset::Offset(6))
+        .unwrap();
+    producer
+        .send_offsets_to_transaction(&tpl, &metadata, Duration::from_secs(10))
+        .unwrap();
+
+    let r = f.run(
+        &[
+            "offsets",
+            "reset",
+            "--group",
+            &f.group,
+            "--topic",
+            &f.topic,
+            "--to-earliest",
+            "--execute",
+            "--yes",
+        ],
+        1,
+    );
+    assert!(
+        r.stderr.contains(&format!("{}/0", f.topic)),
+        "names the partition: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.to_lowercase().contains("unstable"),
+        "names the error: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Nothing was changed"), "{}", r.stderr);
+    assert!(!r.stderr.contains("undo file:"), "{}", r.stderr);
+    producer.abort_transaction(Duration::from_secs(10)).unwrap();
+    assert_eq!(f.committed(), map(&[(0, 3), (1, 3)]));
 }

@@ -11,7 +11,7 @@ use crate::commands::flow::{self, Decision, Proposal};
 use crate::exit::{ExitStatus, UsageError};
 use crate::kafka::groups::{self, GroupDescription, GroupListing, GroupState};
 use crate::kafka::{Kafka, Outcome};
-use crate::lag::{GroupLag, Request, collect, format_seconds};
+use crate::lag::{GroupLag, Request, UncommittedStart, collect, format_seconds};
 use crate::output::{Tone, or_dash};
 
 pub async fn run(cmd: GroupsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -213,7 +213,7 @@ async fn describe(
                 })
             }).collect::<Vec<_>>(),
         }))?;
-        return Ok(ExitStatus::Success);
+        return Ok(partial(&measured, ctx));
     }
     for (i, g) in measured.iter().enumerate() {
         if i > 0 {
@@ -221,7 +221,20 @@ async fn describe(
         }
         print_group(g, ctx);
     }
-    Ok(ExitStatus::Success)
+    Ok(partial(&measured, ctx))
+}
+
+/// A description missing some commits is a partial result: shown, named
+/// on stderr, and exit 1, as `lag` does.
+fn partial(measured: &[GroupLag], ctx: &Context) -> ExitStatus {
+    let mut status = ExitStatus::Success;
+    for g in measured {
+        if let Some(why) = g.incomplete() {
+            ctx.printer.warn(&format!("{}: incomplete: {why}", g.group));
+            status = ExitStatus::Failure;
+        }
+    }
+    status
 }
 
 fn print_group(g: &GroupLag, ctx: &Context) {
@@ -288,30 +301,37 @@ fn print_group(g: &GroupLag, ctx: &Context) {
     let uncommitted: Vec<String> = g
         .partitions
         .iter()
-        .filter(|part| part.committed.is_none())
+        .filter(|part| part.is_uncommitted())
         .map(|part| format!("{}/{}", part.topic, part.partition))
         .collect();
     if !uncommitted.is_empty() {
-        p.note(&format!(
-            "note: no committed offset on {}. The group will start there wherever its consumers' \
-             auto.offset.reset says (librdkafka and the Java client default to latest, which skips \
-             what is already in the log); smmctl shows no lag rather than guess.",
-            uncommitted.join(", ")
-        ));
+        p.note(&match UncommittedStart::of_group(&g.group) {
+            UncommittedStart::LogStart => format!(
+                "note: no committed offset on {}. The panel's workers read from the earliest \
+                 offset, so the lag there counts from the log start.",
+                uncommitted.join(", ")
+            ),
+            UncommittedStart::Unknown => format!(
+                "note: no committed offset on {}. The group will start there wherever its consumers' \
+                 auto.offset.reset says (librdkafka and the Java client default to latest, which skips \
+                 what is already in the log); smmctl shows no lag rather than guess.",
+                uncommitted.join(", ")
+            ),
+        });
     }
     for part in g.partitions.iter().filter(|part| {
         matches!(
             part.note,
-            Some(crate::lag::LagNote::BeforeLogStart { .. } | crate::lag::LagNote::PastLogEnd)
+            Some(
+                crate::lag::LagNote::BeforeLogStart { .. }
+                    | crate::lag::LagNote::PastLogEnd { .. }
+                    | crate::lag::LagNote::CommitUnreadable
+                    | crate::lag::LagNote::OffsetsUnavailable
+            )
         )
     }) {
-        if let Some(note) = part.note {
-            p.line(&format!(
-                "note: {}/{}: {}",
-                part.topic,
-                part.partition,
-                note.describe()
-            ));
+        if let Some(note) = part.note_text() {
+            p.line(&format!("note: {}/{}: {note}", part.topic, part.partition));
         }
     }
 }
@@ -382,26 +402,10 @@ async fn delete(
         print_delete_plan(&measured, ctx);
     }
 
-    let live: Vec<String> = measured
-        .iter()
-        .flat_map(|g| {
-            g.members.iter().map(move |m| {
-                format!(
-                    "{}: member {} (client {}, host {})",
-                    g.group, m.member_id, m.client_id, m.host
-                )
-            })
-        })
-        .collect();
-    let refusals: Vec<String> = (!live.is_empty())
-        .then(|| {
-            format!(
-                "a group with live members cannot be deleted; stop them first. Live members:\n  {}",
-                live.join("\n  ")
-            )
-        })
-        .into_iter()
-        .collect();
+    // One check for every command that must not touch a live group: a
+    // group that cannot be described is refused too.
+    let refusals =
+        groups::live_group_refusals(kafka.admin(), &refs, kafka.timeout(), "delete").await;
     let proposal = Proposal {
         command: "groups delete",
         plan,

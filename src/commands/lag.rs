@@ -14,7 +14,7 @@ use crate::exit::{ExitStatus, UsageError};
 use crate::kafka::Kafka;
 use crate::kafka::groups;
 use crate::lag::status::{Sample, Status, evaluate};
-use crate::lag::{GroupLag, LagNote, Request, collect, format_seconds};
+use crate::lag::{GroupLag, LagNote, Request, UncommittedStart, collect, format_seconds};
 use crate::output::{Tone, or_dash};
 
 pub async fn run(args: LagArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -97,11 +97,12 @@ async fn measure(
     Ok(groups)
 }
 
-/// Over a threshold, or unable to tell: either way cron should hear of it.
+/// Over a threshold, unable to tell, or at a broken position: either way
+/// cron should hear of it.
 fn exit_for(groups: &[GroupLag]) -> ExitStatus {
     if groups
         .iter()
-        .any(|g| g.over_threshold() || g.incomplete().is_some())
+        .any(|g| g.over_threshold() || g.incomplete().is_some() || g.anomaly().is_some())
     {
         ExitStatus::Failure
     } else {
@@ -164,6 +165,7 @@ async fn watch(
                     committed: p.committed,
                     lag: p.lag,
                     owned: p.member.is_some(),
+                    broken: p.note.is_some_and(|n| n.is_anomaly()),
                 });
                 while samples.len() > window {
                     samples.pop_front();
@@ -210,6 +212,9 @@ fn threshold_note(g: &GroupLag) -> String {
     }
     if let Some(why) = g.incomplete() {
         notes.push(format!("incomplete: {why}"));
+    }
+    if let Some(what) = g.anomaly() {
+        notes.push(what);
     }
     if g.partitions.is_empty() {
         notes.push(if g.state == groups::GroupState::Dead {
@@ -358,10 +363,7 @@ fn render(
                         part.partition,
                     )));
                 }
-                row.push(p.cell(
-                    part.note.map(|n| n.describe()).unwrap_or_default(),
-                    Tone::Plain,
-                ));
+                row.push(p.cell(part.note_text().unwrap_or_default(), Tone::Plain));
                 table.add_row(row);
             }
             continue;
@@ -377,18 +379,28 @@ fn render(
             // The partition view explains these one by one; here, count them.
             let mut unusual: BTreeMap<String, usize> = BTreeMap::new();
             for part in g.partitions.iter().filter(|p| p.topic == topic.topic) {
-                if let Some(note) = part.note.filter(|n| *n != LagNote::NoCommit) {
-                    *unusual.entry(note.describe()).or_default() += 1;
+                if part.note.is_some_and(|n| {
+                    !matches!(n, LagNote::NoCommit | LagNote::NoCommitFromLogStart)
+                }) && let Some(note) = part.note_text()
+                {
+                    *unusual.entry(note).or_default() += 1;
                 }
             }
             for (note, count) in unusual {
                 notes.push(format!("{count} partition(s): {note}"));
             }
+            // Say how those partitions were counted: from the log start
+            // for a group that reads from the earliest, not at all for one
+            // whose start is unknown.
+            let counted = match UncommittedStart::of_group(&g.group) {
+                UncommittedStart::LogStart => " (lag counted from the log start)",
+                UncommittedStart::Unknown => "",
+            };
             if topic.uncommitted_partitions == topic.partitions {
-                notes.push("no committed offset".to_string());
+                notes.push(format!("no committed offset{counted}"));
             } else if topic.uncommitted_partitions > 0 {
                 notes.push(format!(
-                    "{} of {} partitions without a committed offset",
+                    "{} of {} partitions without a committed offset{counted}",
                     topic.uncommitted_partitions, topic.partitions
                 ));
             }
@@ -439,6 +451,11 @@ fn render(
     if !over.is_empty() {
         p.note(&format!("over the lag threshold: {}", over.join(", ")));
     }
+    for g in groups {
+        if let Some(what) = g.anomaly() {
+            p.warn(&format!("{}: {what}", g.group));
+        }
+    }
     Ok(())
 }
 
@@ -458,6 +475,7 @@ fn to_json(groups: &[GroupLag], statuses: Option<&Statuses>) -> Value {
                 "over_threshold": g.over_threshold(),
                 "error": g.error,
                 "incomplete": g.incomplete(),
+                "anomaly": g.anomaly(),
                 "topics": g.topics().iter().map(|t| json!({
                     "topic": t.topic,
                     "partitions": t.partitions,

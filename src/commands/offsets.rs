@@ -15,9 +15,13 @@ use crate::cli::{OffsetsCommand, OffsetsResetArgs};
 use crate::commands::confirm;
 use crate::exit::{ExitStatus, Refusal, UsageError};
 use crate::input::{OffsetRow, parse_offsets_csv};
-use crate::kafka::groups::{self, GroupMember};
+use crate::kafka::groups;
 use crate::kafka::{ClusterMetadata, Kafka, Watermarks, describe_code};
+use crate::lag::UncommittedStart;
 use crate::output::{Tone, or_dash};
+
+/// What a live group is refused, in "refusing to … group G".
+const LIVE_REFUSAL: &str = "reset the offsets of";
 
 /// How many undo files to keep in the state directory.
 const UNDO_KEPT: usize = 100;
@@ -60,6 +64,20 @@ struct PlanRow {
     new: Option<i64>,
     action: Action,
     notes: Vec<String>,
+    /// Records the move skips: from the current commit, or, without one,
+    /// from the log start, where a group reading from the earliest would
+    /// begin.
+    skips: i64,
+    /// Records the move makes the group read again.
+    rereads: i64,
+    /// `skips` is an upper bound: the group has no commit here and may not
+    /// read from the earliest (see [`UncommittedStart`]).
+    #[serde(skip)]
+    skips_at_most: bool,
+    /// Why the current commit is unknown: the broker answered this
+    /// partition with an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_error: Option<String>,
     /// Filled in after applying.
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<String>,
@@ -239,6 +257,7 @@ fn plan(
     committed: &BTreeMap<(String, i32), i64>,
     watermarks: &std::collections::HashMap<(String, i32), Watermarks>,
     by_time: &BTreeMap<(String, i32), Option<i64>>,
+    uncommitted: UncommittedStart,
 ) -> anyhow::Result<Vec<PlanRow>> {
     let mut rows = Vec::new();
     for key in partitions {
@@ -264,6 +283,10 @@ fn plan(
                     new: None,
                     action: Action::Unchanged,
                     notes,
+                    skips: 0,
+                    rereads: 0,
+                    skips_at_most: false,
+                    current_error: None,
                     result: None,
                 });
                 continue;
@@ -296,14 +319,27 @@ fn plan(
                 (Some(clamped), action)
             }
         };
+        let (mut skips, mut rereads, mut skips_at_most) = (0, 0, false);
         if let (Some(new), Some(cur)) = (new, current) {
             if new > cur {
-                notes.push(format!("skips {}", new - cur));
+                skips = new - cur;
+                notes.push(format!("skips {skips}"));
             } else if new < cur {
-                notes.push(format!("re-reads {}", cur - new));
+                rereads = cur - new;
+                notes.push(format!("re-reads {rereads}"));
             }
-        } else if new.is_some() && current.is_none() {
-            notes.push("first commit".into());
+        } else if let (Some(new), None) = (new, current) {
+            // Without a commit, a group reading from the earliest would
+            // read everything retained: a first commit skips what lies
+            // before it, not nothing. Where the group's start is unknown,
+            // that is the most it can skip.
+            skips = new - marks.low;
+            skips_at_most = uncommitted == UncommittedStart::Unknown && skips > 0;
+            notes.push(match (skips, skips_at_most) {
+                (0, _) => "first commit".into(),
+                (n, false) => format!("first commit: skips {n}"),
+                (n, true) => format!("first commit: skips up to {n}"),
+            });
         }
         rows.push(PlanRow {
             topic: key.0.clone(),
@@ -314,6 +350,10 @@ fn plan(
             new,
             action,
             notes,
+            skips,
+            rereads,
+            skips_at_most,
+            current_error: None,
             result: None,
         });
     }
@@ -328,26 +368,32 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     let target = target_of(&args)?;
     let kafka = Kafka::connect(&ctx.settings)?;
     let metadata = kafka.metadata()?;
-    let (descriptions, committed) = tokio::try_join!(
-        async {
-            groups::describe_groups(kafka.admin(), &[group.as_str()], kafka.timeout())
-                .await
-                .map_err(|e| anyhow::anyhow!("unable to describe group {group}: {e}"))
-        },
-        groups::committed_offsets(kafka.admin(), &group, kafka.timeout()),
-    )?;
-    let members: Vec<GroupMember> = descriptions
-        .first()
-        .map(|d| d.members.clone())
-        .unwrap_or_default();
+    // Stable offsets only: a commit a transaction is about to replace is
+    // not the group's position, and an undo file built from it would
+    // restore the wrong one.
+    let names = [group.as_str()];
+    let (described, commits) = tokio::join!(
+        groups::describe_groups(kafka.admin(), &names, kafka.timeout()),
+        groups::group_commits(kafka.admin(), &group, kafka.timeout(), true),
+    );
+    let commits = commits?;
+    let committed = &commits.offsets;
 
-    let partitions = scope(&args, &target, &metadata, &committed)?;
+    let partitions = scope(&args, &target, &metadata, committed)?;
     let watermarks = kafka.watermarks(&partitions)?;
     let by_time = match &target {
         Target::Time(at) => kafka.offsets_at(&partitions, *at)?.into_iter().collect(),
         _ => BTreeMap::new(),
     };
-    let mut rows = plan(&target, &partitions, &committed, &watermarks, &by_time)?;
+    let mut rows = plan(
+        &target,
+        &partitions,
+        committed,
+        &watermarks,
+        &by_time,
+        UncommittedStart::of_group(&group),
+    )?;
+    let unknown = mark_unknown_commits(&mut rows, &commits.errors);
 
     if args.strict {
         let clamped: Vec<String> = rows
@@ -367,18 +413,30 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
             .into());
         }
     }
+    if args.export.is_some()
+        && let Some(why) = unknown_refusal(&group, &unknown, "write a plan of")
+    {
+        return Err(Refusal::new(why).into());
+    }
     if let Some(path) = &args.export {
         write_plan_csv(path, &group, &rows)?;
         ctx.printer
             .note(&format!("plan written to {}", path.display()));
     }
 
-    let live = describe_members(&group, &members);
+    // A group that cannot be described is refused like a live one.
+    let live = groups::live_refusals(&names, &described, LIVE_REFUSAL).pop();
+    // --to-current changes nothing, whatever the commit is.
+    let unknown_refused = (!matches!(target, Target::Current))
+        .then(|| unknown_refusal(&group, &unknown, "reset"))
+        .flatten();
     if !args.apply.execute {
         print_plan(&group, &rows, false, None, ctx)?;
+        if let Some(why) = &unknown_refused {
+            ctx.printer.warn(why);
+        }
         if let Some(live) = &live {
-            ctx.printer
-                .warn(&format!("{live}; --execute will refuse until they stop."));
+            ctx.printer.warn(live);
         }
         ctx.printer
             .note("Preview only: nothing was changed. Run again with --execute to apply.");
@@ -386,11 +444,11 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     }
     if let Some(live) = live {
         print_plan(&group, &rows, false, None, ctx)?;
-        return Err(Refusal::new(format!(
-            "refusing to reset the offsets of a group with live members: {live}. Stop them first \
-             (the broker would reject the change while they are in the group). Nothing was changed."
-        ))
-        .into());
+        return Err(Refusal::new(live).into());
+    }
+    if let Some(why) = unknown_refused {
+        print_plan(&group, &rows, false, None, ctx)?;
+        return Err(Refusal::new(why).into());
     }
     let changing = rows
         .iter()
@@ -405,58 +463,12 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     if !ctx.printer.is_json() {
         print_plan(&group, &rows, false, None, ctx)?;
     }
-    let skipped: i64 = rows
-        .iter()
-        .filter_map(|r| Some((r.new? - r.current?).max(0)))
-        .sum();
-    let reread: i64 = rows
-        .iter()
-        .filter_map(|r| Some((r.current? - r.new?).max(0)))
-        .sum();
-    let first_commits = rows
-        .iter()
-        .filter(|r| r.current.is_none() && r.new.is_some())
-        .count();
-    let removed = rows
-        .iter()
-        .filter(|r| r.action == Action::DeleteCommit)
-        .count();
-    let mut cost = format!("skips {skipped} record(s), re-reads {reread}");
-    if first_commits > 0 {
-        cost.push_str(&format!(
-            ", sets a first commit on {first_commits} partition(s)"
-        ));
-    }
-    if removed > 0 {
-        cost.push_str(&format!(", removes {removed} commit(s)"));
-    }
-    confirm(
-        &format!("Reset {group} on {changing} partition(s): {cost}?"),
-        args.apply.yes,
-    )?;
+    confirm(&confirmation_question(&group, &rows), args.apply.yes)?;
 
     // A consumer may have joined while the question was open; the broker
     // would refuse it anyway, but asking again costs one round trip and
     // spares a half-applied reset.
-    let now_members = groups::describe_groups(kafka.admin(), &[group.as_str()], kafka.timeout())
-        .await
-        .map_err(|e| {
-            Refusal::new(format!(
-                "cannot confirm that group {group} has no members ({e}); nothing was changed"
-            ))
-        })?;
-    if let Some(live) = describe_members(
-        &group,
-        &now_members
-            .first()
-            .map(|d| d.members.clone())
-            .unwrap_or_default(),
-    ) {
-        return Err(Refusal::new(format!(
-            "{live} joined since the preview; stop them first. Nothing was changed."
-        ))
-        .into());
-    }
+    groups::refuse_live_group(kafka.admin(), &group, kafka.timeout(), LIVE_REFUSAL).await?;
 
     let undo =
         write_undo(&group, &rows).context("cannot write the undo file, so nothing was changed")?;
@@ -547,19 +559,70 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     })
 }
 
-fn describe_members(group: &str, members: &[GroupMember]) -> Option<String> {
-    if members.is_empty() {
-        return None;
-    }
-    let list: Vec<String> = members
+/// What the reset costs, as the confirmation asks it.
+fn confirmation_question(group: &str, rows: &[PlanRow]) -> String {
+    let changing: Vec<&PlanRow> = rows
         .iter()
-        .map(|m| format!("{} (client {}, host {})", m.member_id, m.client_id, m.host))
+        .filter(|r| r.action != Action::Unchanged)
         .collect();
-    Some(format!(
-        "group {group} has {} live member(s): {}",
-        members.len(),
-        list.join(", ")
-    ))
+    let skipped: i64 = changing.iter().map(|r| r.skips).sum();
+    let reread: i64 = changing.iter().map(|r| r.rereads).sum();
+    let up_to = if changing.iter().any(|r| r.skips_at_most) {
+        "up to "
+    } else {
+        ""
+    };
+    let first_commits = changing
+        .iter()
+        .filter(|r| r.current.is_none() && r.new.is_some())
+        .count();
+    let removed = changing
+        .iter()
+        .filter(|r| r.action == Action::DeleteCommit)
+        .count();
+    let mut cost = format!("skips {up_to}{skipped} record(s), re-reads {reread}");
+    if first_commits > 0 {
+        cost.push_str(&format!(
+            ", sets a first commit on {first_commits} partition(s)"
+        ));
+    }
+    if removed > 0 {
+        cost.push_str(&format!(", removes {removed} commit(s)"));
+    }
+    format!("Reset {group} on {} partition(s): {cost}?", changing.len())
+}
+
+/// Notes the partitions whose current commit the broker answered with an
+/// error, and returns them with the error, as `topic/partition (error)`.
+/// Their plan rows were made as if there were no commit, which may be
+/// wrong: the group may well have one.
+fn mark_unknown_commits(
+    rows: &mut [PlanRow],
+    errors: &BTreeMap<(String, i32), groups::AdminError>,
+) -> Vec<String> {
+    let mut unknown = Vec::new();
+    for row in rows.iter_mut() {
+        if let Some(e) = errors.get(&(row.topic.clone(), row.partition)) {
+            row.notes.insert(0, format!("current commit unknown: {e}"));
+            row.current_error = Some(e.to_string());
+            unknown.push(format!("{}/{} ({e})", row.topic, row.partition));
+        }
+    }
+    unknown
+}
+
+/// Why nothing may change when some partitions' current commit is
+/// unknown: the undo file would record "no commit" there, and restoring it
+/// would delete the commit the group really has.
+fn unknown_refusal(group: &str, unknown: &[String], doing: &str) -> Option<String> {
+    (!unknown.is_empty()).then(|| {
+        format!(
+            "refusing to {doing} the offsets of group {group}: its current commit could not be \
+             read on {}, so it could not be restored. Try again once the broker answers for it. \
+             Nothing was changed.",
+            unknown.join(", ")
+        )
+    })
 }
 
 fn print_plan(
@@ -758,9 +821,16 @@ mod tests {
         let committed: BTreeMap<_, _> = current.map(|c| (key(), c)).into_iter().collect();
         let watermarks: HashMap<_, _> = [(key(), Watermarks { low, high })].into_iter().collect();
         let by_time: BTreeMap<_, _> = [(key(), Some(42))].into_iter().collect();
-        plan(&target, &[key()], &committed, &watermarks, &by_time)
-            .unwrap()
-            .remove(0)
+        plan(
+            &target,
+            &[key()],
+            &committed,
+            &watermarks,
+            &by_time,
+            UncommittedStart::Unknown,
+        )
+        .unwrap()
+        .remove(0)
     }
 
     #[test]
@@ -838,6 +908,7 @@ mod tests {
             &committed,
             &watermarks,
             &by_time,
+            UncommittedStart::Unknown,
         )
         .unwrap()
         .remove(0);
@@ -846,6 +917,39 @@ mod tests {
             row.notes[0].contains("no record at or after"),
             "{:?}",
             row.notes
+        );
+    }
+
+    #[test]
+    fn a_first_commit_skips_what_lies_before_it_from_the_log_start() {
+        let watermarks: HashMap<_, _> = [(key(), Watermarks { low: 30, high: 100 })]
+            .into_iter()
+            .collect();
+        let by_time = BTreeMap::new();
+        let first = |start| {
+            plan(
+                &Target::Latest,
+                &[key()],
+                &BTreeMap::new(),
+                &watermarks,
+                &by_time,
+                start,
+            )
+            .unwrap()
+        };
+        let panel = first(UncommittedStart::LogStart);
+        assert_eq!((panel[0].skips, panel[0].rereads), (70, 0));
+        assert_eq!(panel[0].notes, ["first commit: skips 70"]);
+        assert_eq!(
+            confirmation_question("g", &panel),
+            "Reset g on 1 partition(s): skips 70 record(s), re-reads 0, sets a first commit on 1 partition(s)?"
+        );
+        let other = first(UncommittedStart::Unknown);
+        assert_eq!(other[0].skips, 70);
+        assert_eq!(other[0].notes, ["first commit: skips up to 70"]);
+        assert_eq!(
+            confirmation_question("g", &other),
+            "Reset g on 1 partition(s): skips up to 70 record(s), re-reads 0, sets a first commit on 1 partition(s)?"
         );
     }
 

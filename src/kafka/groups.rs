@@ -24,7 +24,7 @@
 //!
 //! All of smmctl's `unsafe` code lives in this file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::fmt;
 use std::ptr::NonNull;
@@ -459,32 +459,78 @@ pub async fn describe_groups(
         .collect())
 }
 
-/// The committed offsets of every partition each group has committed, one
-/// entry per input group in input order.
+/// One group's commits, by topic and partition, and the partitions whose
+/// commit the broker answered with an error instead. A partition in
+/// neither map has no commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commits {
+    pub offsets: BTreeMap<(String, i32), i64>,
+    /// The commit of these partitions is unknown: the group may or may not
+    /// have one.
+    pub errors: BTreeMap<(String, i32), AdminError>,
+}
+
+/// The offsets one group has committed, and the partitions whose commit
+/// could not be read; an error of the whole group names it.
 ///
-/// The offsets one group has committed, by topic and partition; an error
-/// names the group.
-pub async fn committed_offsets(
+/// `stable` asks the broker for stable offsets only: a partition with a
+/// transactional commit still pending is then answered with
+/// `UNSTABLE_OFFSET_COMMIT` rather than with the commit the transaction is
+/// about to replace.
+pub async fn group_commits(
     admin: &AdminClient<impl ClientContext>,
     group: &str,
     timeout: Duration,
-) -> anyhow::Result<std::collections::BTreeMap<(String, i32), i64>> {
-    let offsets = list_group_offsets(admin, &[group], timeout)
+    stable: bool,
+) -> anyhow::Result<Commits> {
+    let offsets = list_group_offsets_with(admin, &[group], timeout, stable)
         .await
         .map_err(|e| {
             anyhow::anyhow!("unable to read the committed offsets of group {group}: {e}")
         })?;
     let Some(found) = offsets.first() else {
-        return Ok(Default::default());
+        return Ok(Commits::default());
     };
     if let Some(e) = &found.error {
         anyhow::bail!("unable to read the committed offsets of group {group}: {e}");
     }
-    Ok(found
-        .offsets
-        .iter()
-        .filter_map(|c| c.offset.map(|off| ((c.topic.clone(), c.partition), off)))
-        .collect())
+    Ok(commits_of(found))
+}
+
+/// Splits one group's answer into commits and errors. An errored partition
+/// is never "no commit", whatever offset came with the error.
+fn commits_of(found: &GroupOffsets) -> Commits {
+    let mut commits = Commits::default();
+    for c in &found.offsets {
+        let key = (c.topic.clone(), c.partition);
+        match (&c.error, c.offset) {
+            (Some(e), _) => {
+                commits.errors.insert(key, e.clone());
+            }
+            (None, Some(offset)) => {
+                commits.offsets.insert(key, offset);
+            }
+            (None, None) => {}
+        }
+    }
+    commits
+}
+
+/// The offsets one group has committed, by topic and partition. An error
+/// names the group, or the first partition whose commit could not be read:
+/// taking such a partition for one without a commit would start it over.
+pub async fn committed_offsets(
+    admin: &AdminClient<impl ClientContext>,
+    group: &str,
+    timeout: Duration,
+) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let commits = group_commits(admin, group, timeout, false).await?;
+    if let Some(((topic, partition), e)) = commits.errors.iter().next() {
+        anyhow::bail!(
+            "unable to read the committed offset of group {group} on {topic}/{partition}: {e}"
+        );
+    }
+    Ok(commits.offsets)
 }
 
 /// librdkafka takes one group per ListConsumerGroupOffsets call, so this
@@ -499,6 +545,17 @@ pub async fn list_group_offsets(
     admin: &AdminClient<impl ClientContext>,
     groups: &[&str],
     timeout: Duration,
+) -> Result<Vec<GroupOffsets>, GroupAdminError> {
+    list_group_offsets_with(admin, groups, timeout, false).await
+}
+
+/// [`list_group_offsets`], optionally asking for stable offsets only (see
+/// [`group_commits`]).
+async fn list_group_offsets_with(
+    admin: &AdminClient<impl ClientContext>,
+    groups: &[&str],
+    timeout: Duration,
+    stable: bool,
 ) -> Result<Vec<GroupOffsets>, GroupAdminError> {
     if groups.is_empty() {
         return Ok(Vec::new());
@@ -515,6 +572,9 @@ pub async fn list_group_offsets(
                 timeout,
             )?;
             options.set_opaque(index + 1);
+            if stable {
+                options.require_stable_offsets()?;
+            }
             let request = ListOffsetsRequest::new(name)?;
             let mut requests = [request.as_ptr()];
             // SAFETY: `rk`, `options` and `queue` are live (see
@@ -1128,6 +1188,92 @@ unsafe fn read_partitions(list: *const rd::rd_kafka_topic_partition_list_t) -> V
 }
 
 // ---------------------------------------------------------------------------
+// Live-group checks
+// ---------------------------------------------------------------------------
+
+/// Why `groups` must not be changed now, one sentence per group: it has
+/// live members, or whether it has any cannot be told (the describe call
+/// failed, or failed for that group). Empty when every group is safe to
+/// change. `doing` completes "refusing to …": "reset the offsets of".
+///
+/// A group that cannot be described is refused, never taken for an empty
+/// one: changing the offsets of a group whose consumers are running makes
+/// them fight over its position.
+pub async fn live_group_refusals(
+    admin: &AdminClient<impl ClientContext>,
+    groups: &[&str],
+    timeout: Duration,
+    doing: &str,
+) -> Vec<String> {
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let described = describe_groups(admin, groups, timeout).await;
+    live_refusals(groups, &described, doing)
+}
+
+/// [`live_group_refusals`] for one group, as the command's error: a
+/// [`crate::exit::Refusal`] (exit 1) that names the group and why.
+pub async fn refuse_live_group(
+    admin: &AdminClient<impl ClientContext>,
+    group: &str,
+    timeout: Duration,
+    doing: &str,
+) -> anyhow::Result<()> {
+    let refusals = live_group_refusals(admin, &[group], timeout, doing).await;
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::exit::Refusal::new(refusals.join("\n")).into())
+    }
+}
+
+/// The refusals one DescribeGroups answer calls for; see
+/// [`live_group_refusals`].
+pub fn live_refusals(
+    groups: &[&str],
+    described: &Result<Vec<GroupDescription>, GroupAdminError>,
+    doing: &str,
+) -> Vec<String> {
+    let unknown = |group: &str, why: &dyn fmt::Display| {
+        format!(
+            "refusing to {doing} group {group}: cannot tell whether it has live members \
+             ({why}). Nothing was changed."
+        )
+    };
+    let descriptions = match described {
+        Ok(descriptions) => descriptions,
+        Err(e) => return groups.iter().map(|g| unknown(g, e)).collect(),
+    };
+    let mut refusals = Vec::new();
+    for &group in groups {
+        let Some(d) = descriptions.iter().find(|d| d.group_id == group) else {
+            refusals.push(unknown(group, &"the brokers' answer did not include it"));
+            continue;
+        };
+        if let Some(e) = d.error.as_ref() {
+            refusals.push(unknown(group, e));
+            continue;
+        }
+        if d.members.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = d
+            .members
+            .iter()
+            .map(|m| format!("{} (client {}, host {})", m.member_id, m.client_id, m.host))
+            .collect();
+        refusals.push(format!(
+            "refusing to {doing} group {group}: it has live members ({}): {}. Stop them first. \
+             Nothing was changed.",
+            d.members.len(),
+            list.join(", ")
+        ));
+    }
+    refusals
+}
+
+// ---------------------------------------------------------------------------
 // RAII guards for librdkafka objects
 // ---------------------------------------------------------------------------
 
@@ -1299,6 +1445,24 @@ impl AdminOptions {
 
     fn as_ptr(&self) -> *mut rd::rd_kafka_AdminOptions_t {
         self.0.as_ptr()
+    }
+
+    /// Asks for stable offsets only: a partition with a pending
+    /// transactional commit is answered with `UNSTABLE_OFFSET_COMMIT`.
+    fn require_stable_offsets(&mut self) -> Result<(), GroupAdminError> {
+        // SAFETY: the options are live. The returned error object, if any,
+        // is ours: copied, then destroyed exactly once.
+        unsafe {
+            let error = rd::rd_kafka_AdminOptions_set_require_stable_offsets(self.as_ptr(), 1);
+            if error.is_null() {
+                return Ok(());
+            }
+            let copied = admin_error(error);
+            rd::rd_kafka_error_destroy(error);
+            Err(GroupAdminError::InvalidArgument(
+                copied.map(|e| e.to_string()).unwrap_or_default(),
+            ))
+        }
     }
 
     /// Tags the request's result event with an integer, read back with
@@ -1652,6 +1816,114 @@ mod tests {
         let error = AdminError::from_raw(25, None);
         assert_eq!(error.code, RDKafkaErrorCode::UnknownMemberId);
         assert!(!error.message.is_empty());
+    }
+
+    fn described(group: &str, members: &[&str], error: Option<AdminError>) -> GroupDescription {
+        GroupDescription {
+            group_id: group.into(),
+            state: if members.is_empty() {
+                GroupState::Empty
+            } else {
+                GroupState::Stable
+            },
+            is_simple: false,
+            group_type: GroupType::Classic,
+            partition_assignor: String::new(),
+            coordinator: None,
+            members: members
+                .iter()
+                .map(|id| GroupMember {
+                    member_id: (*id).into(),
+                    client_id: "worker".into(),
+                    host: "/10.0.0.7".into(),
+                    group_instance_id: None,
+                    assignment: Vec::new(),
+                })
+                .collect(),
+            error,
+        }
+    }
+
+    #[test]
+    fn a_group_that_cannot_be_described_is_refused_not_taken_for_empty() {
+        let doing = "reset the offsets of";
+        let refusals = |answer| live_refusals(&["g"], &answer, doing);
+        assert!(refusals(Ok(vec![described("g", &[], None)])).is_empty());
+
+        let live = refusals(Ok(vec![described("g", &["m-1"], None)]));
+        assert_eq!(
+            live,
+            [
+                "refusing to reset the offsets of group g: it has live members (1): m-1 \
+              (client worker, host /10.0.0.7). Stop them first. Nothing was changed."
+            ]
+        );
+
+        let coordinator =
+            AdminError::local(RDKafkaErrorCode::NotCoordinator, "Broker: Not coordinator");
+        let failed_group = refusals(Ok(vec![described("g", &[], Some(coordinator))]));
+        assert_eq!(
+            failed_group,
+            [
+                "refusing to reset the offsets of group g: cannot tell whether it has live members \
+              (Broker: Not coordinator). Nothing was changed."
+            ]
+        );
+
+        let failed_call = refusals(Err(GroupAdminError::Timeout(Duration::from_secs(5))));
+        assert_eq!(failed_call.len(), 1);
+        assert!(
+            failed_call[0].contains("group g: cannot tell whether it has live members (no answer"),
+            "{failed_call:?}"
+        );
+        assert_eq!(
+            refusals(Ok(Vec::new())).len(),
+            1,
+            "a group left out is refused"
+        );
+
+        let two = live_refusals(
+            &["a", "b"],
+            &Ok(vec![
+                described("a", &[], None),
+                described("b", &["m-2"], None),
+            ]),
+            "delete",
+        );
+        assert_eq!(two.len(), 1);
+        assert!(two[0].starts_with("refusing to delete group b:"), "{two:?}");
+    }
+
+    #[test]
+    fn a_partition_answered_with_an_error_is_never_taken_for_no_commit() {
+        let committed = |partition, offset, error| CommittedOffset {
+            topic: "t".into(),
+            partition,
+            offset,
+            metadata: None,
+            error,
+        };
+        let unstable = AdminError::from_raw(88, None);
+        let answer = GroupOffsets {
+            group_id: "g".into(),
+            offsets: vec![
+                committed(0, Some(5), None),
+                committed(1, None, Some(unstable.clone())),
+                // An offset that comes with an error is no commit either.
+                committed(2, Some(9), Some(unstable.clone())),
+                committed(3, None, None),
+            ],
+            error: None,
+        };
+        let commits = commits_of(&answer);
+        assert_eq!(commits.offsets, BTreeMap::from([(("t".to_string(), 0), 5)]));
+        assert_eq!(
+            commits.errors,
+            BTreeMap::from([
+                (("t".to_string(), 1), unstable.clone()),
+                (("t".to_string(), 2), unstable),
+            ])
+        );
     }
 
     #[test]

@@ -10,8 +10,15 @@
 //! Unlike estimating it from the rate at which offsets grow, this needs no
 //! history, gives no nonsense on quiet topics, and stays right when a group
 //! re-reads old data. A group that is caught up is 0 s behind; where the
-//! next record cannot be read (no commit, no such record any more) there is
-//! no figure, and the tables say "-".
+//! next record cannot be read (no such record any more) there is no figure,
+//! and the tables say "-".
+//!
+//! A partition a group never committed on still has a backlog when the
+//! group reads from the earliest offset, as the panel's workers do: they
+//! will read everything retained, so their lag there is log end − log
+//! start, and it counts towards the group's total and threshold. Other
+//! groups may start at the log end instead (`auto.offset.reset=latest`),
+//! and smmctl cannot see their setting, so it makes up no figure for them.
 
 pub mod status;
 
@@ -37,33 +44,50 @@ pub struct Member {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum LagNote {
     /// The group never committed here; it will start wherever its
-    /// consumers' `auto.offset.reset` says.
+    /// consumers' `auto.offset.reset` says, which smmctl cannot see: lag
+    /// unknown.
     NoCommit,
+    /// The group never committed here and reads from the earliest offset
+    /// (the panel's workers do), so everything retained is still to read:
+    /// the lag counts from the log start.
+    NoCommitFromLogStart,
     /// Records the group had not read yet were deleted (retention or
     /// `records delete`). Its consumers will hit an out-of-range error and
     /// reset per `auto.offset.reset`.
     BeforeLogStart { deleted: i64 },
-    /// The commit is beyond the end of the log: the topic was recreated or
-    /// truncated.
-    PastLogEnd,
+    /// The commit is `beyond` records past the end of the log: the topic
+    /// was recreated or truncated. A broken position, not a lag of 0: the
+    /// group's consumers will hit OFFSET_OUT_OF_RANGE there and reset per
+    /// `auto.offset.reset`, so the lag is unknown.
+    PastLogEnd { beyond: i64 },
     /// The group committed on a topic or partition that no longer exists.
     TopicMissing,
     /// The partition exists but the broker did not give its offsets (its
     /// leader is down or moving): lag unknown, not zero.
     OffsetsUnavailable,
-    /// The group's commit here could not be read (authorisation, or the
-    /// coordinator is moving): lag unknown.
+    /// The group's commit here could not be read (a transaction's commit
+    /// still pending, authorisation, or the coordinator is moving): lag
+    /// unknown. [`PartitionLag::commit_error`] says why.
     CommitUnreadable,
 }
 
 impl LagNote {
     pub fn describe(&self) -> String {
         match self {
-            LagNote::NoCommit => "no committed offset".into(),
+            LagNote::NoCommit => {
+                "no committed offset; where the group starts depends on its auto.offset.reset"
+                    .into()
+            }
+            LagNote::NoCommitFromLogStart => {
+                "no committed offset: lag counted from the log start".into()
+            }
             LagNote::BeforeLogStart { deleted } => {
                 format!("{deleted} unread records were deleted before the group read them")
             }
-            LagNote::PastLogEnd => "committed offset is past the log end (topic recreated?)".into(),
+            LagNote::PastLogEnd { beyond } => format!(
+                "committed offset is {beyond} past the log end (topic recreated?): its consumers \
+                 will hit OFFSET_OUT_OF_RANGE and reset"
+            ),
             LagNote::TopicMissing => "partition no longer exists".into(),
             LagNote::OffsetsUnavailable => {
                 "the broker gave no offsets (leader unavailable?)".into()
@@ -72,12 +96,39 @@ impl LagNote {
         }
     }
 
+    /// Notes that mean the group's position is broken: something to fix,
+    /// whatever the lag.
+    pub fn is_anomaly(&self) -> bool {
+        matches!(self, LagNote::PastLogEnd { .. })
+    }
+
     /// Notes that mean the figures are incomplete, not merely unusual.
     pub fn is_unknown(&self) -> bool {
         matches!(
             self,
             LagNote::OffsetsUnavailable | LagNote::CommitUnreadable
         )
+    }
+}
+
+/// Where a group starts reading a partition it has never committed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UncommittedStart {
+    /// At the log start (`auto.offset.reset=earliest`).
+    LogStart,
+    /// Wherever its consumers' `auto.offset.reset` says, unknown here.
+    Unknown,
+}
+
+impl UncommittedStart {
+    /// The panel's workers read from the earliest offset; any other group
+    /// may start at the log end, so its start is unknown.
+    pub fn of_group(group: &str) -> UncommittedStart {
+        if catalog::group_named(group).is_some() {
+            UncommittedStart::LogStart
+        } else {
+            UncommittedStart::Unknown
+        }
     }
 }
 
@@ -92,6 +143,8 @@ pub struct PartitionLag {
     pub lag_seconds: Option<f64>,
     pub member: Option<Member>,
     pub note: Option<LagNote>,
+    /// Why the group's commit here could not be read, as the broker said.
+    pub commit_error: Option<String>,
 }
 
 impl PartitionLag {
@@ -105,30 +158,101 @@ impl PartitionLag {
             "log_start": self.log_start,
             "log_end": self.log_end,
             "lag": self.lag,
+            "lag_from": self.lag_from(),
             "lag_seconds": self.lag_seconds,
             "member_id": self.member.as_ref().map(|m| &m.member_id),
             "client_id": self.member.as_ref().map(|m| &m.client_id),
             "host": self.member.as_ref().map(|m| &m.host),
-            "note": self.note.map(|n| n.describe()),
+            "note": self.note_text(),
+            "commit_error": self.commit_error,
+        })
+    }
+
+    /// The note in words, with the broker's reason when the commit could
+    /// not be read.
+    pub fn note_text(&self) -> Option<String> {
+        let note = self.note?.describe();
+        Some(match &self.commit_error {
+            Some(why) => format!("{note}: {why}"),
+            None => note,
+        })
+    }
+
+    /// A partition of the group before its offsets are read, from the
+    /// group's OffsetFetch answer for it, if there was one: its commit, or
+    /// the error that stands in for it. An error is never "no commit": the
+    /// group may well have one.
+    pub fn unmeasured(
+        topic: String,
+        partition: i32,
+        fetched: Option<&groups::CommittedOffset>,
+        member: Option<Member>,
+    ) -> PartitionLag {
+        let commit_error = fetched.and_then(|c| c.error.as_ref().map(|e| e.to_string()));
+        PartitionLag {
+            topic,
+            partition,
+            committed: fetched
+                .filter(|_| commit_error.is_none())
+                .and_then(|c| c.offset),
+            log_start: None,
+            log_end: None,
+            lag: None,
+            lag_seconds: None,
+            member,
+            note: commit_error.is_some().then_some(LagNote::CommitUnreadable),
+            commit_error,
+        }
+    }
+}
+
+impl PartitionLag {
+    /// The group has no commit here, as far as the broker says: not when
+    /// the commit could not be read.
+    pub fn is_uncommitted(&self) -> bool {
+        self.committed.is_none() && self.commit_error.is_none()
+    }
+
+    /// What the lag counts from: `commit`, or `log_start` where there is no
+    /// commit and the group reads from the earliest offset; `None` when
+    /// there is no lag figure.
+    pub fn lag_from(&self) -> Option<&'static str> {
+        self.lag?;
+        Some(if self.note == Some(LagNote::NoCommitFromLogStart) {
+            "log_start"
+        } else {
+            "commit"
         })
     }
 }
 
 /// Lag in messages, and a note where it needs explaining. The lag counts
 /// from the committed offset, as Kafka's own tool does, even when part of
-/// that range has been deleted; the note says how much.
+/// that range has been deleted; the note says how much. Without a commit,
+/// it counts from where the group would start, when that is known.
 pub fn partition_lag(
     committed: Option<i64>,
     watermarks: Option<Watermarks>,
+    uncommitted: UncommittedStart,
 ) -> (Option<i64>, Option<LagNote>) {
     let Some(committed) = committed else {
-        return (None, Some(LagNote::NoCommit));
+        return match (uncommitted, watermarks) {
+            (UncommittedStart::LogStart, Some(w)) => {
+                (Some(w.high - w.low), Some(LagNote::NoCommitFromLogStart))
+            }
+            _ => (None, Some(LagNote::NoCommit)),
+        };
     };
     let Some(w) = watermarks else {
         return (None, Some(LagNote::TopicMissing));
     };
     if committed > w.high {
-        return (Some(0), Some(LagNote::PastLogEnd));
+        return (
+            None,
+            Some(LagNote::PastLogEnd {
+                beyond: committed - w.high,
+            }),
+        );
     }
     let lag = w.high - committed;
     if committed < w.low {
@@ -147,7 +271,8 @@ pub fn partition_lag(
 pub struct TopicLag {
     pub topic: String,
     pub partitions: usize,
-    /// Sum over the partitions that have a commit; `None` when none has.
+    /// Sum over the partitions with a lag figure (a commit, or the log
+    /// start for groups that read from the earliest); `None` when none has.
     pub lag: Option<i64>,
     /// The furthest-behind partition's time lag.
     pub lag_seconds: Option<f64>,
@@ -192,9 +317,24 @@ impl GroupLag {
             .partitions
             .iter()
             .filter(|p| p.note.is_some_and(|n| n.is_unknown()))
-            .map(|p| format!("{}/{}", p.topic, p.partition))
+            .map(|p| match &p.commit_error {
+                Some(why) => format!("{}/{} ({why})", p.topic, p.partition),
+                None => format!("{}/{}", p.topic, p.partition),
+            })
             .collect();
         (!unknown.is_empty()).then(|| format!("offsets unreadable on {}", unknown.join(", ")))
+    }
+
+    /// Partitions whose committed position is broken, in words.
+    pub fn anomaly(&self) -> Option<String> {
+        let broken: Vec<String> = self
+            .partitions
+            .iter()
+            .filter(|p| p.note.is_some_and(|n| n.is_anomaly()))
+            .map(|p| format!("{}/{}", p.topic, p.partition))
+            .collect();
+        (!broken.is_empty())
+            .then(|| format!("committed offset past the log end on {}", broken.join(", ")))
     }
 
     /// The panel alerts at lag ≥ its threshold (healthy is "< 1000").
@@ -214,7 +354,7 @@ impl GroupLag {
                 partitions: parts.len(),
                 lag: sum_known(parts.iter().map(|p| p.lag)),
                 lag_seconds: max_time(parts.iter().copied()),
-                uncommitted_partitions: parts.iter().filter(|p| p.committed.is_none()).count(),
+                uncommitted_partitions: parts.iter().filter(|p| p.is_uncommitted()).count(),
             })
             .collect()
     }
@@ -318,15 +458,12 @@ pub async fn collect(
     for &name in &names {
         let description = descriptions.get(name);
         let group_offsets = offsets.get(name);
-        let mut committed: BTreeMap<(String, i32), Option<i64>> = BTreeMap::new();
-        let mut unreadable: BTreeSet<(String, i32)> = BTreeSet::new();
+        let mut committed: BTreeMap<(String, i32), Option<&groups::CommittedOffset>> =
+            BTreeMap::new();
         if let Some(o) = group_offsets {
             for c in &o.offsets {
                 if wanted_topic(&c.topic) {
-                    committed.insert((c.topic.clone(), c.partition), c.offset);
-                    if c.error.is_some() {
-                        unreadable.insert((c.topic.clone(), c.partition));
-                    }
+                    committed.insert((c.topic.clone(), c.partition), Some(c));
                 }
             }
         }
@@ -393,22 +530,9 @@ pub async fn collect(
             threshold: thresholds.max_lag_for(name),
             partitions: committed
                 .into_iter()
-                .map(|((topic, partition), committed)| {
+                .map(|((topic, partition), fetched)| {
                     let member = owners.get(&(topic.clone(), partition)).cloned();
-                    let note = unreadable
-                        .contains(&(topic.clone(), partition))
-                        .then_some(LagNote::CommitUnreadable);
-                    PartitionLag {
-                        topic,
-                        partition,
-                        committed,
-                        log_start: None,
-                        log_end: None,
-                        lag: None,
-                        lag_seconds: None,
-                        member,
-                        note,
-                    }
+                    PartitionLag::unmeasured(topic, partition, fetched, member)
                 })
                 .collect(),
             error,
@@ -430,6 +554,7 @@ pub async fn collect(
     let watermarks = kafka.watermarks(&partitions)?;
     tracing::debug!(elapsed = ?started.elapsed(), partitions = partitions.len(), "watermarks");
     for group in &mut result {
+        let start = UncommittedStart::of_group(&group.group);
         for p in &mut group.partitions {
             if p.note == Some(LagNote::CommitUnreadable) {
                 continue;
@@ -438,7 +563,7 @@ pub async fn collect(
             let w = watermarks.get(&key).copied();
             p.log_start = w.map(|w| w.low);
             p.log_end = w.map(|w| w.high);
-            (p.lag, p.note) = partition_lag(p.committed, w);
+            (p.lag, p.note) = partition_lag(p.committed, w, start);
             if w.is_none() && partitions.binary_search(&key).is_ok() {
                 p.note = Some(LagNote::OffsetsUnavailable);
             }
@@ -458,8 +583,11 @@ pub async fn collect(
 /// Reads the next record each lagging group would read and turns its
 /// timestamp into seconds behind.
 fn fill_time_lag(kafka: &Kafka, groups: &mut [GroupLag]) -> anyhow::Result<()> {
+    // Without a commit, a group that reads from the earliest offset reads
+    // the log start next.
     let next_read = |p: &PartitionLag| match (p.lag, p.committed, p.log_start) {
         (Some(lag), Some(committed), Some(low)) if lag > 0 => Some(committed.max(low)),
+        (Some(lag), None, Some(low)) if lag > 0 => Some(low),
         _ => None,
     };
     let positions: BTreeSet<(String, i32, i64)> = groups
@@ -515,12 +643,17 @@ mod tests {
                 Some(8),
                 Some(LagNote::BeforeLogStart { deleted: 3 }),
             ),
-            (Some(12), w(0, 10), Some(0), Some(LagNote::PastLogEnd)),
+            (
+                Some(12),
+                w(0, 10),
+                None,
+                Some(LagNote::PastLogEnd { beyond: 2 }),
+            ),
             (Some(3), None, None, Some(LagNote::TopicMissing)),
         ];
         for (committed, marks, lag, note) in cases {
             assert_eq!(
-                partition_lag(committed, marks),
+                partition_lag(committed, marks, UncommittedStart::Unknown),
                 (lag, note),
                 "{committed:?} {marks:?}"
             );
@@ -530,7 +663,38 @@ mod tests {
     #[test]
     fn an_uncommitted_partition_never_becomes_end_minus_minus_one() {
         // The bug class of tools that compute end − (−1).
-        assert_eq!(partition_lag(None, w(0, 500)).0, None);
+        assert_eq!(
+            partition_lag(None, w(0, 500), UncommittedStart::Unknown).0,
+            None
+        );
+    }
+
+    #[test]
+    fn a_group_reading_from_the_earliest_lags_by_the_whole_retained_log_without_a_commit() {
+        assert_eq!(
+            partition_lag(None, w(40, 100), UncommittedStart::LogStart),
+            (Some(60), Some(LagNote::NoCommitFromLogStart))
+        );
+        assert_eq!(
+            partition_lag(None, w(7, 7), UncommittedStart::LogStart),
+            (Some(0), Some(LagNote::NoCommitFromLogStart))
+        );
+        // Only the panel's own groups are known to read from the earliest.
+        assert_eq!(
+            UncommittedStart::of_group("smm-payment-refunds-group"),
+            UncommittedStart::LogStart
+        );
+        assert_eq!(
+            UncommittedStart::of_group("someone-elses-group"),
+            UncommittedStart::Unknown
+        );
+        let mut unread = part("payments", None, None);
+        (unread.lag, unread.note) = partition_lag(None, w(0, 1000), UncommittedStart::LogStart);
+        let g = group(vec![part("payments", Some(0), Some(0.0)), unread], 1000);
+        assert_eq!(g.total_lag(), Some(1000));
+        assert!(g.over_threshold());
+        assert_eq!(g.partitions[1].lag_from(), Some("log_start"));
+        assert_eq!(g.partitions[0].lag_from(), Some("commit"));
     }
 
     fn part(topic: &str, lag: Option<i64>, secs: Option<f64>) -> PartitionLag {
@@ -544,6 +708,7 @@ mod tests {
             lag_seconds: secs,
             member: None,
             note: None,
+            commit_error: None,
         }
     }
 
@@ -585,6 +750,70 @@ mod tests {
         assert_eq!(quiet.total_lag(), None);
         assert!(!quiet.over_threshold());
         assert!(!group(vec![part("a", Some(999), None)], 1000).over_threshold());
+    }
+
+    #[test]
+    fn a_commit_past_the_log_end_is_an_anomaly_not_lag_0() {
+        let mut broken = part("t", None, None);
+        broken.committed = Some(25);
+        (broken.lag, broken.note) = partition_lag(Some(25), w(0, 10), UncommittedStart::LogStart);
+        assert_eq!(broken.lag, None, "never a made-up 0");
+        let g = group(vec![part("t", Some(0), Some(0.0)), broken], 1000);
+        assert_eq!(
+            g.anomaly().as_deref(),
+            Some("committed offset past the log end on t/0")
+        );
+        assert!(
+            group(vec![part("t", Some(3), None)], 1000)
+                .anomaly()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_commit_that_could_not_be_read_keeps_its_error_and_is_no_missing_commit() {
+        let fetched = groups::CommittedOffset {
+            topic: "payments".into(),
+            partition: 2,
+            offset: None,
+            metadata: None,
+            error: Some(groups::AdminError {
+                code: rdkafka::types::RDKafkaErrorCode::UnstableOffsetCommit,
+                message: "Broker: There are unstable offsets that need to be cleared".into(),
+            }),
+        };
+        let mut p = PartitionLag::unmeasured("payments".into(), 2, Some(&fetched), None);
+        assert_eq!(p.note, Some(LagNote::CommitUnreadable));
+        // The lag pass leaves an unreadable commit alone (see collect).
+        p.log_start = Some(0);
+        p.log_end = Some(10);
+        let json = p.to_json();
+        assert_eq!(
+            json["commit_error"],
+            "Broker: There are unstable offsets that need to be cleared"
+        );
+        assert!(
+            json["note"].as_str().unwrap().contains("unstable offsets"),
+            "{json:#}"
+        );
+        assert!(json["lag"].is_null() && json["committed"].is_null());
+        let g = group(vec![part("payments", Some(3), None), p], 1000);
+        assert_eq!(g.topics()[0].uncommitted_partitions, 0);
+        assert!(
+            g.incomplete()
+                .unwrap()
+                .contains("payments/2 (Broker: There are unstable"),
+            "{:?}",
+            g.incomplete()
+        );
+
+        let plain = groups::CommittedOffset {
+            error: None,
+            offset: Some(7),
+            ..fetched
+        };
+        let p = PartitionLag::unmeasured("payments".into(), 2, Some(&plain), None);
+        assert_eq!((p.committed, p.note, p.commit_error), (Some(7), None, None));
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! with no new records has no lag, and no lag is always OK.
 //!
 //! The rules, strongest first:
+//! - BROKEN: the latest committed offset is past the log end, a position
+//!   the group's consumers cannot read from; no history needed.
 //! - REWIND: the committed offset went backwards inside the window.
 //! - STOP: lag > 0, nobody owns the partition, and the committed offset has
 //!   not moved for the whole window, which spans at least the configured
@@ -33,6 +35,7 @@ pub enum Status {
     Stall,
     Stop,
     Rewind,
+    Broken,
 }
 
 impl Status {
@@ -44,6 +47,7 @@ impl Status {
             Status::Stall => "STALL",
             Status::Stop => "STOP",
             Status::Rewind => "REWIND",
+            Status::Broken => "BROKEN",
         }
     }
 
@@ -62,11 +66,16 @@ pub struct Sample {
     pub lag: Option<i64>,
     /// A live member of the group owns the partition.
     pub owned: bool,
+    /// The committed offset is past the log end.
+    pub broken: bool,
 }
 
 /// Evaluates a window of samples, oldest first. `window_ms` is the span
 /// the window is meant to cover; STOP needs at least that much history.
 pub fn evaluate(window: &[Sample], window_ms: u64) -> Status {
+    if window.last().is_some_and(|s| s.broken) {
+        return Status::Broken;
+    }
     let committed: Vec<i64> = window.iter().filter_map(|s| s.committed).collect();
     if committed.windows(2).any(|pair| pair[1] < pair[0]) {
         return Status::Rewind;
@@ -125,6 +134,7 @@ mod tests {
                 committed,
                 lag,
                 owned,
+                broken: false,
             })
             .collect()
     }
@@ -222,6 +232,27 @@ mod tests {
         for (name, points, window_ms, expected) in cases {
             assert_eq!(evaluate(&window(points), *window_ms), *expected, "{name}");
         }
+    }
+
+    #[test]
+    fn a_commit_past_the_log_end_is_broken_from_the_first_sample() {
+        let broken = Sample {
+            at_ms: 0,
+            committed: Some(25),
+            lag: None,
+            owned: false,
+            broken: true,
+        };
+        assert_eq!(evaluate(&[broken], 1000), Status::Broken);
+        let mut fixed = broken;
+        fixed.broken = false;
+        fixed.lag = Some(0);
+        fixed.at_ms = 1000;
+        assert_eq!(evaluate(&[broken, fixed], 1000), Status::Ok);
+        assert_eq!(
+            Status::worst([Status::Rewind, Status::Broken]),
+            Status::Broken
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ use smm_workers::dead_letter::{DeadLetter, Filter, RawRecord};
 
 use crate::Context;
 use crate::cli::{DlqCommand, DlqFilterArgs};
-use crate::exit::{ExitStatus, Refusal, UsageError};
-use crate::kafka::groups::{self, GroupMember};
+use crate::exit::{ExitStatus, UsageError};
+use crate::kafka::groups;
 use crate::kafka::{ClusterMetadata, Kafka, Watermarks};
 
 pub async fn run(cmd: DlqCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -120,33 +120,11 @@ pub(crate) async fn move_group(
     Ok(())
 }
 
-/// Refuses to move a group that has live members: the broker would reject
-/// the commit, or worse, the members would fight the replay over offsets.
+/// Refuses to move a group that has live members, or whose members cannot
+/// be told: the broker would reject the commit, or worse, the members would
+/// fight the replay over offsets.
 pub(crate) async fn refuse_live_group(kafka: &Kafka, group: &str) -> anyhow::Result<()> {
-    let described = groups::describe_groups(kafka.admin(), &[group], kafka.timeout())
-        .await
-        .map_err(|e| {
-            Refusal::new(format!(
-                "cannot confirm that group {group} has no members ({e}); nothing was changed"
-            ))
-        })?;
-    let members: Vec<GroupMember> = described
-        .first()
-        .map(|d| d.members.clone())
-        .unwrap_or_default();
-    if members.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = members
-        .iter()
-        .map(|m| format!("{} (client {}, host {})", m.member_id, m.client_id, m.host))
-        .collect();
-    Err(Refusal::new(format!(
-        "group {group} has {} live member(s): {}. Stop them first, or pass --group with a group of its own. Nothing was changed.",
-        members.len(),
-        list.join(", ")
-    ))
-    .into())
+    groups::refuse_live_group(kafka.admin(), group, kafka.timeout(), "move the offsets of").await
 }
 
 /// What to read of one partition: `[start, end)`.
