@@ -7,6 +7,7 @@ use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 
 use crate::commands::dlq::drain::DrainReport;
 use crate::commands::groups::GroupsDeleteReport;
+use crate::commands::offsets::OffsetsResetReport;
 use crate::commands::records::RecordsDeleteReport;
 use crate::commands::topics::TopicsDeleteReport;
 
@@ -16,6 +17,10 @@ pub fn generated() -> Vec<(&'static str, serde_json::Value)> {
         (
             "dlq-drain",
             schema::<DrainReport>("smmctl dlq drain -o json"),
+        ),
+        (
+            "offsets-reset",
+            schema::<OffsetsResetReport>("smmctl offsets reset -o json"),
         ),
         (
             "records-delete",

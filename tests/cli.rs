@@ -335,11 +335,18 @@ fn the_output_schemas_reject_what_they_do_not_document() {
     assert!(schema_errors(&good, "lag").is_empty());
     let extra = serde_json::json!({"taken_at": "x", "groups": [], "surprise": 1});
     assert!(!schema_errors(&extra, "lag").is_empty());
-    let negative = serde_json::json!({"execute": false, "partitions": [{
+    let negative = serde_json::json!({"executed": false, "partitions": [{
         "topic": "t", "partition": 0, "log_start": 0, "log_end": 5, "new_log_start": 3,
         "records": -3, "notes": [], "unread_by": []
     }]});
     assert!(!schema_errors(&negative, "records-delete").is_empty());
+    let mut positive = negative.clone();
+    positive["partitions"][0]["records"] = serde_json::json!(3);
+    assert!(
+        schema_errors(&positive, "records-delete").is_empty(),
+        "{:?}",
+        schema_errors(&positive, "records-delete")
+    );
 }
 
 /// How one run into a pipe ended: its exit code and what it said on stderr.

@@ -6,13 +6,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::json;
 use smm_workers::catalog::{self, Category};
 
 use crate::Context;
 use crate::cli::{OffsetsCommand, OffsetsResetArgs};
-use crate::commands::confirm;
+use crate::commands::flow::{self, Decision, Proposal};
 use crate::exit::{ExitStatus, Refusal, UsageError};
 use crate::input::{OffsetRow, parse_offsets_csv};
 use crate::kafka::groups;
@@ -43,7 +43,7 @@ enum Target {
     File(Vec<OffsetRow>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 enum Action {
     /// Commit `new`.
@@ -54,7 +54,19 @@ enum Action {
     Unchanged,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// What `offsets reset -o json` prints, previewed or executed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OffsetsResetReport {
+    pub group: String,
+    pub executed: bool,
+    /// The file that restores the offsets as they were (executed only).
+    pub undo_file: Option<String>,
+    partitions: Vec<PlanRow>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct PlanRow {
     topic: String,
     partition: i32,
@@ -430,41 +442,41 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     let unknown_refused = (!matches!(target, Target::Current))
         .then(|| unknown_refusal(&group, &unknown, "reset"))
         .flatten();
-    if !args.apply.execute {
-        print_plan(&group, &rows, false, None, ctx)?;
-        if let Some(why) = &unknown_refused {
-            ctx.printer.warn(why);
-        }
-        if let Some(live) = &live {
-            ctx.printer.warn(live);
-        }
-        ctx.printer
-            .note("Preview only: nothing was changed. Run again with --execute to apply.");
-        return Ok(ExitStatus::Success);
-    }
-    if let Some(live) = live {
-        print_plan(&group, &rows, false, None, ctx)?;
-        return Err(Refusal::new(live).into());
-    }
-    if let Some(why) = unknown_refused {
-        print_plan(&group, &rows, false, None, ctx)?;
-        return Err(Refusal::new(why).into());
-    }
     let changing = rows
         .iter()
         .filter(|r| r.action != Action::Unchanged)
         .count();
-    if changing == 0 {
-        print_plan(&group, &rows, false, None, ctx)?;
-        ctx.printer
-            .note("Nothing to change: every partition is already where the target puts it.");
-        return Ok(ExitStatus::Success);
-    }
-    if !ctx.printer.is_json() {
+    if !(args.apply.execute && ctx.printer.is_json()) {
         print_plan(&group, &rows, false, None, ctx)?;
     }
-    confirm(&confirmation_question(&group, &rows), args.apply.yes)?;
+    let proposal = Proposal {
+        command: "offsets reset",
+        plan: serde_json::to_value(report_of(&group, &rows, false, None))?,
+        changes: changing,
+        question: confirmation_question(&group, &rows),
+        action: "apply".into(),
+        needs_force: Vec::new(),
+        force: false,
+        refusals: live.into_iter().chain(unknown_refused).collect(),
+    };
+    let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
+        Decision::Preview | Decision::Nothing => return Ok(ExitStatus::Success),
+        Decision::Act(trail) => trail,
+    };
+    let outcome = apply(kafka, &group, rows, changing, ctx).await;
+    flow::conclude(trail, outcome)
+}
 
+/// Moves the group as planned, after checking once more that nobody
+/// joined it, and reports every partition.
+async fn apply(
+    kafka: &Kafka,
+    group: &str,
+    mut rows: Vec<PlanRow>,
+    changing: usize,
+    ctx: &Context,
+) -> anyhow::Result<(OffsetsResetReport, ExitStatus)> {
+    let group = group.to_owned();
     // A consumer may have joined while the question was open; the broker
     // would refuse it anyway, but asking again costs one round trip and
     // spares a half-applied reset.
@@ -552,11 +564,26 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
         ctx.printer.line("");
     }
     print_plan(&group, &rows, true, Some(&undo), ctx)?;
-    Ok(if failed > 0 {
+    let status = if failed > 0 {
         ExitStatus::Failure
     } else {
         ExitStatus::Success
-    })
+    };
+    Ok((report_of(&group, &rows, true, Some(&undo)), status))
+}
+
+fn report_of(
+    group: &str,
+    rows: &[PlanRow],
+    executed: bool,
+    undo: Option<&Path>,
+) -> OffsetsResetReport {
+    OffsetsResetReport {
+        group: group.to_owned(),
+        executed,
+        undo_file: undo.map(|u| u.display().to_string()),
+        partitions: rows.to_vec(),
+    }
 }
 
 /// What the reset costs, as the confirmation asks it.
@@ -634,12 +661,7 @@ fn print_plan(
 ) -> anyhow::Result<()> {
     let p = &ctx.printer;
     if p.is_json() {
-        return p.json(&json!({
-            "group": group,
-            "execute": applied,
-            "undo_file": undo.map(|u| u.display().to_string()),
-            "partitions": rows,
-        }));
+        return p.json(&report_of(group, rows, applied, undo));
     }
     let mut headers = vec![
         "GROUP",

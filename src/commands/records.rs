@@ -44,10 +44,16 @@ pub(crate) struct RecordsDeleteReport {
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlanRow {
     topic: String,
+    #[schemars(range(min = 0))]
     partition: i32,
+    #[schemars(range(min = 0))]
     log_start: i64,
+    #[schemars(range(min = 0))]
     log_end: i64,
+    #[schemars(range(min = 0))]
     new_log_start: i64,
+    /// Records the delete removes.
+    #[schemars(range(min = 0))]
     records: i64,
     notes: Vec<String>,
     unread_by: Vec<UnreadBy>,
