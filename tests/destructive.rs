@@ -489,3 +489,55 @@ async fn a_replayed_drain_archive_sends_only_what_was_drained() {
         .collect();
     assert_eq!(copies, ["{\"n\":2}", "{\"n\":3}"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drain_of_a_live_group_is_refused_in_its_preview_and_changes_nothing() {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    require_broker();
+    let dlq = format!("{}.dlq", unique("drain-live"));
+    let group = unique("drain-live-group");
+    create_topic(&dlq, 1).await;
+    produce_letters(&dlq, &["x.Bad"; 2]).await;
+    let member: BaseConsumer = client_config()
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    member.subscribe(&[&dlq]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while member.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the member never joined"
+        );
+        let _ = member.poll(std::time::Duration::from_millis(200));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("a.jsonl");
+    let args = [
+        "dlq",
+        "drain",
+        &dlq,
+        "--group",
+        &group,
+        "--archive",
+        archive.to_str().unwrap(),
+        "--delete",
+    ];
+    let preview = expect_code(&args, 0);
+    assert!(
+        preview.stderr.contains("--execute will refuse") && preview.stderr.contains("live members"),
+        "{}",
+        preview.stderr
+    );
+    let mut execute = args.to_vec();
+    execute.extend(["--execute", "--yes"]);
+    let refused = expect_code(&execute, 1);
+    assert!(
+        refused.stderr.contains("live members"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(watermarks(&dlq, 0), (0, 2));
+    assert!(!archive.exists());
+}

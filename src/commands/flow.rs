@@ -36,7 +36,8 @@ pub struct Proposal {
     pub needs_force: Vec<String>,
     /// Whether `--force` was given.
     pub force: bool,
-    /// Reasons to stop that no flag overrides.
+    /// Reasons to stop that no flag overrides, each a whole message that
+    /// ends by saying nothing was changed.
     pub refusals: Vec<String>,
 }
 
@@ -77,7 +78,7 @@ pub async fn decide(
     if !apply.execute {
         for reason in &proposal.refusals {
             ctx.printer
-                .warn(&format!("{reason}: --execute will refuse"));
+                .warn(&format!("--execute will refuse: {reason}"));
         }
         for reason in &proposal.needs_force {
             ctx.printer.warn(&if proposal.force {
@@ -98,11 +99,7 @@ pub async fn decide(
     }
     ensure_writable(ctx, proposal.command)?;
     if !proposal.refusals.is_empty() {
-        return Err(Refusal::new(format!(
-            "refusing: {}. Nothing was changed.",
-            proposal.refusals.join("; ")
-        ))
-        .into());
+        return Err(Refusal::new(proposal.refusals.join("\n")).into());
     }
     if !proposal.needs_force.is_empty() && !proposal.force {
         return Err(Refusal::new(format!(

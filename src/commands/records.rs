@@ -239,7 +239,9 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
         .max_records
         .filter(|&limit| total > limit)
         .map(|limit| {
-            format!("{total} record(s) would be deleted, more than --max-records {limit}")
+            format!(
+                "refusing: {total} record(s) would be deleted, more than --max-records {limit}. Nothing was changed."
+            )
         });
     if !(args.apply.execute && ctx.printer.is_json()) {
         print_plan(&rows, false, ctx)?;

@@ -13,8 +13,8 @@ use smm_workers::catalog;
 use smm_workers::dead_letter::Archived;
 
 use super::{
-    Letter, Span, Start, Walk, committed, decode_all, filter_of, move_group, partitions_of, read,
-    refuse_live_group, spans,
+    Letter, Span, Start, Walk, committed, decode_all, filter_of, live_group_refusals, move_group,
+    partitions_of, read, refuse_live_group, spans,
 };
 use crate::Context;
 use crate::cli::DlqDrainArgs;
@@ -236,7 +236,7 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         ),
         needs_force,
         force: args.force,
-        refusals: Vec::new(),
+        refusals: live_group_refusals(kafka, &args.group).await,
     };
     let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
         Decision::Preview => return Ok(ExitStatus::Success),
@@ -244,6 +244,7 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         Decision::Act(trail) => trail,
     };
     let outcome: anyhow::Result<_> = async {
+        // A member may have joined while the question was open.
         refuse_live_group(kafka, &args.group).await?;
         write_archive(&path, &to_archive)?;
 

@@ -124,8 +124,16 @@ pub(crate) async fn move_group(
 /// be told: the broker would reject the commit, or worse, the members would
 /// fight the replay over offsets.
 pub(crate) async fn refuse_live_group(kafka: &Kafka, group: &str) -> anyhow::Result<()> {
-    groups::refuse_live_group(kafka.admin(), group, kafka.timeout(), "move the offsets of").await
+    groups::refuse_live_group(kafka.admin(), group, kafka.timeout(), MOVE_GROUP).await
 }
+
+/// The refusals a live (or undescribable) processing group earns, for a
+/// command's guards.
+pub(crate) async fn live_group_refusals(kafka: &Kafka, group: &str) -> Vec<String> {
+    groups::live_group_refusals(kafka.admin(), &[group], kafka.timeout(), MOVE_GROUP).await
+}
+
+const MOVE_GROUP: &str = "move the offsets of";
 
 /// What to read of one partition: `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
