@@ -450,6 +450,8 @@ async fn every_read_command_survives_a_reader_that_closes_early() {
         (&["health", "-o", "json"], true),
         (&["config", "show"], true),
         (&["config", "path"], false),
+        (&["audit"], false),
+        (&["audit", "-o", "json"], false),
         (
             &[
                 "offsets",
