@@ -538,3 +538,175 @@ async fn a_replay_killed_mid_run_and_run_again_delivers_every_record_once() {
     );
     assert_eq!(duplicates, 0, "with transactions, none twice");
 }
+
+/// A record read back with the partition it landed on.
+struct Placed {
+    key: String,
+    partition: i32,
+}
+
+/// Every record of `topic`, read from the start of each partition with
+/// `isolation` until `want` arrived and the topic stayed quiet a moment.
+fn read_placed(topic: &str, want: usize, within: Duration, isolation: &str) -> Vec<Placed> {
+    use rdkafka::Message as _;
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", isolation)
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    let mut settle: Option<Instant> = None;
+    while Instant::now() < deadline {
+        if out.len() >= want {
+            let until = *settle.get_or_insert_with(|| Instant::now() + Duration::from_secs(2));
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(Placed {
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                partition: m.partition(),
+            });
+        }
+    }
+    out
+}
+
+/// Runs one of Kafka's own Java tools (a real Java client) from the jars
+/// `scripts/kafka` resolves, with `stdin` as its input.
+fn kafka_tool(class: &str, args: &[&str], stdin: &str) {
+    use std::io::Write as _;
+    let mut child =
+        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka"))
+            .arg("tool")
+            .arg(class)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run scripts/kafka tool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{class} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `spring_headers` for a record that came from `partition` of `original`.
+fn spring_headers_from(original: &str, partition: i32) -> Vec<(String, Vec<u8>)> {
+    spring_headers(original, "x.Transient")
+        .into_iter()
+        .map(|(k, v)| {
+            if k == headers::ORIGINAL_PARTITION {
+                (k, partition.to_be_bytes().to_vec())
+            } else {
+                (k, v)
+            }
+        })
+        .collect()
+}
+
+/// A dead letter to produce: key, value and headers.
+type Letter = (String, Vec<u8>, Vec<(String, Vec<u8>)>);
+
+/// Produces `letters` to partition 0 of `topic`, in order, with one
+/// producer.
+async fn produce_letters(topic: &str, letters: &[Letter]) {
+    let producer = producer();
+    for (key, value, headers) in letters {
+        let mut h = rdkafka::message::OwnedHeaders::new();
+        for (k, v) in headers {
+            h = h.insert(rdkafka::message::Header {
+                key: k,
+                value: Some(v.as_slice()),
+            });
+        }
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(topic)
+                    .key(key)
+                    .payload(value)
+                    .headers(h)
+                    .partition(0),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keyed_copy_lands_on_the_partition_a_java_producer_picks_for_its_key() {
+    require_broker();
+    // The original had 4 partitions and the destination has 3, so the
+    // original partition cannot be kept: the key decides, as in Java.
+    let (original, dlq, group) = topics_and_group("it-murmur", 1).await;
+    delete_topics(&[&original]).await;
+    create_topic(&original, 4).await;
+    let to = unique("it-murmur-to");
+    let java = unique("it-murmur-java");
+    create_topic(&to, 3).await;
+    create_topic(&java, 3).await;
+    let keys: Vec<String> = (0..60).map(|i| format!("order-{i}")).collect();
+    let letters: Vec<_> = keys
+        .iter()
+        .map(|k| (k.clone(), b"{}".to_vec(), spring_headers_from(&original, 1)))
+        .collect();
+    produce_letters(&dlq, &letters).await;
+    let lines: String = keys.iter().map(|k| format!("{k}:{{}}\n")).collect();
+    kafka_tool(
+        "org.apache.kafka.tools.ConsoleProducer",
+        &[
+            "--bootstrap-server",
+            &brokers(),
+            "--topic",
+            &java,
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+        ],
+        &lines,
+    );
+    let done = run(&[
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--to",
+        &to,
+        "--execute",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let by_java: std::collections::BTreeMap<String, i32> =
+        read_placed(&java, 60, Duration::from_secs(20), "read_committed")
+            .into_iter()
+            .map(|p| (p.key, p.partition))
+            .collect();
+    let by_smmctl: std::collections::BTreeMap<String, i32> =
+        read_placed(&to, 60, Duration::from_secs(20), "read_committed")
+            .into_iter()
+            .map(|p| (p.key, p.partition))
+            .collect();
+    assert_eq!(by_java.len(), 60, "the Java producer wrote every key");
+    assert_eq!(by_smmctl, by_java, "smmctl and Java place each key alike");
+}

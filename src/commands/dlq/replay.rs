@@ -426,7 +426,7 @@ async fn execute(
 ) -> anyhow::Result<Outcome> {
     let timeout = kafka.timeout().max(Duration::from_secs(10));
     let topic = report.topic.clone();
-    let mut config = kafka.client_config();
+    let mut config = kafka.producer_config();
     // One transactional id per group and topic: a second replay of the
     // same dead letters fences the first, and a new run aborts whatever a
     // killed one left open.
@@ -452,7 +452,7 @@ async fn execute(
     let producer = if transactional {
         producer
     } else {
-        let mut plain = kafka.client_config();
+        let mut plain = kafka.producer_config();
         plain
             .set("enable.idempotence", "true")
             .set("acks", "all")
