@@ -710,3 +710,74 @@ async fn a_keyed_copy_lands_on_the_partition_a_java_producer_picks_for_its_key()
     assert_eq!(by_java.len(), 60, "the Java producer wrote every key");
     assert_eq!(by_smmctl, by_java, "smmctl and Java place each key alike");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_keeps_the_original_partition_when_the_partition_counts_match() {
+    require_broker();
+    let (original, dlq, group) = topics_and_group("it-keep", 1).await;
+    delete_topics(&[&original]).await;
+    create_topic(&original, 4).await;
+    let letters: Vec<_> = (0..20)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                b"{}".to_vec(),
+                spring_headers_from(&original, i % 4),
+            )
+        })
+        .collect();
+    produce_letters(&dlq, &letters).await;
+    let done = run(&[
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--execute",
+        "--yes",
+    ]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let copies = read_placed(&original, 20, Duration::from_secs(20), "read_committed");
+    assert_eq!(copies.len(), 20);
+    for copy in &copies {
+        let i: i32 = copy.key[1..].parse().unwrap();
+        assert_eq!(
+            copy.partition,
+            i % 4,
+            "{} left its original partition",
+            copy.key
+        );
+    }
+
+    // Without an origin header, a record's own partition stands in, here
+    // for a topic of 4 partitions replayed --to another of 4.
+    let source = unique("it-keep-source");
+    let to = unique("it-keep-to");
+    create_topic(&source, 4).await;
+    create_topic(&to, 4).await;
+    for p in 0..4 {
+        produce(&source, Some(p), &[(&format!("s{p}"), b"{}")], &[]).await;
+    }
+    let moved = run(&[
+        "dlq",
+        "replay",
+        &source,
+        "--group",
+        &group,
+        "--to",
+        &to,
+        "--execute",
+        "--yes",
+    ]);
+    assert_eq!(moved.code, 0, "{}", moved.stderr);
+    let copies = read_placed(&to, 4, Duration::from_secs(20), "read_committed");
+    assert_eq!(copies.len(), 4);
+    for copy in &copies {
+        assert_eq!(
+            copy.key,
+            format!("s{}", copy.partition),
+            "{} moved partition",
+            copy.key
+        );
+    }
+}

@@ -245,6 +245,28 @@ impl DeadLetter {
     }
 }
 
+impl DeadLetter {
+    /// The partition a replayed copy should go to, where one is known: the
+    /// original record's (`kafka_original-partition`), or without that
+    /// header the dead letter's own (Spring dead-letters to the same
+    /// partition number). Only when the destination has as many partitions
+    /// as the topic that partition belongs to, since a partition number
+    /// means nothing across topics of different sizes; otherwise `None`, and
+    /// the producer places the copy by its key.
+    pub fn replay_partition(
+        &self,
+        destination_partitions: usize,
+        partitions_of: impl Fn(&str) -> Option<usize>,
+    ) -> Option<i32> {
+        let (topic, partition) = match (&self.original.topic, self.original.partition) {
+            (Some(topic), Some(partition)) => (topic.as_str(), partition),
+            _ => (self.topic.as_str(), self.partition),
+        };
+        let fits = usize::try_from(partition).is_ok_and(|p| p < destination_partitions);
+        (fits && partitions_of(topic) == Some(destination_partitions)).then_some(partition)
+    }
+}
+
 /// What `--partition`, `--offset-range`, `--since`, `--until`, `--key`,
 /// `--header`, `--exception` and `--event-type` select. Empty selects all.
 #[derive(Debug, Clone, Default)]
@@ -588,6 +610,22 @@ mod tests {
                 .unwrap_err()
                 .contains("--to")
         );
+    }
+
+    #[test]
+    fn a_copy_keeps_its_partition_only_where_the_partition_counts_match() {
+        let letter = DeadLetter::decode(&spring_dlt());
+        let sizes = |topic: &str| match topic {
+            "smm.order.processing" => Some(6),
+            "smm.order.processing-dlt" => Some(3),
+            _ => None,
+        };
+        assert_eq!(letter.replay_partition(6, sizes), Some(2), "the original's");
+        assert_eq!(letter.replay_partition(4, sizes), None, "hashed by key");
+        assert_eq!(letter.replay_partition(6, |_| None), None, "origin unknown");
+        let own = DeadLetter::decode(&raw(vec![], b"{}"));
+        assert_eq!(own.replay_partition(3, sizes), Some(1), "its own");
+        assert_eq!(own.replay_partition(6, sizes), None);
     }
 
     #[test]

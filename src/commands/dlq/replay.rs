@@ -519,6 +519,20 @@ async fn execute(
                 },
             );
             let mut record = FutureRecord::<[u8], [u8]>::to(to).headers(owned);
+            // A copy goes back to its original partition where that still
+            // means the same place; else the key decides, as in Java.
+            let partitions_of = |name: &str| {
+                planner
+                    .metadata
+                    .topics
+                    .get(name)
+                    .map(|t| t.partitions.len())
+            };
+            if let Some(count) = partitions_of(to)
+                && let Some(p) = letter.decoded.replay_partition(count, partitions_of)
+            {
+                record = record.partition(p);
+            }
             if let Some(k) = &raw.key {
                 record = record.key(k);
             }
