@@ -595,8 +595,11 @@ const DLQ_REPLAY_ABOUT: &str = "Send dead letters back to where they failed, aft
 Each record goes to the topic its kafka_original-topic header names (kafka_dlt-original-topic for a \
 plain recoverer); --to sends everything to one topic, --to-first-retry to the original topic's first \
 retry topic so a replay cannot disturb live traffic. A record whose destination cannot be resolved is \
-skipped and reported (exit 1), never guessed. Key, value and headers are kept; x-smm-replayed-at, \
-x-smm-replay-count and x-smm-dlq-topic/-partition/-offset are added. A record replayed --max-replays \
+skipped and reported (exit 1), never guessed. Key, value and headers are kept, except Spring's \
+retry state (retry_topic-*): a copy starts its retry ladder over, so one that fails again is retried \
+rather than sent straight back to the dead-letter topic, and a copy sent to a retry topic is a fresh \
+first retry, due at once. x-smm-replayed-at, x-smm-replay-count and \
+x-smm-dlq-topic/-partition/-offset are added. A record replayed --max-replays \
 times already is refused unless --force.
 
 Progress is the processing group's committed offset (default dlq-processing-group): a replay starts \

@@ -390,15 +390,23 @@ impl Destination {
     }
 }
 
-/// The headers a replayed copy carries: the dead letter's, plus lineage;
-/// to a retry topic also a fresh first-retry attempt, due now, so the
-/// worker neither waits on an old backoff nor counts the old attempts.
+/// The headers a replayed copy carries: the dead letter's, plus lineage,
+/// less Spring's retry state (`retry_topic-*`). A listener with retry
+/// topics reads that state to place the next failure: left on a copy that
+/// goes back to the main topic, the attempts of the old run would send a
+/// copy that fails again straight to the dead-letter topic, skipping every
+/// retry, and the old original timestamp would count the time in the DLT
+/// against a retry timeout. So the ladder starts over. To a retry topic the
+/// copy gets a fresh first-retry attempt, due now, so the worker neither
+/// waits on an old backoff nor counts the old attempts. The origin and
+/// exception headers are kept as they are.
 pub fn replay_headers(letter: &RawRecord, to_retry_topic: bool, now: Timestamp) -> Headers {
     let mut out = headers::replay(
         &letter.headers,
         (&letter.topic, letter.partition, letter.offset),
         now,
     );
+    out.retain(|(name, _)| !name.starts_with(headers::RETRY_STATE_PREFIX));
     if to_retry_topic {
         out.push((
             headers::RETRY_ATTEMPTS.to_owned(),
@@ -681,11 +689,49 @@ mod tests {
     }
 
     #[test]
+    fn replays_to_the_main_topic_drop_spring_retry_state_so_the_ladder_starts_over() {
+        let now = Timestamp::from_millisecond(1_800_000_000_000).unwrap();
+        let mut letter = spring_dlt();
+        letter.headers.push((
+            headers::RETRY_ORIGINAL_TIMESTAMP.to_owned(),
+            headers::encode_big_integer(1_764_410_000_000),
+        ));
+        let out = replay_headers(&letter, false, now);
+        assert!(
+            !out.iter().any(|(k, _)| k.starts_with("retry_topic-")),
+            "{out:?}"
+        );
+        let kept: Vec<_> = letter
+            .headers
+            .iter()
+            .filter(|(k, _)| !k.starts_with("retry_topic-"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            out[..kept.len()],
+            kept[..],
+            "the origin, exception and other headers are kept as they were"
+        );
+        let meta = RetryMetadata::read(&out).unwrap();
+        assert_eq!(meta.attempts, None);
+        assert_eq!(meta.due_at_ms, None);
+        assert_eq!(meta.replay_count, 1);
+        assert_eq!(meta.original_partition, Some(2));
+    }
+
+    #[test]
     fn replays_to_a_retry_topic_start_a_fresh_first_retry() {
         let now = Timestamp::from_millisecond(1_800_000_000_000).unwrap();
         let out = replay_headers(&spring_dlt(), true, now);
         let meta = RetryMetadata::read(&out).unwrap();
         assert_eq!(meta.attempts, Some(2));
+        assert_eq!(
+            out.iter()
+                .filter(|(k, _)| k == headers::RETRY_ATTEMPTS)
+                .count(),
+            1,
+            "the old attempts are gone"
+        );
         assert_eq!(meta.due_at_ms, Some(1_800_000_000_000));
         assert_eq!(meta.replay_count, 1);
         assert_eq!(
