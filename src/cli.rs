@@ -594,7 +594,9 @@ const DLQ_REPLAY_ABOUT: &str = "Send dead letters back to where they failed, aft
 
 Each record goes to the topic its kafka_original-topic header names (kafka_dlt-original-topic for a \
 plain recoverer); --to sends everything to one topic, --to-first-retry to the original topic's first \
-retry topic so a replay cannot disturb live traffic. A record whose destination cannot be resolved is \
+retry topic so a replay cannot disturb live traffic: the catalog's, or for other topics the first \
+that exists of Spring's <main>-retry-0, <main>-retry and <main>-retry-<delay> (shortest delay \
+first), where <main> is the dead-letter topic's name without -dlt, .DLT, -dlq or .dlq. A record whose destination cannot be resolved is \
 skipped and reported (exit 1), never guessed. Key, value and headers are kept, except Spring's \
 retry state (retry_topic-*): a copy starts its retry ladder over, so one that fails again is retried \
 rather than sent straight back to the dead-letter topic, and a copy sent to a retry topic is a fresh \

@@ -781,3 +781,81 @@ async fn a_replay_keeps_the_original_partition_when_the_partition_counts_match()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_retry_resolves_spring_retry_topics_from_the_cluster() {
+    require_broker();
+    let group = unique("it-dlq-group");
+    // (main topic, dead-letter suffix, retry topics on the cluster, expected)
+    let base = unique("it-ladder");
+    let cases = [
+        ("a", "-dlt", vec!["-retry-1", "-retry-0"], Some("-retry-0")),
+        (
+            "b",
+            ".DLT",
+            vec!["-retry-2000", "-retry-1000", "-retry-500"],
+            Some("-retry-500"),
+        ),
+        ("c", "-dlq", vec!["-retry"], Some("-retry")),
+        ("d", "-dlt", vec![], None),
+    ];
+    for (name, dlt_suffix, retries, expected) in cases {
+        let main = format!("{base}-{name}");
+        let dlt = format!("{main}{dlt_suffix}");
+        create_topic(&dlt, 1).await;
+        for r in &retries {
+            create_topic(&format!("{main}{r}"), 1).await;
+        }
+        produce_letter(&dlt, "k", b"{}", &spring_headers(&main, "x.Bad")).await;
+        let preview = run(&[
+            "dlq",
+            "replay",
+            &dlt,
+            "--group",
+            &group,
+            "--to-first-retry",
+            "-o",
+            "json",
+        ])
+        .json();
+        assert_schema(&preview, "dlq-replay");
+        match expected {
+            Some(suffix) => assert_eq!(
+                preview["destinations"][format!("{main}{suffix}")],
+                1,
+                "{dlt}: {preview}"
+            ),
+            None => {
+                let reason = preview["skipped"][0]["reason"].as_str().unwrap_or_default();
+                for looked in [
+                    format!("{main}-retry-0"),
+                    format!("{main}-retry"),
+                    format!("{main}-retry-<delay>"),
+                ] {
+                    assert!(reason.contains(&looked), "{dlt}: {reason}");
+                }
+            }
+        }
+    }
+
+    // And the copy goes there, due at once as a fresh first retry.
+    let main = format!("{base}-a");
+    let done = run(&[
+        "dlq",
+        "replay",
+        &format!("{main}-dlt"),
+        "--group",
+        &group,
+        "--to-first-retry",
+        "--execute",
+        "--yes",
+    ]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let copies = read_committed(&format!("{main}-retry-0"), 1, Duration::from_secs(10));
+    assert_eq!(copies.len(), 1);
+    assert_eq!(
+        copies[0].header(headers::RETRY_ATTEMPTS),
+        Some(&[0, 0, 0, 2][..]),
+        "a fresh first retry"
+    );
+}

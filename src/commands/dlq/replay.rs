@@ -1,7 +1,7 @@
 //! `smmctl dlq replay TOPIC`: send dead letters back, resumably, with the
 //! copies and the group's progress in one Kafka transaction per batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -61,7 +61,7 @@ fn plan(
     letter: &DeadLetter,
     selected: bool,
     destination: &Destination,
-    metadata: &ClusterMetadata,
+    topics: &BTreeSet<String>,
     max_replays: u32,
     force: bool,
 ) -> Plan {
@@ -71,8 +71,8 @@ fn plan(
     if letter.replay_count >= max_replays && !force {
         return Plan::Refused(letter.replay_count);
     }
-    match destination.resolve(letter) {
-        Ok(topic) if metadata.topics.contains_key(&topic) => Plan::Replay(topic),
+    match destination.resolve(letter, topics) {
+        Ok(topic) if topics.contains(&topic) => Plan::Replay(topic),
         Ok(topic) => Plan::Unresolvable(format!(
             "the destination {topic} does not exist on the cluster"
         )),
@@ -119,6 +119,7 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
         filter: &filter,
         destination: &destination,
         metadata: &metadata,
+        topics: metadata.topics.keys().cloned().collect(),
         max_replays: args.max_replays,
         force: args.force,
     };
@@ -255,6 +256,8 @@ struct Planner<'p> {
     filter: &'p smm_workers::dead_letter::Filter,
     destination: &'p Destination,
     metadata: &'p ClusterMetadata,
+    /// The cluster's topic names, where destinations must exist.
+    topics: BTreeSet<String>,
     max_replays: u32,
     force: bool,
 }
@@ -268,7 +271,7 @@ impl Planner<'_> {
                     &letter.decoded,
                     letter.selected,
                     self.destination,
-                    self.metadata,
+                    &self.topics,
                     self.max_replays,
                     self.force,
                 );
@@ -508,7 +511,9 @@ async fn execute(
                 tokio::time::sleep_until(due.into()).await;
             }
             let raw = &letter.raw;
-            let headers = replay_headers(raw, is_retry_topic(to), jiff::Timestamp::now());
+            let to_retry_topic =
+                *planner.destination == Destination::FirstRetry || is_retry_topic(to);
+            let headers = replay_headers(raw, to_retry_topic, jiff::Timestamp::now());
             let owned = headers.iter().fold(
                 OwnedHeaders::new_with_capacity(headers.len()),
                 |acc, (k, v)| {
