@@ -615,7 +615,9 @@ replayed again by a later run (the workers absorb those repeats too).
 
 Previews by default: counts by destination and a sample. --execute replays, after a confirmation on \
 a terminal (--yes answers it; without a terminal --yes is required). --rate limits records per \
-second. --from-file replays a `dlq drain` archive instead.";
+second; a transaction ends once it has been open about 2 s (or at --batch records), so however slow \
+the rate, read_committed readers of the destination wait at most that long for it and it never \
+reaches the 60 s transaction timeout. --from-file replays a `dlq drain` archive instead.";
 
 const DLQ_DRAIN_ABOUT: &str = "Archive dead letters that should not be reprocessed, then mark them handled.
 
@@ -747,7 +749,7 @@ pub struct DlqReplayArgs {
     /// At most N records per second
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: Option<u32>,
-    /// Records per transaction: smaller commits progress more often, larger ones replay faster
+    /// Records per transaction at most; one also ends after 2 s open, so a slow --rate never holds read_committed readers back long
     #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: u32,
     /// Replay a `dlq drain` archive instead of a topic

@@ -783,6 +783,89 @@ async fn a_replay_keeps_the_original_partition_when_the_partition_counts_match()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_slow_replay_never_holds_a_transaction_open_for_long() {
+    require_broker();
+    let (original, dlq, group) = topics_and_group("it-slow", 1).await;
+    let letters: Vec<_> = (0..200)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                b"{}".to_vec(),
+                spring_headers_from(&original, 0),
+            )
+        })
+        .collect();
+    produce_letters(&dlq, &letters).await;
+
+    // A read_committed reader sees the copies of a transaction when it
+    // commits: the time between two such moments is at least as long as
+    // the transaction that ends at the second one was open.
+    let watch = {
+        let original = original.clone();
+        std::thread::spawn(move || {
+            use rdkafka::consumer::{BaseConsumer, Consumer as _};
+            let consumer: BaseConsumer = client_config()
+                .set("group.id", unique("watch"))
+                .set("enable.auto.commit", "false")
+                .set("isolation.level", "read_committed")
+                .set("fetch.wait.max.ms", "50")
+                .create()
+                .unwrap();
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition_offset(&original, 0, rdkafka::Offset::Beginning)
+                .unwrap();
+            consumer.assign(&tpl).unwrap();
+            let started = Instant::now();
+            let mut seen = Vec::new();
+            while seen.len() < 200 && started.elapsed() < Duration::from_secs(120) {
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(20)) {
+                    seen.push(Instant::now());
+                }
+            }
+            seen
+        })
+    };
+    let started = Instant::now();
+    let done = run(&[
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--rate",
+        "10",
+        "--execute",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(done.json()["replayed"], 200);
+    let seen = watch.join().unwrap();
+    assert_eq!(seen.len(), 200, "every copy became visible");
+    let mut commits = vec![started];
+    for at in &seen {
+        if at.duration_since(*commits.last().unwrap()) > Duration::from_millis(300) {
+            commits.push(*at);
+        }
+    }
+    let gaps: Vec<f64> = commits
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).as_secs_f64())
+        .collect();
+    eprintln!(
+        "--rate 10 over 200 records took {:.1}s; seconds between visible commits: {gaps:.1?}",
+        took.as_secs_f64()
+    );
+    let longest = gaps.iter().copied().fold(0.0, f64::max);
+    assert!(
+        longest < 10.0,
+        "a transaction stayed open up to {longest:.1}s: {gaps:.1?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn first_retry_resolves_spring_retry_topics_from_the_cluster() {
     require_broker();
     let group = unique("it-dlq-group");

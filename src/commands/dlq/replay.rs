@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerGroupMetadata};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use smm_workers::catalog;
@@ -420,6 +420,31 @@ fn progress(total: usize) -> ProgressBar {
     bar
 }
 
+/// How long one transaction may stay open. Until it ends, read_committed
+/// readers of every partition it wrote to (the live workers among them)
+/// can read nothing past its first copy, and the broker aborts one that
+/// outlives transaction.timeout.ms (60 s). A transaction therefore ends
+/// once it has been open this long, or would be by its next copy under
+/// `--rate`, whatever `--batch` allows; a commit (about 25 ms) still costs
+/// little next to two seconds of sending.
+const TRANSACTION_BUDGET: Duration = Duration::from_secs(2);
+
+/// What a replay has done so far.
+#[derive(Default)]
+struct Progress {
+    sent: usize,
+    committed: BTreeMap<i32, i64>,
+}
+
+/// The producer side of a replay.
+struct Sending<'a> {
+    producer: &'a FutureProducer,
+    transactional: bool,
+    group: Option<&'a ConsumerGroupMetadata>,
+    timeout: Duration,
+    bar: &'a ProgressBar,
+}
+
 async fn execute(
     kafka: &Kafka,
     args: &DlqReplayArgs,
@@ -478,8 +503,42 @@ async fn execute(
         Source::File(records) => records.len(),
         Source::Topic { .. } => usize::try_from(total).unwrap_or(0),
     });
+    let sending = Sending {
+        producer: &producer,
+        transactional,
+        group: group_metadata.as_ref(),
+        timeout,
+        bar: &bar,
+    };
+    let mut done = Progress::default();
+    let result = send_all(kafka, args, source, planner, &sending, &mut done, report).await;
+    bar.finish_and_clear();
+    result?;
+    Ok(Outcome {
+        replayed: done.sent,
+        committed: done.committed,
+        guarantee: if transactional {
+            "transactional"
+        } else {
+            "at_least_once"
+        },
+    })
+}
+
+/// Sends every selected record, one transaction at a time.
+async fn send_all(
+    kafka: &Kafka,
+    args: &DlqReplayArgs,
+    source: &Source,
+    planner: &Planner<'_>,
+    sending: &Sending<'_>,
+    done: &mut Progress,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let producer = sending.producer;
+    let timeout = sending.timeout;
+    let topic = report.topic.clone();
     let started = Instant::now();
-    let mut sent = 0usize;
     // Per partition: where the group may move, and whether a record left
     // behind stops it there. Moving past only a run of replayed records
     // means no record the replay did not handle is ever marked handled.
@@ -488,159 +547,184 @@ async fn execute(
         .iter()
         .map(|s| (s.partition, (s.start, false)))
         .collect();
-    let mut committed = BTreeMap::new();
     let mut chunks = source.chunks(kafka, args.batch as usize)?;
-    // One chunk, one transaction. Each commit waits on the broker (about
-    // 25 ms here), so small transactions dominate a large replay; an
-    // aborted one is invisible to read_committed readers, so a killed
-    // replay only redoes its last chunk.
+    // A chunk of --batch records is sent in as few transactions as
+    // TRANSACTION_BUDGET allows: one, unless --rate or a slow broker makes
+    // it take longer. Each commit waits on the broker (about 25 ms here),
+    // so small transactions would dominate a large replay; an aborted one
+    // is invisible to read_committed readers, so a killed replay only
+    // redoes its last transaction.
     while let Some(records) = chunks.next()? {
         let planned = planner.plan_all(records);
-        if transactional {
-            producer
-                .begin_transaction()
-                .map_err(|e| anyhow::anyhow!("cannot begin a transaction: {e}"))?;
-        }
-        let mut acks = Vec::new();
-        for (i, (letter, plan)) in planned.iter().enumerate() {
-            tally(report, letter, plan, args.max_replays);
-            bar.inc(1);
-            let Plan::Replay(to) = plan else { continue };
-            if let Some(rate) = args.rate {
-                let due = started + Duration::from_secs_f64(sent as f64 / f64::from(rate));
-                tokio::time::sleep_until(due.into()).await;
+        let mut from = 0;
+        loop {
+            if sending.transactional {
+                producer
+                    .begin_transaction()
+                    .map_err(|e| anyhow::anyhow!("cannot begin a transaction: {e}"))?;
             }
-            let raw = &letter.raw;
-            let to_retry_topic =
-                *planner.destination == Destination::FirstRetry || is_retry_topic(to);
-            let headers = replay_headers(raw, to_retry_topic, jiff::Timestamp::now());
-            let owned = headers.iter().fold(
-                OwnedHeaders::new_with_capacity(headers.len()),
-                |acc, (k, v)| {
-                    acc.insert(Header {
-                        key: k,
-                        value: Some(v.as_slice()),
-                    })
-                },
-            );
-            let mut record = FutureRecord::<[u8], [u8]>::to(to).headers(owned);
-            // A copy goes back to its original partition where that still
-            // means the same place; else the key decides, as in Java.
-            let partitions_of = |name: &str| {
-                planner
-                    .metadata
-                    .topics
-                    .get(name)
-                    .map(|t| t.partitions.len())
-            };
-            if let Some(count) = partitions_of(to)
-                && let Some(p) = letter.decoded.replay_partition(count, partitions_of)
-            {
-                record = record.partition(p);
+            // When the first copy was sent: from then on the transaction
+            // holds read_committed readers back.
+            let mut opened: Option<Instant> = None;
+            let mut acks = Vec::new();
+            let mut to = from;
+            while let Some((letter, plan)) = planned.get(to) {
+                if let Plan::Replay(destination) = plan {
+                    let due = args.rate.map(|rate| {
+                        started + Duration::from_secs_f64(done.sent as f64 / f64::from(rate))
+                    });
+                    let send_at = due.map_or_else(Instant::now, |d| d.max(Instant::now()));
+                    if opened.is_some_and(|o| send_at.duration_since(o) >= TRANSACTION_BUDGET) {
+                        break;
+                    }
+                    if let Some(due) = due {
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                    acks.push((to, send(producer, planner, letter, destination)?));
+                    opened.get_or_insert_with(Instant::now);
+                    done.sent += 1;
+                }
+                tally(report, letter, plan, args.max_replays);
+                sending.bar.inc(1);
+                to += 1;
             }
-            if let Some(k) = &raw.key {
-                record = record.key(k);
-            }
-            if let Some(v) = &raw.value {
-                record = record.payload(v);
-            }
-            match producer.send_result(record) {
-                Ok(ack) => acks.push((i, ack)),
-                Err((e, _)) => anyhow::bail!(
-                    "cannot send {}/{} offset {} to {to}: {e}; the group was not moved past it, so a re-run replays it",
-                    raw.topic,
-                    raw.partition,
-                    raw.offset
-                ),
-            }
-            sent += 1;
-        }
-        for (i, ack) in acks {
-            let raw = &planned[i].0.raw;
-            match ack.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => anyhow::bail!(
-                    "the broker did not acknowledge the copy of {}/{} offset {}: {e}; the group was not moved past it, so a re-run replays it",
-                    raw.topic,
-                    raw.partition,
-                    raw.offset
-                ),
-                Err(_) => anyhow::bail!(
-                    "the replay producer stopped before acknowledging {}/{} offset {}",
-                    raw.topic,
-                    raw.partition,
-                    raw.offset
-                ),
-            }
-        }
-        for (letter, plan) in &planned {
-            if let Some((next, blocked)) = position.get_mut(&letter.raw.partition)
-                && !*blocked
-            {
-                if matches!(plan, Plan::Replay(_)) {
-                    *next = letter.raw.offset + 1;
-                } else {
-                    *blocked = true;
+            for (i, ack) in acks {
+                let raw = &planned[i].0.raw;
+                match ack.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => anyhow::bail!(
+                        "the broker did not acknowledge the copy of {}/{} offset {}: {e}",
+                        raw.topic,
+                        raw.partition,
+                        raw.offset
+                    ),
+                    Err(_) => anyhow::bail!(
+                        "the replay producer stopped before acknowledging {}/{} offset {}",
+                        raw.topic,
+                        raw.partition,
+                        raw.offset
+                    ),
                 }
             }
-        }
-        let mut advance = BTreeMap::new();
-        for span in source.spans() {
-            let Some((next, blocked)) = position.get_mut(&span.partition) else {
-                continue;
-            };
-            // Read to its end with nothing left behind: skip transaction
-            // markers and gaps up to the end too.
-            if !*blocked && chunks.finished(span.partition) {
-                *next = span.end;
-            }
-            if *next > span.start && committed.get(&span.partition) != Some(next) {
-                advance.insert(span.partition, *next);
-            }
-        }
-        if transactional {
-            if !advance.is_empty() {
-                let mut tpl = TopicPartitionList::new();
-                for (p, o) in &advance {
-                    tpl.add_partition_offset(&topic, *p, Offset::Offset(*o))?;
+            for (letter, plan) in &planned[from..to] {
+                if let Some((next, blocked)) = position.get_mut(&letter.raw.partition)
+                    && !*blocked
+                {
+                    if matches!(plan, Plan::Replay(_)) {
+                        *next = letter.raw.offset + 1;
+                    } else {
+                        *blocked = true;
+                    }
                 }
-                let Some(meta) = group_metadata.as_ref() else {
-                    anyhow::bail!(
-                        "no group metadata for {}; nothing of this batch was committed",
-                        args.group
-                    );
+            }
+            let whole_chunk = to == planned.len();
+            let mut advance = BTreeMap::new();
+            for span in source.spans() {
+                let Some((next, blocked)) = position.get_mut(&span.partition) else {
+                    continue;
                 };
-                tokio::task::block_in_place(|| {
-                    producer.send_offsets_to_transaction(&tpl, meta, timeout)
-                })
-                .map_err(|e| anyhow::anyhow!("cannot add the group's offsets to the transaction: {e}; this batch is rolled back and a re-run replays it"))?;
+                // Read to its end with nothing left behind: skip transaction
+                // markers and gaps up to the end too.
+                if !*blocked && whole_chunk && chunks.finished(span.partition) {
+                    *next = span.end;
+                }
+                if *next > span.start && done.committed.get(&span.partition) != Some(next) {
+                    advance.insert(span.partition, *next);
+                }
             }
-            tokio::task::block_in_place(|| producer.commit_transaction(timeout)).map_err(|e| {
-                anyhow::anyhow!("cannot commit the replay transaction: {e}; this batch is rolled back and a re-run replays it")
-            })?;
-        } else if !advance.is_empty() {
-            let set: Vec<(String, i32, i64)> = advance
-                .iter()
-                .map(|(p, o)| (topic.clone(), *p, *o))
-                .collect();
-            move_group(
-                kafka,
-                &args.group,
-                &set,
-                "a re-run replays this batch again",
-            )
-            .await?;
+            if sending.transactional {
+                if !advance.is_empty() {
+                    let mut tpl = TopicPartitionList::new();
+                    for (p, o) in &advance {
+                        tpl.add_partition_offset(&topic, *p, Offset::Offset(*o))?;
+                    }
+                    let Some(meta) = sending.group else {
+                        anyhow::bail!("no group metadata for {}", args.group);
+                    };
+                    tokio::task::block_in_place(|| {
+                        producer.send_offsets_to_transaction(&tpl, meta, timeout)
+                    })
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot add the group's offsets to the transaction: {e}")
+                    })?;
+                }
+                tokio::task::block_in_place(|| producer.commit_transaction(timeout))
+                    .map_err(|e| anyhow::anyhow!("cannot commit the replay transaction: {e}"))?;
+                tracing::debug!(
+                    records = to - from,
+                    open_ms = opened.map_or(0, |o| o.elapsed().as_millis()),
+                    "replay transaction committed"
+                );
+            } else if !advance.is_empty() {
+                let set: Vec<(String, i32, i64)> = advance
+                    .iter()
+                    .map(|(p, o)| (topic.clone(), *p, *o))
+                    .collect();
+                move_group(
+                    kafka,
+                    &args.group,
+                    &set,
+                    "a re-run replays this batch again",
+                )
+                .await?;
+            }
+            done.committed.extend(advance);
+            from = to;
+            if whole_chunk {
+                break;
+            }
         }
-        committed.extend(advance);
     }
-    bar.finish_and_clear();
-    Ok(Outcome {
-        replayed: sent,
-        committed,
-        guarantee: if transactional {
-            "transactional"
-        } else {
-            "at_least_once"
+    Ok(())
+}
+
+/// Hands one copy to the producer, with the headers and partition a
+/// replayed copy gets.
+fn send(
+    producer: &FutureProducer,
+    planner: &Planner<'_>,
+    letter: &Letter,
+    to: &str,
+) -> anyhow::Result<DeliveryFuture> {
+    let raw = &letter.raw;
+    let to_retry_topic = *planner.destination == Destination::FirstRetry || is_retry_topic(to);
+    let headers = replay_headers(raw, to_retry_topic, jiff::Timestamp::now());
+    let owned = headers.iter().fold(
+        OwnedHeaders::new_with_capacity(headers.len()),
+        |acc, (k, v)| {
+            acc.insert(Header {
+                key: k,
+                value: Some(v.as_slice()),
+            })
         },
+    );
+    let mut record = FutureRecord::<[u8], [u8]>::to(to).headers(owned);
+    // A copy goes back to its original partition where that still means
+    // the same place; else the key decides, as in Java.
+    let partitions_of = |name: &str| {
+        planner
+            .metadata
+            .topics
+            .get(name)
+            .map(|t| t.partitions.len())
+    };
+    if let Some(count) = partitions_of(to)
+        && let Some(p) = letter.decoded.replay_partition(count, partitions_of)
+    {
+        record = record.partition(p);
+    }
+    if let Some(k) = &raw.key {
+        record = record.key(k);
+    }
+    if let Some(v) = &raw.value {
+        record = record.payload(v);
+    }
+    producer.send_result(record).map_err(|(e, _)| {
+        anyhow::anyhow!(
+            "cannot send {}/{} offset {} to {to}: {e}",
+            raw.topic,
+            raw.partition,
+            raw.offset
+        )
     })
 }
