@@ -650,6 +650,37 @@ async fn produce_letters(topic: &str, letters: &[Letter]) {
     }
 }
 
+/// The offset below which read_committed readers of `topic`/`partition`
+/// may read (the last stable offset), and the high watermark.
+fn stable_and_high(topic: &str, partition: i32) -> (i64, i64) {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let watermark = |isolation: &str| {
+        let consumer: BaseConsumer = client_config()
+            .set("group.id", unique("marks"))
+            .set("isolation.level", isolation)
+            .create()
+            .unwrap();
+        consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .unwrap()
+            .1
+    };
+    (watermark("read_committed"), watermark("read_uncommitted"))
+}
+
+/// Waits up to `within` for no open transaction on `topic`/`partition`:
+/// the last stable offset has caught up with the high watermark.
+fn no_open_transaction(topic: &str, partition: i32, within: Duration) -> (i64, i64) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (stable, high) = stable_and_high(topic, partition);
+        if stable == high || Instant::now() >= deadline {
+            return (stable, high);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_keyed_copy_lands_on_the_partition_a_java_producer_picks_for_its_key() {
     require_broker();
@@ -862,6 +893,149 @@ async fn a_slow_replay_never_holds_a_transaction_open_for_long() {
     assert!(
         longest < 10.0,
         "a transaction stayed open up to {longest:.1}s: {gaps:.1?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_stopped_by_sigterm_aborts_its_open_transaction_and_a_rerun_completes_it() {
+    require_broker();
+    let (original, dlq, group) = topics_and_group("it-term", 1).await;
+    let letters: Vec<_> = (0..60)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                b"{}".to_vec(),
+                spring_headers_from(&original, 0),
+            )
+        })
+        .collect();
+    produce_letters(&dlq, &letters).await;
+    let args = [
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--rate",
+        "10",
+        "--execute",
+        "--yes",
+    ];
+    let child = smmctl()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until a copy is in the log that read_committed readers cannot
+    // see yet: a transaction is open right now.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (stable, high) = stable_and_high(&original, 0);
+        if high > stable {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no transaction ever opened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill only sends a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop",
+        stopped.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "it stops on its own, having cleaned up: {stderr}"
+    );
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    // Aborting does not take the copies out of the log: read_uncommitted
+    // readers (the Java client's default) have seen them or will. What it
+    // buys is that the transaction ends now rather than when the broker's
+    // 60 s transaction timeout expires, so read_committed readers of the
+    // destination (the live workers) are not held up behind it.
+    let (stable, high) = no_open_transaction(&original, 0, Duration::from_secs(5));
+    assert_eq!(stable, high, "a transaction is still open on {original}/0");
+    let uncommitted = read_placed(&original, 60, Duration::from_secs(5), "read_uncommitted").len();
+    let committed = read_placed(&original, 60, Duration::from_secs(5), "read_committed").len();
+    eprintln!(
+        "after SIGTERM: {committed} committed copies, {} aborted ones visible to read_uncommitted readers",
+        uncommitted - committed
+    );
+    assert!(uncommitted >= committed);
+
+    let second = run(&args);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let copies = read_placed(&original, 60, Duration::from_secs(20), "read_committed");
+    let keys: std::collections::BTreeSet<_> = copies.iter().map(|c| c.key.clone()).collect();
+    assert_eq!(keys.len(), 60, "every record arrived");
+    assert_eq!(copies.len(), 60, "none twice for read_committed readers");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_that_fails_mid_batch_aborts_its_transaction() {
+    require_broker();
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let (original, dlq, group) = topics_and_group("it-fail", 1).await;
+    delete_topics(&[&original]).await;
+    // The destination takes small records only: the second copy is refused
+    // by the broker after the first was written in the same transaction.
+    admin()
+        .create_topics(
+            &[NewTopic::new(&original, 1, TopicReplication::Fixed(1))
+                .set("max.message.bytes", "2048")],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .for_each(|r| {
+            r.unwrap();
+        });
+    wait_for_topic(&original, Some(1));
+    let letters = vec![
+        (
+            "small".to_string(),
+            b"{}".to_vec(),
+            spring_headers_from(&original, 0),
+        ),
+        (
+            "large".to_string(),
+            vec![b'x'; 8000],
+            spring_headers_from(&original, 0),
+        ),
+    ];
+    produce_letters(&dlq, &letters).await;
+    // The rate spaces the two sends, so the first is written on its own.
+    let failed = run(&[
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--rate",
+        "2",
+        "--execute",
+        "--yes",
+    ]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    let (stable, high) = stable_and_high(&original, 0);
+    assert!(high > 0, "the small copy was written");
+    let (stable_later, high_later) = no_open_transaction(&original, 0, Duration::from_secs(5));
+    assert_eq!(
+        stable_later, high_later,
+        "the failed batch is still open (stable {stable}, high {high}): {}",
+        failed.stderr
+    );
+    assert!(
+        read_committed(&original, 1, Duration::from_secs(2)).is_empty(),
+        "the small copy was rolled back"
     );
 }
 

@@ -429,11 +429,14 @@ fn progress(total: usize) -> ProgressBar {
 /// little next to two seconds of sending.
 const TRANSACTION_BUDGET: Duration = Duration::from_secs(2);
 
-/// What a replay has done so far.
+/// What a replay has done so far, kept outside the sending so that an
+/// interrupted one can still say where it stopped.
 #[derive(Default)]
 struct Progress {
     sent: usize,
     committed: BTreeMap<i32, i64>,
+    /// A transaction has begun and has not been committed or aborted.
+    open: bool,
 }
 
 /// The producer side of a replay.
@@ -443,6 +446,33 @@ struct Sending<'a> {
     group: Option<&'a ConsumerGroupMetadata>,
     timeout: Duration,
     bar: &'a ProgressBar,
+}
+
+/// The first SIGTERM or SIGINT, by name. Listening replaces the default
+/// of dying on the spot, which would leave the open transaction for the
+/// broker to time out.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 async fn execute(
@@ -511,9 +541,18 @@ async fn execute(
         bar: &bar,
     };
     let mut done = Progress::default();
-    let result = send_all(kafka, args, source, planner, &sending, &mut done, report).await;
+    // Every way out of the sending, an error or a signal, comes back here
+    // with the sending dropped, so the open transaction is aborted at once
+    // instead of holding read_committed readers back until the broker's
+    // transaction timeout.
+    let result = tokio::select! {
+        result = send_all(kafka, args, source, planner, &sending, &mut done, report) => result,
+        signal = stop_signal() => Err(anyhow::anyhow!("stopped by {signal}")),
+    };
     bar.finish_and_clear();
-    result?;
+    if let Err(e) = result {
+        return Err(rolled_back(e, &sending, &done, &args.group, &topic));
+    }
     Ok(Outcome {
         replayed: done.sent,
         committed: done.committed,
@@ -523,6 +562,39 @@ async fn execute(
             "at_least_once"
         },
     })
+}
+
+/// `error`, with what became of the batch it interrupted: the open
+/// transaction is aborted, so no read_committed reader ever sees its
+/// copies, and the group stays where the last committed batch left it.
+fn rolled_back(
+    error: anyhow::Error,
+    sending: &Sending<'_>,
+    done: &Progress,
+    group: &str,
+    topic: &str,
+) -> anyhow::Error {
+    let at = if done.committed.is_empty() {
+        format!("group {group} was not moved")
+    } else {
+        let offsets: Vec<String> = done
+            .committed
+            .iter()
+            .map(|(p, o)| format!("{topic}/{p} at {o}"))
+            .collect();
+        format!("group {group} is at {}", offsets.join(", "))
+    };
+    if !(sending.transactional && done.open) {
+        return anyhow::anyhow!("{error:#}; {at}, and a re-run continues from there");
+    }
+    match tokio::task::block_in_place(|| sending.producer.abort_transaction(sending.timeout)) {
+        Ok(()) => anyhow::anyhow!(
+            "{error:#}; the open batch was aborted (read_committed readers never see its copies, read_uncommitted readers may have), {at}, and a re-run replays the batch again"
+        ),
+        Err(e) => anyhow::anyhow!(
+            "{error:#}; the open batch could not be aborted ({e}): the broker aborts it within 60 s, until then read_committed readers of its partitions wait; {at}, and a re-run replays the batch again"
+        ),
+    }
 }
 
 /// Sends every selected record, one transaction at a time.
@@ -562,6 +634,7 @@ async fn send_all(
                 producer
                     .begin_transaction()
                     .map_err(|e| anyhow::anyhow!("cannot begin a transaction: {e}"))?;
+                done.open = true;
             }
             // When the first copy was sent: from then on the transaction
             // holds read_committed readers back.
@@ -650,6 +723,7 @@ async fn send_all(
                 }
                 tokio::task::block_in_place(|| producer.commit_transaction(timeout))
                     .map_err(|e| anyhow::anyhow!("cannot commit the replay transaction: {e}"))?;
+                done.open = false;
                 tracing::debug!(
                     records = to - from,
                     open_ms = opened.map_or(0, |o| o.elapsed().as_millis()),
