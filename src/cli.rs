@@ -607,7 +607,10 @@ times already is refused unless --force.
 Progress is the processing group's committed offset (default dlq-processing-group): a replay starts \
 where the last one stopped. The copies and the group's new offset are written in one Kafka \
 transaction per batch, so a replay killed at any point and run again replays every record exactly \
-once for readers with isolation.level=read_committed (librdkafka's and the workers' default). Where \
+once, for read_committed readers only (isolation.level=read_committed, librdkafka's and the workers' \
+default). read_uncommitted readers, the default of the Java client and of Spring Boot, may also see \
+the copies of a batch that a crash, a kill, an error or a stop aborted, and then the copies a later \
+run sends again: for them a replay is at least once. Where \
 the broker refuses transactions, each offset is committed after the copies before it are \
 acknowledged: at least once, and the workers' event-id dedup absorbs a repeat. With filters, the \
 group only moves past records that were replayed; records after the first one left behind are \

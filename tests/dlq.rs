@@ -1116,3 +1116,32 @@ async fn first_retry_resolves_spring_retry_topics_from_the_cluster() {
         "a fresh first retry"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_help_and_the_report_say_exactly_once_holds_only_for_read_committed_readers() {
+    require_broker();
+    let help = run(&["dlq", "replay", "--help"]);
+    assert_eq!(help.code, 0);
+    let help = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("read_committed readers only"), "{help}");
+    assert!(help.contains("read_uncommitted readers"), "{help}");
+
+    let (original, dlq, group) = topics_and_group("it-wording", 1).await;
+    produce_letter(&dlq, "k", b"{}", &spring_headers(&original, "x.Bad")).await;
+    let done = run(&[
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--execute",
+        "--yes",
+    ]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("read_committed readers only")
+            && done.stderr.contains("read_uncommitted readers"),
+        "{}",
+        done.stderr
+    );
+}

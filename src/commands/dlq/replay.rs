@@ -47,7 +47,8 @@ struct Report {
     topic: String,
     group: Option<String>,
     executed: bool,
-    /// `transactional` (exactly once for read_committed readers) or
+    /// `transactional` (exactly once for read_committed readers only;
+    /// read_uncommitted ones may see copies of an aborted batch too) or
     /// `at_least_once`.
     guarantee: Option<&'static str>,
     destinations: BTreeMap<String, usize>,
@@ -394,9 +395,17 @@ fn finish(ctx: &Context, report: &Report) -> anyhow::Result<()> {
             ));
         }
     }
-    if let Some(g) = report.guarantee {
-        ctx.printer
-            .note(&format!("{} record(s) replayed ({g})", report.replayed));
+    match report.guarantee {
+        Some("transactional") => ctx.printer.note(&format!(
+            "{} record(s) replayed (transactional: exactly once for read_committed readers only; \
+             read_uncommitted readers, the Java client's and Spring Boot's default, may also see \
+             copies of a batch that a crash or a stop aborted)",
+            report.replayed
+        )),
+        Some(g) => ctx
+            .printer
+            .note(&format!("{} record(s) replayed ({g})", report.replayed)),
+        None => {}
     }
     Ok(())
 }
