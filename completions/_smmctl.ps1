@@ -327,7 +327,7 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
             [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'The group whose committed offsets track replay progress')
             [CompletionResult]::new('--max-replays', '--max-replays', [CompletionResultType]::ParameterName, 'Refuse records already replayed this many times (poison guard)')
             [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'At most N records per second')
-            [CompletionResult]::new('--batch', '--batch', [CompletionResultType]::ParameterName, 'Records per transaction: smaller commits progress more often, larger ones replay faster')
+            [CompletionResult]::new('--batch', '--batch', [CompletionResultType]::ParameterName, 'Records per transaction at most; one also ends after 2 s open, so a slow --rate never holds read_committed readers back long')
             [CompletionResult]::new('--from-file', '--from-file', [CompletionResultType]::ParameterName, 'Replay a `dlq drain` archive instead of a topic')
             [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile of the config file to use (a cluster and its settings)')

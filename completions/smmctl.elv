@@ -307,7 +307,7 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --group 'The group whose committed offsets track replay progress'
             cand --max-replays 'Refuse records already replayed this many times (poison guard)'
             cand --rate 'At most N records per second'
-            cand --batch 'Records per transaction: smaller commits progress more often, larger ones replay faster'
+            cand --batch 'Records per transaction at most; one also ends after 2 s open, so a slow --rate never holds read_committed readers back long'
             cand --from-file 'Replay a `dlq drain` archive instead of a topic'
             cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
             cand --profile 'Profile of the config file to use (a cluster and its settings)'

@@ -240,7 +240,7 @@ complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subco
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -s g -l group -d 'The group whose committed offsets track replay progress' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l max-replays -d 'Refuse records already replayed this many times (poison guard)' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l rate -d 'At most N records per second' -r
-complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l batch -d 'Records per transaction: smaller commits progress more often, larger ones replay faster' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l batch -d 'Records per transaction at most; one also ends after 2 s open, so a slow --rate never holds read_committed readers back long' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l from-file -d 'Replay a `dlq drain` archive instead of a topic' -r -F
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l brokers -d 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand dlq; and __fish_seen_subcommand_from replay" -l profile -d 'Profile of the config file to use (a cluster and its settings)' -r

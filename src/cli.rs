@@ -604,15 +604,23 @@ const DLQ_REPLAY_ABOUT: &str = "Send dead letters back to where they failed, aft
 
 Each record goes to the topic its kafka_original-topic header names (kafka_dlt-original-topic for a \
 plain recoverer); --to sends everything to one topic, --to-first-retry to the original topic's first \
-retry topic so a replay cannot disturb live traffic. A record whose destination cannot be resolved is \
-skipped and reported (exit 1), never guessed. Key, value and headers are kept; x-smm-replayed-at, \
-x-smm-replay-count and x-smm-dlq-topic/-partition/-offset are added. A record replayed --max-replays \
+retry topic so a replay cannot disturb live traffic: the catalog's, or for other topics the first \
+that exists of Spring's <main>-retry-0, <main>-retry and <main>-retry-<delay> (shortest delay \
+first), where <main> is the dead-letter topic's name without -dlt, .DLT, -dlq or .dlq. A record whose destination cannot be resolved is \
+skipped and reported (exit 1), never guessed. Key, value and headers are kept, except Spring's \
+retry state (retry_topic-*): a copy starts its retry ladder over, so one that fails again is retried \
+rather than sent straight back to the dead-letter topic, and a copy sent to a retry topic is a fresh \
+first retry, due at once. x-smm-replayed-at, x-smm-replay-count and \
+x-smm-dlq-topic/-partition/-offset are added. A record replayed --max-replays \
 times already is refused unless --force.
 
 Progress is the processing group's committed offset (default dlq-processing-group): a replay starts \
 where the last one stopped. The copies and the group's new offset are written in one Kafka \
 transaction per batch, so a replay killed at any point and run again replays every record exactly \
-once for readers with isolation.level=read_committed (librdkafka's and the workers' default). Where \
+once, for read_committed readers only (isolation.level=read_committed, librdkafka's and the workers' \
+default). read_uncommitted readers, the default of the Java client and of Spring Boot, may also see \
+the copies of a batch that a crash, a kill, an error or a stop aborted, and then the copies a later \
+run sends again: for them a replay is at least once. Where \
 the broker refuses transactions, each offset is committed after the copies before it are \
 acknowledged: at least once, and the workers' event-id dedup absorbs a repeat. With filters, the \
 group only moves past records that were replayed; records after the first one left behind are \
@@ -620,7 +628,9 @@ replayed again by a later run (the workers absorb those repeats too).
 
 Previews by default: counts by destination and a sample. --execute replays, after a confirmation on \
 a terminal (--yes answers it; without a terminal --yes is required). --rate limits records per \
-second. --from-file replays a `dlq drain` archive instead.";
+second; a transaction ends once it has been open about 2 s (or at --batch records), so however slow \
+the rate, read_committed readers of the destination wait at most that long for it and it never \
+reaches the 60 s transaction timeout. --from-file replays a `dlq drain` archive instead.";
 
 const DLQ_DRAIN_ABOUT: &str = "Archive dead letters that should not be reprocessed, then mark them handled.
 
@@ -752,7 +762,7 @@ pub struct DlqReplayArgs {
     /// At most N records per second
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: Option<u32>,
-    /// Records per transaction: smaller commits progress more often, larger ones replay faster
+    /// Records per transaction at most; one also ends after 2 s open, so a slow --rate never holds read_committed readers back long
     #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: u32,
     /// Replay a `dlq drain` archive instead of a topic

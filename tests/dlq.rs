@@ -880,6 +880,582 @@ async fn json_original_carries_the_timestamp_type_and_consumer_group() {
     assert!(
         verbose.contains("group:       order-processing-group\n"),
         "{verbose}"
+
+/// A record read back with the partition it landed on.
+struct Placed {
+    key: String,
+    partition: i32,
+}
+
+/// Every record of `topic`, read from the start of each partition with
+/// `isolation` until `want` arrived and the topic stayed quiet a moment.
+fn read_placed(topic: &str, want: usize, within: Duration, isolation: &str) -> Vec<Placed> {
+    use rdkafka::Message as _;
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", isolation)
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    let mut settle: Option<Instant> = None;
+    while Instant::now() < deadline {
+        if out.len() >= want {
+            let until = *settle.get_or_insert_with(|| Instant::now() + Duration::from_secs(2));
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(Placed {
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                partition: m.partition(),
+            });
+        }
+    }
+    out
+}
+
+/// Runs one of Kafka's own Java tools (a real Java client) from the jars
+/// `scripts/kafka` resolves, with `stdin` as its input.
+fn kafka_tool(class: &str, args: &[&str], stdin: &str) {
+    use std::io::Write as _;
+    let mut child =
+        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka"))
+            .arg("tool")
+            .arg(class)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run scripts/kafka tool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{class} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `spring_headers` for a record that came from `partition` of `original`.
+fn spring_headers_from(original: &str, partition: i32) -> Vec<(String, Vec<u8>)> {
+    spring_headers(original, "x.Transient")
+        .into_iter()
+        .map(|(k, v)| {
+            if k == headers::ORIGINAL_PARTITION {
+                (k, partition.to_be_bytes().to_vec())
+            } else {
+                (k, v)
+            }
+        })
+        .collect()
+}
+
+/// A dead letter to produce: key, value and headers.
+type Letter = (String, Vec<u8>, Vec<(String, Vec<u8>)>);
+
+/// Produces `letters` to partition 0 of `topic`, in order, with one
+/// producer.
+async fn produce_letters(topic: &str, letters: &[Letter]) {
+    let producer = producer();
+    for (key, value, headers) in letters {
+        let mut h = rdkafka::message::OwnedHeaders::new();
+        for (k, v) in headers {
+            h = h.insert(rdkafka::message::Header {
+                key: k,
+                value: Some(v.as_slice()),
+            });
+        }
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(topic)
+                    .key(key)
+                    .payload(value)
+                    .headers(h)
+                    .partition(0),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+    }
+}
+
+/// The offset below which read_committed readers of `topic`/`partition`
+/// may read (the last stable offset), and the high watermark.
+fn stable_and_high(topic: &str, partition: i32) -> (i64, i64) {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let watermark = |isolation: &str| {
+        let consumer: BaseConsumer = client_config()
+            .set("group.id", unique("marks"))
+            .set("isolation.level", isolation)
+            .create()
+            .unwrap();
+        consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .unwrap()
+            .1
+    };
+    (watermark("read_committed"), watermark("read_uncommitted"))
+}
+
+/// Waits up to `within` for no open transaction on `topic`/`partition`:
+/// the last stable offset has caught up with the high watermark.
+fn no_open_transaction(topic: &str, partition: i32, within: Duration) -> (i64, i64) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (stable, high) = stable_and_high(topic, partition);
+        if stable == high || Instant::now() >= deadline {
+            return (stable, high);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keyed_copy_lands_on_the_partition_a_java_producer_picks_for_its_key() {
+    require_broker();
+    // The original had 4 partitions and the destination has 3, so the
+    // original partition cannot be kept: the key decides, as in Java.
+    let (original, dlq, group) = topics_and_group("it-murmur", 1).await;
+    delete_topics(&[&original]).await;
+    create_topic(&original, 4).await;
+    let to = unique("it-murmur-to");
+    let java = unique("it-murmur-java");
+    create_topic(&to, 3).await;
+    create_topic(&java, 3).await;
+    let keys: Vec<String> = (0..60).map(|i| format!("order-{i}")).collect();
+    let letters: Vec<_> = keys
+        .iter()
+        .map(|k| (k.clone(), b"{}".to_vec(), spring_headers_from(&original, 1)))
+        .collect();
+    produce_letters(&dlq, &letters).await;
+    let lines: String = keys.iter().map(|k| format!("{k}:{{}}\n")).collect();
+    kafka_tool(
+        "org.apache.kafka.tools.ConsoleProducer",
+        &[
+            "--bootstrap-server",
+            &brokers(),
+            "--topic",
+            &java,
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+        ],
+        &lines,
+    );
+    let done = run(&[
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--to",
+        &to,
+        "--execute",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let by_java: std::collections::BTreeMap<String, i32> =
+        read_placed(&java, 60, Duration::from_secs(20), "read_committed")
+            .into_iter()
+            .map(|p| (p.key, p.partition))
+            .collect();
+    let by_smmctl: std::collections::BTreeMap<String, i32> =
+        read_placed(&to, 60, Duration::from_secs(20), "read_committed")
+            .into_iter()
+            .map(|p| (p.key, p.partition))
+            .collect();
+    assert_eq!(by_java.len(), 60, "the Java producer wrote every key");
+    assert_eq!(by_smmctl, by_java, "smmctl and Java place each key alike");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_keeps_the_original_partition_when_the_partition_counts_match() {
+    require_broker();
+    let (original, dlq, group) = topics_and_group("it-keep", 1).await;
+    delete_topics(&[&original]).await;
+    create_topic(&original, 4).await;
+    let letters: Vec<_> = (0..20)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                b"{}".to_vec(),
+                spring_headers_from(&original, i % 4),
+            )
+        })
+        .collect();
+    produce_letters(&dlq, &letters).await;
+    let done = run(&[
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--execute",
+        "--yes",
+    ]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let copies = read_placed(&original, 20, Duration::from_secs(20), "read_committed");
+    assert_eq!(copies.len(), 20);
+    for copy in &copies {
+        let i: i32 = copy.key[1..].parse().unwrap();
+        assert_eq!(
+            copy.partition,
+            i % 4,
+            "{} left its original partition",
+            copy.key
+        );
+    }
+
+    // Without an origin header, a record's own partition stands in, here
+    // for a topic of 4 partitions replayed --to another of 4.
+    let source = unique("it-keep-source");
+    let to = unique("it-keep-to");
+    create_topic(&source, 4).await;
+    create_topic(&to, 4).await;
+    for p in 0..4 {
+        produce(&source, Some(p), &[(&format!("s{p}"), b"{}")], &[]).await;
+    }
+    let moved = run(&[
+        "dlq",
+        "replay",
+        &source,
+        "--group",
+        &group,
+        "--to",
+        &to,
+        "--execute",
+        "--yes",
+    ]);
+    assert_eq!(moved.code, 0, "{}", moved.stderr);
+    let copies = read_placed(&to, 4, Duration::from_secs(20), "read_committed");
+    assert_eq!(copies.len(), 4);
+    for copy in &copies {
+        assert_eq!(
+            copy.key,
+            format!("s{}", copy.partition),
+            "{} moved partition",
+            copy.key
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_replay_never_holds_a_transaction_open_for_long() {
+    require_broker();
+    let (original, dlq, group) = topics_and_group("it-slow", 1).await;
+    let letters: Vec<_> = (0..200)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                b"{}".to_vec(),
+                spring_headers_from(&original, 0),
+            )
+        })
+        .collect();
+    produce_letters(&dlq, &letters).await;
+
+    // A read_committed reader sees the copies of a transaction when it
+    // commits: the time between two such moments is at least as long as
+    // the transaction that ends at the second one was open.
+    let watch = {
+        let original = original.clone();
+        std::thread::spawn(move || {
+            use rdkafka::consumer::{BaseConsumer, Consumer as _};
+            let consumer: BaseConsumer = client_config()
+                .set("group.id", unique("watch"))
+                .set("enable.auto.commit", "false")
+                .set("isolation.level", "read_committed")
+                .set("fetch.wait.max.ms", "50")
+                .create()
+                .unwrap();
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition_offset(&original, 0, rdkafka::Offset::Beginning)
+                .unwrap();
+            consumer.assign(&tpl).unwrap();
+            let started = Instant::now();
+            let mut seen = Vec::new();
+            while seen.len() < 200 && started.elapsed() < Duration::from_secs(120) {
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(20)) {
+                    seen.push(Instant::now());
+                }
+            }
+            seen
+        })
+    };
+    let started = Instant::now();
+    let done = run(&[
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--rate",
+        "10",
+        "--execute",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(done.json()["replayed"], 200);
+    let seen = watch.join().unwrap();
+    assert_eq!(seen.len(), 200, "every copy became visible");
+    let mut commits = vec![started];
+    for at in &seen {
+        if at.duration_since(*commits.last().unwrap()) > Duration::from_millis(300) {
+            commits.push(*at);
+        }
+    }
+    let gaps: Vec<f64> = commits
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).as_secs_f64())
+        .collect();
+    eprintln!(
+        "--rate 10 over 200 records took {:.1}s; seconds between visible commits: {gaps:.1?}",
+        took.as_secs_f64()
+    );
+    let longest = gaps.iter().copied().fold(0.0, f64::max);
+    assert!(
+        longest < 10.0,
+        "a transaction stayed open up to {longest:.1}s: {gaps:.1?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_stopped_by_sigterm_aborts_its_open_transaction_and_a_rerun_completes_it() {
+    require_broker();
+    let (original, dlq, group) = topics_and_group("it-term", 1).await;
+    let letters: Vec<_> = (0..60)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                b"{}".to_vec(),
+                spring_headers_from(&original, 0),
+            )
+        })
+        .collect();
+    produce_letters(&dlq, &letters).await;
+    let args = [
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--rate",
+        "10",
+        "--execute",
+        "--yes",
+    ];
+    let child = smmctl()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until a copy is in the log that read_committed readers cannot
+    // see yet: a transaction is open right now.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (stable, high) = stable_and_high(&original, 0);
+        if high > stable {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no transaction ever opened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill only sends a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop",
+        stopped.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "it stops on its own, having cleaned up: {stderr}"
+    );
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    // Aborting does not take the copies out of the log: read_uncommitted
+    // readers (the Java client's default) have seen them or will. What it
+    // buys is that the transaction ends now rather than when the broker's
+    // 60 s transaction timeout expires, so read_committed readers of the
+    // destination (the live workers) are not held up behind it.
+    let (stable, high) = no_open_transaction(&original, 0, Duration::from_secs(5));
+    assert_eq!(stable, high, "a transaction is still open on {original}/0");
+    let uncommitted = read_placed(&original, 60, Duration::from_secs(5), "read_uncommitted").len();
+    let committed = read_placed(&original, 60, Duration::from_secs(5), "read_committed").len();
+    eprintln!(
+        "after SIGTERM: {committed} committed copies, {} aborted ones visible to read_uncommitted readers",
+        uncommitted - committed
+    );
+    assert!(uncommitted >= committed);
+
+    let second = run(&args);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let copies = read_placed(&original, 60, Duration::from_secs(20), "read_committed");
+    let keys: std::collections::BTreeSet<_> = copies.iter().map(|c| c.key.clone()).collect();
+    assert_eq!(keys.len(), 60, "every record arrived");
+    assert_eq!(copies.len(), 60, "none twice for read_committed readers");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_that_fails_mid_batch_aborts_its_transaction() {
+    require_broker();
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let (original, dlq, group) = topics_and_group("it-fail", 1).await;
+    delete_topics(&[&original]).await;
+    // The destination takes small records only: the second copy is refused
+    // by the broker after the first was written in the same transaction.
+    admin()
+        .create_topics(
+            &[NewTopic::new(&original, 1, TopicReplication::Fixed(1))
+                .set("max.message.bytes", "2048")],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .for_each(|r| {
+            r.unwrap();
+        });
+    wait_for_topic(&original, Some(1));
+    let letters = vec![
+        (
+            "small".to_string(),
+            b"{}".to_vec(),
+            spring_headers_from(&original, 0),
+        ),
+        (
+            "large".to_string(),
+            vec![b'x'; 8000],
+            spring_headers_from(&original, 0),
+        ),
+    ];
+    produce_letters(&dlq, &letters).await;
+    // The rate spaces the two sends, so the first is written on its own.
+    let failed = run(&[
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--rate",
+        "2",
+        "--execute",
+        "--yes",
+    ]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    let (stable, high) = stable_and_high(&original, 0);
+    assert!(high > 0, "the small copy was written");
+    let (stable_later, high_later) = no_open_transaction(&original, 0, Duration::from_secs(5));
+    assert_eq!(
+        stable_later, high_later,
+        "the failed batch is still open (stable {stable}, high {high}): {}",
+        failed.stderr
+    );
+    assert!(
+        read_committed(&original, 1, Duration::from_secs(2)).is_empty(),
+        "the small copy was rolled back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_retry_resolves_spring_retry_topics_from_the_cluster() {
+    require_broker();
+    let group = unique("it-dlq-group");
+    // (main topic, dead-letter suffix, retry topics on the cluster, expected)
+    let base = unique("it-ladder");
+    let cases = [
+        ("a", "-dlt", vec!["-retry-1", "-retry-0"], Some("-retry-0")),
+        (
+            "b",
+            ".DLT",
+            vec!["-retry-2000", "-retry-1000", "-retry-500"],
+            Some("-retry-500"),
+        ),
+        ("c", "-dlq", vec!["-retry"], Some("-retry")),
+        ("d", "-dlt", vec![], None),
+    ];
+    for (name, dlt_suffix, retries, expected) in cases {
+        let main = format!("{base}-{name}");
+        let dlt = format!("{main}{dlt_suffix}");
+        create_topic(&dlt, 1).await;
+        for r in &retries {
+            create_topic(&format!("{main}{r}"), 1).await;
+        }
+        produce_letter(&dlt, "k", b"{}", &spring_headers(&main, "x.Bad")).await;
+        let preview = run(&[
+            "dlq",
+            "replay",
+            &dlt,
+            "--group",
+            &group,
+            "--to-first-retry",
+            "-o",
+            "json",
+        ])
+        .json();
+        assert_schema(&preview, "dlq-replay");
+        match expected {
+            Some(suffix) => assert_eq!(
+                preview["destinations"][format!("{main}{suffix}")],
+                1,
+                "{dlt}: {preview}"
+            ),
+            None => {
+                let reason = preview["skipped"][0]["reason"].as_str().unwrap_or_default();
+                for looked in [
+                    format!("{main}-retry-0"),
+                    format!("{main}-retry"),
+                    format!("{main}-retry-<delay>"),
+                ] {
+                    assert!(reason.contains(&looked), "{dlt}: {reason}");
+                }
+            }
+        }
+    }
+
+    // And the copy goes there, due at once as a fresh first retry.
+    let main = format!("{base}-a");
+    let done = run(&[
+        "dlq",
+        "replay",
+        &format!("{main}-dlt"),
+        "--group",
+        &group,
+        "--to-first-retry",
+        "--execute",
+        "--yes",
+    ]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let copies = read_committed(&format!("{main}-retry-0"), 1, Duration::from_secs(10));
+    assert_eq!(copies.len(), 1);
+    assert_eq!(
+        copies[0].header(headers::RETRY_ATTEMPTS),
+        Some(&[0, 0, 0, 2][..]),
+        "a fresh first retry"
     );
 }
 
@@ -913,5 +1489,31 @@ async fn dlq_list_finds_dead_letter_topics_by_every_spring_suffix() {
     assert!(
         !names.contains(&live.as_str()),
         "{live} is not a dead letter"
+
+async fn the_help_and_the_report_say_exactly_once_holds_only_for_read_committed_readers() {
+    require_broker();
+    let help = run(&["dlq", "replay", "--help"]);
+    assert_eq!(help.code, 0);
+    let help = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("read_committed readers only"), "{help}");
+    assert!(help.contains("read_uncommitted readers"), "{help}");
+
+    let (original, dlq, group) = topics_and_group("it-wording", 1).await;
+    produce_letter(&dlq, "k", b"{}", &spring_headers(&original, "x.Bad")).await;
+    let done = run(&[
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--execute",
+        "--yes",
+    ]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("read_committed readers only")
+            && done.stderr.contains("read_uncommitted readers"),
+        "{}",
+        done.stderr
     );
 }

@@ -660,7 +660,7 @@ async fn produce_and_read_back(kafka: &Kafka) -> anyhow::Result<Duration> {
         }
     }
     let producer: FutureProducer = kafka
-        .client_config()
+        .producer_config()
         .set("acks", "all")
         .set("linger.ms", "0")
         .set(

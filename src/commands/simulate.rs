@@ -121,7 +121,7 @@ pub async fn run(args: SimulateArgs, ctx: &Context) -> anyhow::Result<ExitStatus
             ))
         })?;
     let producer: FutureProducer = {
-        let mut config = client_config(settings);
+        let mut config = smm_workers::runtime::producer_config(&client_config(settings));
         config.set("enable.idempotence", "true").set("acks", "all");
         config
             .create()

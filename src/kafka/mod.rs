@@ -240,6 +240,12 @@ impl Kafka {
         self.config.clone()
     }
 
+    /// The settings for a producer of its own: [`Kafka::client_config`]
+    /// with keys placed as the panel's Java services place them.
+    pub fn producer_config(&self) -> ClientConfig {
+        smm_workers::runtime::producer_config(&self.config)
+    }
+
     /// A consumer of its own for reading assigned partitions (see
     /// [`reader_config`]).
     pub fn reader(&self, extra: &[(&str, &str)]) -> anyhow::Result<BaseConsumer> {

@@ -5,6 +5,8 @@
 //!
 //! Pure logic: records come in as parts, no Kafka client here.
 
+use std::collections::BTreeSet;
+
 use base64::Engine as _;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -368,6 +370,28 @@ impl DeadLetter {
     }
 }
 
+impl DeadLetter {
+    /// The partition a replayed copy should go to, where one is known: the
+    /// original record's (`kafka_original-partition`), or without that
+    /// header the dead letter's own (Spring dead-letters to the same
+    /// partition number). Only when the destination has as many partitions
+    /// as the topic that partition belongs to, since a partition number
+    /// means nothing across topics of different sizes; otherwise `None`, and
+    /// the producer places the copy by its key.
+    pub fn replay_partition(
+        &self,
+        destination_partitions: usize,
+        partitions_of: impl Fn(&str) -> Option<usize>,
+    ) -> Option<i32> {
+        let (topic, partition) = match (&self.original.topic, self.original.partition) {
+            (Some(topic), Some(partition)) => (topic.as_str(), partition),
+            _ => (self.topic.as_str(), self.partition),
+        };
+        let fits = usize::try_from(partition).is_ok_and(|p| p < destination_partitions);
+        (fits && partitions_of(topic) == Some(destination_partitions)).then_some(partition)
+    }
+}
+
 /// What `--partition`, `--offset-range`, `--since`, `--until`, `--key`,
 /// `--header`, `--exception` and `--event-type` select. Empty selects all.
 #[derive(Debug, Clone, Default)]
@@ -472,38 +496,120 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// The topic, or why there is none. Never a guess.
-    pub fn resolve(&self, letter: &DeadLetter) -> Result<String, String> {
+    /// The topic, or why there is none. Never a guess. `topics` are the
+    /// cluster's topics, where `FirstRetry` looks for a topic the catalog
+    /// does not know.
+    pub fn resolve(
+        &self,
+        letter: &DeadLetter,
+        topics: &BTreeSet<String>,
+    ) -> Result<String, String> {
         match self {
             Destination::To(topic) => Ok(topic.clone()),
-            Destination::Original | Destination::FirstRetry => {
-                let original = letter.original.topic.clone().ok_or_else(|| {
-                    "no kafka_original-topic (or kafka_dlt-original-topic) header; use --to"
-                        .to_string()
-                })?;
-                if *self == Destination::Original {
-                    return Ok(original);
-                }
-                retry_policy_for(&original)
-                    .and_then(|p| p.hops.iter().find_map(|h| h.topic))
-                    .map(str::to_owned)
-                    .ok_or_else(|| {
-                        format!("{original} has no retry topic (its retries run in place); use --to or replay to the original topic")
-                    })
-            }
+            Destination::Original => letter.original.topic.clone().ok_or_else(|| {
+                "no kafka_original-topic (or kafka_dlt-original-topic) header; use --to".to_string()
+            }),
+            Destination::FirstRetry => first_retry_of(letter, topics),
         }
     }
 }
 
-/// The headers a replayed copy carries: the dead letter's, plus lineage;
-/// to a retry topic also a fresh first-retry attempt, due now, so the
-/// worker neither waits on an old backoff nor counts the old attempts.
+/// The suffixes a dead-letter topic's name puts after its main topic's:
+/// Spring's retry topics' `-dlt`, a plain DeadLetterPublishingRecoverer's
+/// `.DLT`, and the `-dlq` and `.dlq` of hand-made ones.
+const DEAD_LETTER_SUFFIXES: &[&str] = &["-dlt", ".DLT", "-dlq", ".dlq"];
+
+/// The main topic of a dead-letter topic, by its name.
+pub fn main_topic_of(dead_letter_topic: &str) -> Option<&str> {
+    DEAD_LETTER_SUFFIXES
+        .iter()
+        .find_map(|suffix| dead_letter_topic.strip_suffix(suffix))
+        .filter(|main| !main.is_empty())
+}
+
+/// The first retry topic of the topic a dead letter failed on. The catalog
+/// decides for the panel's topics, including that some retry in place and
+/// have none. Any other main topic (the dead-letter topic's name without
+/// its suffix, else the origin header's) is looked up on the cluster by
+/// Spring's names for retry topics: `-retry-0` (suffixed by index),
+/// `-retry` (one topic for every attempt), then `-retry-<delay>` (suffixed
+/// by delay), the shortest delay first.
+fn first_retry_of(letter: &DeadLetter, topics: &BTreeSet<String>) -> Result<String, String> {
+    let in_catalog = |main: &str| {
+        retry_policy_for(main).map(|policy| {
+            policy
+                .hops
+                .iter()
+                .find_map(|h| h.topic)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    format!("{main} has no retry topic (its retries run in place); use --to or replay to the original topic")
+                })
+        })
+    };
+    let original = letter.original.topic.as_deref();
+    if let Some(decided) = original.and_then(in_catalog) {
+        return decided;
+    }
+    let Some(main) = main_topic_of(&letter.topic).or(original) else {
+        return Err(format!(
+            "cannot tell the main topic of {}: its name ends in none of {} and no kafka_original-topic header names it; use --to",
+            letter.topic,
+            DEAD_LETTER_SUFFIXES.join(", ")
+        ));
+    };
+    if let Some(decided) = in_catalog(main) {
+        return decided;
+    }
+    first_retry_topic(main, topics)
+}
+
+/// Spring's first retry topic of `main` among `topics` (see
+/// [`first_retry_of`]), or a message naming the topics looked for.
+pub fn first_retry_topic(main: &str, topics: &BTreeSet<String>) -> Result<String, String> {
+    let by_index = format!("{main}-retry-0");
+    let single = format!("{main}-retry");
+    if topics.contains(&by_index) {
+        return Ok(by_index);
+    }
+    if topics.contains(&single) {
+        return Ok(single);
+    }
+    let prefix = format!("{main}-retry-");
+    topics
+        .range(prefix.clone()..)
+        .take_while(|t| t.starts_with(&prefix))
+        .filter_map(|t| {
+            let delay = &t[prefix.len()..];
+            let all_digits = !delay.is_empty() && delay.bytes().all(|b| b.is_ascii_digit());
+            all_digits.then(|| delay.parse::<u64>().ok().map(|d| (d, t)))?
+        })
+        .min()
+        .map(|(_, t)| t.clone())
+        .ok_or_else(|| {
+            format!(
+                "{main} has no retry topic on the cluster: there is no {by_index}, no {single} and no {prefix}<delay>; use --to or replay to the original topic"
+            )
+        })
+}
+
+/// The headers a replayed copy carries: the dead letter's, plus lineage,
+/// less Spring's retry state (`retry_topic-*`). A listener with retry
+/// topics reads that state to place the next failure: left on a copy that
+/// goes back to the main topic, the attempts of the old run would send a
+/// copy that fails again straight to the dead-letter topic, skipping every
+/// retry, and the old original timestamp would count the time in the DLT
+/// against a retry timeout. So the ladder starts over. To a retry topic the
+/// copy gets a fresh first-retry attempt, due now, so the worker neither
+/// waits on an old backoff nor counts the old attempts. The origin and
+/// exception headers are kept as they are.
 pub fn replay_headers(letter: &RawRecord, to_retry_topic: bool, now: Timestamp) -> Headers {
     let mut out = headers::replay(
         &letter.headers,
         (&letter.topic, letter.partition, letter.offset),
         now,
     );
+    out.retain(|(name, _)| !name.starts_with(headers::RETRY_STATE_PREFIX));
     if to_retry_topic {
         out.push((
             headers::RETRY_ATTEMPTS.to_owned(),
@@ -695,12 +801,12 @@ mod tests {
         );
         assert_eq!(letter.payload_decoded, "raw");
         assert_eq!(
-            Destination::Original.resolve(&letter),
+            Destination::Original.resolve(&letter, &BTreeSet::new()),
             Ok("smm.order.refund".into())
         );
         assert!(
             Destination::FirstRetry
-                .resolve(&letter)
+                .resolve(&letter, &BTreeSet::new())
                 .unwrap_err()
                 .contains("in place")
         );
@@ -710,17 +816,68 @@ mod tests {
     fn destinations_resolve_or_say_why_not() {
         let letter = DeadLetter::decode(&spring_dlt());
         assert_eq!(
-            Destination::FirstRetry.resolve(&letter),
+            Destination::FirstRetry.resolve(&letter, &BTreeSet::new()),
             Ok("smm.order.processing-retry-0".into())
         );
-        assert_eq!(Destination::To("x".into()).resolve(&letter), Ok("x".into()));
+        assert_eq!(
+            Destination::To("x".into()).resolve(&letter, &BTreeSet::new()),
+            Ok("x".into())
+        );
         let orphan = DeadLetter::decode(&raw(vec![], b"{}"));
         assert!(
             Destination::Original
-                .resolve(&orphan)
+                .resolve(&orphan, &BTreeSet::new())
                 .unwrap_err()
                 .contains("--to")
         );
+    }
+
+    #[test]
+    fn a_copy_keeps_its_partition_only_where_the_partition_counts_match() {
+        let letter = DeadLetter::decode(&spring_dlt());
+        let sizes = |topic: &str| match topic {
+            "smm.order.processing" => Some(6),
+            "smm.order.processing-dlt" => Some(3),
+            _ => None,
+        };
+        assert_eq!(letter.replay_partition(6, sizes), Some(2), "the original's");
+        assert_eq!(letter.replay_partition(4, sizes), None, "hashed by key");
+        assert_eq!(letter.replay_partition(6, |_| None), None, "origin unknown");
+        let own = DeadLetter::decode(&raw(vec![], b"{}"));
+        assert_eq!(own.replay_partition(3, sizes), Some(1), "its own");
+        assert_eq!(own.replay_partition(6, sizes), None);
+    }
+
+    #[test]
+    fn spring_retry_topics_are_found_on_the_cluster_by_their_names() {
+        let cluster = |names: &[&str]| -> BTreeSet<String> {
+            names.iter().map(|n| (*n).to_owned()).collect()
+        };
+        let first = |names: &[&str]| first_retry_topic("o", &cluster(names));
+        assert_eq!(
+            first(&["o-retry-1", "o-retry-0", "o-dlt"]),
+            Ok("o-retry-0".into())
+        );
+        assert_eq!(first(&["o-retry", "o-retry-x"]), Ok("o-retry".into()));
+        assert_eq!(
+            first(&[
+                "o-retry-2000",
+                "o-retry-500",
+                "o-retry-1000",
+                "o-retry-10000"
+            ]),
+            Ok("o-retry-500".into()),
+            "the shortest delay, by number"
+        );
+        assert_eq!(
+            first(&["o", "o-dlt", "other-retry-0", "o-retry-x"]),
+            Err("o has no retry topic on the cluster: there is no o-retry-0, no o-retry and no o-retry-<delay>; use --to or replay to the original topic".into())
+        );
+        assert_eq!(main_topic_of("a.b-dlt"), Some("a.b"));
+        assert_eq!(main_topic_of("a.b.DLT"), Some("a.b"));
+        assert_eq!(main_topic_of("a.b-dlq"), Some("a.b"));
+        assert_eq!(main_topic_of("a.b"), None);
+        assert_eq!(main_topic_of("-dlt"), None);
     }
 
     #[test]
@@ -934,11 +1091,49 @@ mod tests {
     }
 
     #[test]
+    fn replays_to_the_main_topic_drop_spring_retry_state_so_the_ladder_starts_over() {
+        let now = Timestamp::from_millisecond(1_800_000_000_000).unwrap();
+        let mut letter = spring_dlt();
+        letter.headers.push((
+            headers::RETRY_ORIGINAL_TIMESTAMP.to_owned(),
+            headers::encode_big_integer(1_764_410_000_000),
+        ));
+        let out = replay_headers(&letter, false, now);
+        assert!(
+            !out.iter().any(|(k, _)| k.starts_with("retry_topic-")),
+            "{out:?}"
+        );
+        let kept: Vec<_> = letter
+            .headers
+            .iter()
+            .filter(|(k, _)| !k.starts_with("retry_topic-"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            out[..kept.len()],
+            kept[..],
+            "the origin, exception and other headers are kept as they were"
+        );
+        let meta = RetryMetadata::read(&out).unwrap();
+        assert_eq!(meta.attempts, None);
+        assert_eq!(meta.due_at_ms, None);
+        assert_eq!(meta.replay_count, 1);
+        assert_eq!(meta.original_partition, Some(2));
+    }
+
+    #[test]
     fn replays_to_a_retry_topic_start_a_fresh_first_retry() {
         let now = Timestamp::from_millisecond(1_800_000_000_000).unwrap();
         let out = replay_headers(&spring_dlt(), true, now);
         let meta = RetryMetadata::read(&out).unwrap();
         assert_eq!(meta.attempts, Some(2));
+        assert_eq!(
+            out.iter()
+                .filter(|(k, _)| k == headers::RETRY_ATTEMPTS)
+                .count(),
+            1,
+            "the old attempts are gone"
+        );
         assert_eq!(meta.due_at_ms, Some(1_800_000_000_000));
         assert_eq!(meta.replay_count, 1);
         assert_eq!(

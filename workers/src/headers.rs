@@ -39,6 +39,9 @@ pub const EXCEPTION_CAUSE_FQCN: &str = "kafka_exception-cause-fqcn";
 pub const EXCEPTION_MESSAGE: &str = "kafka_exception-message";
 pub const EXCEPTION_STACKTRACE: &str = "kafka_exception-stacktrace";
 
+/// What Spring's retry topics keep of a record's journey through them
+/// starts with this: attempts, backoff and the original timestamp.
+pub const RETRY_STATE_PREFIX: &str = "retry_topic-";
 /// The attempt number the next delivery will be. Accumulates: one per hop.
 pub const RETRY_ATTEMPTS: &str = "retry_topic-attempts";
 /// When the record is due, in epoch milliseconds. Accumulates.

@@ -1,15 +1,15 @@
 //! `smmctl dlq replay TOPIC`: send dead letters back, resumably, with the
 //! copies and the group's progress in one Kafka transaction per batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerGroupMetadata};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use smm_workers::catalog;
@@ -47,7 +47,8 @@ struct Report {
     topic: String,
     group: Option<String>,
     executed: bool,
-    /// `transactional` (exactly once for read_committed readers) or
+    /// `transactional` (exactly once for read_committed readers only;
+    /// read_uncommitted ones may see copies of an aborted batch too) or
     /// `at_least_once`.
     guarantee: Option<&'static str>,
     destinations: BTreeMap<String, usize>,
@@ -61,7 +62,7 @@ fn plan(
     letter: &DeadLetter,
     selected: bool,
     destination: &Destination,
-    metadata: &ClusterMetadata,
+    topics: &BTreeSet<String>,
     max_replays: u32,
     force: bool,
 ) -> Plan {
@@ -71,8 +72,8 @@ fn plan(
     if letter.replay_count >= max_replays && !force {
         return Plan::Refused(letter.replay_count);
     }
-    match destination.resolve(letter) {
-        Ok(topic) if metadata.topics.contains_key(&topic) => Plan::Replay(topic),
+    match destination.resolve(letter, topics) {
+        Ok(topic) if topics.contains(&topic) => Plan::Replay(topic),
         Ok(topic) => Plan::Unresolvable(format!(
             "the destination {topic} does not exist on the cluster"
         )),
@@ -119,6 +120,7 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
         filter: &filter,
         destination: &destination,
         metadata: &metadata,
+        topics: metadata.topics.keys().cloned().collect(),
         max_replays: args.max_replays,
         force: args.force,
     };
@@ -255,6 +257,8 @@ struct Planner<'p> {
     filter: &'p smm_workers::dead_letter::Filter,
     destination: &'p Destination,
     metadata: &'p ClusterMetadata,
+    /// The cluster's topic names, where destinations must exist.
+    topics: BTreeSet<String>,
     max_replays: u32,
     force: bool,
 }
@@ -268,7 +272,7 @@ impl Planner<'_> {
                     &letter.decoded,
                     letter.selected,
                     self.destination,
-                    self.metadata,
+                    &self.topics,
                     self.max_replays,
                     self.force,
                 );
@@ -398,9 +402,17 @@ fn finish(ctx: &Context, report: &Report) -> anyhow::Result<()> {
             ));
         }
     }
-    if let Some(g) = report.guarantee {
-        ctx.printer
-            .note(&format!("{} record(s) replayed ({g})", report.replayed));
+    match report.guarantee {
+        Some("transactional") => ctx.printer.note(&format!(
+            "{} record(s) replayed (transactional: exactly once for read_committed readers only; \
+             read_uncommitted readers, the Java client's and Spring Boot's default, may also see \
+             copies of a batch that a crash or a stop aborted)",
+            report.replayed
+        )),
+        Some(g) => ctx
+            .printer
+            .note(&format!("{} record(s) replayed ({g})", report.replayed)),
+        None => {}
     }
     Ok(())
 }
@@ -424,6 +436,61 @@ fn progress(total: usize) -> ProgressBar {
     bar
 }
 
+/// How long one transaction may stay open. Until it ends, read_committed
+/// readers of every partition it wrote to (the live workers among them)
+/// can read nothing past its first copy, and the broker aborts one that
+/// outlives transaction.timeout.ms (60 s). A transaction therefore ends
+/// once it has been open this long, or would be by its next copy under
+/// `--rate`, whatever `--batch` allows; a commit (about 25 ms) still costs
+/// little next to two seconds of sending.
+const TRANSACTION_BUDGET: Duration = Duration::from_secs(2);
+
+/// What a replay has done so far, kept outside the sending so that an
+/// interrupted one can still say where it stopped.
+#[derive(Default)]
+struct Progress {
+    sent: usize,
+    committed: BTreeMap<i32, i64>,
+    /// A transaction has begun and has not been committed or aborted.
+    open: bool,
+}
+
+/// The producer side of a replay.
+struct Sending<'a> {
+    producer: &'a FutureProducer,
+    transactional: bool,
+    group: Option<&'a ConsumerGroupMetadata>,
+    timeout: Duration,
+    bar: &'a ProgressBar,
+}
+
+/// The first SIGTERM or SIGINT, by name. Listening replaces the default
+/// of dying on the spot, which would leave the open transaction for the
+/// broker to time out.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
 async fn execute(
     kafka: &Kafka,
     args: &DlqReplayArgs,
@@ -433,7 +500,7 @@ async fn execute(
 ) -> anyhow::Result<Outcome> {
     let timeout = kafka.timeout().max(Duration::from_secs(10));
     let topic = report.topic.clone();
-    let mut config = kafka.client_config();
+    let mut config = kafka.producer_config();
     // One transactional id per group and topic: a second replay of the
     // same dead letters fences the first, and a new run aborts whatever a
     // killed one left open.
@@ -459,7 +526,7 @@ async fn execute(
     let producer = if transactional {
         producer
     } else {
-        let mut plain = kafka.client_config();
+        let mut plain = kafka.producer_config();
         plain
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -482,8 +549,84 @@ async fn execute(
         Source::File(records) => records.len(),
         Source::Topic { .. } => usize::try_from(total).unwrap_or(0),
     });
+    let sending = Sending {
+        producer: &producer,
+        transactional,
+        group: group_metadata.as_ref(),
+        timeout,
+        bar: &bar,
+    };
+    let mut done = Progress::default();
+    // Every way out of the sending, an error or a signal, comes back here
+    // with the sending dropped, so the open transaction is aborted at once
+    // instead of holding read_committed readers back until the broker's
+    // transaction timeout.
+    let result = tokio::select! {
+        result = send_all(kafka, args, source, planner, &sending, &mut done, report) => result,
+        signal = stop_signal() => Err(anyhow::anyhow!("stopped by {signal}")),
+    };
+    bar.finish_and_clear();
+    if let Err(e) = result {
+        return Err(rolled_back(e, &sending, &done, &args.group, &topic));
+    }
+    Ok(Outcome {
+        replayed: done.sent,
+        committed: done.committed,
+        guarantee: if transactional {
+            "transactional"
+        } else {
+            "at_least_once"
+        },
+    })
+}
+
+/// `error`, with what became of the batch it interrupted: the open
+/// transaction is aborted, so no read_committed reader ever sees its
+/// copies, and the group stays where the last committed batch left it.
+fn rolled_back(
+    error: anyhow::Error,
+    sending: &Sending<'_>,
+    done: &Progress,
+    group: &str,
+    topic: &str,
+) -> anyhow::Error {
+    let at = if done.committed.is_empty() {
+        format!("group {group} was not moved")
+    } else {
+        let offsets: Vec<String> = done
+            .committed
+            .iter()
+            .map(|(p, o)| format!("{topic}/{p} at {o}"))
+            .collect();
+        format!("group {group} is at {}", offsets.join(", "))
+    };
+    if !(sending.transactional && done.open) {
+        return anyhow::anyhow!("{error:#}; {at}, and a re-run continues from there");
+    }
+    match tokio::task::block_in_place(|| sending.producer.abort_transaction(sending.timeout)) {
+        Ok(()) => anyhow::anyhow!(
+            "{error:#}; the open batch was aborted (read_committed readers never see its copies, read_uncommitted readers may have), {at}, and a re-run replays the batch again"
+        ),
+        Err(e) => anyhow::anyhow!(
+            "{error:#}; the open batch could not be aborted ({e}): the broker aborts it within 60 s, until then read_committed readers of its partitions wait; {at}, and a re-run replays the batch again"
+        ),
+    }
+}
+
+/// Sends every selected record, one transaction at a time.
+async fn send_all(
+    kafka: &Kafka,
+    args: &DlqReplayArgs,
+    source: &Source,
+    planner: &Planner<'_>,
+    sending: &Sending<'_>,
+    done: &mut Progress,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let producer = sending.producer;
+    let timeout = sending.timeout;
+    let topic = report.topic.clone();
     let started = Instant::now();
-    let mut sent = 0usize;
     // Per partition: where the group may move, and whether a record left
     // behind stops it there. Moving past only a run of replayed records
     // means no record the replay did not handle is ever marked handled.
@@ -492,143 +635,186 @@ async fn execute(
         .iter()
         .map(|s| (s.partition, (s.start, false)))
         .collect();
-    let mut committed = BTreeMap::new();
     let mut chunks = source.chunks(kafka, args.batch as usize)?;
-    // One chunk, one transaction. Each commit waits on the broker (about
-    // 25 ms here), so small transactions dominate a large replay; an
-    // aborted one is invisible to read_committed readers, so a killed
-    // replay only redoes its last chunk.
+    // A chunk of --batch records is sent in as few transactions as
+    // TRANSACTION_BUDGET allows: one, unless --rate or a slow broker makes
+    // it take longer. Each commit waits on the broker (about 25 ms here),
+    // so small transactions would dominate a large replay; an aborted one
+    // is invisible to read_committed readers, so a killed replay only
+    // redoes its last transaction.
     while let Some(records) = chunks.next()? {
         let planned = planner.plan_all(records);
-        if transactional {
-            producer
-                .begin_transaction()
-                .map_err(|e| anyhow::anyhow!("cannot begin a transaction: {e}"))?;
-        }
-        let mut acks = Vec::new();
-        for (i, (letter, plan)) in planned.iter().enumerate() {
-            tally(report, letter, plan, args.max_replays);
-            bar.inc(1);
-            let Plan::Replay(to) = plan else { continue };
-            if let Some(rate) = args.rate {
-                let due = started + Duration::from_secs_f64(sent as f64 / f64::from(rate));
-                tokio::time::sleep_until(due.into()).await;
+        let mut from = 0;
+        loop {
+            if sending.transactional {
+                producer
+                    .begin_transaction()
+                    .map_err(|e| anyhow::anyhow!("cannot begin a transaction: {e}"))?;
+                done.open = true;
             }
-            let raw = &letter.raw;
-            let headers = replay_headers(raw, is_retry_topic(to), jiff::Timestamp::now());
-            let owned = headers.iter().fold(
-                OwnedHeaders::new_with_capacity(headers.len()),
-                |acc, (k, v)| {
-                    acc.insert(Header {
-                        key: k,
-                        value: Some(v.as_slice()),
-                    })
-                },
-            );
-            let mut record = FutureRecord::<[u8], [u8]>::to(to).headers(owned);
-            if let Some(k) = &raw.key {
-                record = record.key(k);
+            // When the first copy was sent: from then on the transaction
+            // holds read_committed readers back.
+            let mut opened: Option<Instant> = None;
+            let mut acks = Vec::new();
+            let mut to = from;
+            while let Some((letter, plan)) = planned.get(to) {
+                if let Plan::Replay(destination) = plan {
+                    let due = args.rate.map(|rate| {
+                        started + Duration::from_secs_f64(done.sent as f64 / f64::from(rate))
+                    });
+                    let send_at = due.map_or_else(Instant::now, |d| d.max(Instant::now()));
+                    if opened.is_some_and(|o| send_at.duration_since(o) >= TRANSACTION_BUDGET) {
+                        break;
+                    }
+                    if let Some(due) = due {
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                    acks.push((to, send(producer, planner, letter, destination)?));
+                    opened.get_or_insert_with(Instant::now);
+                    done.sent += 1;
+                }
+                tally(report, letter, plan, args.max_replays);
+                sending.bar.inc(1);
+                to += 1;
             }
-            if let Some(v) = &raw.value {
-                record = record.payload(v);
-            }
-            match producer.send_result(record) {
-                Ok(ack) => acks.push((i, ack)),
-                Err((e, _)) => anyhow::bail!(
-                    "cannot send {}/{} offset {} to {to}: {e}; the group was not moved past it, so a re-run replays it",
-                    raw.topic,
-                    raw.partition,
-                    raw.offset
-                ),
-            }
-            sent += 1;
-        }
-        for (i, ack) in acks {
-            let raw = &planned[i].0.raw;
-            match ack.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => anyhow::bail!(
-                    "the broker did not acknowledge the copy of {}/{} offset {}: {e}; the group was not moved past it, so a re-run replays it",
-                    raw.topic,
-                    raw.partition,
-                    raw.offset
-                ),
-                Err(_) => anyhow::bail!(
-                    "the replay producer stopped before acknowledging {}/{} offset {}",
-                    raw.topic,
-                    raw.partition,
-                    raw.offset
-                ),
-            }
-        }
-        for (letter, plan) in &planned {
-            if let Some((next, blocked)) = position.get_mut(&letter.raw.partition)
-                && !*blocked
-            {
-                if matches!(plan, Plan::Replay(_)) {
-                    *next = letter.raw.offset + 1;
-                } else {
-                    *blocked = true;
+            for (i, ack) in acks {
+                let raw = &planned[i].0.raw;
+                match ack.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => anyhow::bail!(
+                        "the broker did not acknowledge the copy of {}/{} offset {}: {e}",
+                        raw.topic,
+                        raw.partition,
+                        raw.offset
+                    ),
+                    Err(_) => anyhow::bail!(
+                        "the replay producer stopped before acknowledging {}/{} offset {}",
+                        raw.topic,
+                        raw.partition,
+                        raw.offset
+                    ),
                 }
             }
-        }
-        let mut advance = BTreeMap::new();
-        for span in source.spans() {
-            let Some((next, blocked)) = position.get_mut(&span.partition) else {
-                continue;
-            };
-            // Read to its end with nothing left behind: skip transaction
-            // markers and gaps up to the end too.
-            if !*blocked && chunks.finished(span.partition) {
-                *next = span.end;
-            }
-            if *next > span.start && committed.get(&span.partition) != Some(next) {
-                advance.insert(span.partition, *next);
-            }
-        }
-        if transactional {
-            if !advance.is_empty() {
-                let mut tpl = TopicPartitionList::new();
-                for (p, o) in &advance {
-                    tpl.add_partition_offset(&topic, *p, Offset::Offset(*o))?;
+            for (letter, plan) in &planned[from..to] {
+                if let Some((next, blocked)) = position.get_mut(&letter.raw.partition)
+                    && !*blocked
+                {
+                    if matches!(plan, Plan::Replay(_)) {
+                        *next = letter.raw.offset + 1;
+                    } else {
+                        *blocked = true;
+                    }
                 }
-                let Some(meta) = group_metadata.as_ref() else {
-                    anyhow::bail!(
-                        "no group metadata for {}; nothing of this batch was committed",
-                        args.group
-                    );
+            }
+            let whole_chunk = to == planned.len();
+            let mut advance = BTreeMap::new();
+            for span in source.spans() {
+                let Some((next, blocked)) = position.get_mut(&span.partition) else {
+                    continue;
                 };
-                tokio::task::block_in_place(|| {
-                    producer.send_offsets_to_transaction(&tpl, meta, timeout)
-                })
-                .map_err(|e| anyhow::anyhow!("cannot add the group's offsets to the transaction: {e}; this batch is rolled back and a re-run replays it"))?;
+                // Read to its end with nothing left behind: skip transaction
+                // markers and gaps up to the end too.
+                if !*blocked && whole_chunk && chunks.finished(span.partition) {
+                    *next = span.end;
+                }
+                if *next > span.start && done.committed.get(&span.partition) != Some(next) {
+                    advance.insert(span.partition, *next);
+                }
             }
-            tokio::task::block_in_place(|| producer.commit_transaction(timeout)).map_err(|e| {
-                anyhow::anyhow!("cannot commit the replay transaction: {e}; this batch is rolled back and a re-run replays it")
-            })?;
-        } else if !advance.is_empty() {
-            let set: Vec<(String, i32, i64)> = advance
-                .iter()
-                .map(|(p, o)| (topic.clone(), *p, *o))
-                .collect();
-            move_group(
-                kafka,
-                &args.group,
-                &set,
-                "a re-run replays this batch again",
-            )
-            .await?;
+            if sending.transactional {
+                if !advance.is_empty() {
+                    let mut tpl = TopicPartitionList::new();
+                    for (p, o) in &advance {
+                        tpl.add_partition_offset(&topic, *p, Offset::Offset(*o))?;
+                    }
+                    let Some(meta) = sending.group else {
+                        anyhow::bail!("no group metadata for {}", args.group);
+                    };
+                    tokio::task::block_in_place(|| {
+                        producer.send_offsets_to_transaction(&tpl, meta, timeout)
+                    })
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot add the group's offsets to the transaction: {e}")
+                    })?;
+                }
+                tokio::task::block_in_place(|| producer.commit_transaction(timeout))
+                    .map_err(|e| anyhow::anyhow!("cannot commit the replay transaction: {e}"))?;
+                done.open = false;
+                tracing::debug!(
+                    records = to - from,
+                    open_ms = opened.map_or(0, |o| o.elapsed().as_millis()),
+                    "replay transaction committed"
+                );
+            } else if !advance.is_empty() {
+                let set: Vec<(String, i32, i64)> = advance
+                    .iter()
+                    .map(|(p, o)| (topic.clone(), *p, *o))
+                    .collect();
+                move_group(
+                    kafka,
+                    &args.group,
+                    &set,
+                    "a re-run replays this batch again",
+                )
+                .await?;
+            }
+            done.committed.extend(advance);
+            from = to;
+            if whole_chunk {
+                break;
+            }
         }
-        committed.extend(advance);
     }
-    bar.finish_and_clear();
-    Ok(Outcome {
-        replayed: sent,
-        committed,
-        guarantee: if transactional {
-            "transactional"
-        } else {
-            "at_least_once"
+    Ok(())
+}
+
+/// Hands one copy to the producer, with the headers and partition a
+/// replayed copy gets.
+fn send(
+    producer: &FutureProducer,
+    planner: &Planner<'_>,
+    letter: &Letter,
+    to: &str,
+) -> anyhow::Result<DeliveryFuture> {
+    let raw = &letter.raw;
+    let to_retry_topic = *planner.destination == Destination::FirstRetry || is_retry_topic(to);
+    let headers = replay_headers(raw, to_retry_topic, jiff::Timestamp::now());
+    let owned = headers.iter().fold(
+        OwnedHeaders::new_with_capacity(headers.len()),
+        |acc, (k, v)| {
+            acc.insert(Header {
+                key: k,
+                value: Some(v.as_slice()),
+            })
         },
+    );
+    let mut record = FutureRecord::<[u8], [u8]>::to(to).headers(owned);
+    // A copy goes back to its original partition where that still means
+    // the same place; else the key decides, as in Java.
+    let partitions_of = |name: &str| {
+        planner
+            .metadata
+            .topics
+            .get(name)
+            .map(|t| t.partitions.len())
+    };
+    if let Some(count) = partitions_of(to)
+        && let Some(p) = letter.decoded.replay_partition(count, partitions_of)
+    {
+        record = record.partition(p);
+    }
+    if let Some(k) = &raw.key {
+        record = record.key(k);
+    }
+    if let Some(v) = &raw.value {
+        record = record.payload(v);
+    }
+    producer.send_result(record).map_err(|(e, _)| {
+        anyhow::anyhow!(
+            "cannot send {}/{} offset {} to {to}: {e}",
+            raw.topic,
+            raw.partition,
+            raw.offset
+        )
     })
 }

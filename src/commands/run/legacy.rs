@@ -50,7 +50,7 @@ pub async fn migrate(kafka: &Kafka, group: &str) -> anyhow::Result<Migration> {
         return Ok(Migration::default());
     }
     let timeout = kafka.timeout().max(Duration::from_secs(10));
-    let mut config = kafka.client_config();
+    let mut config = kafka.producer_config();
     // A fixed transactional id: a second migration fences the first, and a
     // new run aborts whatever a killed one left open.
     config
