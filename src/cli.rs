@@ -623,8 +623,9 @@ the copies of a batch that a crash, a kill, an error or a stop aborted, and then
 run sends again: for them a replay is at least once. Where \
 the broker refuses transactions, each offset is committed after the copies before it are \
 acknowledged: at least once, and the workers' event-id dedup absorbs a repeat. With filters, the \
-group only moves past records that were replayed; records after the first one left behind are \
-replayed again by a later run (the workers absorb those repeats too).
+group only moves past records that were replayed, so a replay sends nothing behind the first \
+record of a partition it does not send (filtered out, unresolvable or refused): those are held \
+back and reported, the exit code is 1, and two runs in a row never send a record twice.
 
 Previews by default: counts by destination and a sample. --execute replays, after a confirmation on \
 a terminal (--yes answers it; without a terminal --yes is required). --rate limits records per \

@@ -6,6 +6,7 @@
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 
 use crate::commands::dlq::drain::DrainReport;
+use crate::commands::dlq::replay::ReplayReport;
 use crate::commands::groups::GroupsDeleteReport;
 use crate::commands::offsets::OffsetsResetReport;
 use crate::commands::records::RecordsDeleteReport;
@@ -17,6 +18,10 @@ pub fn generated() -> Vec<(&'static str, serde_json::Value)> {
         (
             "dlq-drain",
             schema::<DrainReport>("smmctl dlq drain -o json"),
+        ),
+        (
+            "dlq-replay",
+            schema::<ReplayReport>("smmctl dlq replay -o json"),
         ),
         (
             "offsets-reset",

@@ -541,3 +541,43 @@ async fn a_drain_of_a_live_group_is_refused_in_its_preview_and_changes_nothing()
     assert_eq!(watermarks(&dlq, 0), (0, 2));
     assert!(!archive.exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_never_sends_what_its_group_cannot_move_past() {
+    require_broker();
+    let dlq = format!("{}.dlq", unique("replay-gap"));
+    let to = unique("replay-gap-to");
+    let group = unique("replay-group");
+    create_topic(&dlq, 1).await;
+    create_topic(&to, 1).await;
+    produce_letters(&dlq, &["x.Timeout", "x.Poison", "x.Timeout"]).await;
+    let args = [
+        "dlq",
+        "replay",
+        &dlq,
+        "--group",
+        &group,
+        "--exception",
+        "Timeout",
+        "--to",
+        &to,
+        "--execute",
+        "--yes",
+        "-o",
+        "json",
+    ];
+    // Twice in a row: offset 2 waits behind offset 1 both times, and is
+    // never sent, so the second run cannot send it again.
+    for run_number in 0..2 {
+        let r = expect_code(&args, 1);
+        let report = r.json();
+        assert_schema(&report, "dlq-replay");
+        assert_eq!(report["held_back"], 1, "{report:#}");
+        assert_eq!(report["replayed"], 1 - run_number, "{report:#}");
+        assert_eq!(committed_offsets(&group, &dlq, 1), vec![Some(1)]);
+    }
+    let preview = expect_code(&args[..9], 0);
+    assert!(preview.stderr.contains("wait behind"), "{}", preview.stderr);
+    let copies = read_matching(&to, "\"n\"", std::time::Duration::from_secs(10));
+    assert_eq!(copies.len(), 1, "offset 0 once, offset 2 never");
+}

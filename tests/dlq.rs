@@ -880,6 +880,41 @@ async fn json_original_carries_the_timestamp_type_and_consumer_group() {
     assert!(
         verbose.contains("group:       order-processing-group\n"),
         "{verbose}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dlq_list_finds_dead_letter_topics_by_every_spring_suffix() {
+    require_broker();
+    let base = unique("it-suffix");
+    let dead = [
+        format!("{base}.DLT"),
+        format!("{base}-dlt"),
+        format!("{base}.dlt"),
+        format!("{base}.dlq"),
+    ];
+    let live = format!("{base}-retry-0");
+    for name in dead.iter().chain([&live]) {
+        create_topic(name, 1).await;
+    }
+    let listed = run(&["dlq", "list", "-o", "json"]);
+    assert!(listed.code <= 1, "{}", listed.stderr);
+    let doc = listed.json();
+    assert_schema(&doc, "dlq-list");
+    let names: Vec<&str> = doc["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["topic"].as_str())
+        .collect();
+    for name in &dead {
+        assert!(names.contains(&name.as_str()), "{name} missing: {names:?}");
+    }
+    assert!(
+        !names.contains(&live.as_str()),
+        "{live} is not a dead letter"
+    );
+}
 
 /// A record read back with the partition it landed on.
 struct Placed {
@@ -1460,36 +1495,6 @@ async fn first_retry_resolves_spring_retry_topics_from_the_cluster() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dlq_list_finds_dead_letter_topics_by_every_spring_suffix() {
-    require_broker();
-    let base = unique("it-suffix");
-    let dead = [
-        format!("{base}.DLT"),
-        format!("{base}-dlt"),
-        format!("{base}.dlt"),
-        format!("{base}.dlq"),
-    ];
-    let live = format!("{base}-retry-0");
-    for name in dead.iter().chain([&live]) {
-        create_topic(name, 1).await;
-    }
-    let listed = run(&["dlq", "list", "-o", "json"]);
-    assert!(listed.code <= 1, "{}", listed.stderr);
-    let doc = listed.json();
-    assert_schema(&doc, "dlq-list");
-    let names: Vec<&str> = doc["topics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["topic"].as_str())
-        .collect();
-    for name in &dead {
-        assert!(names.contains(&name.as_str()), "{name} missing: {names:?}");
-    }
-    assert!(
-        !names.contains(&live.as_str()),
-        "{live} is not a dead letter"
-
 async fn the_help_and_the_report_say_exactly_once_holds_only_for_read_committed_readers() {
     require_broker();
     let help = run(&["dlq", "replay", "--help"]);

@@ -448,18 +448,18 @@ impl Walk {
     }
 }
 
-/// A replay's progress over its spans, chunk by chunk: which offsets the
-/// group may be committed at together with each chunk's copies.
+/// Where a replay may move the group on each partition, transaction by
+/// transaction: which offsets are committed together with the copies.
 #[derive(Debug, Clone)]
-pub(crate) struct Progress {
+pub(crate) struct Positions {
     spans: Vec<Span>,
     walks: BTreeMap<i32, Walk>,
     committed: BTreeMap<i32, i64>,
 }
 
-impl Progress {
-    pub fn new(spans: &[Span]) -> Progress {
-        Progress {
+impl Positions {
+    pub fn new(spans: &[Span]) -> Positions {
+        Positions {
             spans: spans.to_vec(),
             walks: spans
                 .iter()
@@ -509,15 +509,6 @@ impl Progress {
     /// The chunk's transaction committed: its offsets are the group's.
     pub fn committed(&mut self, advance: BTreeMap<i32, i64>) {
         self.committed.extend(advance);
-    }
-
-    pub fn positions(&self) -> &BTreeMap<i32, i64> {
-        &self.committed
-    }
-
-    /// Selected records left behind a record that was not replayed.
-    pub fn held_back(&self) -> usize {
-        self.walks.values().map(|w| w.held_back).sum()
     }
 }
 

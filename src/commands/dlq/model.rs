@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use super::drain::plan_partition;
-use super::{Progress, Start, span_of};
+use super::{Positions, Start, span_of};
 use crate::kafka::Watermarks;
 
 /// xorshift64*: small, seedable, and good enough to pick test cases.
@@ -161,7 +161,7 @@ impl World {
             return;
         };
         let records = self.in_range(span.start, span.end);
-        let mut progress = Progress::new(&[span]);
+        let mut progress = Positions::new(&[span]);
         let chunks: Vec<&[Record]> = records.chunks(batch.max(1)).collect();
         let last = chunks.len().saturating_sub(1);
         // A span with no record left (markers only) still moves the group.

@@ -11,17 +11,18 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerGroupMetadata};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
+use schemars::JsonSchema;
 use serde::Serialize;
 use smm_workers::catalog;
 use smm_workers::dead_letter::{Archived, DeadLetter, Destination, RawRecord, replay_headers};
 
 use super::{
-    Letter, Reader, Span, Start, committed, decode_all, filter_of, move_group, one_line,
-    partitions_of, refuse_live_group, spans,
+    Letter, Positions, Reader, Span, Start, committed, decode_all, filter_of, live_group_refusals,
+    move_group, one_line, partitions_of, refuse_live_group, spans,
 };
 use crate::Context;
 use crate::cli::DlqReplayArgs;
-use crate::commands::confirm;
+use crate::commands::flow::{self, Decision, Proposal};
 use crate::exit::{ExitStatus, UsageError};
 use crate::kafka::{ClusterMetadata, Kafka};
 use crate::output::or_dash;
@@ -32,18 +33,25 @@ enum Plan {
     Unresolvable(String),
     /// The poison guard: replayed this many times already.
     Refused(u32),
+    /// Selected, but behind a record of its partition that is not replayed:
+    /// the group could never be moved past it, so a later run would send
+    /// it again. It waits for that record to be handled.
+    HeldBack,
     NotSelected,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct Skipped {
     partition: i32,
     offset: i64,
     reason: String,
 }
 
-#[derive(Debug, Serialize)]
-struct Report {
+/// What `dlq replay -o json` prints, previewed or executed.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReplayReport {
     topic: String,
     group: Option<String>,
     executed: bool,
@@ -54,6 +62,9 @@ struct Report {
     destinations: BTreeMap<String, usize>,
     replayed: usize,
     skipped: Vec<Skipped>,
+    /// Selected records behind one that is not replayed: not sent, and
+    /// the group stops before them (exit 1).
+    held_back: usize,
     not_selected: usize,
     committed: BTreeMap<i32, i64>,
 }
@@ -124,7 +135,7 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
         max_replays: args.max_replays,
         force: args.force,
     };
-    let new_report = || Report {
+    let new_report = || ReplayReport {
         topic: topic.clone(),
         group: args.from_file.is_none().then(|| args.group.clone()),
         executed: false,
@@ -132,67 +143,110 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
         destinations: BTreeMap::new(),
         replayed: 0,
         skipped: Vec::new(),
+        held_back: 0,
         not_selected: 0,
         committed: BTreeMap::new(),
     };
 
     // Without --execute, or before asking, one pass counts what would
-    // happen; with --yes the replay itself is the only pass.
-    if !args.apply.execute || !args.apply.yes {
-        let mut report = new_report();
+    // happen; with --yes the replay itself is the only pass, and the plan
+    // is the spans it reads.
+    let counted = !args.apply.execute || !args.apply.yes;
+    let mut plan = new_report();
+    if counted {
         let mut sample = Vec::new();
         let mut chunks = source.chunks(kafka, args.batch as usize)?;
+        let mut walks = Positions::new(source.spans());
         while let Some(records) = chunks.next()? {
-            for (letter, plan) in planner.plan_all(records) {
-                if sample.len() < 5 && matches!(plan, Plan::Replay(_)) {
+            for (letter, plan_of) in planner.plan_walked(records, &mut walks) {
+                if sample.len() < 5 && matches!(plan_of, Plan::Replay(_)) {
                     sample.push((
                         letter.raw.partition,
                         letter.raw.offset,
                         letter.decoded.key.clone(),
-                        plan.clone(),
-                        letter.decoded.exception.class.clone(),
+                        plan_of.clone(),
+                        letter.decoded.exception.root_cause.clone(),
                     ));
                 }
-                tally(&mut report, &letter, &plan, args.max_replays);
+                tally(&mut plan, &letter, &plan_of, args.max_replays);
             }
         }
-        if !args.apply.execute {
-            print_preview(ctx, &report, &sample)?;
-            return Ok(ExitStatus::Success);
+        if !(args.apply.execute && ctx.printer.is_json()) {
+            print_preview(ctx, &plan, &sample)?;
         }
-        let to_send: usize = report.destinations.values().sum();
-        if to_send == 0 && report.skipped.is_empty() {
-            finish(ctx, &report)?;
-            return Ok(ExitStatus::Success);
+    }
+    let to_send: usize = plan.destinations.values().sum();
+    let refusals = match &args.from_file {
+        None => live_group_refusals(kafka, &args.group).await,
+        Some(_) => Vec::new(),
+    };
+    let proposal = Proposal {
+        command: "dlq replay",
+        plan: if counted {
+            serde_json::to_value(&plan)?
+        } else {
+            serde_json::json!({
+                "topic": topic,
+                "group": plan.group,
+                "spans": source.spans().iter().map(|s| serde_json::json!({
+                    "partition": s.partition, "from": s.start, "to": s.end,
+                })).collect::<Vec<_>>(),
+            })
+        },
+        // Uncounted, the replay finds out as it goes; a replay that finds
+        // nothing to send changes nothing either way.
+        changes: if counted {
+            to_send.max(plan.skipped.len())
+        } else {
+            1
+        },
+        question: format!(
+            "Replay {to_send} record(s) from {topic}{}?",
+            if plan.skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} will be skipped)", plan.skipped.len())
+            }
+        ),
+        action: "replay".into(),
+        needs_force: Vec::new(),
+        force: args.force,
+        refusals,
+    };
+    let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
+        Decision::Preview => return Ok(held_status(&plan)),
+        Decision::Nothing => {
+            finish(ctx, &plan)?;
+            return Ok(held_status(&plan));
         }
-        confirm(
-            &format!(
-                "Replay {to_send} record(s) from {topic}{}?",
-                if report.skipped.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({} will be skipped)", report.skipped.len())
-                }
-            ),
-            args.apply.yes,
-        )?;
+        Decision::Act(trail) => trail,
+    };
+    let outcome: anyhow::Result<_> = async {
+        if args.from_file.is_none() {
+            // A member may have joined while the question was open.
+            refuse_live_group(kafka, &args.group).await?;
+        }
+        let mut report = new_report();
+        let outcome = execute(kafka, &args, &source, &planner, &mut report).await?;
+        report.executed = true;
+        report.guarantee = Some(outcome.guarantee);
+        report.replayed = outcome.replayed;
+        report.committed = outcome.committed;
+        finish(ctx, &report)?;
+        let status = held_status(&report);
+        Ok((report, status))
     }
-    if args.from_file.is_none() {
-        refuse_live_group(kafka, &args.group).await?;
-    }
+    .await;
+    flow::conclude(trail, outcome)
+}
 
-    let mut report = new_report();
-    let outcome = execute(kafka, &args, &source, &planner, &mut report).await?;
-    report.executed = true;
-    report.guarantee = Some(outcome.guarantee);
-    report.replayed = outcome.replayed;
-    report.committed = outcome.committed;
-    finish(ctx, &report)?;
-    Ok(if report.skipped.is_empty() {
-        ExitStatus::Success
-    } else {
+/// Skipped or held-back records make an executed replay a partial one.
+fn held_status(report: &ReplayReport) -> ExitStatus {
+    if report.executed && (!report.skipped.is_empty() || report.held_back > 0) {
         ExitStatus::Failure
-    })
+    } else {
+        ExitStatus::Success
+    }
 }
 
 /// Where the dead letters come from: a topic, read in chunks from the
@@ -264,6 +318,29 @@ struct Planner<'p> {
 }
 
 impl Planner<'_> {
+    /// Plans a chunk, holding back every selected record behind the first
+    /// one of its partition that is not replayed. `walks` carries that
+    /// across chunks.
+    fn plan_walked(&self, records: Vec<RawRecord>, walks: &mut Positions) -> Vec<(Letter, Plan)> {
+        self.plan_all(records)
+            .into_iter()
+            .map(|(letter, plan)| {
+                let partition = letter.raw.partition;
+                let plan = match plan {
+                    Plan::Replay(_) if walks.stopped(partition) => Plan::HeldBack,
+                    plan => plan,
+                };
+                walks.step(
+                    partition,
+                    letter.raw.offset,
+                    matches!(plan, Plan::Replay(_)),
+                    letter.selected,
+                );
+                (letter, plan)
+            })
+            .collect()
+    }
+
     fn plan_all(&self, records: Vec<RawRecord>) -> Vec<(Letter, Plan)> {
         decode_all(records, self.filter, false)
             .into_iter()
@@ -282,7 +359,7 @@ impl Planner<'_> {
     }
 }
 
-fn tally(report: &mut Report, letter: &Letter, plan: &Plan, max_replays: u32) {
+fn tally(report: &mut ReplayReport, letter: &Letter, plan: &Plan, max_replays: u32) {
     match plan {
         Plan::Replay(to) => *report.destinations.entry(to.clone()).or_default() += 1,
         Plan::Unresolvable(why) => report.skipped.push(Skipped {
@@ -297,6 +374,7 @@ fn tally(report: &mut Report, letter: &Letter, plan: &Plan, max_replays: u32) {
                 "replayed {count} time(s) already (--max-replays {max_replays}); --force replays it anyway"
             ),
         }),
+        Plan::HeldBack => report.held_back += 1,
         Plan::NotSelected => report.not_selected += 1,
     }
 }
@@ -337,7 +415,7 @@ type SampleRow = (
     Option<String>,
 );
 
-fn print_preview(ctx: &Context, report: &Report, sample: &[SampleRow]) -> anyhow::Result<()> {
+fn print_preview(ctx: &Context, report: &ReplayReport, sample: &[SampleRow]) -> anyhow::Result<()> {
     if ctx.printer.is_json() {
         return ctx.printer.json(report);
     }
@@ -364,12 +442,10 @@ fn print_preview(ctx: &Context, report: &Report, sample: &[SampleRow]) -> anyhow
         ctx.printer.print_table(&table);
     }
     report_skipped(ctx, report);
-    ctx.printer
-        .note("preview only: --execute replays (after a confirmation; --yes answers it)");
     Ok(())
 }
 
-fn report_skipped(ctx: &Context, report: &Report) {
+fn report_skipped(ctx: &Context, report: &ReplayReport) {
     for s in &report.skipped {
         ctx.printer.warn(&format!(
             "skipped {}/{} offset {}: {}",
@@ -382,9 +458,17 @@ fn report_skipped(ctx: &Context, report: &Report) {
             report.not_selected
         ));
     }
+    if report.held_back > 0 {
+        ctx.printer.warn(&format!(
+            "{} selected record(s) of {} wait behind a record this replay does not send, so the \
+             group stops before them and they are not sent (a later run would send them again). \
+             Replay or drain the record the group stops at, then run again.",
+            report.held_back, report.topic
+        ));
+    }
 }
 
-fn finish(ctx: &Context, report: &Report) -> anyhow::Result<()> {
+fn finish(ctx: &Context, report: &ReplayReport) -> anyhow::Result<()> {
     if ctx.printer.is_json() {
         return ctx.printer.json(report);
     }
@@ -496,7 +580,7 @@ async fn execute(
     args: &DlqReplayArgs,
     source: &Source,
     planner: &Planner<'_>,
-    report: &mut Report,
+    report: &mut ReplayReport,
 ) -> anyhow::Result<Outcome> {
     let timeout = kafka.timeout().max(Duration::from_secs(10));
     let topic = report.topic.clone();
@@ -621,20 +705,18 @@ async fn send_all(
     planner: &Planner<'_>,
     sending: &Sending<'_>,
     done: &mut Progress,
-    report: &mut Report,
+    report: &mut ReplayReport,
 ) -> anyhow::Result<()> {
     let producer = sending.producer;
     let timeout = sending.timeout;
     let topic = report.topic.clone();
     let started = Instant::now();
-    // Per partition: where the group may move, and whether a record left
-    // behind stops it there. Moving past only a run of replayed records
-    // means no record the replay did not handle is ever marked handled.
-    let mut position: BTreeMap<i32, (i64, bool)> = source
-        .spans()
-        .iter()
-        .map(|s| (s.partition, (s.start, false)))
-        .collect();
+    // Where the group may move: past a run of replayed records, never past
+    // a record the replay did not send. `planned` holds back what lies
+    // behind such a record; `positions` follows what each transaction
+    // really sent.
+    let mut walks = Positions::new(source.spans());
+    let mut positions = Positions::new(source.spans());
     let mut chunks = source.chunks(kafka, args.batch as usize)?;
     // A chunk of --batch records is sent in as few transactions as
     // TRANSACTION_BUDGET allows: one, unless --rate or a slow broker makes
@@ -643,7 +725,7 @@ async fn send_all(
     // is invisible to read_committed readers, so a killed replay only
     // redoes its last transaction.
     while let Some(records) = chunks.next()? {
-        let planned = planner.plan_all(records);
+        let planned = planner.plan_walked(records, &mut walks);
         let mut from = 0;
         loop {
             if sending.transactional {
@@ -696,31 +778,17 @@ async fn send_all(
                 }
             }
             for (letter, plan) in &planned[from..to] {
-                if let Some((next, blocked)) = position.get_mut(&letter.raw.partition)
-                    && !*blocked
-                {
-                    if matches!(plan, Plan::Replay(_)) {
-                        *next = letter.raw.offset + 1;
-                    } else {
-                        *blocked = true;
-                    }
-                }
+                positions.step(
+                    letter.raw.partition,
+                    letter.raw.offset,
+                    matches!(plan, Plan::Replay(_)),
+                    letter.selected,
+                );
             }
             let whole_chunk = to == planned.len();
-            let mut advance = BTreeMap::new();
-            for span in source.spans() {
-                let Some((next, blocked)) = position.get_mut(&span.partition) else {
-                    continue;
-                };
-                // Read to its end with nothing left behind: skip transaction
-                // markers and gaps up to the end too.
-                if !*blocked && whole_chunk && chunks.finished(span.partition) {
-                    *next = span.end;
-                }
-                if *next > span.start && done.committed.get(&span.partition) != Some(next) {
-                    advance.insert(span.partition, *next);
-                }
-            }
+            // Read to its end with nothing left behind: transaction
+            // markers and gaps up to the end are passed too.
+            let advance = positions.advance(|p| whole_chunk && chunks.finished(p));
             if sending.transactional {
                 if !advance.is_empty() {
                     let mut tpl = TopicPartitionList::new();
@@ -758,7 +826,8 @@ async fn send_all(
                 )
                 .await?;
             }
-            done.committed.extend(advance);
+            done.committed.extend(advance.clone());
+            positions.committed(advance);
             from = to;
             if whole_chunk {
                 break;
