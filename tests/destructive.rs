@@ -581,3 +581,46 @@ async fn a_replay_never_sends_what_its_group_cannot_move_past() {
     let copies = read_matching(&to, "\"n\"", std::time::Duration::from_secs(10));
     assert_eq!(copies.len(), 1, "offset 0 once, offset 2 never");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_profile_with_audit_topic_sends_each_line_to_the_audit_topic_too() {
+    require_broker();
+    let dlq = format!("{}.dlq", unique("audit-topic"));
+    let group = unique("drain-group");
+    create_topic(&dlq, 1).await;
+    produce_letters(&dlq, &["x.Bad"; 1]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "profile = \"ops\"\n[profiles.ops]\nbrokers = \"{}\"\naudit_topic = true\n",
+            brokers()
+        ),
+    )
+    .unwrap();
+    let archive = dir.path().join("a.jsonl");
+    let mut cmd = with_audit(&dir.path().join("audit.jsonl"));
+    cmd.env("SMM_CONFIG", &config);
+    expect_code_with(
+        cmd,
+        &[
+            "dlq",
+            "drain",
+            &dlq,
+            "--group",
+            &group,
+            "--archive",
+            archive.to_str().unwrap(),
+            "--execute",
+            "--yes",
+        ],
+        0,
+    );
+    let lines = read_matching("_smmctl.audit", &dlq, std::time::Duration::from_secs(15));
+    assert_eq!(lines.len(), 1, "one line for the drain on the audit topic");
+    let line: serde_json::Value =
+        serde_json::from_slice(lines[0].value.as_deref().unwrap()).unwrap();
+    assert_eq!(line["command"], "dlq drain");
+    assert_eq!(line["profile"], "ops");
+}

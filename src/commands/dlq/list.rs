@@ -129,10 +129,8 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
         if critical {
             critical_waiting += waiting;
         }
-        let at = |ms: Option<i64>| {
-            ms.and_then(|m| jiff::Timestamp::from_millisecond(m).ok())
-                .map(|t| t.to_string())
-        };
+        // Three millisecond digits, as `dlq inspect` prints them.
+        let at = |ms: Option<i64>| ms.and_then(smm_workers::dead_letter::format_time);
         rows.push(Row {
             topic: name.clone(),
             category: known.map(|t| t.category.slug()),
