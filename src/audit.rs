@@ -184,17 +184,20 @@ fn host_name() -> String {
 /// `--database-url postgres://u:pw@…`, and any `--flag value` whose flag
 /// names a secret.
 pub fn masked_command_line(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    // Flags spell with hyphens what settings spell with underscores:
+    // `--api-key` is `api_key`.
+    let secret = |name: &str| is_secret_key(&name.replace('-', "_"));
     let mut out = Vec::new();
     let mut previous_secret = false;
     for arg in args {
         let masked = if previous_secret {
             "****".to_owned()
-        } else if let Some((key, _)) = arg.split_once('=').filter(|(k, _)| is_secret_key(k)) {
+        } else if let Some((key, _)) = arg.split_once('=').filter(|(k, _)| secret(k)) {
             format!("{key}=****")
         } else {
             mask_url_password(&arg)
         };
-        previous_secret = arg.starts_with("--") && !arg.contains('=') && is_secret_key(&arg);
+        previous_secret = arg.starts_with("--") && !arg.contains('=') && secret(&arg);
         out.push(masked);
     }
     out
@@ -236,12 +239,13 @@ mod tests {
             "postgres://smm:pw/with/slash@db/panel",
             "--api-key",
             "abc123",
+            "--token=t0ken",
             "dlq",
             "drain",
             "smm.order.refund.dlq",
         ]));
         let joined = line.join(" ");
-        for secret in ["hunter2", "pw/with/slash", "abc123"] {
+        for secret in ["hunter2", "pw/with/slash", "abc123", "t0ken"] {
             assert!(!joined.contains(secret), "{secret} leaked: {joined}");
         }
         assert!(joined.contains("sasl.password=****"), "{joined}");

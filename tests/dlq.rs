@@ -771,6 +771,10 @@ async fn dead_letter_times_print_with_three_millisecond_digits() {
             *value = 1_764_410_450_010i64.to_be_bytes().to_vec();
         }
     }
+    // Written a minute ago at .100: recent, so retention (7 days on the
+    // test broker) cannot remove it while the test reads it.
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let written_ms = now_ms - now_ms % 1000 - 60_000 + 100;
     let producer = producer();
     let mut owned = rdkafka::message::OwnedHeaders::new();
     for (k, v) in &h {
@@ -785,17 +789,19 @@ async fn dead_letter_times_print_with_three_millisecond_digits() {
                 .key("t")
                 .payload("{}")
                 .partition(0)
-                .timestamp(1_764_410_460_100)
+                .timestamp(written_ms)
                 .headers(owned),
             Duration::from_secs(10),
         )
         .await
         .unwrap();
-    const WRITTEN: &str = "2025-11-29T10:01:00.100Z";
+    let written = jiff::Timestamp::from_millisecond(written_ms).unwrap();
+    let written = format!("{written:.3}");
+    assert!(written.ends_with(".100Z"), "{written}");
     const ORIGINAL: &str = "2025-11-29T10:00:50.010Z";
 
     let docs = inspect_json(&dlq, &[]);
-    assert_eq!(docs[0]["timestamp"], WRITTEN);
+    assert_eq!(docs[0]["timestamp"], written.as_str());
     assert_eq!(docs[0]["original"]["timestamp"], ORIGINAL);
     let header = docs[0]["headers"]
         .as_array()
@@ -807,10 +813,10 @@ async fn dead_letter_times_print_with_three_millisecond_digits() {
     assert_schema(&docs[0], "dlq-inspect");
 
     let table = expect_code(&["dlq", "inspect", &dlq], 0).stdout;
-    assert!(table.contains(WRITTEN), "{table}");
+    assert!(table.contains(&written), "{table}");
     let verbose = expect_code(&["dlq", "inspect", &dlq, "-v"], 0).stdout;
     assert!(
-        verbose.contains(&format!("time:        {WRITTEN}")),
+        verbose.contains(&format!("time:        {written}")),
         "{verbose}"
     );
     assert!(verbose.contains(&format!("({ORIGINAL})")), "{verbose}");
@@ -827,10 +833,10 @@ async fn dead_letter_times_print_with_three_millisecond_digits() {
         0,
     )
     .json();
-    assert_eq!(grouped["groups"][0]["first_at"], WRITTEN);
-    assert_eq!(grouped["groups"][0]["last_at"], WRITTEN);
+    assert_eq!(grouped["groups"][0]["first_at"], written.as_str());
+    assert_eq!(grouped["groups"][0]["last_at"], written.as_str());
     let grouped = expect_code(&["dlq", "inspect", &dlq, "--group-by", "exception"], 0).stdout;
-    assert!(grouped.contains(WRITTEN), "{grouped}");
+    assert!(grouped.contains(written.as_str()), "{grouped}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
