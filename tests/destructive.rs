@@ -46,6 +46,35 @@ async fn produce_letters(topic: &str, classes: &[&str]) {
     }
 }
 
+/// A new one-partition dead-letter topic holding letters failing with
+/// `classes`, and a processing group of its own.
+async fn dead_letters(what: &str, classes: &[&str]) -> (String, String) {
+    let dlq = format!("{}.dlq", unique(what));
+    create_topic(&dlq, 1).await;
+    produce_letters(&dlq, classes).await;
+    (dlq, unique("drain-group"))
+}
+
+/// `dlq drain DLQ --group GROUP --archive ARCHIVE`, then `extra`.
+fn drain_args<'a>(
+    dlq: &'a str,
+    group: &'a str,
+    archive: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "dlq",
+        "drain",
+        dlq,
+        "--group",
+        group,
+        "--archive",
+        archive.to_str().expect("a UTF-8 temporary path"),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn archive_offsets(path: &Path) -> Vec<(i64, bool)> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -69,10 +98,7 @@ fn with_audit(file: &Path) -> std::process::Command {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drain_of_a_range_behind_unhandled_records_deletes_and_archives_nothing() {
     require_broker();
-    let dlq = format!("{}.dlq", unique("drain-range"));
-    let group = unique("drain-group");
-    create_topic(&dlq, 1).await;
-    produce_letters(&dlq, &["x.Bad"; 200]).await;
+    let (dlq, group) = dead_letters("drain-range", &["x.Bad"; 200]).await;
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("a.jsonl");
     let archive_arg = archive.to_str().unwrap();
@@ -182,18 +208,12 @@ async fn a_drain_delete_keeps_the_guards_of_records_delete() {
     create_topic(&money, 1).await;
     produce_letters(&money, &["x.Bad"; 3]).await;
     let archive = dir.path().join("money.jsonl");
-    let args = [
-        "dlq",
-        "drain",
+    let args = drain_args(
         &money,
-        "--group",
         &group,
-        "--archive",
-        archive.to_str().unwrap(),
-        "--delete",
-        "--execute",
-        "--yes",
-    ];
+        &archive,
+        &["--delete", "--execute", "--yes"],
+    );
     let refused = expect_code(&args, 1);
     assert!(refused.stderr.contains("financial"), "{}", refused.stderr);
     assert_eq!(watermarks(&money, 0), (0, 3));
@@ -212,18 +232,7 @@ async fn a_drain_delete_keeps_the_guards_of_records_delete() {
     commit_offsets(&reader, &[(&dlq, 0, 1)]);
     let archive = dir.path().join("unread.jsonl");
     let refused = expect_code(
-        &[
-            "dlq",
-            "drain",
-            &dlq,
-            "--group",
-            &group,
-            "--archive",
-            archive.to_str().unwrap(),
-            "--delete",
-            "--execute",
-            "--yes",
-        ],
+        &drain_args(&dlq, &group, &archive, &["--delete", "--execute", "--yes"]),
         1,
     );
     assert!(refused.stderr.contains(&reader), "{}", refused.stderr);
@@ -234,24 +243,11 @@ async fn a_drain_delete_keeps_the_guards_of_records_delete() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_executed_command_leaves_one_audit_line_and_a_preview_none() {
     require_broker();
-    let dlq = format!("{}.dlq", unique("audit"));
-    let group = unique("drain-group");
-    create_topic(&dlq, 1).await;
-    produce_letters(&dlq, &["x.Bad"; 2]).await;
+    let (dlq, group) = dead_letters("audit", &["x.Bad"; 2]).await;
     let dir = tempfile::tempdir().unwrap();
     let trail = dir.path().join("state").join("audit.jsonl");
     let archive = dir.path().join("a.jsonl");
-    let mut args = vec![
-        "dlq",
-        "drain",
-        &dlq,
-        "--group",
-        &group,
-        "--archive",
-        archive.to_str().unwrap(),
-        "-X",
-        "sasl.password=hunter2",
-    ];
+    let mut args = drain_args(&dlq, &group, &archive, &["-X", "sasl.password=hunter2"]);
     expect_code_with(with_audit(&trail), &args, 0);
     assert!(!trail.exists(), "a preview wrote the audit trail");
     args.extend(["--execute", "--yes"]);
@@ -298,10 +294,7 @@ async fn an_executed_command_leaves_one_audit_line_and_a_preview_none() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trail_that_cannot_be_written_stops_the_command_before_it_changes_anything() {
     require_broker();
-    let dlq = format!("{}.dlq", unique("audit-fail"));
-    let group = unique("drain-group");
-    create_topic(&dlq, 1).await;
-    produce_letters(&dlq, &["x.Bad"; 2]).await;
+    let (dlq, group) = dead_letters("audit-fail", &["x.Bad"; 2]).await;
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("a.jsonl");
     // A path below a regular file can never be created.
@@ -309,18 +302,7 @@ async fn a_trail_that_cannot_be_written_stops_the_command_before_it_changes_anyt
     std::fs::write(&blocker, b"").unwrap();
     let r = expect_code_with(
         with_audit(&blocker.join("audit.jsonl")),
-        &[
-            "dlq",
-            "drain",
-            &dlq,
-            "--group",
-            &group,
-            "--archive",
-            archive.to_str().unwrap(),
-            "--delete",
-            "--execute",
-            "--yes",
-        ],
+        &drain_args(&dlq, &group, &archive, &["--delete", "--execute", "--yes"]),
         1,
     );
     assert!(r.stderr.contains("audit trail"), "{}", r.stderr);
@@ -393,10 +375,7 @@ async fn a_read_only_profile_refuses_every_destructive_command() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_command_that_fails_part_way_leaves_its_error_in_the_audit_trail() {
     require_broker();
-    let dlq = format!("{}.dlq", unique("audit-error"));
-    let group = unique("drain-group");
-    create_topic(&dlq, 1).await;
-    produce_letters(&dlq, &["x.Bad"; 2]).await;
+    let (dlq, group) = dead_letters("audit-error", &["x.Bad"; 2]).await;
     let dir = tempfile::tempdir().unwrap();
     let trail = dir.path().join("audit.jsonl");
     // The archive must be new: an existing file stops the drain after it
@@ -405,17 +384,7 @@ async fn a_command_that_fails_part_way_leaves_its_error_in_the_audit_trail() {
     std::fs::write(&archive, b"somebody else's\n").unwrap();
     let r = expect_code_with(
         with_audit(&trail),
-        &[
-            "dlq",
-            "drain",
-            &dlq,
-            "--group",
-            &group,
-            "--archive",
-            archive.to_str().unwrap(),
-            "--execute",
-            "--yes",
-        ],
+        &drain_args(&dlq, &group, &archive, &["--execute", "--yes"]),
         2,
     );
     assert!(r.stderr.contains("must not exist yet"), "{}", r.stderr);
@@ -446,18 +415,7 @@ async fn a_replayed_drain_archive_sends_only_what_was_drained() {
     let archive = dir.path().join("a.jsonl");
     let archive_arg = archive.to_str().unwrap();
     expect_code(
-        &[
-            "dlq",
-            "drain",
-            &dlq,
-            "--group",
-            &group,
-            "--archive",
-            archive_arg,
-            "--delete",
-            "--execute",
-            "--yes",
-        ],
+        &drain_args(&dlq, &group, &archive, &["--delete", "--execute", "--yes"]),
         0,
     );
     assert_eq!(watermarks(&dlq, 0), (4, 4));
@@ -494,10 +452,7 @@ async fn a_replayed_drain_archive_sends_only_what_was_drained() {
 async fn a_drain_of_a_live_group_is_refused_in_its_preview_and_changes_nothing() {
     use rdkafka::consumer::{BaseConsumer, Consumer as _};
     require_broker();
-    let dlq = format!("{}.dlq", unique("drain-live"));
-    let group = unique("drain-live-group");
-    create_topic(&dlq, 1).await;
-    produce_letters(&dlq, &["x.Bad"; 2]).await;
+    let (dlq, group) = dead_letters("drain-live", &["x.Bad"; 2]).await;
     let member: BaseConsumer = client_config()
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
@@ -514,16 +469,7 @@ async fn a_drain_of_a_live_group_is_refused_in_its_preview_and_changes_nothing()
     }
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("a.jsonl");
-    let args = [
-        "dlq",
-        "drain",
-        &dlq,
-        "--group",
-        &group,
-        "--archive",
-        archive.to_str().unwrap(),
-        "--delete",
-    ];
+    let args = drain_args(&dlq, &group, &archive, &["--delete"]);
     let preview = expect_code(&args, 0);
     assert!(
         preview.stderr.contains("--execute will refuse") && preview.stderr.contains("live members"),
@@ -585,10 +531,7 @@ async fn a_replay_never_sends_what_its_group_cannot_move_past() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_profile_with_audit_topic_sends_each_line_to_the_audit_topic_too() {
     require_broker();
-    let dlq = format!("{}.dlq", unique("audit-topic"));
-    let group = unique("drain-group");
-    create_topic(&dlq, 1).await;
-    produce_letters(&dlq, &["x.Bad"; 1]).await;
+    let (dlq, group) = dead_letters("audit-topic", &["x.Bad"; 1]).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -604,17 +547,7 @@ async fn a_profile_with_audit_topic_sends_each_line_to_the_audit_topic_too() {
     cmd.env("SMM_CONFIG", &config);
     expect_code_with(
         cmd,
-        &[
-            "dlq",
-            "drain",
-            &dlq,
-            "--group",
-            &group,
-            "--archive",
-            archive.to_str().unwrap(),
-            "--execute",
-            "--yes",
-        ],
+        &drain_args(&dlq, &group, &archive, &["--execute", "--yes"]),
         0,
     );
     let lines = read_matching("_smmctl.audit", &dlq, std::time::Duration::from_secs(15));
@@ -623,4 +556,33 @@ async fn a_profile_with_audit_topic_sends_each_line_to_the_audit_topic_too() {
         serde_json::from_slice(lines[0].value.as_deref().unwrap()).unwrap();
     assert_eq!(line["command"], "dlq drain");
     assert_eq!(line["profile"], "ops");
+}
+
+#[test]
+fn a_missing_topic_or_a_wrong_flag_exits_2_and_leaves_no_audit_line() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("audit.jsonl");
+    let missing = unique("missing");
+    for (args, names) in [
+        (
+            vec!["dlq", "drain", missing.as_str(), "--execute", "--yes"],
+            missing.as_str(),
+        ),
+        (
+            vec!["dlq", "replay", missing.as_str(), "--execute", "--yes"],
+            missing.as_str(),
+        ),
+        (
+            vec!["dlq", "drain", missing.as_str(), "--delte", "--execute"],
+            "--delte",
+        ),
+    ] {
+        let r = expect_code_with(with_audit(&trail), &args, 2);
+        assert!(r.stderr.contains(names), "{}", r.stderr);
+    }
+    assert!(
+        !trail.exists(),
+        "nothing was executed, so nothing is audited"
+    );
 }

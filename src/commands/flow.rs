@@ -166,7 +166,7 @@ async fn audit_producer(kafka: &Kafka) -> anyhow::Result<ThreadedProducer<Defaul
         }
     }
     Ok(kafka
-        .client_config()
+        .producer_config()
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .create()?)

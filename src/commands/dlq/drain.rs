@@ -313,9 +313,10 @@ fn archive_selection<'l>(
         let Some(until) = plan.moves_to else { continue };
         for letter in letters.iter().filter(|l| l.raw.partition == span.partition) {
             let offset = letter.raw.offset;
-            if behind_group(std::slice::from_ref(span), letter) && plan.deletes_before.is_some() {
+            if offset < span.start {
+                // Read only because --delete removes it.
                 out.push((letter, true));
-            } else if offset >= span.start && offset < until && letter.selected {
+            } else if offset < until && letter.selected {
                 out.push((letter, false));
             }
         }
