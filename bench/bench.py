@@ -5,8 +5,8 @@ Usage: bench.py --brokers HOST:PORT [--runs N] [--warmup N] [--only NAME]
 
 Each pair prints median, min and max wall time (start-up included, as an
 operator or cron job pays it) and peak RSS for both sides, and the ratio of
-the medians. Results go to bench/results/ as JSON and Markdown, and the
-README's performance section is rewritten from the Markdown. A run of some
+the medians. Results go to bench/results/ as JSON and Markdown
+(latest.md is the table bench/README.md links to). A run of some
 pairs only (--only) carries the other pairs' figures over from the previous
 results file, each marked with the date it was measured.
 
@@ -463,17 +463,6 @@ def previous_results() -> tuple[str | None, list[dict], list[dict]]:
     return files[-1].name, results, scaling
 
 
-def update_readme(table: str) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    if start not in text or end not in text:
-        return
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    readme.write_text(f"{before}{start}\n{table}{end}{after}")
-
-
 def prepare_consume(brokers: str, topic: str, partitions: int, records: int, size: int) -> None:
     """`records` records of `size` bytes on `topic`, spread over its
     partitions: JSON-ish event envelopes padded to `size`, each with an
@@ -916,7 +905,6 @@ def main() -> None:
     (RESULTS / f"{stamp}.json").write_text(json.dumps({"meta": meta, "results": results, "scaling": scaling}, indent=2) + "\n")
     table = markdown(results, meta) + throughput_markdown(results, meta) + scaling_markdown(scaling, meta)
     (RESULTS / "latest.md").write_text(table)
-    update_readme(table)
     print(table)
     if failed:
         sys.exit(1)
