@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use smm_workers::catalog::THRESHOLDS;
 
 use crate::exit::UsageError;
+pub use crate::input::parse_duration;
 
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 pub const DEFAULT_CLIENT_ID: &str = "smmctl";
@@ -92,20 +93,20 @@ pub struct GroupThresholds {
 /// Where a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Source {
+pub enum Origin {
     Flag,
     Env,
     File,
     Default,
 }
 
-impl fmt::Display for Source {
+impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Source::Flag => "flag",
-            Source::Env => "env",
-            Source::File => "config file",
-            Source::Default => "default",
+            Origin::Flag => "flag",
+            Origin::Env => "env",
+            Origin::File => "config file",
+            Origin::Default => "default",
         })
     }
 }
@@ -114,7 +115,7 @@ impl fmt::Display for Source {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sourced<T> {
     pub value: T,
-    pub source: Source,
+    pub source: Origin,
 }
 
 /// What the command line and environment said, before the file is read.
@@ -319,7 +320,7 @@ impl Settings {
         let profile = overrides.profile.clone().or_else(|| {
             file.profile.clone().map(|value| Sourced {
                 value,
-                source: Source::File,
+                source: Origin::File,
             })
         });
         let chosen = match &profile {
@@ -352,11 +353,11 @@ impl Settings {
         let pick = |flag: Option<Sourced<String>>, from_file: Option<String>, default: String| {
             flag.or(from_file.map(|value| Sourced {
                 value,
-                source: Source::File,
+                source: Origin::File,
             }))
             .unwrap_or(Sourced {
                 value: default,
-                source: Source::Default,
+                source: Origin::Default,
             })
         };
 
@@ -369,11 +370,11 @@ impl Settings {
                         profile_key("timeout")
                     ))
                 })?,
-                source: Source::File,
+                source: Origin::File,
             },
             (None, None) => Sourced {
                 value: DEFAULT_TIMEOUT,
-                source: Source::Default,
+                source: Origin::Default,
             },
         };
 
@@ -400,7 +401,7 @@ impl Settings {
                 key.clone(),
                 Sourced {
                     value: text,
-                    source: Source::File,
+                    source: Origin::File,
                 },
             );
         }
@@ -409,7 +410,7 @@ impl Settings {
                 key,
                 Sourced {
                     value,
-                    source: Source::Flag,
+                    source: Origin::Flag,
                 },
             );
         }
@@ -493,7 +494,7 @@ impl Settings {
         let from_file = |value: Option<String>| {
             value.map(|value| Sourced {
                 value,
-                source: Source::File,
+                source: Origin::File,
             })
         };
         let cryptomus = Cryptomus {
@@ -552,7 +553,7 @@ impl Settings {
                 .or(from_file(in_file))
                 .or(spec.default.map(|d| Sourced {
                     value: d.to_owned(),
-                    source: Source::Default,
+                    source: Origin::Default,
                 }));
             if let Some(value) = value {
                 providers.values.insert(spec.key, value);
@@ -650,18 +651,6 @@ pub fn default_database_url() -> String {
     format!("sqlite://{}", dir.join("panel.db").display())
 }
 
-/// Durations as operators write them: `10s`, `500ms`, `2m`, `1h30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let parsed: jiff::SignedDuration = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration; write it like 10s, 500ms or 1m30s"))?;
-    if parsed.is_negative() || parsed.is_zero() {
-        return Err(format!("`{text}` must be longer than zero"));
-    }
-    Duration::try_from(parsed).map_err(|_| format!("`{text}` is out of range"))
-}
-
 /// Parses one `-X key=value`.
 pub fn parse_kafka_property(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -746,7 +735,7 @@ mod tests {
     fn flag(value: &str) -> Option<Sourced<String>> {
         Some(Sourced {
             value: value.into(),
-            source: Source::Flag,
+            source: Origin::Flag,
         })
     }
 
@@ -768,13 +757,13 @@ mod tests {
     fn the_file_fills_what_flags_and_env_leave_unset() {
         let s = Settings::resolve(Overrides::default(), None, file(SAMPLE)).unwrap();
         assert_eq!(s.brokers.value, "kafka-staging:9092");
-        assert_eq!(s.brokers.source, Source::File);
+        assert_eq!(s.brokers.source, Origin::File);
         assert_eq!(s.client_id.value, "ops");
         assert_eq!(s.timeout.value, Duration::from_secs(3));
         assert_eq!(s.kafka["socket.keepalive.enable"].value, "true");
         assert_eq!(s.thresholds.max_lag_for("order-status-group"), 5000);
         assert_eq!(s.thresholds.max_lag_for("dlq-processing-group"), 0);
-        assert_eq!(s.metrics_addr.source, Source::Default);
+        assert_eq!(s.metrics_addr.source, Origin::Default);
     }
 
     #[test]
@@ -787,7 +776,7 @@ mod tests {
         };
         let s = Settings::resolve(overrides, None, file(SAMPLE)).unwrap();
         assert_eq!(s.brokers.value, "other:9092");
-        assert_eq!(s.brokers.source, Source::Flag);
+        assert_eq!(s.brokers.source, Origin::Flag);
         assert_eq!(s.kafka["sasl.password"].value, "from-flag");
         assert_eq!(s.kafka["security.protocol"].value, "SASL_SSL");
     }

@@ -24,7 +24,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
-use crate::config::{Overrides, Settings, Source, Sourced};
+use crate::config::{Origin, Overrides, Settings, Sourced};
 use crate::exit::{ExitStatus, status_of};
 use crate::output::Printer;
 
@@ -47,10 +47,16 @@ pub fn main_entry() -> ExitStatus {
         cli::Command::Run(args) => Some(args.log_format),
         _ => None,
     };
-    init_logging(cli.global.verbose, worker_logs);
+    let verbose = cli.global.verbose;
+    init_logging(verbose, worker_logs);
     let printer = Printer::new(cli.global.output);
+    let overrides = overrides_from(&cli, &matches);
+    let command = match commands::dispatch_without_settings(cli.command, &printer) {
+        Ok(outcome) => return exit_status(outcome, &printer),
+        Err(command) => command,
+    };
 
-    let settings = match Settings::load(overrides_from(&cli, &matches)) {
+    let settings = match Settings::load(overrides) {
         Ok(s) => s,
         Err(e) => {
             printer.error(&anyhow::Error::new(e));
@@ -60,7 +66,7 @@ pub fn main_entry() -> ExitStatus {
     let ctx = Context {
         settings,
         printer,
-        verbose: cli.global.verbose,
+        verbose,
     };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -75,13 +81,19 @@ pub fn main_entry() -> ExitStatus {
             return ExitStatus::Failure;
         }
     };
-    match runtime.block_on(commands::dispatch(cli.command, &ctx)) {
-        Ok(status) => status,
-        Err(e) => {
-            ctx.printer.error(&e);
-            status_of(&e)
-        }
-    }
+    exit_status(
+        runtime.block_on(commands::dispatch(command, &ctx)),
+        &ctx.printer,
+    )
+}
+
+/// The status a command earned, or the one its error carries, after
+/// printing that error.
+fn exit_status(outcome: anyhow::Result<ExitStatus>, printer: &Printer) -> ExitStatus {
+    outcome.unwrap_or_else(|e| {
+        printer.error(&e);
+        status_of(&e)
+    })
 }
 
 /// Reads flags and environment variables, remembering which one gave each
@@ -90,8 +102,8 @@ fn overrides_from(cli: &Cli, matches: &ArgMatches) -> Overrides {
     fn sourced<T: Clone>(matches: &ArgMatches, id: &str, value: &Option<T>) -> Option<Sourced<T>> {
         let value = value.clone()?;
         let source = match find_source(matches, id) {
-            Some(ValueSource::EnvVariable) => Source::Env,
-            _ => Source::Flag,
+            Some(ValueSource::EnvVariable) => Origin::Env,
+            _ => Origin::Flag,
         };
         Some(Sourced { value, source })
     }
@@ -121,7 +133,7 @@ fn env_setting(name: &str) -> Option<Sourced<String>> {
     let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
     Some(Sourced {
         value,
-        source: Source::Env,
+        source: Origin::Env,
     })
 }
 

@@ -21,14 +21,29 @@ use std::io::IsTerminal;
 use crate::Context;
 use crate::cli::Command;
 use crate::exit::{ExitStatus, Refusal};
+use crate::output::Printer;
+
+/// Runs the commands that need no settings, before the config file is read,
+/// so a broken file cannot keep them from working; any other command is
+/// handed back to go through [`dispatch`] once the settings have loaded.
+pub fn dispatch_without_settings(
+    command: Command,
+    printer: &Printer,
+) -> Result<anyhow::Result<ExitStatus>, Command> {
+    match command {
+        Command::Completions(args) => Ok(generate::completions(args, printer)),
+        Command::Generate(args) => Ok(generate::run(args, printer)),
+        other => Err(other),
+    }
+}
 
 pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitStatus> {
     match command {
         Command::Topics(cmd) => topics::run(cmd, ctx).await,
         Command::Config(cmd) => config::run(cmd, ctx),
         Command::Audit(args) => audit::run(args, ctx),
-        Command::Completions(args) => generate::completions(args, ctx),
-        Command::Generate(args) => generate::run(args, ctx),
+        Command::Completions(args) => generate::completions(args, &ctx.printer),
+        Command::Generate(args) => generate::run(args, &ctx.printer),
         Command::Run(args) => run::run(args, ctx).await,
         Command::Simulate(args) => simulate::run(args, ctx).await,
         Command::Sandbox(args) => sandbox::run(args, ctx).await,
