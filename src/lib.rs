@@ -24,7 +24,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
-use crate::config::{Origin, Overrides, Settings, Sourced};
+use crate::config::{CryptomusOverrides, Origin, Overrides, Settings, Sourced};
 use crate::exit::{ExitStatus, status_of};
 use crate::output::Printer;
 
@@ -48,13 +48,12 @@ pub fn main_entry() -> ExitStatus {
         _ => None,
     };
     let verbose = cli.global.verbose;
-    init_logging(verbose, worker_logs);
     let printer = Printer::new(cli.global.output);
+    init_logging(verbose, worker_logs, printer.stderr_colour());
     let overrides = overrides_from(&cli, &matches);
-    let command = match commands::dispatch_without_settings(cli.command, &printer) {
-        Ok(outcome) => return exit_status(outcome, &printer),
-        Err(command) => command,
-    };
+    if let Some(outcome) = commands::dispatch_without_settings(&cli.command, &printer) {
+        return exit_status(outcome, &printer);
+    }
 
     let settings = match Settings::load(overrides) {
         Ok(s) => s,
@@ -82,7 +81,7 @@ pub fn main_entry() -> ExitStatus {
         }
     };
     exit_status(
-        runtime.block_on(commands::dispatch(command, &ctx)),
+        runtime.block_on(commands::dispatch(cli.command, &ctx)),
         &ctx.printer,
     )
 }
@@ -105,7 +104,7 @@ fn overrides_from(cli: &Cli, matches: &ArgMatches) -> Overrides {
             Some(ValueSource::EnvVariable) => Origin::Env,
             _ => Origin::Flag,
         };
-        Some(Sourced { value, source })
+        Some(Sourced::new(value, source))
     }
     let g = &cli.global;
     Overrides {
@@ -117,9 +116,11 @@ fn overrides_from(cli: &Cli, matches: &ArgMatches) -> Overrides {
         // count, so `config show` tells the truth about them.
         database_url: env_setting("SMM_DATABASE_URL"),
         metrics_addr: env_setting("SMM_METRICS_ADDR"),
-        cryptomus_api_key: env_setting("SMM_CRYPTOMUS_API_KEY"),
-        cryptomus_merchant: env_setting("SMM_CRYPTOMUS_MERCHANT"),
-        cryptomus_url: env_setting("SMM_CRYPTOMUS_URL"),
+        cryptomus: CryptomusOverrides {
+            api_key: env_setting("SMM_CRYPTOMUS_API_KEY"),
+            merchant: env_setting("SMM_CRYPTOMUS_MERCHANT"),
+            base_url: env_setting("SMM_CRYPTOMUS_URL"),
+        },
         providers: config::PROVIDER_SETTINGS
             .iter()
             .filter_map(|s| env_setting(s.env).map(|v| (s.key, v)))
@@ -131,10 +132,7 @@ fn overrides_from(cli: &Cli, matches: &ArgMatches) -> Overrides {
 
 fn env_setting(name: &str) -> Option<Sourced<String>> {
     let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
-    Some(Sourced {
-        value,
-        source: Origin::Env,
-    })
+    Some(Sourced::new(value, Origin::Env))
 }
 
 /// Global flags may be given after a subcommand, so look in the deepest
@@ -153,8 +151,8 @@ fn find_source(matches: &ArgMatches, id: &str) -> Option<ValueSource> {
 
 /// `worker_logs` is the `run` command's log format: workers log what they
 /// do at info, because an operator reads those lines; the other commands
-/// stay quiet unless asked.
-fn init_logging(verbose: u8, worker_logs: Option<cli::LogFormat>) {
+/// stay quiet unless asked. `colour` is the printer's verdict on stderr.
+fn init_logging(verbose: u8, worker_logs: Option<cli::LogFormat>, colour: bool) {
     use tracing_subscriber::EnvFilter;
     // librdkafka reports every failed connection attempt as an error; the
     // commands turn those into one actionable message, so its own log stays
@@ -166,11 +164,9 @@ fn init_logging(verbose: u8, worker_logs: Option<cli::LogFormat>) {
         _ => "debug,rdkafka=debug",
     };
     let filter = EnvFilter::try_from_env("SMM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(color)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = if worker_logs == Some(cli::LogFormat::Json) {
         builder

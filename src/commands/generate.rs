@@ -22,7 +22,7 @@ pub const SHELLS: [Shell; 5] = [
 
 /// Needs no settings, so it runs before the config file is read: a broken
 /// file must not keep an operator from fixing their shell.
-pub fn completions(args: CompletionsArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+pub fn completions(args: &CompletionsArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let mut cmd = Cli::command();
     // clap_complete panics when a write fails; written to memory first, the
     // script reaches stdout through the printer, which a closed pipe
@@ -34,7 +34,7 @@ pub fn completions(args: CompletionsArgs, printer: &Printer) -> anyhow::Result<E
 }
 
 /// Like [`completions`], needs no settings and runs before they load.
-pub fn run(args: GenerateArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+pub fn run(args: &GenerateArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let written = write_all(&args.out_dir)?;
     printer.note(&format!(
         "wrote {written} files under {}",

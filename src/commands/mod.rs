@@ -16,8 +16,6 @@ pub mod sandbox;
 pub mod simulate;
 pub mod topics;
 
-use std::io::IsTerminal;
-
 use crate::Context;
 use crate::cli::Command;
 use crate::exit::{ExitStatus, Refusal};
@@ -25,15 +23,15 @@ use crate::output::Printer;
 
 /// Runs the commands that need no settings, before the config file is read,
 /// so a broken file cannot keep them from working; any other command is
-/// handed back to go through [`dispatch`] once the settings have loaded.
+/// left to [`dispatch`] once the settings have loaded (`None`).
 pub fn dispatch_without_settings(
-    command: Command,
+    command: &Command,
     printer: &Printer,
-) -> Result<anyhow::Result<ExitStatus>, Command> {
+) -> Option<anyhow::Result<ExitStatus>> {
     match command {
-        Command::Completions(args) => Ok(generate::completions(args, printer)),
-        Command::Generate(args) => Ok(generate::run(args, printer)),
-        other => Err(other),
+        Command::Completions(args) => Some(generate::completions(args, printer)),
+        Command::Generate(args) => Some(generate::run(args, printer)),
+        _ => None,
     }
 }
 
@@ -42,8 +40,8 @@ pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitSta
         Command::Topics(cmd) => topics::run(cmd, ctx).await,
         Command::Config(cmd) => config::run(cmd, ctx),
         Command::Audit(args) => audit::run(args, ctx),
-        Command::Completions(args) => generate::completions(args, &ctx.printer),
-        Command::Generate(args) => generate::run(args, &ctx.printer),
+        Command::Completions(args) => generate::completions(&args, &ctx.printer),
+        Command::Generate(args) => generate::run(&args, &ctx.printer),
         Command::Run(args) => run::run(args, ctx).await,
         Command::Simulate(args) => simulate::run(args, ctx).await,
         Command::Sandbox(args) => sandbox::run(args, ctx).await,
@@ -61,11 +59,11 @@ pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitSta
 /// `--yes` answers it in advance. On a terminal the operator is asked;
 /// without one there is nobody to ask, so the command refuses rather than
 /// guess, and changes nothing.
-pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
+pub fn confirm(printer: &Printer, question: &str, yes: bool) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+    if !printer.can_ask() {
         return Err(Refusal::new(
             "refusing to act without confirmation: there is no terminal to ask on. \
              Pass --yes to confirm from a script. Nothing was changed.",
