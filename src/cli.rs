@@ -912,3 +912,14 @@ pub struct GenerateArgs {
     #[arg(long, default_value = ".")]
     pub out_dir: PathBuf,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_takes_days_like_every_other_duration() {
+        let cli = Cli::try_parse_from(["smmctl", "--timeout", "1d", "config", "show"]).unwrap();
+        assert_eq!(cli.global.timeout, Some(Duration::from_secs(86_400)));
+    }
+}

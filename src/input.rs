@@ -13,16 +13,32 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
 
 /// Durations in the forms people and ISO 8601 use: `90s`, `2h30m`, `7d`,
-/// `1w`, `1 day`, `PT15M`, `P1DT2H`. A day is 24 hours; months and years
-/// are refused, since their length depends on the calendar.
+/// `1w`, `1 day`, `PT15M`, `P1DT2H`, for `--by-duration`, `--older-than`
+/// and `--since`. See [`parse_duration_as`] for the grammar.
 pub fn parse_span(text: &str) -> Result<Duration, String> {
+    parse_duration_as(text, "90s, 2h30m, 7d or P1DT2H")
+}
+
+/// Waits and intervals (`--timeout`, `--watch`, the profile's `timeout`):
+/// the same grammar as [`parse_span`], with examples of the short waits
+/// these flags usually take.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    parse_duration_as(text, "10s, 500ms or 1m30s")
+}
+
+/// The one duration grammar: `10s`, `500ms`, `1h30m`, `7d`, `1w`, `1 day`,
+/// `PT15M`, `P1DT2H`. A day is 24 hours; months and years are refused,
+/// since their length depends on the calendar. Zero and negative
+/// durations are refused too. `examples` ends the message for text that is
+/// no duration at all, so each flag suggests values that suit it.
+fn parse_duration_as(text: &str, examples: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     let signed: SignedDuration = match trimmed.parse::<SignedDuration>() {
         Ok(d) => d,
         Err(_) => {
-            let span: Span = trimmed.parse().map_err(|_| {
-                format!("`{text}` is not a duration; write it like 90s, 2h30m, 7d or P1DT2H")
-            })?;
+            let span: Span = trimmed
+                .parse()
+                .map_err(|_| format!("`{text}` is not a duration; write it like {examples}"))?;
             span.to_duration(SpanRelativeTo::days_are_24_hours())
                 .map_err(|_| {
                     format!("`{text}` uses months or years, whose length varies; use days or weeks")

@@ -24,7 +24,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
-use crate::config::{Overrides, Settings, Source, Sourced};
+use crate::config::{CryptomusOverrides, Origin, Overrides, Settings, Sourced};
 use crate::exit::{ExitStatus, status_of};
 use crate::output::Printer;
 
@@ -47,10 +47,15 @@ pub fn main_entry() -> ExitStatus {
         cli::Command::Run(args) => Some(args.log_format),
         _ => None,
     };
-    init_logging(cli.global.verbose, worker_logs);
+    let verbose = cli.global.verbose;
     let printer = Printer::new(cli.global.output);
+    init_logging(verbose, worker_logs, printer.stderr_colour());
+    let overrides = overrides_from(&cli, &matches);
+    if let Some(outcome) = commands::dispatch_without_settings(&cli.command, &printer) {
+        return exit_status(outcome, &printer);
+    }
 
-    let settings = match Settings::load(overrides_from(&cli, &matches)) {
+    let settings = match Settings::load(overrides) {
         Ok(s) => s,
         Err(e) => {
             printer.error(&anyhow::Error::new(e));
@@ -60,7 +65,7 @@ pub fn main_entry() -> ExitStatus {
     let ctx = Context {
         settings,
         printer,
-        verbose: cli.global.verbose,
+        verbose,
     };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -75,13 +80,19 @@ pub fn main_entry() -> ExitStatus {
             return ExitStatus::Failure;
         }
     };
-    match runtime.block_on(commands::dispatch(cli.command, &ctx)) {
-        Ok(status) => status,
-        Err(e) => {
-            ctx.printer.error(&e);
-            status_of(&e)
-        }
-    }
+    exit_status(
+        runtime.block_on(commands::dispatch(cli.command, &ctx)),
+        &ctx.printer,
+    )
+}
+
+/// The status a command earned, or the one its error carries, after
+/// printing that error.
+fn exit_status(outcome: anyhow::Result<ExitStatus>, printer: &Printer) -> ExitStatus {
+    outcome.unwrap_or_else(|e| {
+        printer.error(&e);
+        status_of(&e)
+    })
 }
 
 /// Reads flags and environment variables, remembering which one gave each
@@ -90,10 +101,10 @@ fn overrides_from(cli: &Cli, matches: &ArgMatches) -> Overrides {
     fn sourced<T: Clone>(matches: &ArgMatches, id: &str, value: &Option<T>) -> Option<Sourced<T>> {
         let value = value.clone()?;
         let source = match find_source(matches, id) {
-            Some(ValueSource::EnvVariable) => Source::Env,
-            _ => Source::Flag,
+            Some(ValueSource::EnvVariable) => Origin::Env,
+            _ => Origin::Flag,
         };
-        Some(Sourced { value, source })
+        Some(Sourced::new(value, source))
     }
     let g = &cli.global;
     Overrides {
@@ -105,9 +116,11 @@ fn overrides_from(cli: &Cli, matches: &ArgMatches) -> Overrides {
         // count, so `config show` tells the truth about them.
         database_url: env_setting("SMM_DATABASE_URL"),
         metrics_addr: env_setting("SMM_METRICS_ADDR"),
-        cryptomus_api_key: env_setting("SMM_CRYPTOMUS_API_KEY"),
-        cryptomus_merchant: env_setting("SMM_CRYPTOMUS_MERCHANT"),
-        cryptomus_url: env_setting("SMM_CRYPTOMUS_URL"),
+        cryptomus: CryptomusOverrides {
+            api_key: env_setting("SMM_CRYPTOMUS_API_KEY"),
+            merchant: env_setting("SMM_CRYPTOMUS_MERCHANT"),
+            base_url: env_setting("SMM_CRYPTOMUS_URL"),
+        },
         providers: config::PROVIDER_SETTINGS
             .iter()
             .filter_map(|s| env_setting(s.env).map(|v| (s.key, v)))
@@ -119,10 +132,7 @@ fn overrides_from(cli: &Cli, matches: &ArgMatches) -> Overrides {
 
 fn env_setting(name: &str) -> Option<Sourced<String>> {
     let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
-    Some(Sourced {
-        value,
-        source: Source::Env,
-    })
+    Some(Sourced::new(value, Origin::Env))
 }
 
 /// Global flags may be given after a subcommand, so look in the deepest
@@ -141,8 +151,8 @@ fn find_source(matches: &ArgMatches, id: &str) -> Option<ValueSource> {
 
 /// `worker_logs` is the `run` command's log format: workers log what they
 /// do at info, because an operator reads those lines; the other commands
-/// stay quiet unless asked.
-fn init_logging(verbose: u8, worker_logs: Option<cli::LogFormat>) {
+/// stay quiet unless asked. `colour` is the printer's verdict on stderr.
+fn init_logging(verbose: u8, worker_logs: Option<cli::LogFormat>, colour: bool) {
     use tracing_subscriber::EnvFilter;
     // librdkafka reports every failed connection attempt as an error; the
     // commands turn those into one actionable message, so its own log stays
@@ -154,11 +164,9 @@ fn init_logging(verbose: u8, worker_logs: Option<cli::LogFormat>) {
         _ => "debug,rdkafka=debug",
     };
     let filter = EnvFilter::try_from_env("SMM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(color)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = if worker_logs == Some(cli::LogFormat::Json) {
         builder

@@ -6,13 +6,21 @@
 use std::io::{IsTerminal, Write};
 
 use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table, presets};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
 
+/// Owns stdout and stderr: what is written to them, whether they are
+/// terminals, whether colour is wanted, and the progress bars drawn there.
+/// Commands ask the printer instead of probing the streams themselves, so
+/// `NO_COLOR` and pipes are honoured the same way everywhere.
 pub struct Printer {
     pub format: OutputFormat,
-    color: bool,
+    stdin_is_terminal: bool,
+    stdout_is_terminal: bool,
+    stderr_is_terminal: bool,
+    no_color: bool,
 }
 
 /// The colour a status cell gets on a terminal.
@@ -26,11 +34,62 @@ pub enum Tone {
 
 impl Printer {
     pub fn new(format: OutputFormat) -> Printer {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Printer {
             format,
-            color: !no_color && std::io::stdout().is_terminal(),
+            stdin_is_terminal: std::io::stdin().is_terminal(),
+            stdout_is_terminal: std::io::stdout().is_terminal(),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+            // https://no-color.org: set and not empty means no colour.
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         }
+    }
+
+    /// Whether data lands on a terminal rather than in a pipe or file: only
+    /// then may a command redraw the screen in place.
+    pub fn stdout_is_terminal(&self) -> bool {
+        self.stdout_is_terminal
+    }
+
+    /// Whether notes, logs and progress bars land on a terminal.
+    pub fn stderr_is_terminal(&self) -> bool {
+        self.stderr_is_terminal
+    }
+
+    /// Whether someone can be asked a question: the answer is read from
+    /// stdin and the question shown on stderr, so both must be terminals.
+    pub fn can_ask(&self) -> bool {
+        self.stdin_is_terminal && self.stderr_is_terminal
+    }
+
+    /// Whether data on stdout (tables, status cells) may be coloured: on a
+    /// terminal, unless `NO_COLOR` is set.
+    pub fn colour(&self) -> bool {
+        !self.no_color && self.stdout_is_terminal
+    }
+
+    /// Whether logs on stderr may be coloured: on a terminal, unless
+    /// `NO_COLOR` is set.
+    pub fn stderr_colour(&self) -> bool {
+        !self.no_color && self.stderr_is_terminal
+    }
+
+    /// A progress bar of `total` steps on stderr, drawn with `template`
+    /// (indicatif's syntax, e.g. `"{bar:40} {pos}/{len} records"`). It is
+    /// hidden when stderr is not a terminal, so logs and pipes never fill
+    /// with redraws; counting on it still works either way.
+    pub fn progress_bar(&self, total: u64, template: &str) -> ProgressBar {
+        let target = if self.stderr_is_terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(total), target);
+        // A template is a constant of the caller's; a wrong one costs the
+        // bar its looks, not the command its work.
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        bar
     }
 
     pub fn is_json(&self) -> bool {
@@ -67,7 +126,7 @@ impl Printer {
 
     pub fn cell(&self, text: impl Into<String>, tone: Tone) -> Cell {
         let cell = Cell::new(text.into());
-        if !self.color {
+        if !self.colour() {
             return cell;
         }
         match tone {

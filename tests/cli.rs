@@ -301,6 +301,17 @@ fn completions_print_for_every_shell() {
     }
 }
 
+/// Completions are needed to fix a shell before anything else works, so a
+/// config file that does not parse must not stand in their way.
+#[test]
+fn completions_print_even_when_the_config_file_is_broken() {
+    let (_dir, path) = with_config("[profiles.prod\nbrokers = \"k:9092\"\n");
+    let mut cmd = smmctl();
+    cmd.env("SMM_CONFIG", &path);
+    let r = expect_code_with(cmd, &["completions", "bash"], 0);
+    assert!(r.stdout.contains("smmctl"), "{}", r.stderr);
+}
+
 #[test]
 fn health_exits_2_when_the_broker_is_down_and_says_so_to_prometheus() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use crate::Context;
 use crate::cli::ConfigCommand;
 use crate::config::{
-    PROVIDER_SETTINGS, Settings, Source, Sourced, default_config_path, is_secret_key,
+    Origin, PROVIDER_SETTINGS, Settings, Sourced, default_config_path, is_secret_key,
     mask_url_password,
 };
 use crate::exit::ExitStatus;
@@ -27,7 +27,7 @@ pub fn run(cmd: ConfigCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
 struct Row {
     setting: String,
     value: String,
-    source: Source,
+    source: Origin,
 }
 
 fn row<T: ToString>(setting: &str, sourced: &Sourced<T>) -> Row {
@@ -65,7 +65,7 @@ fn rows(settings: &Settings) -> Vec<Row> {
         None => Row {
             setting: "cryptomus.api_key".into(),
             value: "-".into(),
-            source: Source::Default,
+            source: Origin::Default,
         },
     });
     rows.push(match &c.merchant {
@@ -73,7 +73,7 @@ fn rows(settings: &Settings) -> Vec<Row> {
         None => Row {
             setting: "cryptomus.merchant".into(),
             value: "-".into(),
-            source: Source::Default,
+            source: Origin::Default,
         },
     });
     rows.push(row("cryptomus.base_url", &c.base_url));
@@ -100,7 +100,7 @@ fn rows(settings: &Settings) -> Vec<Row> {
             None => Row {
                 setting,
                 value: "-".into(),
-                source: Source::Default,
+                source: Origin::Default,
             },
         });
     }
@@ -118,9 +118,9 @@ fn rows(settings: &Settings) -> Vec<Row> {
             setting: format!("thresholds.{key}"),
             value,
             source: if t.from_file.contains(&key) {
-                Source::File
+                Origin::File
             } else {
-                Source::Default
+                Origin::Default
             },
         });
     }
@@ -128,7 +128,7 @@ fn rows(settings: &Settings) -> Vec<Row> {
         rows.push(Row {
             setting: format!("thresholds.groups.{group}.max_lag"),
             value: or_dash(g.max_lag),
-            source: Source::File,
+            source: Origin::File,
         });
     }
     for (key, value) in &settings.kafka {

@@ -112,7 +112,7 @@ pub async fn decide(
         ctx.printer.note("Nothing to change.");
         return Ok(Decision::Nothing);
     }
-    confirm(&proposal.question, apply.yes)?;
+    confirm(&ctx.printer, &proposal.question, apply.yes)?;
     let topic = if ctx.settings.audit_topic {
         Some(audit_producer(kafka).await.map_err(|e| {
             Refusal::new(format!(

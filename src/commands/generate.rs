@@ -8,9 +8,9 @@ use anyhow::Context as _;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::Context;
 use crate::cli::{Cli, CompletionsArgs, GenerateArgs};
 use crate::exit::ExitStatus;
+use crate::output::Printer;
 
 pub const SHELLS: [Shell; 5] = [
     Shell::Bash,
@@ -20,20 +20,23 @@ pub const SHELLS: [Shell; 5] = [
     Shell::Elvish,
 ];
 
-pub fn completions(args: CompletionsArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
+/// Needs no settings, so it runs before the config file is read: a broken
+/// file must not keep an operator from fixing their shell.
+pub fn completions(args: &CompletionsArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let mut cmd = Cli::command();
     // clap_complete panics when a write fails; written to memory first, the
     // script reaches stdout through the printer, which a closed pipe
     // (`| head`) does not upset.
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "smmctl", &mut script);
-    ctx.printer.raw(&String::from_utf8_lossy(&script));
+    printer.raw(&String::from_utf8_lossy(&script));
     Ok(ExitStatus::Success)
 }
 
-pub fn run(args: GenerateArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
+/// Like [`completions`], needs no settings and runs before they load.
+pub fn run(args: &GenerateArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let written = write_all(&args.out_dir)?;
-    ctx.printer.note(&format!(
+    printer.note(&format!(
         "wrote {written} files under {}",
         args.out_dir.display()
     ));

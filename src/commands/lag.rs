@@ -2,7 +2,6 @@
 //! time, once or continuously with Burrow-style statuses.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -147,7 +146,7 @@ async fn watch(
         u64::try_from(interval.as_millis().saturating_mul(window as u128 - 1)).unwrap_or(u64::MAX);
     let started = Instant::now();
     let mut history: HashMap<(String, String, i32), VecDeque<Sample>> = HashMap::new();
-    let clear = std::io::stdout().is_terminal() && !ctx.printer.is_json();
+    let clear = ctx.printer.stdout_is_terminal() && !ctx.printer.is_json();
     let mut rounds = 0u32;
     loop {
         let groups = measure(kafka, request, args, ctx).await?;
