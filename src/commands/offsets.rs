@@ -663,20 +663,18 @@ fn print_plan(
     if p.is_json() {
         return p.json(&report_of(group, rows, applied, undo));
     }
-    let mut headers = vec![
-        "GROUP",
-        "TOPIC",
-        "PARTITION",
-        "CURRENT",
-        "LOG-START",
-        "LOG-END",
-        "NEW",
-    ];
-    if applied {
-        headers.push("RESULT");
-    }
-    headers.push("NOTE");
-    let mut table = p.table(headers.iter().copied());
+    let mut table = p.plan_table(
+        &[
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT",
+            "LOG-START",
+            "LOG-END",
+            "NEW",
+        ],
+        applied,
+    );
     for r in rows {
         let mut row = vec![
             p.cell(group, Tone::Plain),
@@ -695,13 +693,7 @@ fn print_plan(
             ),
         ];
         if applied {
-            let result = or_dash(r.result.as_deref());
-            let tone = if result.starts_with("failed") {
-                Tone::Bad
-            } else {
-                Tone::Good
-            };
-            row.push(p.cell(result, tone));
+            row.push(p.result_cell(r.result.as_deref()));
         }
         row.push(p.cell(r.notes.join("; "), Tone::Plain));
         table.add_row(row);

@@ -705,6 +705,15 @@ pub(crate) struct TopicsDeleteReport {
     pub topics: Vec<DeleteRow>,
 }
 
+impl TopicsDeleteReport {
+    fn preview(rows: &[DeleteRow]) -> TopicsDeleteReport {
+        TopicsDeleteReport {
+            executed: false,
+            topics: rows.to_vec(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeleteRow {
@@ -740,10 +749,7 @@ async fn delete(
     let total: i64 = rows.iter().filter_map(|r| r.messages).sum();
     let proposal = Proposal {
         command: "topics delete",
-        plan: serde_json::to_value(TopicsDeleteReport {
-            executed: false,
-            topics: rows.clone(),
-        })?,
+        plan: serde_json::to_value(TopicsDeleteReport::preview(&rows))?,
         changes: rows.len(),
         question: format!(
             "Delete {} topic(s) holding {total} message(s)? This cannot be undone",
@@ -913,10 +919,7 @@ fn closest_existing(name: &str, survey: &Survey) -> Option<String> {
 fn print_delete(rows: &[DeleteRow], ctx: &Context) -> anyhow::Result<()> {
     let p = &ctx.printer;
     if p.is_json() {
-        return p.json(&TopicsDeleteReport {
-            executed: false,
-            topics: rows.to_vec(),
-        });
+        return p.json(&TopicsDeleteReport::preview(rows));
     }
     let mut table = p.table(["TOPIC", "PARTITIONS", "MESSAGES", "CATALOG", "NOTE"]);
     for r in rows {
