@@ -180,6 +180,25 @@ impl Printer {
         // `{:#}` joins the chain of causes: "what we tried: why it failed".
         let _ = writeln!(std::io::stderr().lock(), "error: {error:#}");
     }
+
+    /// The table of a destructive command's plan: its own columns, then,
+    /// once applied, each row's RESULT, then a NOTE.
+    pub fn plan_table(&self, columns: &[&str], applied: bool) -> Table {
+        let result = applied.then_some("RESULT");
+        self.table(columns.iter().copied().chain(result).chain(["NOTE"]))
+    }
+
+    /// A plan row's result once applied: red when it failed, green
+    /// otherwise.
+    pub fn result_cell(&self, result: Option<&str>) -> Cell {
+        let result = or_dash(result);
+        let tone = if result.starts_with("failed") {
+            Tone::Bad
+        } else {
+            Tone::Good
+        };
+        self.cell(result, tone)
+    }
 }
 
 /// "-" for values that do not apply. Never print a made-up number.

@@ -1,5 +1,6 @@
 //! `smmctl groups list|describe|delete`.
 
+use anyhow::Context as _;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
@@ -28,7 +29,7 @@ async fn listings(kafka: &'static Kafka, ctx: &Context) -> anyhow::Result<Vec<Gr
     kafka.metadata()?;
     let (mut listings, partial) = groups::list_groups(kafka.admin(), kafka.timeout())
         .await
-        .map_err(|e| anyhow::anyhow!("unable to list the consumer groups: {e}"))?;
+        .context("unable to list the consumer groups")?;
     for error in partial {
         ctx.printer.warn(&format!(
             "a broker did not answer the group listing, so it may be incomplete: {error}"
@@ -47,7 +48,7 @@ async fn describe_all(
     }
     groups::describe_groups(kafka.admin(), names, kafka.timeout())
         .await
-        .map_err(|e| anyhow::anyhow!("unable to describe the consumer groups: {e}"))
+        .context("unable to describe the consumer groups")
 }
 
 /// Every named group must exist; an unknown one is bad input, named with
@@ -186,10 +187,7 @@ async fn describe(
     kafka: &'static Kafka,
     ctx: &Context,
 ) -> anyhow::Result<ExitStatus> {
-    let names = dedup(&args.groups);
-    let listings = listings(kafka, ctx).await?;
-    require_known(&names, &listings)?;
-    let measured = measure(kafka, &names, listings, true, ctx).await?;
+    let (_, measured) = measure(kafka, &args.groups, true, ctx).await?;
 
     let p = &ctx.printer;
     if p.is_json() {
@@ -336,24 +334,28 @@ fn print_group(g: &GroupLag, ctx: &Context) {
     }
 }
 
-/// Lag and members of the named groups, every one described (for the
-/// coordinator, and so no member is missed).
+/// The named groups, each once and each known to the cluster, with their
+/// lag and members, every one described (for the coordinator, and so no
+/// member is missed).
 async fn measure(
     kafka: &'static Kafka,
-    names: &[String],
-    listings: Vec<GroupListing>,
+    given: &[String],
     time_lag: bool,
     ctx: &Context,
-) -> anyhow::Result<Vec<GroupLag>> {
+) -> anyhow::Result<(Vec<String>, Vec<GroupLag>)> {
+    let names = dedup(given);
+    let listings = listings(kafka, ctx).await?;
+    require_known(&names, &listings)?;
     let request = Request {
-        groups: names.to_vec(),
+        groups: names.clone(),
         topics: Vec::new(),
         include_catalog_topics: false,
         time_lag,
         listings: Some(listings),
         describe_all: true,
     };
-    collect(kafka, &request, &ctx.settings.thresholds).await
+    let measured = collect(kafka, &request, &ctx.settings.thresholds).await?;
+    Ok((names, measured))
 }
 
 fn dedup(names: &[String]) -> Vec<String> {
@@ -370,10 +372,7 @@ async fn delete(
     kafka: &'static Kafka,
     ctx: &Context,
 ) -> anyhow::Result<ExitStatus> {
-    let names = dedup(&args.groups);
-    let listings = listings(kafka, ctx).await?;
-    require_known(&names, &listings)?;
-    let measured = measure(kafka, &names, listings, false, ctx).await?;
+    let (names, measured) = measure(kafka, &args.groups, false, ctx).await?;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
 
     let p = &ctx.printer;

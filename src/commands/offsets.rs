@@ -663,20 +663,18 @@ fn print_plan(
     if p.is_json() {
         return p.json(&report_of(group, rows, applied, undo));
     }
-    let mut headers = vec![
-        "GROUP",
-        "TOPIC",
-        "PARTITION",
-        "CURRENT",
-        "LOG-START",
-        "LOG-END",
-        "NEW",
-    ];
-    if applied {
-        headers.push("RESULT");
-    }
-    headers.push("NOTE");
-    let mut table = p.table(headers.iter().copied());
+    let mut table = p.plan_table(
+        &[
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT",
+            "LOG-START",
+            "LOG-END",
+            "NEW",
+        ],
+        applied,
+    );
     for r in rows {
         let mut row = vec![
             p.cell(group, Tone::Plain),
@@ -695,13 +693,7 @@ fn print_plan(
             ),
         ];
         if applied {
-            let result = or_dash(r.result.as_deref());
-            let tone = if result.starts_with("failed") {
-                Tone::Bad
-            } else {
-                Tone::Good
-            };
-            row.push(p.cell(result, tone));
+            row.push(p.result_cell(r.result.as_deref()));
         }
         row.push(p.cell(r.notes.join("; "), Tone::Plain));
         table.add_row(row);
@@ -801,7 +793,8 @@ fn write_undo(group: &str, rows: &[PlanRow]) -> anyhow::Result<PathBuf> {
     // An undo file that cannot be read back is no undo file: check before
     // anything changes.
     let parsed = parse_offsets_csv(&text, group)
-        .map_err(|why| anyhow::anyhow!("the undo file would not read back: {why}"))?;
+        .map_err(anyhow::Error::msg)
+        .context("the undo file would not read back")?;
     anyhow::ensure!(
         parsed.len() == changed.len(),
         "the undo file would not read back whole"
@@ -839,20 +832,25 @@ mod tests {
         ("t".into(), 0)
     }
 
-    fn plan_one(target: Target, current: Option<i64>, low: i64, high: i64) -> PlanRow {
+    /// The plan for the one partition `key()`, given its commit, its
+    /// watermarks, the first offset at the target's time, and where the
+    /// group starts without a commit.
+    fn plan_key(
+        target: &Target,
+        current: Option<i64>,
+        marks: Watermarks,
+        at_time: Option<i64>,
+        start: UncommittedStart,
+    ) -> Vec<PlanRow> {
         let committed: BTreeMap<_, _> = current.map(|c| (key(), c)).into_iter().collect();
-        let watermarks: HashMap<_, _> = [(key(), Watermarks { low, high })].into_iter().collect();
-        let by_time: BTreeMap<_, _> = [(key(), Some(42))].into_iter().collect();
-        plan(
-            &target,
-            &[key()],
-            &committed,
-            &watermarks,
-            &by_time,
-            UncommittedStart::Unknown,
-        )
-        .unwrap()
-        .remove(0)
+        let watermarks: HashMap<_, _> = [(key(), marks)].into_iter().collect();
+        let by_time: BTreeMap<_, _> = [(key(), at_time)].into_iter().collect();
+        plan(target, &[key()], &committed, &watermarks, &by_time, start).unwrap()
+    }
+
+    fn plan_one(target: Target, current: Option<i64>, low: i64, high: i64) -> PlanRow {
+        let marks = Watermarks { low, high };
+        plan_key(&target, current, marks, Some(42), UncommittedStart::Unknown).remove(0)
     }
 
     #[test]
@@ -919,20 +917,13 @@ mod tests {
 
     #[test]
     fn a_time_with_no_later_record_goes_to_the_log_end() {
-        let committed = BTreeMap::new();
-        let watermarks: HashMap<_, _> = [(key(), Watermarks { low: 0, high: 9 })]
-            .into_iter()
-            .collect();
-        let by_time: BTreeMap<_, _> = [(key(), None)].into_iter().collect();
-        let row = plan(
+        let row = plan_key(
             &Target::Time(jiff::Timestamp::now()),
-            &[key()],
-            &committed,
-            &watermarks,
-            &by_time,
+            None,
+            Watermarks { low: 0, high: 9 },
+            None,
             UncommittedStart::Unknown,
         )
-        .unwrap()
         .remove(0);
         assert_eq!((row.new, row.action), (Some(9), Action::Set));
         assert!(
@@ -944,21 +935,9 @@ mod tests {
 
     #[test]
     fn a_first_commit_skips_what_lies_before_it_from_the_log_start() {
-        let watermarks: HashMap<_, _> = [(key(), Watermarks { low: 30, high: 100 })]
-            .into_iter()
-            .collect();
-        let by_time = BTreeMap::new();
-        let first = |start| {
-            plan(
-                &Target::Latest,
-                &[key()],
-                &BTreeMap::new(),
-                &watermarks,
-                &by_time,
-                start,
-            )
-            .unwrap()
-        };
+        let marks = Watermarks { low: 30, high: 100 };
+        // --to-latest never looks a time up, so no offset at a time is given.
+        let first = |start| plan_key(&Target::Latest, None, marks, None, start);
         let panel = first(UncommittedStart::LogStart);
         assert_eq!((panel[0].skips, panel[0].rereads), (70, 0));
         assert_eq!(panel[0].notes, ["first commit: skips 70"]);

@@ -13,8 +13,8 @@ use crate::commands::flow::{self, Decision, Proposal};
 use crate::exit::{ExitStatus, Refusal, UsageError};
 use crate::input::{DeleteRow, parse_delete_file};
 use crate::kafka::groups::{self, GroupState};
-use crate::kafka::{Kafka, Watermarks};
-use crate::output::{Tone, or_dash};
+use crate::kafka::{ClusterMetadata, Kafka, Watermarks};
+use crate::output::Tone;
 
 pub async fn run(cmd: RecordsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
     match cmd {
@@ -38,6 +38,15 @@ pub(crate) struct UnreadBy {
 pub(crate) struct RecordsDeleteReport {
     pub executed: bool,
     pub partitions: Vec<PlanRow>,
+}
+
+impl RecordsDeleteReport {
+    fn of(rows: &[PlanRow], executed: bool) -> RecordsDeleteReport {
+        RecordsDeleteReport {
+            executed,
+            partitions: rows.to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -80,25 +89,63 @@ fn new_start(before: Option<i64>, marks: Watermarks, notes: &mut Vec<String>) ->
 }
 
 async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let file_rows = match &args.from_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| UsageError::new(format!("cannot read {}: {e}", path.display())))?;
-            Some(
-                parse_delete_file(&text)
-                    .map_err(|why| UsageError::new(format!("{}: {why}", path.display())))?,
-            )
-        }
-        None => None,
+    let file_rows = read_delete_file(&args)?;
+    let kafka = Kafka::connect(&ctx.settings)?;
+    let metadata = kafka.metadata()?;
+    let wanted = wanted_partitions(&args, file_rows, &metadata)?;
+    let mut rows = plan(&args, kafka, &wanted)?;
+    find_unread(kafka, &mut rows).await?;
+
+    let total: i64 = rows.iter().map(|r| r.records).sum();
+    if !(args.apply.execute && ctx.printer.is_json()) {
+        print_plan(&rows, false, ctx)?;
+    }
+    let proposal = Proposal {
+        command: "records delete",
+        plan: serde_json::to_value(RecordsDeleteReport::of(&rows, false))?,
+        changes: usize::try_from(total).unwrap_or(usize::MAX),
+        question: format!(
+            "Delete {total} record(s) from {} partition(s)? This cannot be undone",
+            rows.iter().filter(|r| r.records > 0).count()
+        ),
+        action: format!("delete {total} record(s)"),
+        needs_force: force_reasons(&rows),
+        force: args.force,
+        refusals: over_limit(total, args.max_records).into_iter().collect(),
     };
-    if file_rows.is_some() && !args.partition.is_empty() {
+    let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
+        Decision::Preview | Decision::Nothing => return Ok(ExitStatus::Success),
+        Decision::Act(trail) => trail,
+    };
+    let deleted = delete_planned(kafka, rows, ctx).await;
+    flow::conclude(trail, deleted)
+}
+
+/// The rows of `--from-file`, if given; it names its own partitions, so it
+/// excludes `--partition`.
+fn read_delete_file(args: &RecordsDeleteArgs) -> anyhow::Result<Option<Vec<DeleteRow>>> {
+    let Some(path) = &args.from_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError::new(format!("cannot read {}: {e}", path.display())))?;
+    let rows = parse_delete_file(&text)
+        .map_err(|why| UsageError::new(format!("{}: {why}", path.display())))?;
+    if !args.partition.is_empty() {
         return Err(
             UsageError::new("--from-file names its own partitions; drop --partition").into(),
         );
     }
-    let kafka = Kafka::connect(&ctx.settings)?;
-    let metadata = kafka.metadata()?;
+    Ok(Some(rows))
+}
 
+/// The partitions to delete from, each once and each checked against the
+/// cluster: the file's rows, or the topic's (chosen) partitions.
+fn wanted_partitions(
+    args: &RecordsDeleteArgs,
+    file_rows: Option<Vec<DeleteRow>>,
+    metadata: &ClusterMetadata,
+) -> anyhow::Result<Vec<DeleteRow>> {
     // (topic, partition, before) where `before` None means the high watermark.
     let mut wanted: Vec<DeleteRow> = match file_rows {
         Some(rows) => rows,
@@ -142,12 +189,21 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
             .into());
         }
     }
+    Ok(wanted)
+}
+
+/// Where each partition's log would start after the delete, from the
+/// watermarks and, for a time cutoff, the first offset at or after it.
+fn plan(
+    args: &RecordsDeleteArgs,
+    kafka: &Kafka,
+    wanted: &[DeleteRow],
+) -> anyhow::Result<Vec<PlanRow>> {
     let keys: Vec<(String, i32)> = wanted
         .iter()
         .map(|r| (r.topic.clone(), r.partition))
         .collect();
     let watermarks = kafka.watermarks(&keys)?;
-
     let cutoff = match (args.before_datetime, args.older_than) {
         (Some(t), _) => Some(t),
         (None, Some(d)) => {
@@ -161,7 +217,7 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
     };
 
     let mut rows = Vec::new();
-    for row in &wanted {
+    for row in wanted {
         let key = (row.topic.clone(), row.partition);
         let marks = *watermarks.get(&key).ok_or_else(|| {
             anyhow::anyhow!(
@@ -192,10 +248,13 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
             result: None,
         });
     }
+    Ok(rows)
+}
 
-    find_unread(kafka, &mut rows).await?;
-
-    let guarded: Vec<String> = rows
+/// Why the delete needs `--force`: the panel's main and financial topics
+/// it shrinks, then every group that would lose records it has not read.
+fn force_reasons(rows: &[PlanRow]) -> Vec<String> {
+    let guarded = rows
         .iter()
         .filter(|r| r.records > 0)
         .map(|r| r.topic.as_str())
@@ -209,108 +268,84 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
                 (true, false) => Some(format!("{topic} is a main topic of the panel")),
                 _ => None,
             }
+        });
+    let unread = rows.iter().flat_map(|r| {
+        r.unread_by.iter().map(move |u| {
+            format!(
+                "group {} would lose {} unprocessed record(s) on {}/{} ({}{})",
+                u.group,
+                u.records,
+                r.topic,
+                r.partition,
+                u.reason,
+                u.committed
+                    .map(|c| format!(", committed at {c}"))
+                    .unwrap_or_default()
+            )
         })
-        .collect();
-    let unread: Vec<String> = rows
-        .iter()
-        .flat_map(|r| {
-            r.unread_by.iter().map(move |u| {
-                format!(
-                    "group {} would lose {} unprocessed record(s) on {}/{} ({}{})",
-                    u.group,
-                    u.records,
-                    r.topic,
-                    r.partition,
-                    u.reason,
-                    u.committed
-                        .map(|c| format!(", committed at {c}"))
-                        .unwrap_or_default()
-                )
-            })
-        })
-        .collect();
-    let mut reasons = guarded.clone();
-    reasons.extend(unread.iter().cloned());
+    });
+    guarded.chain(unread).collect()
+}
 
-    let total: i64 = rows.iter().map(|r| r.records).sum();
+/// The refusal when the delete would remove more than `--max-records`.
+fn over_limit(total: i64, max_records: Option<i64>) -> Option<String> {
     // Records keep arriving between a scheduled job's dry run and its real
     // run; the limit holds whatever the time-based target grew to.
-    let over_limit = args
-        .max_records
-        .filter(|&limit| total > limit)
-        .map(|limit| {
-            format!(
-                "refusing: {total} record(s) would be deleted, more than --max-records {limit}. Nothing was changed."
-            )
-        });
-    if !(args.apply.execute && ctx.printer.is_json()) {
-        print_plan(&rows, false, ctx)?;
-    }
-    let proposal = Proposal {
-        command: "records delete",
-        plan: serde_json::to_value(RecordsDeleteReport {
-            executed: false,
-            partitions: rows.clone(),
-        })?,
-        changes: usize::try_from(total).unwrap_or(usize::MAX),
-        question: format!(
-            "Delete {total} record(s) from {} partition(s)? This cannot be undone",
-            rows.iter().filter(|r| r.records > 0).count()
-        ),
-        action: format!("delete {total} record(s)"),
-        needs_force: reasons,
-        force: args.force,
-        refusals: over_limit.into_iter().collect(),
-    };
-    let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
-        Decision::Preview | Decision::Nothing => return Ok(ExitStatus::Success),
-        Decision::Act(trail) => trail,
-    };
-    let outcome: anyhow::Result<_> = async {
-        let targets: Vec<(String, i32, i64)> = rows
-            .iter()
-            .filter(|r| r.records > 0)
-            .map(|r| (r.topic.clone(), r.partition, r.new_log_start))
-            .collect();
-        let results = kafka.delete_records(&targets).await?;
-        let mut failed = 0;
-        for row in rows.iter_mut() {
-            if row.records == 0 {
-                row.result = Some("nothing to delete".into());
-                continue;
+    max_records.filter(|&limit| total > limit).map(|limit| {
+        format!(
+            "refusing: {total} record(s) would be deleted, more than --max-records {limit}. Nothing was changed."
+        )
+    })
+}
+
+/// Moves the log start of every partition that has records to delete, and
+/// reports each partition's result.
+async fn delete_planned(
+    kafka: &Kafka,
+    mut rows: Vec<PlanRow>,
+    ctx: &Context,
+) -> anyhow::Result<(RecordsDeleteReport, ExitStatus)> {
+    let targets: Vec<(String, i32, i64)> = rows
+        .iter()
+        .filter(|r| r.records > 0)
+        .map(|r| (r.topic.clone(), r.partition, r.new_log_start))
+        .collect();
+    let results = kafka.delete_records(&targets).await?;
+    let mut failed = 0;
+    for row in rows.iter_mut() {
+        if row.records == 0 {
+            row.result = Some("nothing to delete".into());
+            continue;
+        }
+        row.result = Some(match results.get(&(row.topic.clone(), row.partition)) {
+            Some(Ok(low)) => {
+                row.new_log_start = *low;
+                "deleted".into()
             }
-            row.result = Some(match results.get(&(row.topic.clone(), row.partition)) {
-                Some(Ok(low)) => {
-                    row.new_log_start = *low;
-                    "deleted".into()
-                }
-                Some(Err(why)) => {
-                    failed += 1;
-                    format!("failed: {why}")
-                }
-                None => {
-                    failed += 1;
-                    "failed: no answer for this partition".into()
-                }
-            });
-        }
-        if !ctx.printer.is_json() {
-            ctx.printer.line("");
-        }
-        print_plan(&rows, true, ctx)?;
-        let status = if failed > 0 {
-            ExitStatus::Failure
-        } else {
-            ExitStatus::Success
-        };
-        let report = RecordsDeleteReport {
-            executed: true,
-            partitions: rows,
-        };
-        Ok((report, status))
+            Some(Err(why)) => {
+                failed += 1;
+                format!("failed: {why}")
+            }
+            None => {
+                failed += 1;
+                "failed: no answer for this partition".into()
+            }
+        });
     }
-    .await;
-    flow::conclude(trail, outcome)
+    if !ctx.printer.is_json() {
+        ctx.printer.line("");
+    }
+    print_plan(&rows, true, ctx)?;
+    let status = if failed > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    };
+    let report = RecordsDeleteReport {
+        executed: true,
+        partitions: rows,
+    };
+    Ok((report, status))
 }
 
 /// Fills `unread_by` with every group that has not read records the plan
@@ -461,24 +496,19 @@ pub(crate) async fn unread_by(
 fn print_plan(rows: &[PlanRow], applied: bool, ctx: &Context) -> anyhow::Result<()> {
     let p = &ctx.printer;
     if p.is_json() {
-        return p.json(&RecordsDeleteReport {
-            executed: applied,
-            partitions: rows.to_vec(),
-        });
+        return p.json(&RecordsDeleteReport::of(rows, applied));
     }
-    let mut headers = vec![
-        "TOPIC",
-        "PARTITION",
-        "LOG-START",
-        "NEW-LOG-START",
-        "RECORDS",
-        "LOG-END",
-    ];
-    if applied {
-        headers.push("RESULT");
-    }
-    headers.push("NOTE");
-    let mut table = p.table(headers.iter().copied());
+    let mut table = p.plan_table(
+        &[
+            "TOPIC",
+            "PARTITION",
+            "LOG-START",
+            "NEW-LOG-START",
+            "RECORDS",
+            "LOG-END",
+        ],
+        applied,
+    );
     for r in rows {
         let mut notes = r.notes.clone();
         for u in &r.unread_by {
@@ -500,13 +530,7 @@ fn print_plan(rows: &[PlanRow], applied: bool, ctx: &Context) -> anyhow::Result<
             p.cell(r.log_end.to_string(), Tone::Plain),
         ];
         if applied {
-            let result = or_dash(r.result.as_deref());
-            let tone = if result.starts_with("failed") {
-                Tone::Bad
-            } else {
-                Tone::Good
-            };
-            row.push(p.cell(result, tone));
+            row.push(p.result_cell(r.result.as_deref()));
         }
         row.push(p.cell(
             notes.join("; "),

@@ -343,116 +343,140 @@ async fn apply(args: TopicsApplyArgs, kafka: &Kafka, ctx: &Context) -> anyhow::R
         .filter(|t| !(args.skip_legacy && t.role == Role::Legacy))
         .collect();
     let metadata = kafka.metadata()?;
-    if let Some(brokers) = i32::try_from(metadata.brokers.len())
-        .ok()
-        .filter(|&n| n < replication)
-    {
-        return Err(UsageError::new(format!(
-            "replication factor {replication} needs at least {replication} brokers, but the cluster has {brokers}"
-        ))
-        .into());
-    }
+    ensure_enough_brokers(&metadata, replication)?;
 
     let mut rows: Vec<ApplyRow> = wanted
         .iter()
-        .map(|t| {
-            let actual = metadata
-                .topics
-                .get(t.name)
-                .filter(|m| !m.partitions.is_empty())
-                .and_then(|m| i32::try_from(m.partitions.len()).ok());
-            let action = match actual {
-                None => ApplyAction::Create,
-                Some(n) if n == t.partitions => ApplyAction::Exists,
-                Some(_) => ApplyAction::Differs,
-            };
-            ApplyRow {
-                name: t.name,
-                partitions: t.partitions,
-                actual_partitions: actual,
-                replication_factor: replication,
-                action,
-                result: if action == ApplyAction::Create {
-                    ApplyResult::Planned
-                } else {
-                    ApplyResult::Unchanged
-                },
-                error: None,
-            }
-        })
+        .map(|t| plan_apply_row(t, &metadata, replication))
         .collect();
+    if !args.dry_run {
+        create_missing(kafka, &mut rows, ctx).await?;
+    }
+    let summary = ApplySummary::of(&rows);
+    let status = if summary.failed > 0 || summary.differing > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    };
+    if ctx.printer.is_json() {
+        ctx.printer.json(&serde_json::json!({
+            "dry_run": args.dry_run,
+            "topics": rows,
+            "summary": summary,
+        }))?;
+        return Ok(status);
+    }
+    print_apply(&rows, &summary, args.dry_run, ctx);
+    Ok(status)
+}
 
+/// A replication factor above the broker count can never be met, so it is
+/// bad input rather than something to attempt.
+fn ensure_enough_brokers(metadata: &ClusterMetadata, replication: i32) -> anyhow::Result<()> {
+    match i32::try_from(metadata.brokers.len())
+        .ok()
+        .filter(|&n| n < replication)
+    {
+        Some(brokers) => Err(UsageError::new(format!(
+            "replication factor {replication} needs at least {replication} brokers, but the cluster has {brokers}"
+        ))
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// What applying the catalog would do to one topic, before anything is
+/// done.
+fn plan_apply_row(topic: &'static Topic, metadata: &ClusterMetadata, replication: i32) -> ApplyRow {
+    let actual = metadata
+        .topics
+        .get(topic.name)
+        .filter(|m| !m.partitions.is_empty())
+        .and_then(|m| i32::try_from(m.partitions.len()).ok());
+    let action = match actual {
+        None => ApplyAction::Create,
+        Some(n) if n == topic.partitions => ApplyAction::Exists,
+        Some(_) => ApplyAction::Differs,
+    };
+    ApplyRow {
+        name: topic.name,
+        partitions: topic.partitions,
+        actual_partitions: actual,
+        replication_factor: replication,
+        action,
+        result: if action == ApplyAction::Create {
+            ApplyResult::Planned
+        } else {
+            ApplyResult::Unchanged
+        },
+        error: None,
+    }
+}
+
+/// Creates the topics the plan marks for creation, records each one's
+/// result in its row, and waits until the created ones are visible.
+async fn create_missing(kafka: &Kafka, rows: &mut [ApplyRow], ctx: &Context) -> anyhow::Result<()> {
     let to_create: Vec<(String, i32, i32)> = rows
         .iter()
         .filter(|r| r.action == ApplyAction::Create)
         .map(|r| (r.name.to_string(), r.partitions, r.replication_factor))
         .collect();
-    if !args.dry_run && !to_create.is_empty() {
-        let outcomes = kafka
-            .create_topics(&to_create, &TOPIC_DEFAULTS.configs())
-            .await?;
-        let mut created = Vec::new();
-        for (name, outcome) in outcomes {
-            if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
-                match outcome {
-                    Outcome::Done => {
-                        row.result = ApplyResult::Created;
-                        created.push((name, row.partitions));
-                    }
-                    Outcome::AlreadyExists => row.result = ApplyResult::AlreadyExisted,
-                    Outcome::Failed(why) => {
-                        row.result = ApplyResult::Failed;
-                        row.error = Some(why);
-                    }
+    if to_create.is_empty() {
+        return Ok(());
+    }
+    let outcomes = kafka
+        .create_topics(&to_create, &TOPIC_DEFAULTS.configs())
+        .await?;
+    let mut created = Vec::new();
+    for (name, outcome) in outcomes {
+        if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
+            match outcome {
+                Outcome::Done => {
+                    row.result = ApplyResult::Created;
+                    created.push((name, row.partitions));
+                }
+                Outcome::AlreadyExists => row.result = ApplyResult::AlreadyExisted,
+                Outcome::Failed(why) => {
+                    row.result = ApplyResult::Failed;
+                    row.error = Some(why);
                 }
             }
         }
-        if let Err(missing) = wait_until_visible(kafka, &created) {
-            ctx.printer.warn(&format!(
-                "created, but not yet visible in the cluster metadata after {}: {}",
-                crate::kafka::humanize(kafka.timeout()),
-                missing.join(", ")
-            ));
+    }
+    if let Err(missing) = wait_until_visible(kafka, &created) {
+        ctx.printer.warn(&format!(
+            "created, but not yet visible in the cluster metadata after {}: {}",
+            crate::kafka::humanize(kafka.timeout()),
+            missing.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The counts `topics apply` reports, in the order its JSON prints them.
+#[derive(Debug, Serialize)]
+struct ApplySummary {
+    to_create: usize,
+    created: usize,
+    existing: usize,
+    differing: usize,
+    failed: usize,
+}
+
+impl ApplySummary {
+    fn of(rows: &[ApplyRow]) -> ApplySummary {
+        let count = |wanted: fn(&ApplyRow) -> bool| rows.iter().filter(|r| wanted(r)).count();
+        ApplySummary {
+            to_create: count(|r| r.action == ApplyAction::Create),
+            created: count(|r| r.result == ApplyResult::Created),
+            existing: count(|r| r.action == ApplyAction::Exists),
+            differing: count(|r| r.action == ApplyAction::Differs),
+            failed: count(|r| r.result == ApplyResult::Failed),
         }
     }
+}
 
-    let failed = rows
-        .iter()
-        .filter(|r| r.result == ApplyResult::Failed)
-        .count();
-    let differing = rows
-        .iter()
-        .filter(|r| r.action == ApplyAction::Differs)
-        .count();
-    let created = rows
-        .iter()
-        .filter(|r| r.result == ApplyResult::Created)
-        .count();
-    let existing = rows
-        .iter()
-        .filter(|r| r.action == ApplyAction::Exists)
-        .count();
-    let status = if failed > 0 || differing > 0 {
-        ExitStatus::Failure
-    } else {
-        ExitStatus::Success
-    };
-
-    if ctx.printer.is_json() {
-        ctx.printer.json(&serde_json::json!({
-            "dry_run": args.dry_run,
-            "topics": rows,
-            "summary": {
-                "to_create": to_create.len(),
-                "created": created,
-                "existing": existing,
-                "differing": differing,
-                "failed": failed,
-            },
-        }))?;
-        return Ok(status);
-    }
-
+fn print_apply(rows: &[ApplyRow], summary: &ApplySummary, dry_run: bool, ctx: &Context) {
     let p = &ctx.printer;
     let shown: Vec<&ApplyRow> = rows
         .iter()
@@ -463,32 +487,12 @@ async fn apply(args: TopicsApplyArgs, kafka: &Kafka, ctx: &Context) -> anyhow::R
             "Nothing to do: all {} catalog topics exist with the expected partitions.",
             rows.len()
         ));
-        return Ok(status);
+        return;
     }
     let mut table = p.table(["TOPIC", "PARTITIONS", "REPLICATION", "ACTION", "RESULT"]);
     for r in &shown {
-        let (action, tone) = match r.action {
-            ApplyAction::Create => ("create".to_string(), Tone::Plain),
-            ApplyAction::Exists => ("none".to_string(), Tone::Plain),
-            ApplyAction::Differs => (
-                format!(
-                    "none: has {}, catalog says {}",
-                    or_dash(r.actual_partitions),
-                    r.partitions
-                ),
-                Tone::Warn,
-            ),
-        };
-        let (result, result_tone) = match r.result {
-            ApplyResult::Planned => ("dry run".to_string(), Tone::Plain),
-            ApplyResult::Created => ("created".to_string(), Tone::Good),
-            ApplyResult::AlreadyExisted => ("already existed".to_string(), Tone::Plain),
-            ApplyResult::Unchanged => ("left as is".to_string(), Tone::Warn),
-            ApplyResult::Failed => (
-                format!("failed: {}", or_dash(r.error.as_deref())),
-                Tone::Bad,
-            ),
-        };
+        let (action, tone) = r.action_text();
+        let (result, result_tone) = r.result_text();
         table.add_row(vec![
             p.cell(r.name, Tone::Plain),
             p.cell(r.partitions.to_string(), Tone::Plain),
@@ -499,23 +503,58 @@ async fn apply(args: TopicsApplyArgs, kafka: &Kafka, ctx: &Context) -> anyhow::R
     }
     p.align_right(&mut table, &[1, 2]);
     p.print_table(&table);
-    if args.dry_run {
+    let ApplySummary {
+        to_create,
+        created,
+        existing,
+        differing,
+        failed,
+    } = summary;
+    if dry_run {
         p.note(&format!(
-            "Dry run: {} to create, {existing} already exist, {differing} differ. Nothing was changed.",
-            to_create.len()
+            "Dry run: {to_create} to create, {existing} already exist, {differing} differ. Nothing was changed."
         ));
     } else {
         p.note(&format!(
             "{created} created, {existing} already existed, {differing} differ, {failed} failed."
         ));
     }
-    if differing > 0 {
+    if *differing > 0 {
         p.warn(
             "smmctl never changes a partition count: adding partitions moves keys to other \
              partitions and breaks per-key ordering. Change it by hand if you mean it.",
         );
     }
-    Ok(status)
+}
+
+impl ApplyRow {
+    fn action_text(&self) -> (String, Tone) {
+        match self.action {
+            ApplyAction::Create => ("create".to_string(), Tone::Plain),
+            ApplyAction::Exists => ("none".to_string(), Tone::Plain),
+            ApplyAction::Differs => (
+                format!(
+                    "none: has {}, catalog says {}",
+                    or_dash(self.actual_partitions),
+                    self.partitions
+                ),
+                Tone::Warn,
+            ),
+        }
+    }
+
+    fn result_text(&self) -> (String, Tone) {
+        match self.result {
+            ApplyResult::Planned => ("dry run".to_string(), Tone::Plain),
+            ApplyResult::Created => ("created".to_string(), Tone::Good),
+            ApplyResult::AlreadyExisted => ("already existed".to_string(), Tone::Plain),
+            ApplyResult::Unchanged => ("left as is".to_string(), Tone::Warn),
+            ApplyResult::Failed => (
+                format!("failed: {}", or_dash(self.error.as_deref())),
+                Tone::Bad,
+            ),
+        }
+    }
 }
 
 /// KRaft acknowledges a create once the controller has it; brokers learn of
@@ -666,6 +705,15 @@ pub(crate) struct TopicsDeleteReport {
     pub topics: Vec<DeleteRow>,
 }
 
+impl TopicsDeleteReport {
+    fn preview(rows: &[DeleteRow]) -> TopicsDeleteReport {
+        TopicsDeleteReport {
+            executed: false,
+            topics: rows.to_vec(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeleteRow {
@@ -689,78 +737,11 @@ async fn delete(
     kafka: &Kafka,
     ctx: &Context,
 ) -> anyhow::Result<ExitStatus> {
-    let names: Vec<String> = args
-        .topics
-        .iter()
-        .map(|n| n.trim().to_string())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let names = distinct_names(&args.topics);
     let survey = Survey::take(kafka, |name| names.iter().any(|n| n == name))?;
-
-    let internal: Vec<&str> = names
-        .iter()
-        .map(String::as_str)
-        .filter(|n| is_internal(n))
-        .collect();
-    if !internal.is_empty() {
-        return Err(Refusal::new(format!(
-            "{} internal to Kafka and never deleted by smmctl. Nothing was deleted.",
-            if internal.len() == 1 {
-                format!("{} is", internal[0])
-            } else {
-                format!("{} are", internal.join(", "))
-            }
-        ))
-        .into());
-    }
-
-    let unknown: Vec<String> = names
-        .iter()
-        .filter(|n| !survey.metadata.topics.contains_key(n.as_str()))
-        .map(|n| match closest_existing(n, &survey) {
-            Some(meant) => format!("{n} (did you mean {meant}?)"),
-            None => n.clone(),
-        })
-        .collect();
-    if !unknown.is_empty() {
-        return Err(UsageError::new(format!(
-            "no such topic on the cluster: {}. Nothing was deleted.",
-            unknown.join(", ")
-        ))
-        .into());
-    }
-    let mut rows: Vec<DeleteRow> = names
-        .iter()
-        .map(|n| DeleteRow {
-            name: n.clone(),
-            partitions: survey.partitions(n),
-            messages: survey.messages(n),
-            catalog_role: catalog::topic_named(n).map(|t| t.role.slug()),
-            needs_force: needs_force(n),
-            result: None,
-        })
-        .collect();
-
-    let forced: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.needs_force)
-        .map(|r| r.name.as_str())
-        .collect();
-    let needs_force: Vec<String> = (!forced.is_empty())
-        .then(|| {
-            format!(
-                "{} in the catalog: the panel's workers depend on {}",
-                if forced.len() == 1 {
-                    format!("{} is", forced[0])
-                } else {
-                    format!("{} are", forced.join(", "))
-                },
-                if forced.len() == 1 { "it" } else { "them" }
-            )
-        })
-        .into_iter()
-        .collect();
+    refuse_internal(&names)?;
+    require_existing(&names, &survey)?;
+    let rows: Vec<DeleteRow> = names.iter().map(|n| delete_row(n, &survey)).collect();
 
     if !(args.apply.execute && ctx.printer.is_json()) {
         print_delete(&rows, ctx)?;
@@ -768,17 +749,14 @@ async fn delete(
     let total: i64 = rows.iter().filter_map(|r| r.messages).sum();
     let proposal = Proposal {
         command: "topics delete",
-        plan: serde_json::to_value(TopicsDeleteReport {
-            executed: false,
-            topics: rows.clone(),
-        })?,
+        plan: serde_json::to_value(TopicsDeleteReport::preview(&rows))?,
         changes: rows.len(),
         question: format!(
             "Delete {} topic(s) holding {total} message(s)? This cannot be undone",
             rows.len()
         ),
         action: format!("delete {} topic(s)", rows.len()),
-        needs_force,
+        needs_force: force_reasons(&rows),
         force: args.force,
         refusals: Vec::new(),
     };
@@ -786,57 +764,145 @@ async fn delete(
         Decision::Preview | Decision::Nothing => return Ok(ExitStatus::Success),
         Decision::Act(trail) => trail,
     };
-    let outcome: anyhow::Result<_> = async {
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let outcomes = kafka.delete_topics(&refs).await?;
-        let mut failed = 0;
-        for (name, outcome) in outcomes {
-            if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
-                row.result = Some(match outcome {
-                    Outcome::Done | Outcome::AlreadyExists => "deleted".to_string(),
-                    Outcome::Failed(why) => {
-                        failed += 1;
-                        format!("failed: {why}")
-                    }
-                });
-            }
-        }
-        if ctx.printer.is_json() {
-            ctx.printer.json(&TopicsDeleteReport {
-                executed: true,
-                topics: rows.clone(),
-            })?;
-        } else {
-            let p = &ctx.printer;
-            let mut table = p.table(["TOPIC", "RESULT"]);
-            for r in &rows {
-                let result = or_dash(r.result.as_deref());
-                let tone = if result == "deleted" {
-                    Tone::Good
-                } else {
-                    Tone::Bad
-                };
-                table.add_row(vec![
-                    p.cell(r.name.as_str(), Tone::Plain),
-                    p.cell(result, tone),
-                ]);
-            }
-            p.line("");
-            p.print_table(&table);
-        }
-        let status = if failed > 0 {
-            ExitStatus::Failure
-        } else {
-            ExitStatus::Success
-        };
-        let report = TopicsDeleteReport {
-            executed: true,
-            topics: rows,
-        };
-        Ok((report, status))
+    let deleted = delete_planned(kafka, rows, ctx).await;
+    flow::conclude(trail, deleted)
+}
+
+/// The names as given, trimmed, each once, in order.
+fn distinct_names(given: &[String]) -> Vec<String> {
+    given
+        .iter()
+        .map(|n| n.trim().to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// "a is" or "a, b are": the start of a sentence about the named topics.
+fn named_subject(names: &[&str]) -> String {
+    let verb = if names.len() == 1 { "is" } else { "are" };
+    format!("{} {verb}", names.join(", "))
+}
+
+fn refuse_internal(names: &[String]) -> anyhow::Result<()> {
+    let internal: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| is_internal(n))
+        .collect();
+    if internal.is_empty() {
+        return Ok(());
     }
-    .await;
-    flow::conclude(trail, outcome)
+    Err(Refusal::new(format!(
+        "{} internal to Kafka and never deleted by smmctl. Nothing was deleted.",
+        named_subject(&internal)
+    ))
+    .into())
+}
+
+/// Every named topic must exist; an unknown one is bad input, named with
+/// the closest topic the cluster has, and nothing is deleted.
+fn require_existing(names: &[String], survey: &Survey) -> anyhow::Result<()> {
+    let unknown: Vec<String> = names
+        .iter()
+        .filter(|n| !survey.metadata.topics.contains_key(n.as_str()))
+        .map(|n| match closest_existing(n, survey) {
+            Some(meant) => format!("{n} (did you mean {meant}?)"),
+            None => n.clone(),
+        })
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(UsageError::new(format!(
+        "no such topic on the cluster: {}. Nothing was deleted.",
+        unknown.join(", ")
+    ))
+    .into())
+}
+
+fn delete_row(name: &str, survey: &Survey) -> DeleteRow {
+    DeleteRow {
+        name: name.to_string(),
+        partitions: survey.partitions(name),
+        messages: survey.messages(name),
+        catalog_role: catalog::topic_named(name).map(|t| t.role.slug()),
+        needs_force: needs_force(name),
+        result: None,
+    }
+}
+
+/// Why the delete needs `--force`: the catalog topics among the rows.
+fn force_reasons(rows: &[DeleteRow]) -> Vec<String> {
+    let forced: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.needs_force)
+        .map(|r| r.name.as_str())
+        .collect();
+    if forced.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "{} in the catalog: the panel's workers depend on {}",
+        named_subject(&forced),
+        if forced.len() == 1 { "it" } else { "them" }
+    )]
+}
+
+/// Deletes the planned topics and reports each one's result.
+async fn delete_planned(
+    kafka: &Kafka,
+    mut rows: Vec<DeleteRow>,
+    ctx: &Context,
+) -> anyhow::Result<(TopicsDeleteReport, ExitStatus)> {
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    let outcomes = kafka.delete_topics(&names).await?;
+    let mut failed = 0;
+    for (name, outcome) in outcomes {
+        if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
+            row.result = Some(match outcome {
+                Outcome::Done | Outcome::AlreadyExists => "deleted".to_string(),
+                Outcome::Failed(why) => {
+                    failed += 1;
+                    format!("failed: {why}")
+                }
+            });
+        }
+    }
+    let report = TopicsDeleteReport {
+        executed: true,
+        topics: rows,
+    };
+    print_delete_results(&report, ctx)?;
+    let status = if failed > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    };
+    Ok((report, status))
+}
+
+fn print_delete_results(report: &TopicsDeleteReport, ctx: &Context) -> anyhow::Result<()> {
+    let p = &ctx.printer;
+    if p.is_json() {
+        return p.json(report);
+    }
+    let mut table = p.table(["TOPIC", "RESULT"]);
+    for r in &report.topics {
+        let result = or_dash(r.result.as_deref());
+        let tone = if result == "deleted" {
+            Tone::Good
+        } else {
+            Tone::Bad
+        };
+        table.add_row(vec![
+            p.cell(r.name.as_str(), Tone::Plain),
+            p.cell(result, tone),
+        ]);
+    }
+    p.line("");
+    p.print_table(&table);
+    Ok(())
 }
 
 fn closest_existing(name: &str, survey: &Survey) -> Option<String> {
@@ -853,10 +919,7 @@ fn closest_existing(name: &str, survey: &Survey) -> Option<String> {
 fn print_delete(rows: &[DeleteRow], ctx: &Context) -> anyhow::Result<()> {
     let p = &ctx.printer;
     if p.is_json() {
-        return p.json(&TopicsDeleteReport {
-            executed: false,
-            topics: rows.to_vec(),
-        });
+        return p.json(&TopicsDeleteReport::preview(rows));
     }
     let mut table = p.table(["TOPIC", "PARTITIONS", "MESSAGES", "CATALOG", "NOTE"]);
     for r in rows {

@@ -1,7 +1,7 @@
 //! `smmctl dlq list`: every dead-letter topic, how much it holds, how old
 //! its records are, and how much the processing group has not handled yet.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use smm_workers::catalog::{self, TOPICS};
@@ -9,12 +9,12 @@ use smm_workers::catalog::{self, TOPICS};
 use crate::Context;
 use crate::cli::DlqListArgs;
 use crate::exit::ExitStatus;
-use crate::kafka::Kafka;
 use crate::kafka::groups;
+use crate::kafka::{ClusterMetadata, Kafka, Watermarks};
 use crate::output::or_dash;
 
 #[derive(Debug, Serialize)]
-struct Row {
+struct DeadLetterTopicRow {
     topic: String,
     category: Option<&'static str>,
     critical: bool,
@@ -32,9 +32,9 @@ struct Row {
 }
 
 #[derive(Debug, Serialize)]
-struct Report {
+struct DlqListReport {
     group: String,
-    topics: Vec<Row>,
+    topics: Vec<DeadLetterTopicRow>,
     /// Financial dead letters waiting; above 0 the exit code is 1.
     critical_waiting: i64,
 }
@@ -60,7 +60,36 @@ fn named_like_dead_letter(topic: &str) -> bool {
 
 pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     let kafka = Kafka::connect(&ctx.settings)?;
-    let metadata = kafka.metadata()?;
+    let survey = Survey::take(kafka, &args.group).await?;
+    let topics: Vec<DeadLetterTopicRow> =
+        survey.names.iter().map(|name| survey.row(name)).collect();
+    let critical_waiting = topics
+        .iter()
+        .filter(|r| r.critical)
+        .filter_map(|r| r.waiting)
+        .sum();
+    let report = DlqListReport {
+        group: args.group.clone(),
+        topics,
+        critical_waiting,
+    };
+    if ctx.printer.is_json() {
+        ctx.printer.json(&report)?;
+    } else {
+        print_list(&report, ctx);
+    }
+    if critical_waiting > 0 {
+        ctx.printer.warn(&format!(
+            "{critical_waiting} financial dead letter(s) waiting: review them with `smmctl dlq inspect`"
+        ));
+        return Ok(ExitStatus::Failure);
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// The catalog's dead-letter topics, then the cluster's other topics named
+/// like one, in name order.
+fn dead_letter_topic_names(metadata: &ClusterMetadata) -> Vec<String> {
     let mut names: Vec<String> = TOPICS
         .iter()
         .filter(|t| t.is_dead_letter())
@@ -72,123 +101,127 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
         .filter(|t| named_like_dead_letter(t) && !names.contains(t))
         .collect();
     names.extend(extra.into_iter().cloned());
+    names
+}
 
-    let mut partitions = Vec::new();
-    for name in &names {
-        if let Some(t) = metadata.topics.get(name) {
-            partitions.extend(t.partitions.iter().map(|p| (name.clone(), *p)));
-        }
-    }
-    let marks = kafka.watermarks(&partitions)?;
-    let committed = groups::committed_offsets(kafka.admin(), &args.group, kafka.timeout()).await?;
-    let mut ends = Vec::new();
-    for (key, w) in &marks {
-        if w.high > w.low {
-            ends.push((key.0.clone(), key.1, w.low));
-            ends.push((key.0.clone(), key.1, w.high - 1));
-        }
-    }
-    let stamps = kafka.record_timestamps(&ends)?;
-    let now_ms = jiff::Timestamp::now().as_millisecond();
+/// What the cluster says about the dead-letter topics: their partitions'
+/// watermarks, the group's commits on them, and the times of the oldest
+/// and newest record each partition holds.
+struct Survey {
+    names: Vec<String>,
+    metadata: ClusterMetadata,
+    marks: HashMap<(String, i32), Watermarks>,
+    committed: BTreeMap<(String, i32), i64>,
+    stamps: HashMap<(String, i32, i64), i64>,
+    now_ms: i64,
+}
 
-    let mut rows = Vec::new();
-    let mut critical_waiting = 0;
-    for name in &names {
+impl Survey {
+    async fn take(kafka: &Kafka, group: &str) -> anyhow::Result<Survey> {
+        let metadata = kafka.metadata()?;
+        let names = dead_letter_topic_names(&metadata);
+        let mut partitions = Vec::new();
+        for name in &names {
+            if let Some(t) = metadata.topics.get(name) {
+                partitions.extend(t.partitions.iter().map(|p| (name.clone(), *p)));
+            }
+        }
+        let marks = kafka.watermarks(&partitions)?;
+        let committed = groups::committed_offsets(kafka.admin(), group, kafka.timeout()).await?;
+        let mut ends = Vec::new();
+        for (key, w) in &marks {
+            if w.high > w.low {
+                ends.push((key.0.clone(), key.1, w.low));
+                ends.push((key.0.clone(), key.1, w.high - 1));
+            }
+        }
+        let stamps = kafka.record_timestamps(&ends)?;
+        Ok(Survey {
+            names,
+            metadata,
+            marks,
+            committed,
+            stamps,
+            now_ms: jiff::Timestamp::now().as_millisecond(),
+        })
+    }
+
+    fn row(&self, name: &str) -> DeadLetterTopicRow {
         let known = catalog::topic_named(name);
-        let critical = known.map_or_else(|| catalog::is_financial_name(name), |t| t.is_financial());
-        let Some(topic) = metadata.topics.get(name) else {
-            rows.push(Row {
-                topic: name.clone(),
-                category: known.map(|t| t.category.slug()),
-                critical,
-                in_catalog: known.is_some(),
-                exists: false,
-                retained: None,
-                waiting: None,
-                oldest_at: None,
-                newest_at: None,
-                oldest_age_seconds: None,
-                newest_age_seconds: None,
-            });
-            continue;
+        let mut row = DeadLetterTopicRow {
+            topic: name.to_owned(),
+            category: known.map(|t| t.category.slug()),
+            critical: known.map_or_else(|| catalog::is_financial_name(name), |t| t.is_financial()),
+            in_catalog: known.is_some(),
+            exists: false,
+            retained: None,
+            waiting: None,
+            oldest_at: None,
+            newest_at: None,
+            oldest_age_seconds: None,
+            newest_age_seconds: None,
+        };
+        let Some(topic) = self.metadata.topics.get(name) else {
+            return row;
         };
         let (mut retained, mut waiting) = (0i64, 0i64);
         let (mut oldest, mut newest): (Option<i64>, Option<i64>) = (None, None);
         for p in &topic.partitions {
-            let key = (name.clone(), *p);
-            let Some(w) = marks.get(&key) else { continue };
+            let key = (name.to_owned(), *p);
+            let Some(w) = self.marks.get(&key) else {
+                continue;
+            };
             retained += w.retained();
-            waiting += w.waiting_after(committed.get(&key).copied());
-            if let Some(ts) = stamps.get(&(name.clone(), *p, w.low)) {
+            waiting += w.waiting_after(self.committed.get(&key).copied());
+            if let Some(ts) = self.stamps.get(&(name.to_owned(), *p, w.low)) {
                 oldest = Some(oldest.map_or(*ts, |o| o.min(*ts)));
             }
-            if let Some(ts) = stamps.get(&(name.clone(), *p, w.high - 1)) {
+            if let Some(ts) = self.stamps.get(&(name.to_owned(), *p, w.high - 1)) {
                 newest = Some(newest.map_or(*ts, |n| n.max(*ts)));
             }
         }
-        if critical {
-            critical_waiting += waiting;
-        }
         // Three millisecond digits, as `dlq inspect` prints them.
         let at = |ms: Option<i64>| ms.and_then(smm_workers::dead_letter::format_time);
-        rows.push(Row {
-            topic: name.clone(),
-            category: known.map(|t| t.category.slug()),
-            critical,
-            in_catalog: known.is_some(),
-            exists: true,
-            retained: Some(retained),
-            waiting: Some(waiting),
-            oldest_at: at(oldest),
-            newest_at: at(newest),
-            oldest_age_seconds: oldest.map(|ms| (now_ms - ms) / 1000),
-            newest_age_seconds: newest.map(|ms| (now_ms - ms) / 1000),
-        });
+        let age_seconds = |ms: Option<i64>| ms.map(|ms| (self.now_ms - ms) / 1000);
+        row.exists = true;
+        row.retained = Some(retained);
+        row.waiting = Some(waiting);
+        row.oldest_at = at(oldest);
+        row.newest_at = at(newest);
+        row.oldest_age_seconds = age_seconds(oldest);
+        row.newest_age_seconds = age_seconds(newest);
+        row
     }
+}
 
-    let report = Report {
-        group: args.group.clone(),
-        topics: rows,
-        critical_waiting,
-    };
-    if ctx.printer.is_json() {
-        ctx.printer.json(&report)?;
-    } else {
-        let mut table = ctx.printer.table([
-            "TOPIC", "CATEGORY", "CRITICAL", "WAITING", "RETAINED", "OLDEST", "NEWEST",
+fn print_list(report: &DlqListReport, ctx: &Context) {
+    let mut table = ctx.printer.table([
+        "TOPIC", "CATEGORY", "CRITICAL", "WAITING", "RETAINED", "OLDEST", "NEWEST",
+    ]);
+    for row in &report.topics {
+        table.add_row(vec![
+            row.topic.clone(),
+            or_dash(row.category),
+            if row.critical {
+                "yes".into()
+            } else {
+                "-".into()
+            },
+            if row.exists {
+                or_dash(row.waiting)
+            } else {
+                "missing".into()
+            },
+            or_dash(row.retained),
+            or_dash(row.oldest_age_seconds.map(age)),
+            or_dash(row.newest_age_seconds.map(age)),
         ]);
-        for row in &report.topics {
-            table.add_row(vec![
-                row.topic.clone(),
-                or_dash(row.category),
-                if row.critical {
-                    "yes".into()
-                } else {
-                    "-".into()
-                },
-                if row.exists {
-                    or_dash(row.waiting)
-                } else {
-                    "missing".into()
-                },
-                or_dash(row.retained),
-                or_dash(row.oldest_age_seconds.map(age)),
-                or_dash(row.newest_age_seconds.map(age)),
-            ]);
-        }
-        ctx.printer.print_table(&table);
-        ctx.printer.note(&format!(
-            "WAITING counts the records after the position of group {} (what `health` judges); RETAINED all the topic holds. `smmctl dlq inspect TOPIC` shows them",
-            args.group
-        ));
     }
-    if critical_waiting > 0 {
-        ctx.printer.warn(&format!(
-            "{critical_waiting} financial dead letter(s) waiting: review them with `smmctl dlq inspect`"
-        ));
-        return Ok(ExitStatus::Failure);
-    }
-    Ok(ExitStatus::Success)
+    ctx.printer.print_table(&table);
+    ctx.printer.note(&format!(
+        "WAITING counts the records after the position of group {} (what `health` judges); RETAINED all the topic holds. `smmctl dlq inspect TOPIC` shows them",
+        report.group
+    ));
 }
 
 #[cfg(test)]
