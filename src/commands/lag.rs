@@ -458,7 +458,8 @@ fn render(
     Ok(())
 }
 
-/// The stable JSON schema, documented in the README.
+/// The stable JSON schema, documented in docs/contracts.md and
+/// schemas/lag.schema.json.
 fn to_json(groups: &[GroupLag], statuses: Option<&Statuses>) -> Value {
     let groups: Vec<Value> = groups
         .iter()
