@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
 use serde::{Deserialize, Serialize};
 
@@ -112,9 +113,9 @@ impl Trail {
         self.file
             .write_all(text.as_bytes())
             .and_then(|()| self.file.sync_data())
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "{} ran, but its audit line could not be written to {}: {e}",
+            .with_context(|| {
+                format!(
+                    "{} ran, but its audit line could not be written to {}",
                     self.command,
                     self.path.display()
                 )
@@ -214,9 +215,8 @@ pub fn read_trail(path: &Path) -> anyhow::Result<Vec<AuditLine>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(n, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                anyhow::anyhow!("{} line {}: not an audit line: {e}", path.display(), n + 1)
-            })
+            serde_json::from_str(l)
+                .with_context(|| format!("{} line {}: not an audit line", path.display(), n + 1))
         })
         .collect()
 }

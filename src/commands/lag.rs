@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+use comfy_table::Cell;
 use serde_json::{Value, json};
 use smm_workers::catalog::GROUPS;
 
@@ -13,8 +15,10 @@ use crate::exit::{ExitStatus, UsageError};
 use crate::kafka::Kafka;
 use crate::kafka::groups;
 use crate::lag::status::{Sample, Status, evaluate};
-use crate::lag::{GroupLag, LagNote, Request, UncommittedStart, collect, format_seconds};
-use crate::output::{Tone, or_dash};
+use crate::lag::{
+    GroupLag, LagNote, PartitionLag, Request, TopicLag, UncommittedStart, collect, format_seconds,
+};
+use crate::output::{Printer, Tone, or_dash};
 
 pub async fn run(args: LagArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     let kafka = Kafka::connect(&ctx.settings)?;
@@ -41,7 +45,7 @@ async fn build_request(args: &LagArgs, kafka: &Kafka) -> anyhow::Result<Request>
     kafka.metadata()?;
     let (listings, partial) = groups::list_groups(kafka.admin(), kafka.timeout())
         .await
-        .map_err(|e| anyhow::anyhow!("unable to list the consumer groups: {e}"))?;
+        .context("unable to list the consumer groups")?;
     let groups = if !args.group.is_empty() {
         dedup(args.group.clone())
     } else if everyone {
@@ -249,175 +253,27 @@ fn render(
         p.line("No consumer groups matched.");
         return Ok(());
     }
-    let time = !args.no_time;
-    let mut headers: Vec<&str> = if args.summary {
-        vec![
-            "GROUP",
-            "STATE",
-            "MEMBERS",
-            "TOPICS",
-            "LAG",
-            "LAG-TIME",
-            "THRESHOLD",
-        ]
-    } else if args.partitions {
-        vec![
-            "GROUP",
-            "TOPIC",
-            "PARTITION",
-            "COMMITTED",
-            "LOG-START",
-            "LOG-END",
-            "LAG",
-            "LAG-TIME",
-            "CLIENT-ID",
-            "HOST",
-        ]
-    } else {
-        vec!["GROUP", "TOPIC", "PARTITIONS", "LAG", "LAG-TIME"]
-    };
-    if !time {
-        headers.retain(|h| *h != "LAG-TIME");
-    }
-    if statuses.is_some() {
-        headers.push("STATUS");
-    }
-    headers.push("NOTE");
+    let headers = headers(args, statuses.is_some());
     let mut table = p.table(headers.iter().copied());
-    let status_cell = |status: Status| {
-        let tone = match status {
-            Status::Ok => Tone::Good,
-            Status::Unknown => Tone::Plain,
-            Status::Warn => Tone::Warn,
-            _ => Tone::Bad,
-        };
-        p.cell(status.label(), tone)
+    let rows = Rows {
+        printer: p,
+        time: !args.no_time,
+        statuses,
+        columns: headers.len(),
     };
     for g in groups {
-        let over = g.over_threshold();
-        let group_tone = if over { Tone::Bad } else { Tone::Plain };
         if args.summary {
-            let mut row = vec![
-                p.cell(g.group.as_str(), group_tone),
-                p.cell(g.state.as_str(), Tone::Plain),
-                p.cell(g.members.len().to_string(), Tone::Plain),
-                p.cell(g.topics().len().to_string(), Tone::Plain),
-                p.cell(or_dash(g.total_lag()), group_tone),
-            ];
-            if time {
-                row.push(p.cell(seconds(g.max_lag_seconds()), Tone::Plain));
-            }
-            row.push(p.cell(g.threshold.to_string(), Tone::Plain));
-            if let Some(s) = statuses {
-                row.push(status_cell(
-                    s.groups.get(&g.group).copied().unwrap_or(Status::Unknown),
-                ));
-            }
-            row.push(p.cell(threshold_note(g), group_tone));
-            table.add_row(row);
-            continue;
-        }
-        if g.partitions.is_empty() {
-            let mut row = vec![
-                p.cell(g.group.as_str(), group_tone),
-                p.cell("-", Tone::Plain),
-            ];
-            let blanks = headers.len() - 3 - usize::from(statuses.is_some());
-            row.extend((0..blanks).map(|_| p.cell("-", Tone::Plain)));
-            if let Some(s) = statuses {
-                row.push(status_cell(
-                    s.groups.get(&g.group).copied().unwrap_or(Status::Unknown),
-                ));
-            }
-            row.push(p.cell(threshold_note(g), Tone::Plain));
-            table.add_row(row);
-            continue;
-        }
-        if args.partitions {
+            table.add_row(rows.summary(g));
+        } else if g.partitions.is_empty() {
+            table.add_row(rows.without_partitions(g));
+        } else if args.partitions {
             for part in &g.partitions {
-                let mut row = vec![
-                    p.cell(g.group.as_str(), group_tone),
-                    p.cell(part.topic.as_str(), Tone::Plain),
-                    p.cell(part.partition.to_string(), Tone::Plain),
-                    p.cell(or_dash(part.committed), Tone::Plain),
-                    p.cell(or_dash(part.log_start), Tone::Plain),
-                    p.cell(or_dash(part.log_end), Tone::Plain),
-                    p.cell(or_dash(part.lag), group_tone),
-                ];
-                if time {
-                    row.push(p.cell(seconds(part.lag_seconds), Tone::Plain));
-                }
-                row.push(p.cell(
-                    or_dash(part.member.as_ref().map(|m| m.client_id.as_str())),
-                    Tone::Plain,
-                ));
-                row.push(p.cell(
-                    or_dash(part.member.as_ref().map(|m| m.host.as_str())),
-                    Tone::Plain,
-                ));
-                if let Some(s) = statuses {
-                    row.push(status_cell(s.partition(
-                        &g.group,
-                        &part.topic,
-                        part.partition,
-                    )));
-                }
-                row.push(p.cell(part.note_text().unwrap_or_default(), Tone::Plain));
-                table.add_row(row);
+                table.add_row(rows.partition(g, part));
             }
-            continue;
-        }
-        for topic in g.topics() {
-            let topic_over = topic.lag.is_some_and(|l| l >= g.threshold);
-            let mut notes = Vec::new();
-            if topic_over {
-                notes.push(format!("over threshold {}", g.threshold));
-            } else if over && topic.lag.is_some_and(|l| l > 0) {
-                notes.push(format!("group over threshold {}", g.threshold));
+        } else {
+            for topic in g.topics() {
+                table.add_row(rows.topic(g, &topic));
             }
-            // The partition view explains these one by one; here, count them.
-            let mut unusual: BTreeMap<String, usize> = BTreeMap::new();
-            for part in g.partitions.iter().filter(|p| p.topic == topic.topic) {
-                if part.note.is_some_and(|n| {
-                    !matches!(n, LagNote::NoCommit | LagNote::NoCommitFromLogStart)
-                }) && let Some(note) = part.note_text()
-                {
-                    *unusual.entry(note).or_default() += 1;
-                }
-            }
-            for (note, count) in unusual {
-                notes.push(format!("{count} partition(s): {note}"));
-            }
-            // Say how those partitions were counted: from the log start
-            // for a group that reads from the earliest, not at all for one
-            // whose start is unknown.
-            let counted = match UncommittedStart::of_group(&g.group) {
-                UncommittedStart::LogStart => " (lag counted from the log start)",
-                UncommittedStart::Unknown => "",
-            };
-            if topic.uncommitted_partitions == topic.partitions {
-                notes.push(format!("no committed offset{counted}"));
-            } else if topic.uncommitted_partitions > 0 {
-                notes.push(format!(
-                    "{} of {} partitions without a committed offset{counted}",
-                    topic.uncommitted_partitions, topic.partitions
-                ));
-            }
-            let tone = if topic_over { Tone::Bad } else { Tone::Plain };
-            let mut row = vec![
-                p.cell(g.group.as_str(), group_tone),
-                p.cell(topic.topic.as_str(), Tone::Plain),
-                p.cell(topic.partitions.to_string(), Tone::Plain),
-                p.cell(or_dash(topic.lag), tone),
-            ];
-            if time {
-                row.push(p.cell(seconds(topic.lag_seconds), Tone::Plain));
-            }
-            if let Some(s) = statuses {
-                row.push(status_cell(s.topic(g, &topic.topic)));
-            }
-            row.push(p.cell(notes.join("; "), tone));
-            table.add_row(row);
         }
     }
     let numeric: Vec<usize> = headers
@@ -456,6 +312,206 @@ fn render(
         }
     }
     Ok(())
+}
+
+/// The columns of the table: one view's, without LAG-TIME under
+/// `--no-time`, with STATUS under `--watch`.
+fn headers(args: &LagArgs, watching: bool) -> Vec<&'static str> {
+    let mut headers: Vec<&str> = if args.summary {
+        vec![
+            "GROUP",
+            "STATE",
+            "MEMBERS",
+            "TOPICS",
+            "LAG",
+            "LAG-TIME",
+            "THRESHOLD",
+        ]
+    } else if args.partitions {
+        vec![
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "COMMITTED",
+            "LOG-START",
+            "LOG-END",
+            "LAG",
+            "LAG-TIME",
+            "CLIENT-ID",
+            "HOST",
+        ]
+    } else {
+        vec!["GROUP", "TOPIC", "PARTITIONS", "LAG", "LAG-TIME"]
+    };
+    if args.no_time {
+        headers.retain(|h| *h != "LAG-TIME");
+    }
+    if watching {
+        headers.push("STATUS");
+    }
+    headers.push("NOTE");
+    headers
+}
+
+/// Builds the table's rows, one view at a time.
+struct Rows<'a> {
+    printer: &'a Printer,
+    /// The LAG-TIME column is shown.
+    time: bool,
+    statuses: Option<&'a Statuses>,
+    columns: usize,
+}
+
+impl Rows<'_> {
+    fn status_cell(&self, status: Status) -> Cell {
+        let tone = match status {
+            Status::Ok => Tone::Good,
+            Status::Unknown => Tone::Plain,
+            Status::Warn => Tone::Warn,
+            _ => Tone::Bad,
+        };
+        self.printer.cell(status.label(), tone)
+    }
+
+    fn group_status(&self, g: &GroupLag) -> Option<Cell> {
+        self.statuses
+            .map(|s| self.status_cell(s.groups.get(&g.group).copied().unwrap_or(Status::Unknown)))
+    }
+
+    fn group_tone(g: &GroupLag) -> Tone {
+        if g.over_threshold() {
+            Tone::Bad
+        } else {
+            Tone::Plain
+        }
+    }
+
+    fn summary(&self, g: &GroupLag) -> Vec<Cell> {
+        let p = self.printer;
+        let group_tone = Self::group_tone(g);
+        let mut row = vec![
+            p.cell(g.group.as_str(), group_tone),
+            p.cell(g.state.as_str(), Tone::Plain),
+            p.cell(g.members.len().to_string(), Tone::Plain),
+            p.cell(g.topics().len().to_string(), Tone::Plain),
+            p.cell(or_dash(g.total_lag()), group_tone),
+        ];
+        if self.time {
+            row.push(p.cell(seconds(g.max_lag_seconds()), Tone::Plain));
+        }
+        row.push(p.cell(g.threshold.to_string(), Tone::Plain));
+        row.extend(self.group_status(g));
+        row.push(p.cell(threshold_note(g), group_tone));
+        row
+    }
+
+    /// A group with no partitions to show: its name, dashes, and why.
+    fn without_partitions(&self, g: &GroupLag) -> Vec<Cell> {
+        let p = self.printer;
+        let mut row = vec![
+            p.cell(g.group.as_str(), Self::group_tone(g)),
+            p.cell("-", Tone::Plain),
+        ];
+        let blanks = self.columns - 3 - usize::from(self.statuses.is_some());
+        row.extend((0..blanks).map(|_| p.cell("-", Tone::Plain)));
+        row.extend(self.group_status(g));
+        row.push(p.cell(threshold_note(g), Tone::Plain));
+        row
+    }
+
+    fn partition(&self, g: &GroupLag, part: &PartitionLag) -> Vec<Cell> {
+        let p = self.printer;
+        let group_tone = Self::group_tone(g);
+        let mut row = vec![
+            p.cell(g.group.as_str(), group_tone),
+            p.cell(part.topic.as_str(), Tone::Plain),
+            p.cell(part.partition.to_string(), Tone::Plain),
+            p.cell(or_dash(part.committed), Tone::Plain),
+            p.cell(or_dash(part.log_start), Tone::Plain),
+            p.cell(or_dash(part.log_end), Tone::Plain),
+            p.cell(or_dash(part.lag), group_tone),
+        ];
+        if self.time {
+            row.push(p.cell(seconds(part.lag_seconds), Tone::Plain));
+        }
+        row.push(p.cell(
+            or_dash(part.member.as_ref().map(|m| m.client_id.as_str())),
+            Tone::Plain,
+        ));
+        row.push(p.cell(
+            or_dash(part.member.as_ref().map(|m| m.host.as_str())),
+            Tone::Plain,
+        ));
+        if let Some(s) = self.statuses {
+            row.push(self.status_cell(s.partition(&g.group, &part.topic, part.partition)));
+        }
+        row.push(p.cell(part.note_text().unwrap_or_default(), Tone::Plain));
+        row
+    }
+
+    fn topic(&self, g: &GroupLag, topic: &TopicLag) -> Vec<Cell> {
+        let p = self.printer;
+        let tone = if topic.lag.is_some_and(|l| l >= g.threshold) {
+            Tone::Bad
+        } else {
+            Tone::Plain
+        };
+        let mut row = vec![
+            p.cell(g.group.as_str(), Self::group_tone(g)),
+            p.cell(topic.topic.as_str(), Tone::Plain),
+            p.cell(topic.partitions.to_string(), Tone::Plain),
+            p.cell(or_dash(topic.lag), tone),
+        ];
+        if self.time {
+            row.push(p.cell(seconds(topic.lag_seconds), Tone::Plain));
+        }
+        if let Some(s) = self.statuses {
+            row.push(self.status_cell(s.topic(g, &topic.topic)));
+        }
+        row.push(p.cell(topic_notes(g, topic), tone));
+        row
+    }
+}
+
+/// The NOTE of one group and topic: its threshold, the partitions whose
+/// position is unusual, and those without a committed offset.
+fn topic_notes(g: &GroupLag, topic: &TopicLag) -> String {
+    let mut notes = Vec::new();
+    if topic.lag.is_some_and(|l| l >= g.threshold) {
+        notes.push(format!("over threshold {}", g.threshold));
+    } else if g.over_threshold() && topic.lag.is_some_and(|l| l > 0) {
+        notes.push(format!("group over threshold {}", g.threshold));
+    }
+    // The partition view explains these one by one; here, count them.
+    let mut unusual: BTreeMap<String, usize> = BTreeMap::new();
+    for part in g.partitions.iter().filter(|p| p.topic == topic.topic) {
+        if part
+            .note
+            .is_some_and(|n| !matches!(n, LagNote::NoCommit | LagNote::NoCommitFromLogStart))
+            && let Some(note) = part.note_text()
+        {
+            *unusual.entry(note).or_default() += 1;
+        }
+    }
+    for (note, count) in unusual {
+        notes.push(format!("{count} partition(s): {note}"));
+    }
+    // Say how those partitions were counted: from the log start for a group
+    // that reads from the earliest, not at all for one whose start is
+    // unknown.
+    let counted = match UncommittedStart::of_group(&g.group) {
+        UncommittedStart::LogStart => " (lag counted from the log start)",
+        UncommittedStart::Unknown => "",
+    };
+    if topic.uncommitted_partitions == topic.partitions {
+        notes.push(format!("no committed offset{counted}"));
+    } else if topic.uncommitted_partitions > 0 {
+        notes.push(format!(
+            "{} of {} partitions without a committed offset{counted}",
+            topic.uncommitted_partitions, topic.partitions
+        ));
+    }
+    notes.join("; ")
 }
 
 /// The stable JSON schema, documented in docs/contracts.md and

@@ -131,6 +131,34 @@ pub async fn run(args: SimulateArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         .timeout(Duration::from_secs(15))
         .build()?;
 
+    let (plan, faults_given) = plan_orders(&args);
+
+    let started = Instant::now();
+    for order in &plan {
+        send_order(&store, &producer, &http, &gateway, &api_key.value, order).await?;
+    }
+    ctx.printer.note(&format!(
+        "sent {} order(s) ({} with a fault) through {gateway}; correlation ids sim-<order id>",
+        plan.len(),
+        faults_given
+    ));
+    if args.no_wait {
+        return Ok(ExitStatus::Success);
+    }
+
+    let last = follow(&store, &plan, started + args.wait).await?;
+    let elapsed = started.elapsed();
+    let all_settled = report(ctx, &plan, &last, elapsed)?;
+    Ok(if all_settled {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+/// One order per `--orders`, every `1 / --fail-rate`-th given the next
+/// fault of the rotation; also returns how many got a fault.
+fn plan_orders(args: &SimulateArgs) -> (Vec<Planned>, usize) {
     // Ids from the clock, so runs never collide with each other or with
     // the panel's own orders (which count up from 1).
     let base = args
@@ -160,25 +188,20 @@ pub async fn run(args: SimulateArgs, ctx: &Context) -> anyhow::Result<ExitStatus
             correlation_id: format!("sim-{order_id}"),
         });
     }
+    (plan, faults_given)
+}
 
-    let started = Instant::now();
-    for order in &plan {
-        send_order(&store, &producer, &http, &gateway, &api_key.value, order).await?;
-    }
-    ctx.printer.note(&format!(
-        "sent {} order(s) ({} with a fault) through {gateway}; correlation ids sim-<order id>",
-        plan.len(),
-        faults_given
-    ));
-    if args.no_wait {
-        return Ok(ExitStatus::Success);
-    }
-
-    let deadline = started + args.wait;
+/// Reads the orders back from the store until every one has settled or
+/// the deadline has passed; returns the last state seen of each.
+async fn follow(
+    store: &Store,
+    plan: &[Planned],
+    deadline: Instant,
+) -> anyhow::Result<BTreeMap<i64, panel::Fulfilment>> {
     let mut last: BTreeMap<i64, panel::Fulfilment> = BTreeMap::new();
     loop {
         let mut conn = store.pool().acquire().await?;
-        for order in &plan {
+        for order in plan {
             if let Some(found) = panel::fulfilment(&mut conn, order.order_id).await? {
                 last.insert(order.order_id, found);
             }
@@ -189,11 +212,19 @@ pub async fn run(args: SimulateArgs, ctx: &Context) -> anyhow::Result<ExitStatus
             .filter(|o| last.get(&o.order_id).is_some_and(|f| o.fault.settled(f)))
             .count();
         if settled == plan.len() || Instant::now() >= deadline {
-            break;
+            return Ok(last);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let elapsed = started.elapsed();
+}
+
+/// Prints where each order got to; returns whether all settled.
+fn report(
+    ctx: &Context,
+    plan: &[Planned],
+    last: &BTreeMap<i64, panel::Fulfilment>,
+    elapsed: Duration,
+) -> anyhow::Result<bool> {
     let mut all_settled = true;
     let rows: Vec<serde_json::Value> = plan
         .iter()
@@ -261,11 +292,7 @@ pub async fn run(args: SimulateArgs, ctx: &Context) -> anyhow::Result<ExitStatus
             )
         });
     }
-    Ok(if all_settled {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Failure
-    })
+    Ok(all_settled)
 }
 
 async fn send_order(

@@ -24,12 +24,13 @@ pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use anyhow::Context as _;
 use serde::Serialize;
 use smm_workers::catalog;
 
 use crate::config::Thresholds;
 use crate::kafka::groups::{self, GroupDescription, GroupMember, GroupState, Node};
-use crate::kafka::{Kafka, Watermarks};
+use crate::kafka::{ClusterMetadata, Kafka, Watermarks};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Member {
@@ -407,139 +408,195 @@ pub async fn collect(
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let listings = match &request.listings {
-        Some(known) => known.clone(),
-        None => {
-            groups::list_groups(kafka.admin(), kafka.timeout())
-                .await
-                .map_err(|e| anyhow::anyhow!("unable to list the consumer groups: {e}"))?
-                .0
-        }
-    };
-    let listed: HashMap<&str, GroupState> = listings
-        .iter()
-        .map(|l| (l.group_id.as_str(), l.state))
-        .collect();
-    // Describing costs a round trip per group; an Empty group has no
-    // members to describe, and a group the listing lacks does not exist.
-    // Asking one kind of question at a time is faster than both at once:
-    // librdkafka serialises them per coordinator anyway.
-    let to_describe: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|n| request.describe_all || listed.get(n).is_some_and(|s| *s != GroupState::Empty))
-        .collect();
-    let offsets = groups::list_group_offsets(kafka.admin(), &names, kafka.timeout())
-        .await
-        .map_err(|e| anyhow::anyhow!("unable to read the groups' committed offsets: {e}"))?;
-    let descriptions = if to_describe.is_empty() {
-        Vec::new()
-    } else {
-        groups::describe_groups(kafka.admin(), &to_describe, kafka.timeout())
-            .await
-            .map_err(|e| anyhow::anyhow!("unable to describe the consumer groups: {e}"))?
-    };
+    let answers = Answers::fetch(kafka, request, &names).await?;
     tracing::debug!(
         elapsed = ?started.elapsed(),
         groups = names.len(),
-        described = to_describe.len(),
+        described = answers.descriptions.len(),
         "committed offsets read and groups described"
     );
-    let descriptions: HashMap<&str, &GroupDescription> = descriptions
+    let descriptions: HashMap<&str, &GroupDescription> = answers
+        .descriptions
         .iter()
         .map(|d| (d.group_id.as_str(), d))
         .collect();
-    let offsets: HashMap<&str, &groups::GroupOffsets> =
-        offsets.iter().map(|o| (o.group_id.as_str(), o)).collect();
+    let offsets: HashMap<&str, &groups::GroupOffsets> = answers
+        .offsets
+        .iter()
+        .map(|o| (o.group_id.as_str(), o))
+        .collect();
+    let mut result: Vec<GroupLag> = names
+        .iter()
+        .map(|&name| {
+            let description = descriptions.get(name).copied();
+            let group_offsets = offsets.get(name).copied();
+            let mut group = GroupLag {
+                group: name.to_string(),
+                seed: catalog::group_named(name).is_some(),
+                state: description
+                    .map(|d| d.state)
+                    .or_else(|| answers.listed.get(name).copied())
+                    .unwrap_or(GroupState::Dead),
+                assignor: description
+                    .map(|d| d.partition_assignor.clone())
+                    .unwrap_or_default(),
+                coordinator: description.and_then(|d| d.coordinator.clone()),
+                members: description.map(|d| d.members.clone()).unwrap_or_default(),
+                threshold: thresholds.max_lag_for(name),
+                partitions: Vec::new(),
+                error: description
+                    .and_then(|d| d.error.as_ref().map(|e| e.to_string()))
+                    .or_else(|| {
+                        group_offsets.and_then(|o| o.error.as_ref().map(|e| e.to_string()))
+                    }),
+            };
+            group.partitions =
+                unmeasured_partitions(name, description, group_offsets, &metadata, request);
+            group
+        })
+        .collect();
+    fill_offset_lag(kafka, &metadata, &mut result)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "watermarks");
+    if request.time_lag {
+        fill_time_lag(kafka, &mut result)?;
+        tracing::debug!(elapsed = ?started.elapsed(), "time lag");
+    }
+    Ok(result)
+}
+
+/// What the brokers said about the groups: their states, committed
+/// offsets and members.
+struct Answers {
+    listed: HashMap<String, GroupState>,
+    offsets: Vec<groups::GroupOffsets>,
+    descriptions: Vec<GroupDescription>,
+}
+
+impl Answers {
+    async fn fetch(kafka: &Kafka, request: &Request, names: &[&str]) -> anyhow::Result<Answers> {
+        let listings = match &request.listings {
+            Some(known) => known.clone(),
+            None => {
+                groups::list_groups(kafka.admin(), kafka.timeout())
+                    .await
+                    .context("unable to list the consumer groups")?
+                    .0
+            }
+        };
+        let listed: HashMap<String, GroupState> = listings
+            .into_iter()
+            .map(|l| (l.group_id, l.state))
+            .collect();
+        // Describing costs a round trip per group; an Empty group has no
+        // members to describe, and a group the listing lacks does not exist.
+        // Asking one kind of question at a time is faster than both at once:
+        // librdkafka serialises them per coordinator anyway.
+        let to_describe: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| {
+                request.describe_all || listed.get(*n).is_some_and(|s| *s != GroupState::Empty)
+            })
+            .collect();
+        let offsets = groups::list_group_offsets(kafka.admin(), names, kafka.timeout())
+            .await
+            .context("unable to read the groups' committed offsets")?;
+        let descriptions = if to_describe.is_empty() {
+            Vec::new()
+        } else {
+            groups::describe_groups(kafka.admin(), &to_describe, kafka.timeout())
+                .await
+                .context("unable to describe the consumer groups")?
+        };
+        Ok(Answers {
+            listed,
+            offsets,
+            descriptions,
+        })
+    }
+}
+
+/// The partitions of one group, with their commits and owners but no lag
+/// yet: every partition it committed on or owns, every other partition of
+/// those topics, and with `include_catalog_topics` its catalog topics.
+fn unmeasured_partitions(
+    name: &str,
+    description: Option<&GroupDescription>,
+    group_offsets: Option<&groups::GroupOffsets>,
+    metadata: &ClusterMetadata,
+    request: &Request,
+) -> Vec<PartitionLag> {
     let wanted_topic =
         |topic: &str| request.topics.is_empty() || request.topics.iter().any(|t| t == topic);
-
-    let mut result = Vec::with_capacity(names.len());
-    for &name in &names {
-        let description = descriptions.get(name);
-        let group_offsets = offsets.get(name);
-        let mut committed: BTreeMap<(String, i32), Option<&groups::CommittedOffset>> =
-            BTreeMap::new();
-        if let Some(o) = group_offsets {
-            for c in &o.offsets {
-                if wanted_topic(&c.topic) {
-                    committed.insert((c.topic.clone(), c.partition), Some(c));
-                }
+    let mut committed: BTreeMap<(String, i32), Option<&groups::CommittedOffset>> = BTreeMap::new();
+    if let Some(o) = group_offsets {
+        for c in &o.offsets {
+            if wanted_topic(&c.topic) {
+                committed.insert((c.topic.clone(), c.partition), Some(c));
             }
         }
-        let mut owners: HashMap<(String, i32), Member> = HashMap::new();
-        if let Some(d) = description {
-            for m in &d.members {
-                for (topic, partition) in &m.assignment {
-                    if wanted_topic(topic) {
-                        committed.entry((topic.clone(), *partition)).or_insert(None);
-                    }
-                    owners.insert(
-                        (topic.clone(), *partition),
-                        Member {
-                            member_id: m.member_id.clone(),
-                            client_id: m.client_id.clone(),
-                            host: m.host.clone(),
-                            instance_id: m.group_instance_id.clone(),
-                        },
-                    );
-                }
-            }
-        }
-        // Every partition of a topic the group reads, not only those it
-        // committed on: a partition it never committed on is exactly what
-        // an operator needs to see.
-        let touched: BTreeSet<String> = committed.keys().map(|(t, _)| t.clone()).collect();
-        for topic in touched {
-            if let Some(t) = metadata.topics.get(&topic) {
-                for &p in &t.partitions {
-                    committed.entry((topic.clone(), p)).or_insert(None);
-                }
-            }
-        }
-        let seed = catalog::group_named(name);
-        if request.include_catalog_topics
-            && let Some(seed) = seed
-        {
-            for topic in seed.topics() {
-                if !wanted_topic(topic) {
-                    continue;
-                }
-                if let Some(t) = metadata.topics.get(topic) {
-                    for &p in &t.partitions {
-                        committed.entry((topic.to_string(), p)).or_insert(None);
-                    }
-                }
-            }
-        }
-        let error = description
-            .and_then(|d| d.error.as_ref().map(|e| e.to_string()))
-            .or_else(|| group_offsets.and_then(|o| o.error.as_ref().map(|e| e.to_string())));
-        result.push(GroupLag {
-            group: name.to_string(),
-            seed: seed.is_some(),
-            state: description
-                .map(|d| d.state)
-                .or_else(|| listed.get(name).copied())
-                .unwrap_or(GroupState::Dead),
-            assignor: description
-                .map(|d| d.partition_assignor.clone())
-                .unwrap_or_default(),
-            coordinator: description.and_then(|d| d.coordinator.clone()),
-            members: description.map(|d| d.members.clone()).unwrap_or_default(),
-            threshold: thresholds.max_lag_for(name),
-            partitions: committed
-                .into_iter()
-                .map(|((topic, partition), fetched)| {
-                    let member = owners.get(&(topic.clone(), partition)).cloned();
-                    PartitionLag::unmeasured(topic, partition, fetched, member)
-                })
-                .collect(),
-            error,
-        });
     }
+    let mut owners: HashMap<(String, i32), Member> = HashMap::new();
+    if let Some(d) = description {
+        for m in &d.members {
+            for (topic, partition) in &m.assignment {
+                if wanted_topic(topic) {
+                    committed.entry((topic.clone(), *partition)).or_insert(None);
+                }
+                owners.insert(
+                    (topic.clone(), *partition),
+                    Member {
+                        member_id: m.member_id.clone(),
+                        client_id: m.client_id.clone(),
+                        host: m.host.clone(),
+                        instance_id: m.group_instance_id.clone(),
+                    },
+                );
+            }
+        }
+    }
+    // Every partition of a topic the group reads, not only those it
+    // committed on: a partition it never committed on is exactly what
+    // an operator needs to see.
+    let touched: BTreeSet<String> = committed.keys().map(|(t, _)| t.clone()).collect();
+    for topic in touched {
+        if let Some(t) = metadata.topics.get(&topic) {
+            for &p in &t.partitions {
+                committed.entry((topic.clone(), p)).or_insert(None);
+            }
+        }
+    }
+    if request.include_catalog_topics
+        && let Some(seed) = catalog::group_named(name)
+    {
+        for topic in seed.topics() {
+            if !wanted_topic(topic) {
+                continue;
+            }
+            if let Some(t) = metadata.topics.get(topic) {
+                for &p in &t.partitions {
+                    committed.entry((topic.to_string(), p)).or_insert(None);
+                }
+            }
+        }
+    }
+    committed
+        .into_iter()
+        .map(|((topic, partition), fetched)| {
+            let member = owners.get(&(topic.clone(), partition)).cloned();
+            PartitionLag::unmeasured(topic, partition, fetched, member)
+        })
+        .collect()
+}
 
-    let partitions: Vec<(String, i32)> = result
+/// Reads the watermarks of every partition that exists and turns each
+/// group's commits into lag, all groups in one batched request.
+fn fill_offset_lag(
+    kafka: &Kafka,
+    metadata: &ClusterMetadata,
+    groups: &mut [GroupLag],
+) -> anyhow::Result<()> {
+    let partitions: Vec<(String, i32)> = groups
         .iter()
         .flat_map(|g| g.partitions.iter().map(|p| (p.topic.clone(), p.partition)))
         .filter(|(topic, partition)| {
@@ -552,8 +609,7 @@ pub async fn collect(
         .into_iter()
         .collect();
     let watermarks = kafka.watermarks(&partitions)?;
-    tracing::debug!(elapsed = ?started.elapsed(), partitions = partitions.len(), "watermarks");
-    for group in &mut result {
+    for group in groups {
         let start = UncommittedStart::of_group(&group.group);
         for p in &mut group.partitions {
             if p.note == Some(LagNote::CommitUnreadable) {
@@ -572,12 +628,7 @@ pub async fn collect(
             }
         }
     }
-
-    if request.time_lag {
-        fill_time_lag(kafka, &mut result)?;
-        tracing::debug!(elapsed = ?started.elapsed(), "time lag");
-    }
-    Ok(result)
+    Ok(())
 }
 
 /// Reads the next record each lagging group would read and turns its
