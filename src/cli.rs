@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use smm_workers::worker::WorkerKind;
+
 use crate::config::{parse_duration, parse_kafka_property};
 
 #[derive(Debug, Parser)]
@@ -416,40 +418,65 @@ commit and exit 0. /metrics (Prometheus) and /health, /health/live, /health/read
 The webhook and refund workers need the Cryptomus API key: SMM_CRYPTOMUS_API_KEY, or \
 [profiles.NAME.cryptomus] api_key in the config file (a string, { file = \"…\" } or { env = \"…\" }).";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// A worker to run, or `all` of them, as the command line spells it: the
+/// workers crate's [`WorkerKind`] with the help each value shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerName {
-    /// Verify Cryptomus webhooks, publish payment confirmations
-    Webhooks,
-    /// Credit balances, write the ledger, activate paid orders
-    Payments,
-    /// Refund orders to the balance and cancel them
-    Refunds,
-    /// Refund payments through the provider's API
-    PaymentRefunds,
-    /// Check new orders' videos on YouTube, capture the start count, activate paid orders
-    Orders,
-    /// Enforce and apply order transitions; tell the customer
-    OrderState,
-    /// Apply delivery progress; complete orders at 100 %
-    Progress,
-    /// Push order status updates to WebSocket clients
-    Websocket,
-    /// Start view delivery and report its progress
-    Video,
-    /// YouTube view count checks within the daily API quota
-    Youtube,
-    /// Create Binom campaigns, once each
-    Binom,
-    /// Map orders to Binom offers and campaigns
-    Offers,
-    /// Send email (SMTP), SMS and push notifications
-    Notifications,
-    /// Keep the order read model (CQRS)
-    Cqrs,
-    /// HTTP intake for provider webhooks (POST /webhooks/cryptomus)
-    WebhookGateway,
+    One(WorkerKind),
     /// Every worker and the gateway, in one process
     All,
+}
+
+impl WorkerName {
+    /// Every kind in its own order, then `all`, as `--help` lists them.
+    const VARIANTS: [WorkerName; WorkerKind::ALL.len() + 1] = {
+        let mut variants = [WorkerName::All; WorkerKind::ALL.len() + 1];
+        let mut i = 0;
+        while i < WorkerKind::ALL.len() {
+            variants[i] = WorkerName::One(WorkerKind::ALL[i]);
+            i += 1;
+        }
+        variants
+    };
+}
+
+impl ValueEnum for WorkerName {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let (name, help) = match self {
+            WorkerName::One(kind) => (kind.name(), worker_help(*kind)),
+            WorkerName::All => ("all", "Every worker and the gateway, in one process"),
+        };
+        Some(clap::builder::PossibleValue::new(name).help(help))
+    }
+}
+
+/// One line on what a worker does, for `smmctl run --help`.
+fn worker_help(kind: WorkerKind) -> &'static str {
+    match kind {
+        WorkerKind::Webhooks => "Verify Cryptomus webhooks, publish payment confirmations",
+        WorkerKind::Payments => "Credit balances, write the ledger, activate paid orders",
+        WorkerKind::Refunds => "Refund orders to the balance and cancel them",
+        WorkerKind::PaymentRefunds => "Refund payments through the provider's API",
+        WorkerKind::Orders => {
+            "Check new orders' videos on YouTube, capture the start count, activate paid orders"
+        }
+        WorkerKind::OrderState => "Enforce and apply order transitions; tell the customer",
+        WorkerKind::Progress => "Apply delivery progress; complete orders at 100 %",
+        WorkerKind::Websocket => "Push order status updates to WebSocket clients",
+        WorkerKind::Video => "Start view delivery and report its progress",
+        WorkerKind::Youtube => "YouTube view count checks within the daily API quota",
+        WorkerKind::Binom => "Create Binom campaigns, once each",
+        WorkerKind::Offers => "Map orders to Binom offers and campaigns",
+        WorkerKind::Notifications => "Send email (SMTP), SMS and push notifications",
+        WorkerKind::Cqrs => "Keep the order read model (CQRS)",
+        WorkerKind::WebhookGateway => {
+            "HTTP intake for provider webhooks (POST /webhooks/cryptomus)"
+        }
+    }
 }
 
 const SIMULATE_ABOUT: &str = "Send realistic orders through the whole system and wait for them to settle.

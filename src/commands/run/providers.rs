@@ -8,6 +8,7 @@ use std::time::Duration;
 use smm_workers::providers::binom::BinomApi;
 use smm_workers::providers::delivery::DeliveryApi;
 use smm_workers::providers::youtube::{Quota, YouTubeApi};
+use smm_workers::worker::WorkerKind;
 use smm_workers::worker::notifications::{NotifySettings, Senders};
 
 use crate::config::{Settings, parse_duration};
@@ -41,16 +42,16 @@ fn http_error(service: &str, e: impl std::fmt::Display) -> UsageError {
     UsageError::new(format!("cannot build the HTTP client for {service}: {e}"))
 }
 
-/// Whether any of `names` is among the selected workers.
-fn wants(selected: &[&str], names: &[&str]) -> bool {
-    selected.iter().any(|s| names.contains(s))
+/// Whether any selected worker has the need `needs` asks about.
+fn wants(selected: &[WorkerKind], needs: fn(WorkerKind) -> bool) -> bool {
+    selected.iter().any(|kind| needs(*kind))
 }
 
-pub fn build(selected: &[&str], settings: &Settings) -> Result<Clients, UsageError> {
+pub fn build(selected: &[WorkerKind], settings: &Settings) -> Result<Clients, UsageError> {
     // Separate from the command timeout, which is tuned for the broker: a
     // provider slower than a broker round trip is still up.
     let timeout = duration(settings, "http_timeout")?;
-    let youtube = if wants(selected, &["orders", "youtube"]) {
+    let youtube = if wants(selected, WorkerKind::needs_youtube) {
         let needed_by = "the orders and youtube workers";
         let base = url(settings, "youtube_url", needed_by)?;
         let key = settings.providers.require("youtube_api_key", needed_by)?;
@@ -75,7 +76,7 @@ pub fn build(selected: &[&str], settings: &Settings) -> Result<Clients, UsageErr
     } else {
         None
     };
-    let delivery = if wants(selected, &["video"]) {
+    let delivery = if wants(selected, WorkerKind::needs_delivery) {
         let needed_by = "the video worker";
         let base = url(settings, "delivery_url", needed_by)?;
         let key = settings.providers.value("delivery_api_key");
@@ -87,7 +88,7 @@ pub fn build(selected: &[&str], settings: &Settings) -> Result<Clients, UsageErr
     } else {
         None
     };
-    let binom = if wants(selected, &["binom"]) {
+    let binom = if wants(selected, WorkerKind::needs_binom) {
         let needed_by = "the binom worker";
         let base = url(settings, "binom_url", needed_by)?;
         let key = settings.providers.require("binom_api_key", needed_by)?;
@@ -95,7 +96,7 @@ pub fn build(selected: &[&str], settings: &Settings) -> Result<Clients, UsageErr
     } else {
         None
     };
-    let websocket = if wants(selected, &["websocket"]) {
+    let websocket = if wants(selected, WorkerKind::needs_websocket_listener) {
         let needed_by = "the websocket worker";
         let text = settings.providers.require("ws_addr", needed_by)?;
         let addr: SocketAddr = text.parse().map_err(|_| {
@@ -113,7 +114,7 @@ pub fn build(selected: &[&str], settings: &Settings) -> Result<Clients, UsageErr
     } else {
         None
     };
-    let senders = if wants(selected, &["notifications"]) {
+    let senders = if wants(selected, WorkerKind::needs_notification_channels) {
         let value = |key: &str| settings.providers.value(key).map(str::to_owned);
         let notify = NotifySettings {
             smtp_url: value("smtp_url"),

@@ -24,10 +24,142 @@ use crate::runtime::{Failure, Route};
 use crate::store::panel::{self, Fulfilment, LedgerKind};
 use crate::store::{StoreError, Unit};
 
+/// What `smmctl run` can start: each consumer in [`WORKERS`] and the
+/// webhook gateway, which serves HTTP and consumes nothing.
+///
+/// The one place a worker's identity lives: the table, the handlers that
+/// `smmctl run` builds and the providers a worker needs all match on it, so
+/// a new worker the rest forgets fails to compile rather than to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkerKind {
+    Webhooks,
+    Payments,
+    Refunds,
+    PaymentRefunds,
+    Orders,
+    OrderState,
+    Progress,
+    Websocket,
+    Video,
+    Youtube,
+    Binom,
+    Offers,
+    Notifications,
+    Cqrs,
+    WebhookGateway,
+}
+
+impl WorkerKind {
+    /// Every kind, in the order `smmctl run all` starts them and `--help`
+    /// lists them: the consumers as in [`WORKERS`], then the gateway.
+    pub const ALL: [WorkerKind; 15] = [
+        WorkerKind::Webhooks,
+        WorkerKind::Payments,
+        WorkerKind::Refunds,
+        WorkerKind::PaymentRefunds,
+        WorkerKind::Orders,
+        WorkerKind::OrderState,
+        WorkerKind::Progress,
+        WorkerKind::Websocket,
+        WorkerKind::Video,
+        WorkerKind::Youtube,
+        WorkerKind::Binom,
+        WorkerKind::Offers,
+        WorkerKind::Notifications,
+        WorkerKind::Cqrs,
+        WorkerKind::WebhookGateway,
+    ];
+
+    /// The name operators type after `smmctl run` and see in `--list`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WorkerKind::Webhooks => "webhooks",
+            WorkerKind::Payments => "payments",
+            WorkerKind::Refunds => "refunds",
+            WorkerKind::PaymentRefunds => "payment-refunds",
+            WorkerKind::Orders => "orders",
+            WorkerKind::OrderState => "order-state",
+            WorkerKind::Progress => "progress",
+            WorkerKind::Websocket => "websocket",
+            WorkerKind::Video => "video",
+            WorkerKind::Youtube => "youtube",
+            WorkerKind::Binom => "binom",
+            WorkerKind::Offers => "offers",
+            WorkerKind::Notifications => "notifications",
+            WorkerKind::Cqrs => "cqrs",
+            WorkerKind::WebhookGateway => "webhook-gateway",
+        }
+    }
+
+    /// The consumer's row in [`WORKERS`]; `None` for the gateway, which
+    /// reads no topic.
+    pub fn info(self) -> Option<&'static WorkerInfo> {
+        WORKERS.iter().find(|w| w.kind == self)
+    }
+
+    /// Verifies webhook signatures or signs refund requests with the
+    /// Cryptomus API key.
+    pub const fn needs_cryptomus_key(self) -> bool {
+        matches!(self, WorkerKind::Webhooks | WorkerKind::PaymentRefunds)
+    }
+
+    /// Calls Cryptomus's refund API, which also needs the merchant id.
+    pub const fn needs_refund_api(self) -> bool {
+        matches!(self, WorkerKind::PaymentRefunds)
+    }
+
+    /// Calls the YouTube Data API within the daily quota.
+    pub const fn needs_youtube(self) -> bool {
+        matches!(self, WorkerKind::Orders | WorkerKind::Youtube)
+    }
+
+    /// Starts deliveries with the delivery provider and polls their progress.
+    pub const fn needs_delivery(self) -> bool {
+        matches!(self, WorkerKind::Video)
+    }
+
+    /// Creates campaigns through the Binom API.
+    pub const fn needs_binom(self) -> bool {
+        matches!(self, WorkerKind::Binom)
+    }
+
+    /// Serves WebSocket clients on an address of its own, with signed tokens.
+    pub const fn needs_websocket_listener(self) -> bool {
+        matches!(self, WorkerKind::Websocket)
+    }
+
+    /// Sends email, SMS or push through at least one configured channel.
+    pub const fn needs_notification_channels(self) -> bool {
+        matches!(self, WorkerKind::Notifications)
+    }
+}
+
+impl std::fmt::Display for WorkerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is no [`WorkerKind`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no worker is called `{0}`")]
+pub struct UnknownWorker(pub String);
+
+impl std::str::FromStr for WorkerKind {
+    type Err = UnknownWorker;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        WorkerKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| UnknownWorker(name.to_owned()))
+    }
+}
+
 /// A worker as `smmctl run --list` shows it.
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerInfo {
-    pub name: &'static str,
+    pub kind: WorkerKind,
     /// The seed's name for the consumer this worker replaces.
     pub replaces: &'static str,
     pub group: &'static str,
@@ -50,6 +182,10 @@ pub enum Ladder {
 }
 
 impl WorkerInfo {
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
     pub fn policies(&self) -> Vec<&'static RetryPolicy> {
         self.topics
             .iter()
@@ -69,7 +205,7 @@ impl WorkerInfo {
 
 pub static WORKERS: &[WorkerInfo] = &[
     WorkerInfo {
-        name: "webhooks",
+        kind: WorkerKind::Webhooks,
         replaces: "WebhookProcessingService",
         group: "smm-payment-confirmations-realtime-group",
         topics: &[catalog::PAYMENT_WEBHOOKS],
@@ -78,7 +214,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "payments",
+        kind: WorkerKind::Payments,
         replaces: "PaymentConfirmationConsumer",
         group: "smm-payment-confirmations-realtime-group",
         topics: &[catalog::PAYMENT_CONFIRMATIONS],
@@ -87,7 +223,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "refunds",
+        kind: WorkerKind::Refunds,
         replaces: "RefundProcessingService",
         group: "smm-payment-refunds-group",
         topics: &[catalog::ORDER_REFUND],
@@ -96,7 +232,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "payment-refunds",
+        kind: WorkerKind::PaymentRefunds,
         replaces: "PaymentRefundConsumer",
         group: "smm-payment-refunds-group",
         topics: &[catalog::PAYMENT_REFUNDS],
@@ -105,7 +241,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "orders",
+        kind: WorkerKind::Orders,
         replaces: "OrderEventConsumer",
         group: "smm-order-processing-group",
         topics: &[catalog::ORDER_PROCESSING],
@@ -114,7 +250,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "order-state",
+        kind: WorkerKind::OrderState,
         replaces: "OrderStateManagementService",
         group: "order-status-group",
         topics: &[catalog::ORDER_STATE_UPDATES],
@@ -123,7 +259,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "progress",
+        kind: WorkerKind::Progress,
         replaces: "ProgressTrackingService",
         group: "order-status-group",
         topics: &[catalog::ORDER_PROGRESS],
@@ -132,7 +268,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "websocket",
+        kind: WorkerKind::Websocket,
         replaces: "WebSocketNotificationService",
         group: "websocket-notification-group",
         topics: &[catalog::ORDER_STATUS_UPDATES],
@@ -141,7 +277,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "video",
+        kind: WorkerKind::Video,
         replaces: "VideoProcessingConsumerService",
         group: "video-processing-group",
         topics: &[catalog::VIDEO_PROCESSING],
@@ -150,7 +286,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "youtube",
+        kind: WorkerKind::Youtube,
         replaces: "YouTubeProcessingService",
         group: "video-processing-group",
         topics: &[catalog::YOUTUBE_PROCESSING],
@@ -159,7 +295,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "binom",
+        kind: WorkerKind::Binom,
         replaces: "BinomCampaignConsumer",
         group: "offer-assignment-group",
         topics: &[catalog::BINOM_CAMPAIGN_CREATION],
@@ -168,7 +304,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "offers",
+        kind: WorkerKind::Offers,
         replaces: "OfferEventConsumer",
         group: "offer-assignment-group",
         topics: &[catalog::OFFER_ASSIGNMENTS],
@@ -177,7 +313,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "notifications",
+        kind: WorkerKind::Notifications,
         replaces: "NotificationService",
         group: "websocket-notification-group",
         topics: &[catalog::NOTIFICATIONS],
@@ -186,7 +322,7 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::Catalog,
     },
     WorkerInfo {
-        name: "cqrs",
+        kind: WorkerKind::Cqrs,
         replaces: "CQRS read model",
         group: "cqrs-read-model-group",
         topics: &[
@@ -199,10 +335,6 @@ pub static WORKERS: &[WorkerInfo] = &[
         ladder: Ladder::ReadModel,
     },
 ];
-
-pub fn worker_named(name: &str) -> Option<&'static WorkerInfo> {
-    WORKERS.iter().find(|w| w.name == name)
-}
 
 /// The envelope's event as `Event::$variant`, or poison naming what came
 /// instead.
@@ -429,12 +561,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_kind_but_the_gateway_has_one_row_in_table_order() {
+        let consumers: Vec<WorkerKind> = WorkerKind::ALL
+            .into_iter()
+            .filter(|kind| *kind != WorkerKind::WebhookGateway)
+            .collect();
+        let rows: Vec<WorkerKind> = WORKERS.iter().map(|w| w.kind).collect();
+        assert_eq!(rows, consumers);
+        assert!(WorkerKind::WebhookGateway.info().is_none());
+    }
+
+    #[test]
+    fn names_parse_back_to_their_kind() {
+        for kind in WorkerKind::ALL {
+            assert_eq!(kind.name().parse::<WorkerKind>(), Ok(kind));
+        }
+        assert!("all".parse::<WorkerKind>().is_err());
+    }
+
+    #[test]
     fn every_worker_uses_a_seed_group_and_catalog_topics() {
         for worker in WORKERS {
             assert!(
                 catalog::group_named(worker.group).is_some(),
                 "{}",
-                worker.name
+                worker.name()
             );
             let group_topics = catalog::group_named(worker.group).unwrap().topics();
             for route in worker.routes() {
@@ -451,7 +602,7 @@ mod tests {
                 worker.policies().len(),
                 worker.topics.len(),
                 "{}",
-                worker.name
+                worker.name()
             );
         }
     }
