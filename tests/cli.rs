@@ -218,7 +218,8 @@ fn config_show_reports_sources_in_precedence_order() {
     );
     let mut cmd = smmctl();
     cmd.env("SMM_CLIENT_ID", "from-env")
-        .env_remove("SMM_BROKERS");
+        .env_remove("SMM_BROKERS")
+        .env_remove("SMM_METRICS_ADDR");
     let r = run_with(
         cmd,
         &[

@@ -27,7 +27,7 @@ fn secure_brokers() -> String {
 fn tls_dir() -> PathBuf {
     std::env::var("SMM_KAFKA_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".local/kafka"))
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".local/kafka-test"))
         .join("tls")
 }
 

@@ -395,15 +395,19 @@ async fn a_rebalance_and_a_graceful_restart_lose_and_double_nothing() {
     assert_eq!(count(&store, "SELECT COUNT(*) FROM ledger").await, 600);
 }
 
-/// Runs `scripts/kafka` for the broker the tests use.
+/// Runs `scripts/kafka` for the broker the tests use: the suite's own,
+/// whose state folder `scripts/test` names in SMM_KAFKA_HOME.
 fn broker_script(action: &str) {
     let port = common::brokers()
         .rsplit_once(':')
         .map(|(_, p)| p.to_owned())
-        .unwrap_or_else(|| "9092".into());
+        .expect("SMM_TEST_BROKERS is HOST:PORT");
+    let home = std::env::var("SMM_KAFKA_HOME")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.local/kafka-test").into());
     let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka"))
         .arg(action)
         .env("SMM_KAFKA_PORT", port)
+        .env("SMM_KAFKA_HOME", home)
         .stdout(Stdio::null())
         .status()
         .expect("scripts/kafka");

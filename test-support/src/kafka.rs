@@ -13,8 +13,13 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 /// The broker under test: `SMM_TEST_BROKERS`, else the local default.
 pub fn brokers() -> String {
-    std::env::var("SMM_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+    std::env::var("SMM_TEST_BROKERS").unwrap_or_else(|_| SUITE_BROKER.to_string())
 }
+
+/// The suite's own broker, which `scripts/test` starts: never the local
+/// system's broker on 9092, whose workers are live members of the
+/// catalog's groups and whose topics hold an operator's data.
+pub const SUITE_BROKER: &str = "127.0.0.1:19092";
 
 /// Panics with instructions when no broker answers, once per test binary,
 /// instead of letting every test time out on its own.
@@ -29,7 +34,9 @@ pub fn require_broker() {
             .map(|_| ())
             .map_err(|e| {
                 format!(
-                    "no Kafka broker answers at {} ({e}). Start one with `scripts/kafka start`, \
+                    "no Kafka broker answers at {} ({e}). Run the suite with `scripts/test`, \
+                     which starts its own broker; start that broker by hand with \
+                     `SMM_KAFKA_HOME=.local/kafka-test SMM_KAFKA_PORT=19092 scripts/kafka start`; \
                      or point SMM_TEST_BROKERS at one.",
                     brokers()
                 )

@@ -34,6 +34,12 @@ pub fn smmctl() -> Command {
             "SMM_AUDIT_FILE",
             std::env::temp_dir().join("smmctl-tests-audit.jsonl"),
         )
+        // A worker a test starts listens on a free port unless the test
+        // names one: the defaults (9464, 8080, 8090) belong to the local
+        // system `scripts/up` leaves running beside the suite.
+        .env("SMM_METRICS_ADDR", "127.0.0.1:0")
+        .env("SMM_GATEWAY_ADDR", "127.0.0.1:0")
+        .env("SMM_WS_ADDR", "127.0.0.1:0")
         .stdin(Stdio::null());
     cmd
 }
