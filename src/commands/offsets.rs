@@ -276,39 +276,56 @@ fn plan(
     by_time: &BTreeMap<(String, i32), Option<i64>>,
     uncommitted: UncommittedStart,
 ) -> anyhow::Result<Vec<PlanRow>> {
-    let mut rows = Vec::new();
-    for key in partitions {
-        let marks = *watermarks
-            .get(key)
-            .ok_or_else(|| anyhow::anyhow!("no offsets from the broker for {}/{}", key.0, key.1))?;
-        let current = committed.get(key).copied();
-        let mut notes = Vec::new();
-        let requested = match wanted(target, key, current, marks, by_time) {
-            Ok(r) => r,
-            Err(why) if matches!(target, ResetTarget::Time(_)) => {
-                notes.push(why);
-                Some(marks.high)
-            }
-            Err(why) => {
-                notes.push(why);
-                rows.push(PlanRow {
-                    topic: key.0.clone(),
-                    partition: key.1,
-                    current,
-                    log_start: marks.low,
-                    log_end: marks.high,
-                    new: None,
-                    action: CommitAction::Unchanged,
-                    notes,
-                    skips: 0,
-                    rereads: 0,
-                    skips_at_most: false,
-                    current_error: None,
-                    result: None,
-                });
-                continue;
-            }
-        };
+    partitions
+        .iter()
+        .map(|key| {
+            let marks = *watermarks.get(key).ok_or_else(|| {
+                anyhow::anyhow!("no offsets from the broker for {}/{}", key.0, key.1)
+            })?;
+            let current = committed.get(key).copied();
+            let mut row = PlanRow::as_is(key, current, marks);
+            let requested = match wanted(target, key, current, marks, by_time) {
+                Ok(requested) => requested,
+                Err(why) if matches!(target, ResetTarget::Time(_)) => {
+                    row.notes.push(why);
+                    Some(marks.high)
+                }
+                Err(why) => {
+                    row.notes.push(why);
+                    return Ok(row);
+                }
+            };
+            Ok(row.moved_to(requested, uncommitted))
+        })
+        .collect()
+}
+
+impl PlanRow {
+    /// A partition left as it is, before the plan decides anything.
+    fn as_is(key: &(String, i32), current: Option<i64>, marks: Watermarks) -> PlanRow {
+        PlanRow {
+            topic: key.0.clone(),
+            partition: key.1,
+            current,
+            log_start: marks.low,
+            log_end: marks.high,
+            new: None,
+            action: CommitAction::Unchanged,
+            notes: Vec::new(),
+            skips: 0,
+            rereads: 0,
+            skips_at_most: false,
+            current_error: None,
+            result: None,
+        }
+    }
+
+    /// The row with its commit moved to `requested`, clamped to the log
+    /// (`None`: no commit), and what that skips or makes the group read
+    /// again.
+    fn moved_to(mut self, requested: Option<i64>, uncommitted: UncommittedStart) -> PlanRow {
+        let (current, low, high) = (self.current, self.log_start, self.log_end);
+        let notes = &mut self.notes;
         let (new, action) = match requested {
             // From an undo file: the group had no commit here.
             None if current.is_none() => {
@@ -320,11 +337,11 @@ fn plan(
                 (None, CommitAction::DeleteCommit)
             }
             Some(r) => {
-                let clamped = r.clamp(marks.low, marks.high);
+                let clamped = r.clamp(low, high);
                 if clamped != r {
                     notes.push(format!(
                         "clamped to the log {} (asked for {r})",
-                        if r < marks.low { "start" } else { "end" }
+                        if r < low { "start" } else { "end" }
                     ));
                 }
                 let action = if Some(clamped) == current {
@@ -350,7 +367,7 @@ fn plan(
             // read everything retained: a first commit skips what lies
             // before it, not nothing. Where the group's start is unknown,
             // that is the most it can skip.
-            skips = new - marks.low;
+            skips = new - low;
             skips_at_most = uncommitted == UncommittedStart::Unknown && skips > 0;
             notes.push(match (skips, skips_at_most) {
                 (0, _) => "first commit".into(),
@@ -358,23 +375,15 @@ fn plan(
                 (n, true) => format!("first commit: skips up to {n}"),
             });
         }
-        rows.push(PlanRow {
-            topic: key.0.clone(),
-            partition: key.1,
-            current,
-            log_start: marks.low,
-            log_end: marks.high,
+        PlanRow {
             new,
             action,
-            notes,
             skips,
             rereads,
             skips_at_most,
-            current_error: None,
-            result: None,
-        });
+            ..self
+        }
     }
-    Ok(rows)
 }
 
 async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
