@@ -376,7 +376,7 @@ async fn delete(
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
 
     let p = &ctx.printer;
-    let mut report = GroupsDeleteReport {
+    let report = GroupsDeleteReport {
         executed: false,
         groups: measured
             .iter()
@@ -422,44 +422,55 @@ async fn delete(
         Decision::Preview | Decision::Nothing => return Ok(ExitStatus::Success),
         Decision::Act(trail) => trail,
     };
-    let outcome: anyhow::Result<_> = async {
-        let outcomes = kafka.delete_groups(&refs).await?;
-        let failed = outcomes
-            .iter()
-            .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
-            .count();
-        report.executed = true;
-        for (name, o) in &outcomes {
-            if let Some(row) = report.groups.iter_mut().find(|r| &r.group == name) {
-                row.result = Some(match o {
-                    Outcome::Failed(why) => format!("failed: {why}"),
-                    _ => "deleted".into(),
-                });
-            }
+    let deleted = delete_planned(kafka, &refs, report, ctx).await;
+    flow::conclude(trail, deleted)
+}
+
+/// Deletes the groups and reports each one's result; the table lists them
+/// in the order the broker answered.
+async fn delete_planned(
+    kafka: &'static Kafka,
+    names: &[&str],
+    mut report: GroupsDeleteReport,
+    ctx: &Context,
+) -> anyhow::Result<(GroupsDeleteReport, ExitStatus)> {
+    let outcomes = kafka.delete_groups(names).await?;
+    let failed = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+        .count();
+    report.executed = true;
+    for (name, o) in &outcomes {
+        if let Some(row) = report.groups.iter_mut().find(|r| &r.group == name) {
+            row.result = Some(delete_result(o).0);
         }
-        if p.is_json() {
-            p.json(&report)?;
-        } else {
-            p.line("");
-            let mut table = p.table(["GROUP", "RESULT"]);
-            for (name, o) in &outcomes {
-                let (text, tone) = match o {
-                    Outcome::Failed(why) => (format!("failed: {why}"), Tone::Bad),
-                    _ => ("deleted".to_string(), Tone::Good),
-                };
-                table.add_row(vec![p.cell(name.as_str(), Tone::Plain), p.cell(text, tone)]);
-            }
-            p.print_table(&table);
-        }
-        let status = if failed > 0 {
-            ExitStatus::Failure
-        } else {
-            ExitStatus::Success
-        };
-        Ok((report, status))
     }
-    .await;
-    flow::conclude(trail, outcome)
+    let p = &ctx.printer;
+    if p.is_json() {
+        p.json(&report)?;
+    } else {
+        p.line("");
+        let mut table = p.table(["GROUP", "RESULT"]);
+        for (name, o) in &outcomes {
+            let (text, tone) = delete_result(o);
+            table.add_row(vec![p.cell(name.as_str(), Tone::Plain), p.cell(text, tone)]);
+        }
+        p.print_table(&table);
+    }
+    let status = if failed > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    };
+    Ok((report, status))
+}
+
+/// A group's result, as the report and the table word it.
+fn delete_result(outcome: &Outcome) -> (String, Tone) {
+    match outcome {
+        Outcome::Failed(why) => (format!("failed: {why}"), Tone::Bad),
+        _ => ("deleted".to_string(), Tone::Good),
+    }
 }
 
 /// What `groups delete -o json` prints, previewed or executed.

@@ -32,8 +32,9 @@ pub async fn run(cmd: OffsetsCommand, ctx: &Context) -> anyhow::Result<ExitStatu
     }
 }
 
+/// Where the reset moves the group's commits, as the flags chose it.
 #[derive(Debug, Clone)]
-enum Target {
+enum ResetTarget {
     Earliest,
     Latest,
     Current,
@@ -43,9 +44,13 @@ enum Target {
     File(Vec<OffsetRow>),
 }
 
+// What the reset does to one partition's commit. (A plain comment: a doc
+// comment would enter the published schema, which names this type
+// `Action`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
-enum Action {
+#[schemars(rename = "Action")]
+enum CommitAction {
     /// Commit `new`.
     Set,
     /// Remove the commit: the group had none here before (undo files).
@@ -74,7 +79,7 @@ struct PlanRow {
     log_start: i64,
     log_end: i64,
     new: Option<i64>,
-    action: Action,
+    action: CommitAction,
     notes: Vec<String>,
     /// Records the move skips: from the current commit, or, without one,
     /// from the log start, where a group reading from the earliest would
@@ -95,23 +100,23 @@ struct PlanRow {
     result: Option<String>,
 }
 
-fn target_of(args: &OffsetsResetArgs) -> anyhow::Result<Target> {
+fn target_of(args: &OffsetsResetArgs) -> anyhow::Result<ResetTarget> {
     Ok(if args.to_earliest {
-        Target::Earliest
+        ResetTarget::Earliest
     } else if args.to_latest {
-        Target::Latest
+        ResetTarget::Latest
     } else if args.to_current {
-        Target::Current
+        ResetTarget::Current
     } else if let Some(n) = args.to_offset {
-        Target::Offset(n)
+        ResetTarget::Offset(n)
     } else if let Some(n) = args.shift_by {
-        Target::Shift(n)
+        ResetTarget::Shift(n)
     } else if let Some(t) = args.to_datetime {
-        Target::Time(t)
+        ResetTarget::Time(t)
     } else if let Some(d) = args.by_duration {
-        Target::Time(crate::input::time_ago(d, "--by-duration").map_err(UsageError::new)?)
+        ResetTarget::Time(crate::input::time_ago(d, "--by-duration").map_err(UsageError::new)?)
     } else if let Some(path) = &args.from_file {
-        Target::File(read_offsets_file(path, &args.group)?)
+        ResetTarget::File(read_offsets_file(path, &args.group)?)
     } else {
         return Err(UsageError::new("choose a target: --to-earliest, --to-latest, --to-current, --to-offset, --shift-by, --to-datetime, --by-duration or --from-file").into());
     })
@@ -127,7 +132,7 @@ fn read_offsets_file(path: &Path, group: &str) -> anyhow::Result<Vec<OffsetRow>>
 /// Partitions in scope, each checked against the cluster.
 fn scope(
     args: &OffsetsResetArgs,
-    target: &Target,
+    target: &ResetTarget,
     metadata: &ClusterMetadata,
     committed: &BTreeMap<(String, i32), i64>,
 ) -> anyhow::Result<Vec<(String, i32)>> {
@@ -141,7 +146,7 @@ fn scope(
             })
     };
     let mut out = BTreeSet::new();
-    if let Target::File(rows) = target {
+    if let ResetTarget::File(rows) = target {
         if !args.topic.is_empty() || args.all_topics || args.category.is_some() {
             return Err(UsageError::new(
                 "--from-file names its own partitions; drop --topic, --all-topics and --category",
@@ -237,26 +242,26 @@ fn scope(
 /// The committed offset the plan asks for, before clamping; `None` to
 /// leave the partition alone, with the reason.
 fn wanted(
-    target: &Target,
+    target: &ResetTarget,
     key: &(String, i32),
     current: Option<i64>,
     marks: Watermarks,
     by_time: &BTreeMap<(String, i32), Option<i64>>,
 ) -> Result<Option<i64>, String> {
     Ok(match target {
-        Target::Earliest => Some(marks.low),
-        Target::Latest => Some(marks.high),
-        Target::Current | Target::Shift(_) if current.is_none() => {
+        ResetTarget::Earliest => Some(marks.low),
+        ResetTarget::Latest => Some(marks.high),
+        ResetTarget::Current | ResetTarget::Shift(_) if current.is_none() => {
             return Err("no committed offset to start from: left as is".into());
         }
-        Target::Current => current,
-        Target::Shift(n) => current.map(|c| c.saturating_add(*n)),
-        Target::Offset(n) => Some(*n),
-        Target::Time(_) => match by_time.get(key) {
+        ResetTarget::Current => current,
+        ResetTarget::Shift(n) => current.map(|c| c.saturating_add(*n)),
+        ResetTarget::Offset(n) => Some(*n),
+        ResetTarget::Time(_) => match by_time.get(key) {
             Some(Some(o)) => Some(*o),
             _ => return Err("no record at or after that time: the log end".into()),
         },
-        Target::File(rows) => rows
+        ResetTarget::File(rows) => rows
             .iter()
             .find(|r| r.topic == key.0 && r.partition == key.1)
             .and_then(|r| r.offset),
@@ -264,69 +269,86 @@ fn wanted(
 }
 
 fn plan(
-    target: &Target,
+    target: &ResetTarget,
     partitions: &[(String, i32)],
     committed: &BTreeMap<(String, i32), i64>,
     watermarks: &std::collections::HashMap<(String, i32), Watermarks>,
     by_time: &BTreeMap<(String, i32), Option<i64>>,
     uncommitted: UncommittedStart,
 ) -> anyhow::Result<Vec<PlanRow>> {
-    let mut rows = Vec::new();
-    for key in partitions {
-        let marks = *watermarks
-            .get(key)
-            .ok_or_else(|| anyhow::anyhow!("no offsets from the broker for {}/{}", key.0, key.1))?;
-        let current = committed.get(key).copied();
-        let mut notes = Vec::new();
-        let requested = match wanted(target, key, current, marks, by_time) {
-            Ok(r) => r,
-            Err(why) if matches!(target, Target::Time(_)) => {
-                notes.push(why);
-                Some(marks.high)
-            }
-            Err(why) => {
-                notes.push(why);
-                rows.push(PlanRow {
-                    topic: key.0.clone(),
-                    partition: key.1,
-                    current,
-                    log_start: marks.low,
-                    log_end: marks.high,
-                    new: None,
-                    action: Action::Unchanged,
-                    notes,
-                    skips: 0,
-                    rereads: 0,
-                    skips_at_most: false,
-                    current_error: None,
-                    result: None,
-                });
-                continue;
-            }
-        };
+    partitions
+        .iter()
+        .map(|key| {
+            let marks = *watermarks.get(key).ok_or_else(|| {
+                anyhow::anyhow!("no offsets from the broker for {}/{}", key.0, key.1)
+            })?;
+            let current = committed.get(key).copied();
+            let mut row = PlanRow::as_is(key, current, marks);
+            let requested = match wanted(target, key, current, marks, by_time) {
+                Ok(requested) => requested,
+                Err(why) if matches!(target, ResetTarget::Time(_)) => {
+                    row.notes.push(why);
+                    Some(marks.high)
+                }
+                Err(why) => {
+                    row.notes.push(why);
+                    return Ok(row);
+                }
+            };
+            Ok(row.moved_to(requested, uncommitted))
+        })
+        .collect()
+}
+
+impl PlanRow {
+    /// A partition left as it is, before the plan decides anything.
+    fn as_is(key: &(String, i32), current: Option<i64>, marks: Watermarks) -> PlanRow {
+        PlanRow {
+            topic: key.0.clone(),
+            partition: key.1,
+            current,
+            log_start: marks.low,
+            log_end: marks.high,
+            new: None,
+            action: CommitAction::Unchanged,
+            notes: Vec::new(),
+            skips: 0,
+            rereads: 0,
+            skips_at_most: false,
+            current_error: None,
+            result: None,
+        }
+    }
+
+    /// The row with its commit moved to `requested`, clamped to the log
+    /// (`None`: no commit), and what that skips or makes the group read
+    /// again.
+    fn moved_to(mut self, requested: Option<i64>, uncommitted: UncommittedStart) -> PlanRow {
+        let (current, low, high) = (self.current, self.log_start, self.log_end);
+        let notes = &mut self.notes;
         let (new, action) = match requested {
             // From an undo file: the group had no commit here.
             None if current.is_none() => {
                 notes.push("no commit before, none now".into());
-                (None, Action::Unchanged)
+                (None, CommitAction::Unchanged)
             }
             None => {
                 notes.push("remove the commit (there was none before)".into());
-                (None, Action::DeleteCommit)
+                (None, CommitAction::DeleteCommit)
             }
             Some(r) => {
-                let clamped = r.clamp(marks.low, marks.high);
+                let clamped = r.clamp(low, high);
                 if clamped != r {
                     notes.push(format!(
                         "clamped to the log {} (asked for {r})",
-                        if r < marks.low { "start" } else { "end" }
+                        if r < low { "start" } else { "end" }
                     ));
                 }
                 let action = if Some(clamped) == current {
                     notes.push("already there".into());
-                    Action::Unchanged
+                    CommitAction::Unchanged
                 } else {
-                    Action::Set
+                    CommitAction::Set
                 };
                 (Some(clamped), action)
             }
@@ -345,7 +367,7 @@ fn plan(
             // read everything retained: a first commit skips what lies
             // before it, not nothing. Where the group's start is unknown,
             // that is the most it can skip.
-            skips = new - marks.low;
+            skips = new - low;
             skips_at_most = uncommitted == UncommittedStart::Unknown && skips > 0;
             notes.push(match (skips, skips_at_most) {
                 (0, _) => "first commit".into(),
@@ -353,23 +375,15 @@ fn plan(
                 (n, true) => format!("first commit: skips up to {n}"),
             });
         }
-        rows.push(PlanRow {
-            topic: key.0.clone(),
-            partition: key.1,
-            current,
-            log_start: marks.low,
-            log_end: marks.high,
+        PlanRow {
             new,
             action,
-            notes,
             skips,
             rereads,
             skips_at_most,
-            current_error: None,
-            result: None,
-        });
+            ..self
+        }
     }
-    Ok(rows)
 }
 
 async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -394,7 +408,7 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     let partitions = scope(&args, &target, &metadata, committed)?;
     let watermarks = kafka.watermarks(&partitions)?;
     let by_time = match &target {
-        Target::Time(at) => kafka.offsets_at(&partitions, *at)?.into_iter().collect(),
+        ResetTarget::Time(at) => kafka.offsets_at(&partitions, *at)?.into_iter().collect(),
         _ => BTreeMap::new(),
     };
     let mut rows = plan(
@@ -439,12 +453,12 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     // A group that cannot be described is refused like a live one.
     let live = groups::live_refusals(&names, &described, LIVE_REFUSAL).pop();
     // --to-current changes nothing, whatever the commit is.
-    let unknown_refused = (!matches!(target, Target::Current))
+    let unknown_refused = (!matches!(target, ResetTarget::Current))
         .then(|| unknown_refusal(&group, &unknown, "reset"))
         .flatten();
     let changing = rows
         .iter()
-        .filter(|r| r.action != Action::Unchanged)
+        .filter(|r| r.action != CommitAction::Unchanged)
         .count();
     if !(args.apply.execute && ctx.printer.is_json()) {
         print_plan(&group, &rows, false, None, ctx)?;
@@ -463,8 +477,8 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
         Decision::Preview | Decision::Nothing => return Ok(ExitStatus::Success),
         Decision::Act(trail) => trail,
     };
-    let outcome = apply(kafka, &group, rows, changing, ctx).await;
-    flow::conclude(trail, outcome)
+    let applied = apply(kafka, &group, rows, changing, ctx).await;
+    flow::conclude(trail, applied)
 }
 
 /// Moves the group as planned, after checking once more that nobody
@@ -493,12 +507,12 @@ async fn apply(
 
     let set: Vec<(String, i32, i64)> = rows
         .iter()
-        .filter(|r| r.action == Action::Set)
+        .filter(|r| r.action == CommitAction::Set)
         .filter_map(|r| Some((r.topic.clone(), r.partition, r.new?)))
         .collect();
     let delete: Vec<(String, i32)> = rows
         .iter()
-        .filter(|r| r.action == Action::DeleteCommit)
+        .filter(|r| r.action == CommitAction::DeleteCommit)
         .map(|r| (r.topic.clone(), r.partition))
         .collect();
     // Both requests are always tried and every partition reported, so a
@@ -527,14 +541,14 @@ async fn apply(
     }
     let mut failed = 0;
     for row in rows.iter_mut() {
-        if row.action == Action::Unchanged {
+        if row.action == CommitAction::Unchanged {
             row.result = Some("unchanged".into());
             continue;
         }
-        let outcome = results
+        let answer = results
             .iter()
             .find(|r| r.topic == row.topic && r.partition == row.partition);
-        row.result = Some(match outcome {
+        row.result = Some(match answer {
             Some(r) => match &r.error {
                 None => "ok".into(),
                 Some(e) => {
@@ -590,7 +604,7 @@ fn report_of(
 fn confirmation_question(group: &str, rows: &[PlanRow]) -> String {
     let changing: Vec<&PlanRow> = rows
         .iter()
-        .filter(|r| r.action != Action::Unchanged)
+        .filter(|r| r.action != CommitAction::Unchanged)
         .collect();
     let skipped: i64 = changing.iter().map(|r| r.skips).sum();
     let reread: i64 = changing.iter().map(|r| r.rereads).sum();
@@ -605,7 +619,7 @@ fn confirmation_question(group: &str, rows: &[PlanRow]) -> String {
         .count();
     let removed = changing
         .iter()
-        .filter(|r| r.action == Action::DeleteCommit)
+        .filter(|r| r.action == CommitAction::DeleteCommit)
         .count();
     let mut cost = format!("skips {up_to}{skipped} record(s), re-reads {reread}");
     if first_commits > 0 {
@@ -685,7 +699,7 @@ fn print_plan(
             p.cell(r.log_end.to_string(), Tone::Plain),
             p.cell(
                 or_dash(r.new),
-                if r.action == Action::Set {
+                if r.action == CommitAction::Set {
                     Tone::Warn
                 } else {
                     Tone::Plain
@@ -726,7 +740,7 @@ fn csv_offset(offset: Option<i64>) -> String {
 fn write_plan_csv(path: &Path, group: &str, rows: &[PlanRow]) -> anyhow::Result<()> {
     let mut text = format!("# smmctl offsets plan for group {}\n", group.escape_debug());
     for r in rows {
-        let target = if r.action == Action::Unchanged {
+        let target = if r.action == CommitAction::Unchanged {
             r.current
         } else {
             r.new
@@ -780,7 +794,7 @@ fn write_undo(group: &str, rows: &[PlanRow]) -> anyhow::Result<PathBuf> {
     );
     let changed: Vec<&PlanRow> = rows
         .iter()
-        .filter(|r| r.action != Action::Unchanged)
+        .filter(|r| r.action != CommitAction::Unchanged)
         .collect();
     for r in &changed {
         text.push_str(&format!(
@@ -836,7 +850,7 @@ mod tests {
     /// watermarks, the first offset at the target's time, and where the
     /// group starts without a commit.
     fn plan_key(
-        target: &Target,
+        target: &ResetTarget,
         current: Option<i64>,
         marks: Watermarks,
         at_time: Option<i64>,
@@ -848,7 +862,7 @@ mod tests {
         plan(target, &[key()], &committed, &watermarks, &by_time, start).unwrap()
     }
 
-    fn plan_one(target: Target, current: Option<i64>, low: i64, high: i64) -> PlanRow {
+    fn plan_one(target: ResetTarget, current: Option<i64>, low: i64, high: i64) -> PlanRow {
         let marks = Watermarks { low, high };
         plan_key(&target, current, marks, Some(42), UncommittedStart::Unknown).remove(0)
     }
@@ -856,37 +870,93 @@ mod tests {
     #[test]
     fn targets_resolve_to_the_expected_offsets() {
         let cases = [
-            (Target::Earliest, Some(50), 10, 100, Some(10), Action::Set),
-            (Target::Latest, Some(50), 10, 100, Some(100), Action::Set),
             (
-                Target::Current,
+                ResetTarget::Earliest,
                 Some(50),
                 10,
                 100,
-                Some(50),
-                Action::Unchanged,
+                Some(10),
+                CommitAction::Set,
             ),
-            (Target::Current, None, 10, 100, None, Action::Unchanged),
-            (Target::Offset(70), Some(50), 10, 100, Some(70), Action::Set),
-            (Target::Offset(5), Some(50), 10, 100, Some(10), Action::Set),
             (
-                Target::Offset(500),
+                ResetTarget::Latest,
                 Some(50),
                 10,
                 100,
                 Some(100),
-                Action::Set,
+                CommitAction::Set,
             ),
-            (Target::Shift(-20), Some(50), 10, 100, Some(30), Action::Set),
-            (Target::Shift(-80), Some(50), 10, 100, Some(10), Action::Set),
-            (Target::Shift(5), None, 10, 100, None, Action::Unchanged),
             (
-                Target::Time(jiff::Timestamp::UNIX_EPOCH),
+                ResetTarget::Current,
+                Some(50),
+                10,
+                100,
+                Some(50),
+                CommitAction::Unchanged,
+            ),
+            (
+                ResetTarget::Current,
+                None,
+                10,
+                100,
+                None,
+                CommitAction::Unchanged,
+            ),
+            (
+                ResetTarget::Offset(70),
+                Some(50),
+                10,
+                100,
+                Some(70),
+                CommitAction::Set,
+            ),
+            (
+                ResetTarget::Offset(5),
+                Some(50),
+                10,
+                100,
+                Some(10),
+                CommitAction::Set,
+            ),
+            (
+                ResetTarget::Offset(500),
+                Some(50),
+                10,
+                100,
+                Some(100),
+                CommitAction::Set,
+            ),
+            (
+                ResetTarget::Shift(-20),
+                Some(50),
+                10,
+                100,
+                Some(30),
+                CommitAction::Set,
+            ),
+            (
+                ResetTarget::Shift(-80),
+                Some(50),
+                10,
+                100,
+                Some(10),
+                CommitAction::Set,
+            ),
+            (
+                ResetTarget::Shift(5),
+                None,
+                10,
+                100,
+                None,
+                CommitAction::Unchanged,
+            ),
+            (
+                ResetTarget::Time(jiff::Timestamp::UNIX_EPOCH),
                 Some(50),
                 10,
                 100,
                 Some(42),
-                Action::Set,
+                CommitAction::Set,
             ),
         ];
         for (target, current, low, high, new, action) in cases {
@@ -901,31 +971,31 @@ mod tests {
 
     #[test]
     fn notes_say_what_moves_and_what_was_clamped() {
-        let row = plan_one(Target::Offset(500), Some(50), 10, 100);
+        let row = plan_one(ResetTarget::Offset(500), Some(50), 10, 100);
         assert_eq!(
             row.notes,
             ["clamped to the log end (asked for 500)", "skips 50"]
         );
-        let row = plan_one(Target::Shift(-80), Some(50), 10, 100);
+        let row = plan_one(ResetTarget::Shift(-80), Some(50), 10, 100);
         assert_eq!(
             row.notes,
             ["clamped to the log start (asked for -30)", "re-reads 40"]
         );
-        let row = plan_one(Target::Earliest, None, 0, 9);
+        let row = plan_one(ResetTarget::Earliest, None, 0, 9);
         assert_eq!(row.notes, ["first commit"]);
     }
 
     #[test]
     fn a_time_with_no_later_record_goes_to_the_log_end() {
         let row = plan_key(
-            &Target::Time(jiff::Timestamp::now()),
+            &ResetTarget::Time(jiff::Timestamp::now()),
             None,
             Watermarks { low: 0, high: 9 },
             None,
             UncommittedStart::Unknown,
         )
         .remove(0);
-        assert_eq!((row.new, row.action), (Some(9), Action::Set));
+        assert_eq!((row.new, row.action), (Some(9), CommitAction::Set));
         assert!(
             row.notes[0].contains("no record at or after"),
             "{:?}",
@@ -937,7 +1007,7 @@ mod tests {
     fn a_first_commit_skips_what_lies_before_it_from_the_log_start() {
         let marks = Watermarks { low: 30, high: 100 };
         // --to-latest never looks a time up, so no offset at a time is given.
-        let first = |start| plan_key(&Target::Latest, None, marks, None, start);
+        let first = |start| plan_key(&ResetTarget::Latest, None, marks, None, start);
         let panel = first(UncommittedStart::LogStart);
         assert_eq!((panel[0].skips, panel[0].rereads), (70, 0));
         assert_eq!(panel[0].notes, ["first commit: skips 70"]);
@@ -962,9 +1032,9 @@ mod tests {
             partition: 0,
             offset: None,
         }];
-        let row = plan_one(Target::File(file.clone()), Some(50), 0, 100);
-        assert_eq!((row.new, row.action), (None, Action::DeleteCommit));
-        let row = plan_one(Target::File(file), None, 0, 100);
-        assert_eq!(row.action, Action::Unchanged);
+        let row = plan_one(ResetTarget::File(file.clone()), Some(50), 0, 100);
+        assert_eq!((row.new, row.action), (None, CommitAction::DeleteCommit));
+        let row = plan_one(ResetTarget::File(file), None, 0, 100);
+        assert_eq!(row.action, CommitAction::Unchanged);
     }
 }
