@@ -5,6 +5,7 @@
 //! `block_in_place`; the admin calls are already futures.
 
 pub mod groups;
+pub mod live_groups;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
