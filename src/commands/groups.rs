@@ -10,12 +10,12 @@ use crate::cli::{GroupsCommand, GroupsDeleteArgs, GroupsDescribeArgs, GroupsList
 use crate::commands::flow::{self, Decision, Proposal};
 use crate::exit::{ExitStatus, UsageError};
 use crate::kafka::groups::{self, GroupDescription, GroupListing, GroupState};
-use crate::kafka::{Kafka, Outcome};
+use crate::kafka::{AdminOutcome, Kafka};
 use crate::lag::{GroupLag, Request, UncommittedStart, collect, format_seconds};
 use crate::output::{Tone, or_dash};
 
 pub async fn run(cmd: GroupsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     match cmd {
         GroupsCommand::List(args) => list(args, kafka, ctx).await,
         GroupsCommand::Describe(args) => describe(args, kafka, ctx).await,
@@ -427,13 +427,13 @@ async fn delete(
         let outcomes = kafka.delete_groups(&refs).await?;
         let failed = outcomes
             .iter()
-            .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+            .filter(|(_, o)| matches!(o, AdminOutcome::Failed(_)))
             .count();
         report.executed = true;
         for (name, o) in &outcomes {
             if let Some(row) = report.groups.iter_mut().find(|r| &r.group == name) {
                 row.result = Some(match o {
-                    Outcome::Failed(why) => format!("failed: {why}"),
+                    AdminOutcome::Failed(why) => format!("failed: {why}"),
                     _ => "deleted".into(),
                 });
             }
@@ -445,7 +445,7 @@ async fn delete(
             let mut table = p.table(["GROUP", "RESULT"]);
             for (name, o) in &outcomes {
                 let (text, tone) = match o {
-                    Outcome::Failed(why) => (format!("failed: {why}"), Tone::Bad),
+                    AdminOutcome::Failed(why) => (format!("failed: {why}"), Tone::Bad),
                     _ => ("deleted".to_string(), Tone::Good),
                 };
                 table.add_row(vec![p.cell(name.as_str(), Tone::Plain), p.cell(text, tone)]);

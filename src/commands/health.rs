@@ -17,7 +17,7 @@ use crate::Context;
 use crate::cli::HealthArgs;
 use crate::exit::ExitStatus;
 use crate::kafka::groups::{self, GroupState};
-use crate::kafka::{ClusterMetadata, Kafka, Outcome, Watermarks, humanize};
+use crate::kafka::{AdminOutcome, ClusterMetadata, Kafka, Watermarks, humanize};
 use crate::lag::{GroupLag, Request, collect, format_seconds};
 use crate::output::Tone;
 
@@ -155,7 +155,7 @@ pub async fn run(args: HealthArgs, ctx: &Context) -> anyhow::Result<ExitStatus> 
 }
 
 async fn check(args: &HealthArgs, ctx: &Context, reached: &mut bool) -> anyhow::Result<ExitStatus> {
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let started = Instant::now();
     let metadata = kafka.metadata()?;
     *reached = true;
@@ -655,7 +655,7 @@ async fn produce_and_read_back(kafka: &Kafka) -> anyhow::Result<Duration> {
         let outcome = kafka
             .create_topics(&[(HEALTH_TOPIC.to_string(), 1, -1)], &configs)
             .await?;
-        if let Some((_, Outcome::Failed(why))) = outcome.first() {
+        if let Some((_, AdminOutcome::Failed(why))) = outcome.first() {
             anyhow::bail!("cannot create {HEALTH_TOPIC}: {why}");
         }
     }

@@ -18,7 +18,7 @@ use crate::lag::{GroupLag, LagNote, Request, UncommittedStart, collect, format_s
 use crate::output::{Tone, or_dash};
 
 pub async fn run(args: LagArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let request = build_request(&args, kafka).await?;
     match args.watch {
         None => {

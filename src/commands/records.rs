@@ -96,7 +96,7 @@ async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitSt
             UsageError::new("--from-file names its own partitions; drop --partition").into(),
         );
     }
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let metadata = kafka.metadata()?;
 
     // (topic, partition, before) where `before` None means the high watermark.

@@ -132,7 +132,7 @@ fn default_archive(topic: &str) -> PathBuf {
 
 pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     let filter = filter_of(&args.filter);
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let metadata = kafka.metadata()?;
     let partitions = partitions_of(&metadata, &args.topic, &filter)?;
     let from = committed(kafka, &args.group, &args.topic).await?;

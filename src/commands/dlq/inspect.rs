@@ -15,7 +15,7 @@ use crate::output::or_dash;
 
 pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     let filter = filter_of(&args.filter);
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let metadata = kafka.metadata()?;
     let partitions = partitions_of(&metadata, &args.topic, &filter)?;
     let spans = spans(

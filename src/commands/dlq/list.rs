@@ -59,7 +59,7 @@ fn named_like_dead_letter(topic: &str) -> bool {
 }
 
 pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let metadata = kafka.metadata()?;
     let mut names: Vec<String> = TOPICS
         .iter()

@@ -109,15 +109,15 @@ fn is_retry_topic(topic: &str) -> bool {
 pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     let filter = filter_of(&args.filter);
     let destination = destination_of(&args);
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let metadata = kafka.metadata()?;
 
     let source = match (&args.from_file, &args.topic) {
-        (Some(file), _) => Source::File(read_archive(file)?),
+        (Some(file), _) => ReplaySource::File(read_archive(file)?),
         (None, Some(topic)) => {
             let partitions = partitions_of(&metadata, topic, &filter)?;
             let from = committed(kafka, &args.group, topic).await?;
-            Source::Topic {
+            ReplaySource::Topic {
                 topic: topic.clone(),
                 spans: spans(kafka, topic, &partitions, &from, &filter, Start::Group)?,
             }
@@ -227,11 +227,11 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
             refuse_live_group(kafka, &args.group).await?;
         }
         let mut report = new_report();
-        let outcome = execute(kafka, &args, &source, &planner, &mut report).await?;
+        let totals = execute(kafka, &args, &source, &planner, &mut report).await?;
         report.executed = true;
-        report.guarantee = Some(outcome.guarantee);
-        report.replayed = outcome.replayed;
-        report.committed = outcome.committed;
+        report.guarantee = Some(totals.guarantee);
+        report.replayed = totals.replayed;
+        report.committed = totals.committed;
         finish(ctx, &report)?;
         let status = held_status(&report);
         Ok((report, status))
@@ -251,16 +251,16 @@ fn held_status(report: &ReplayReport) -> ExitStatus {
 
 /// Where the dead letters come from: a topic, read in chunks from the
 /// group's position, or an archive (which `dlq drain` wrote, so it fits).
-enum Source {
+enum ReplaySource {
     Topic { topic: String, spans: Vec<Span> },
     File(Vec<RawRecord>),
 }
 
-impl Source {
+impl ReplaySource {
     fn name(&self, file: Option<&Path>) -> String {
         match self {
-            Source::Topic { topic, .. } => topic.clone(),
-            Source::File(records) => records
+            ReplaySource::Topic { topic, .. } => topic.clone(),
+            ReplaySource::File(records) => records
                 .first()
                 .map(|r| r.topic.clone())
                 .unwrap_or_else(|| file.map(|f| f.display().to_string()).unwrap_or_default()),
@@ -269,18 +269,18 @@ impl Source {
 
     fn spans(&self) -> &[Span] {
         match self {
-            Source::Topic { spans, .. } => spans,
-            Source::File(_) => &[],
+            ReplaySource::Topic { spans, .. } => spans,
+            ReplaySource::File(_) => &[],
         }
     }
 
     fn chunks<'s>(&'s self, kafka: &Kafka, size: usize) -> anyhow::Result<Chunks<'s>> {
         Ok(match self {
-            Source::Topic { topic, spans } => Chunks::Topic {
+            ReplaySource::Topic { topic, spans } => Chunks::Topic {
                 reader: Reader::new(kafka, topic, spans)?,
                 size,
             },
-            Source::File(records) => Chunks::File(records.chunks(size.max(1))),
+            ReplaySource::File(records) => Chunks::File(records.chunks(size.max(1))),
         })
     }
 }
@@ -501,7 +501,9 @@ fn finish(ctx: &Context, report: &ReplayReport) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Outcome {
+/// What an executed replay sent, where it left the group, and with what
+/// guarantee.
+struct ReplayTotals {
     replayed: usize,
     committed: BTreeMap<i32, i64>,
     guarantee: &'static str,
@@ -578,10 +580,10 @@ async fn stop_signal() -> &'static str {
 async fn execute(
     kafka: &Kafka,
     args: &DlqReplayArgs,
-    source: &Source,
+    source: &ReplaySource,
     planner: &Planner<'_>,
     report: &mut ReplayReport,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<ReplayTotals> {
     let timeout = kafka.timeout().max(Duration::from_secs(10));
     let topic = report.topic.clone();
     let mut config = kafka.producer_config();
@@ -630,8 +632,8 @@ async fn execute(
 
     let total: i64 = source.spans().iter().map(|s| s.end - s.start).sum();
     let bar = progress(match source {
-        Source::File(records) => records.len(),
-        Source::Topic { .. } => usize::try_from(total).unwrap_or(0),
+        ReplaySource::File(records) => records.len(),
+        ReplaySource::Topic { .. } => usize::try_from(total).unwrap_or(0),
     });
     let sending = Sending {
         producer: &producer,
@@ -653,7 +655,7 @@ async fn execute(
     if let Err(e) = result {
         return Err(rolled_back(e, &sending, &done, &args.group, &topic));
     }
-    Ok(Outcome {
+    Ok(ReplayTotals {
         replayed: done.sent,
         committed: done.committed,
         guarantee: if transactional {
@@ -701,7 +703,7 @@ fn rolled_back(
 async fn send_all(
     kafka: &Kafka,
     args: &DlqReplayArgs,
-    source: &Source,
+    source: &ReplaySource,
     planner: &Planner<'_>,
     sending: &Sending<'_>,
     done: &mut Progress,

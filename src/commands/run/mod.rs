@@ -128,7 +128,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
         smm_workers::store::backend_of(&database_url).map_err(|e| store_error(e, &database_url))?;
     }
 
-    let kafka = Kafka::connect(settings)?;
+    let kafka = Kafka::from_settings(settings)?;
     let metadata = kafka.metadata()?;
     let missing = needed_topics(&consumers, with_gateway)
         .into_iter()
