@@ -8,6 +8,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::ClientContext;
 use smm_kafka_ffi::groups::{GroupAdminError, GroupDescription, describe_groups};
 
+use super::Kafka;
 use crate::exit::Refusal;
 
 /// Why `groups` must not be changed now, one sentence per group: it has
@@ -91,6 +92,21 @@ pub fn live_refusals(
     }
     refusals
 }
+
+/// Refuses to move a group that has live members, or whose members cannot
+/// be told: the broker would reject the commit, or worse, the members would
+/// fight the replay over offsets.
+pub(crate) async fn refuse_to_move_live_group(kafka: &Kafka, group: &str) -> anyhow::Result<()> {
+    refuse_live_group(kafka.admin(), group, kafka.timeout(), MOVE_GROUP).await
+}
+
+/// The refusals a live (or undescribable) processing group earns, for a
+/// command's guards.
+pub(crate) async fn refusals_to_move(kafka: &Kafka, group: &str) -> Vec<String> {
+    live_group_refusals(kafka.admin(), &[group], kafka.timeout(), MOVE_GROUP).await
+}
+
+const MOVE_GROUP: &str = "move the offsets of";
 
 #[cfg(test)]
 mod tests {

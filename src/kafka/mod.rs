@@ -4,8 +4,12 @@
 //! librdkafka's metadata and offset calls block, so they run under
 //! `block_in_place`; the admin calls are already futures.
 
+pub mod group_position;
 pub mod groups;
 pub mod live_groups;
+pub mod reader;
+pub mod spans;
+pub mod walk;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};

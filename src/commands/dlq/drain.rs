@@ -12,16 +12,18 @@ use serde::Serialize;
 use smm_workers::catalog;
 use smm_workers::dead_letter::Archived;
 
-use super::{
-    Letter, Span, Start, Walk, committed, decode_all, filter_of, live_group_refusals, move_group,
-    partitions_of, read, refuse_live_group, spans,
-};
+use super::{Letter, decode_all, filter_of, partitions_of};
 use crate::Context;
 use crate::cli::DlqDrainArgs;
 use crate::commands::flow::{self, Decision, Proposal};
 use crate::commands::records::unread_by;
 use crate::exit::{ExitStatus, UsageError};
 use crate::kafka::Kafka;
+use crate::kafka::group_position::{committed, move_group};
+use crate::kafka::live_groups::{refusals_to_move, refuse_to_move_live_group};
+use crate::kafka::reader::read;
+use crate::kafka::spans::{Span, Start, spans};
+use crate::kafka::walk::Walk;
 use crate::output::or_dash;
 
 /// What the drain does to one partition, decided from the cluster reads
@@ -141,7 +143,7 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         &args.topic,
         &partitions,
         &from,
-        &filter,
+        filter.offsets,
         Start::Group,
     )?;
     // With --delete, everything from the log start is read: what the
@@ -236,7 +238,7 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         ),
         needs_force,
         force: args.force,
-        refusals: live_group_refusals(kafka, &args.group).await,
+        refusals: refusals_to_move(kafka, &args.group).await,
     };
     let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
         Decision::Preview => return Ok(ExitStatus::Success),
@@ -245,7 +247,7 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
     };
     let outcome: anyhow::Result<_> = async {
         // A member may have joined while the question was open.
-        refuse_live_group(kafka, &args.group).await?;
+        refuse_to_move_live_group(kafka, &args.group).await?;
         write_archive(&path, &to_archive)?;
 
         let set: Vec<(String, i32, i64)> = report

@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use smm_workers::dead_letter::format_time;
 
-use super::{Start, decode_all, filter_of, one_line, partitions_of, read, spans};
+use super::{decode_all, filter_of, one_line, partitions_of};
 use crate::Context;
 use crate::cli::{DlqGroupBy, DlqInspectArgs};
 use crate::exit::ExitStatus;
 use crate::kafka::Kafka;
+use crate::kafka::reader::read;
+use crate::kafka::spans::{Start, spans};
 use crate::output::or_dash;
 
 pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -23,7 +25,7 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
         &args.topic,
         &partitions,
         &Default::default(),
-        &filter,
+        filter.offsets,
         Start::Range,
     )?;
     // Counting reads everything; listing stops at the limit.

@@ -16,14 +16,16 @@ use serde::Serialize;
 use smm_workers::catalog;
 use smm_workers::dead_letter::{Archived, DeadLetter, Destination, RawRecord, replay_headers};
 
-use super::{
-    Letter, Positions, Reader, Span, Start, committed, decode_all, filter_of, live_group_refusals,
-    move_group, one_line, partitions_of, refuse_live_group, spans,
-};
+use super::{Letter, decode_all, filter_of, one_line, partitions_of};
 use crate::Context;
 use crate::cli::DlqReplayArgs;
 use crate::commands::flow::{self, Decision, Proposal};
 use crate::exit::{ExitStatus, UsageError};
+use crate::kafka::group_position::{committed, move_group};
+use crate::kafka::live_groups::{refusals_to_move, refuse_to_move_live_group};
+use crate::kafka::reader::Reader;
+use crate::kafka::spans::{Span, Start, spans};
+use crate::kafka::walk::Positions;
 use crate::kafka::{ClusterMetadata, Kafka};
 use crate::output::or_dash;
 
@@ -119,7 +121,14 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
             let from = committed(kafka, &args.group, topic).await?;
             ReplaySource::Topic {
                 topic: topic.clone(),
-                spans: spans(kafka, topic, &partitions, &from, &filter, Start::Group)?,
+                spans: spans(
+                    kafka,
+                    topic,
+                    &partitions,
+                    &from,
+                    filter.offsets,
+                    Start::Group,
+                )?,
             }
         }
         (None, None) => {
@@ -177,7 +186,7 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
     }
     let to_send: usize = plan.destinations.values().sum();
     let refusals = match &args.from_file {
-        None => live_group_refusals(kafka, &args.group).await,
+        None => refusals_to_move(kafka, &args.group).await,
         Some(_) => Vec::new(),
     };
     let proposal = Proposal {
@@ -224,7 +233,7 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
     let outcome: anyhow::Result<_> = async {
         if args.from_file.is_none() {
             // A member may have joined while the question was open.
-            refuse_live_group(kafka, &args.group).await?;
+            refuse_to_move_live_group(kafka, &args.group).await?;
         }
         let mut report = new_report();
         let totals = execute(kafka, &args, &source, &planner, &mut report).await?;

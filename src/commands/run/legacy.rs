@@ -16,8 +16,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use smm_workers::catalog;
 use smm_workers::legacy::{self, LEGACY_DEAD_LETTER};
 
-use crate::commands::dlq::{Reader, Start, committed, refuse_live_group, spans};
 use crate::kafka::Kafka;
+use crate::kafka::group_position::committed;
+use crate::kafka::live_groups::refuse_to_move_live_group;
+use crate::kafka::reader::Reader;
+use crate::kafka::spans::{Start, spans};
 
 const CHUNK: usize = 1000;
 
@@ -36,16 +39,9 @@ pub async fn migrate(kafka: &Kafka, group: &str) -> anyhow::Result<Migration> {
         return Ok(Migration::default());
     };
     let partitions = found.partitions.clone();
-    refuse_live_group(kafka, group).await?;
+    refuse_to_move_live_group(kafka, group).await?;
     let from = committed(kafka, group, topic).await?;
-    let to_read = spans(
-        kafka,
-        topic,
-        &partitions,
-        &from,
-        &smm_workers::dead_letter::Filter::default(),
-        Start::Group,
-    )?;
+    let to_read = spans(kafka, topic, &partitions, &from, None, Start::Group)?;
     if to_read.is_empty() {
         return Ok(Migration::default());
     }
