@@ -9,6 +9,7 @@ pub mod groups;
 pub mod live_groups;
 pub mod reader;
 pub mod spans;
+pub mod transaction;
 pub mod walk;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

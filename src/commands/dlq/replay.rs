@@ -7,10 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerGroupMetadata};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
-use rdkafka::{Offset, TopicPartitionList};
 use schemars::JsonSchema;
 use serde::Serialize;
 use smm_workers::catalog;
@@ -25,6 +23,9 @@ use crate::kafka::group_position::{committed, move_group};
 use crate::kafka::live_groups::{refusals_to_move, refuse_to_move_live_group};
 use crate::kafka::reader::Reader;
 use crate::kafka::spans::{Span, Start, spans};
+use crate::kafka::transaction::{
+    CommitFailure, TransactionGroup, commit_with_offsets, owned_headers, transactional_config,
+};
 use crate::kafka::walk::Positions;
 use crate::kafka::{ClusterMetadata, Kafka};
 use crate::output::or_dash;
@@ -595,19 +596,11 @@ async fn execute(
 ) -> anyhow::Result<ReplayTotals> {
     let timeout = kafka.timeout().max(Duration::from_secs(10));
     let topic = report.topic.clone();
-    let mut config = kafka.producer_config();
     // One transactional id per group and topic: a second replay of the
-    // same dead letters fences the first, and a new run aborts whatever a
-    // killed one left open.
-    config
-        .set(
-            "transactional.id",
-            format!("smmctl-dlq-replay.{}.{topic}", args.group),
-        )
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("transaction.timeout.ms", "60000");
+    // same dead letters fences the first.
+    let mut config =
+        transactional_config(kafka, &format!("smmctl-dlq-replay.{}.{topic}", args.group));
+    config.set("linger.ms", "5");
     let producer: FutureProducer = config
         .create()
         .map_err(|e| anyhow::anyhow!("cannot create the replay producer: {e}"))?;
@@ -630,14 +623,7 @@ async fn execute(
             .create()
             .map_err(|e| anyhow::anyhow!("cannot create the replay producer: {e}"))?
     };
-    let group_consumer: BaseConsumer = {
-        let mut c = kafka.client_config();
-        c.set("group.id", &args.group)
-            .set("enable.auto.commit", "false");
-        c.create()
-            .map_err(|e| anyhow::anyhow!("cannot create a client for group {}: {e}", args.group))?
-    };
-    let group_metadata = group_consumer.group_metadata();
+    let transaction_group = TransactionGroup::new(kafka, &args.group)?;
 
     let total: i64 = source.spans().iter().map(|s| s.end - s.start).sum();
     let bar = progress(match source {
@@ -647,7 +633,7 @@ async fn execute(
     let sending = Sending {
         producer: &producer,
         transactional,
-        group: group_metadata.as_ref(),
+        group: transaction_group.metadata.as_ref(),
         timeout,
         bar: &bar,
     };
@@ -801,23 +787,20 @@ async fn send_all(
             // markers and gaps up to the end are passed too.
             let advance = positions.advance(|p| whole_chunk && chunks.finished(p));
             if sending.transactional {
-                if !advance.is_empty() {
-                    let mut tpl = TopicPartitionList::new();
-                    for (p, o) in &advance {
-                        tpl.add_partition_offset(&topic, *p, Offset::Offset(*o))?;
-                    }
-                    let Some(meta) = sending.group else {
-                        anyhow::bail!("no group metadata for {}", args.group);
-                    };
-                    tokio::task::block_in_place(|| {
-                        producer.send_offsets_to_transaction(&tpl, meta, timeout)
-                    })
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot add the group's offsets to the transaction: {e}")
-                    })?;
-                }
-                tokio::task::block_in_place(|| producer.commit_transaction(timeout))
-                    .map_err(|e| anyhow::anyhow!("cannot commit the replay transaction: {e}"))?;
+                commit_with_offsets(producer, &topic, &advance, sending.group, timeout).map_err(
+                    |failure| match failure {
+                        CommitFailure::InvalidOffset(e) => anyhow::Error::new(e),
+                        CommitFailure::NoGroupMetadata => {
+                            anyhow::anyhow!("no group metadata for {}", args.group)
+                        }
+                        CommitFailure::Offsets(e) => anyhow::anyhow!(
+                            "cannot add the group's offsets to the transaction: {e}"
+                        ),
+                        CommitFailure::Commit(e) => {
+                            anyhow::anyhow!("cannot commit the replay transaction: {e}")
+                        }
+                    },
+                )?;
                 done.open = false;
                 tracing::debug!(
                     records = to - from,
@@ -859,16 +842,7 @@ fn send(
     let raw = &letter.raw;
     let to_retry_topic = *planner.destination == Destination::FirstRetry || is_retry_topic(to);
     let headers = replay_headers(raw, to_retry_topic, jiff::Timestamp::now());
-    let owned = headers.iter().fold(
-        OwnedHeaders::new_with_capacity(headers.len()),
-        |acc, (k, v)| {
-            acc.insert(Header {
-                key: k,
-                value: Some(v.as_slice()),
-            })
-        },
-    );
-    let mut record = FutureRecord::<[u8], [u8]>::to(to).headers(owned);
+    let mut record = FutureRecord::<[u8], [u8]>::to(to).headers(owned_headers(&headers));
     // A copy goes back to its original partition where that still means
     // the same place; else the key decides, as in Java.
     let partitions_of = |name: &str| {
