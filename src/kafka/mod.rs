@@ -7,6 +7,7 @@
 pub mod group_position;
 pub mod groups;
 pub mod live_groups;
+pub mod probe;
 pub mod reader;
 pub mod spans;
 pub mod transaction;
