@@ -12,7 +12,9 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer a
 use schemars::JsonSchema;
 use serde::Serialize;
 use smm_workers::catalog;
-use smm_workers::dead_letter::{Archived, DeadLetter, Destination, RawRecord, replay_headers};
+use smm_workers::dead_letter::{
+    Archived, DeadLetter, Destination, Filter, RawRecord, replay_headers,
+};
 
 use super::{Letter, decode_all, filter_of, one_line, partitions_of};
 use crate::Context;
@@ -115,27 +117,7 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
     let kafka = Kafka::from_settings(&ctx.settings)?;
     let metadata = kafka.metadata()?;
 
-    let source = match (&args.from_file, &args.topic) {
-        (Some(file), _) => ReplaySource::File(read_archive(file)?),
-        (None, Some(topic)) => {
-            let partitions = partitions_of(&metadata, topic, &filter)?;
-            let from = committed(kafka, &args.group, topic).await?;
-            ReplaySource::Topic {
-                topic: topic.clone(),
-                spans: spans(
-                    kafka,
-                    topic,
-                    &partitions,
-                    &from,
-                    filter.offsets,
-                    Start::Group,
-                )?,
-            }
-        }
-        (None, None) => {
-            return Err(UsageError::new("name the dead-letter topic, or give --from-file").into());
-        }
-    };
+    let source = source_of(kafka, &args, &metadata, &filter).await?;
     let topic = source.name(args.from_file.as_deref());
     let planner = Planner {
         filter: &filter,
@@ -185,44 +167,11 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
             print_preview(ctx, &plan, &sample)?;
         }
     }
-    let to_send: usize = plan.destinations.values().sum();
     let refusals = match &args.from_file {
         None => refusals_to_move(kafka, &args.group).await,
         Some(_) => Vec::new(),
     };
-    let proposal = Proposal {
-        command: "dlq replay",
-        plan: if counted {
-            serde_json::to_value(&plan)?
-        } else {
-            serde_json::json!({
-                "topic": topic,
-                "group": plan.group,
-                "spans": source.spans().iter().map(|s| serde_json::json!({
-                    "partition": s.partition, "from": s.start, "to": s.end,
-                })).collect::<Vec<_>>(),
-            })
-        },
-        // Uncounted, the replay finds out as it goes; a replay that finds
-        // nothing to send changes nothing either way.
-        changes: if counted {
-            to_send.max(plan.skipped.len())
-        } else {
-            1
-        },
-        question: format!(
-            "Replay {to_send} record(s) from {topic}{}?",
-            if plan.skipped.is_empty() {
-                String::new()
-            } else {
-                format!(" ({} will be skipped)", plan.skipped.len())
-            }
-        ),
-        action: "replay".into(),
-        needs_force: Vec::new(),
-        force: args.force,
-        refusals,
-    };
+    let proposal = proposal(&args, &plan, counted, &source, refusals)?;
     let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
         Decision::Preview => return Ok(held_status(&plan)),
         Decision::Nothing => {
@@ -248,6 +197,83 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
     }
     .await;
     flow::conclude(trail, outcome)
+}
+
+/// The archive the operator named, or the topic's records from the
+/// group's position.
+async fn source_of(
+    kafka: &Kafka,
+    args: &DlqReplayArgs,
+    metadata: &ClusterMetadata,
+    filter: &Filter,
+) -> anyhow::Result<ReplaySource> {
+    Ok(match (&args.from_file, &args.topic) {
+        (Some(file), _) => ReplaySource::File(read_archive(file)?),
+        (None, Some(topic)) => {
+            let partitions = partitions_of(metadata, topic, filter)?;
+            let from = committed(kafka, &args.group, topic).await?;
+            ReplaySource::Topic {
+                topic: topic.clone(),
+                spans: spans(
+                    kafka,
+                    topic,
+                    &partitions,
+                    &from,
+                    filter.offsets,
+                    Start::Group,
+                )?,
+            }
+        }
+        (None, None) => {
+            return Err(UsageError::new("name the dead-letter topic, or give --from-file").into());
+        }
+    })
+}
+
+/// What `dlq replay` proposes to do, for the shared confirm-and-audit
+/// flow: the counted plan, or without one the spans the replay will read.
+fn proposal(
+    args: &DlqReplayArgs,
+    plan: &ReplayReport,
+    counted: bool,
+    source: &ReplaySource,
+    refusals: Vec<String>,
+) -> anyhow::Result<Proposal> {
+    let to_send: usize = plan.destinations.values().sum();
+    Ok(Proposal {
+        command: "dlq replay",
+        plan: if counted {
+            serde_json::to_value(plan)?
+        } else {
+            serde_json::json!({
+                "topic": plan.topic,
+                "group": plan.group,
+                "spans": source.spans().iter().map(|s| serde_json::json!({
+                    "partition": s.partition, "from": s.start, "to": s.end,
+                })).collect::<Vec<_>>(),
+            })
+        },
+        // Uncounted, the replay finds out as it goes; a replay that finds
+        // nothing to send changes nothing either way.
+        changes: if counted {
+            to_send.max(plan.skipped.len())
+        } else {
+            1
+        },
+        question: format!(
+            "Replay {to_send} record(s) from {}{}?",
+            plan.topic,
+            if plan.skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} will be skipped)", plan.skipped.len())
+            }
+        ),
+        action: "replay".into(),
+        needs_force: Vec::new(),
+        force: args.force,
+        refusals,
+    })
 }
 
 /// Skipped or held-back records make an executed replay a partial one.
