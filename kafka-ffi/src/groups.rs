@@ -25,7 +25,7 @@
 //! Together with [`crate::process`], this crate holds all of the
 //! workspace's `unsafe` code.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::fmt;
 use std::ptr::NonNull;
@@ -665,38 +665,15 @@ pub async fn alter_group_offsets(
     offsets: &[(String, i32, i64)],
     timeout: Duration,
 ) -> Result<Vec<PartitionResult>, GroupAdminError> {
-    if group.is_empty() {
-        return Err(GroupAdminError::InvalidArgument(
-            "the group id is empty".to_string(),
-        ));
-    }
-    if offsets.is_empty() {
-        return Err(GroupAdminError::InvalidArgument(
-            "no offsets to set".to_string(),
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
+    check_request(group, offsets.is_empty(), "no offsets to set")?;
+    let mut seen = HashSet::new();
     for (topic, partition, offset) in offsets {
         if *offset < 0 {
             return Err(GroupAdminError::InvalidArgument(format!(
                 "offset {offset} for {topic}/{partition} is negative"
             )));
         }
-        if *partition < 0 {
-            return Err(GroupAdminError::InvalidArgument(format!(
-                "partition {partition} of {topic} is negative"
-            )));
-        }
-        if topic.is_empty() {
-            return Err(GroupAdminError::InvalidArgument(
-                "a topic name is empty".to_string(),
-            ));
-        }
-        if !seen.insert((topic.as_str(), *partition)) {
-            return Err(GroupAdminError::InvalidArgument(format!(
-                "{topic}/{partition} is given more than once"
-            )));
-        }
+        check_partition(&mut seen, topic, *partition)?;
     }
     let group_c = c_string(group, "group id")?;
     let topics = offsets
@@ -746,6 +723,45 @@ pub async fn alter_group_offsets(
     results.pop().unwrap_or_else(|| Err(missing_result()))
 }
 
+/// Refuses an empty group id, or a request with nothing in it (`nothing`
+/// says what is missing), before anything is sent.
+fn check_request(group: &str, empty: bool, nothing: &str) -> Result<(), GroupAdminError> {
+    if group.is_empty() {
+        return Err(GroupAdminError::InvalidArgument(
+            "the group id is empty".to_string(),
+        ));
+    }
+    if empty {
+        return Err(GroupAdminError::InvalidArgument(nothing.to_string()));
+    }
+    Ok(())
+}
+
+/// Refuses a negative partition, an empty topic name, or a partition
+/// `seen` already holds; records it in `seen` otherwise.
+fn check_partition<'a>(
+    seen: &mut HashSet<(&'a str, i32)>,
+    topic: &'a str,
+    partition: i32,
+) -> Result<(), GroupAdminError> {
+    if partition < 0 {
+        return Err(GroupAdminError::InvalidArgument(format!(
+            "partition {partition} of {topic} is negative"
+        )));
+    }
+    if topic.is_empty() {
+        return Err(GroupAdminError::InvalidArgument(
+            "a topic name is empty".to_string(),
+        ));
+    }
+    if !seen.insert((topic, partition)) {
+        return Err(GroupAdminError::InvalidArgument(format!(
+            "{topic}/{partition} is given more than once"
+        )));
+    }
+    Ok(())
+}
+
 /// Removes a group's committed offsets for the given partitions, so the
 /// group has no commit there (as if it had never consumed them). The broker
 /// refuses (GROUP_SUBSCRIBED_TO_TOPIC) when a live member of the group is
@@ -764,33 +780,14 @@ pub async fn delete_group_offsets(
     partitions: &[(String, i32)],
     timeout: Duration,
 ) -> Result<Vec<PartitionResult>, GroupAdminError> {
-    if group.is_empty() {
-        return Err(GroupAdminError::InvalidArgument(
-            "the group id is empty".to_string(),
-        ));
-    }
-    if partitions.is_empty() {
-        return Err(GroupAdminError::InvalidArgument(
-            "no partitions to delete offsets for".to_string(),
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
+    check_request(
+        group,
+        partitions.is_empty(),
+        "no partitions to delete offsets for",
+    )?;
+    let mut seen = HashSet::new();
     for (topic, partition) in partitions {
-        if *partition < 0 {
-            return Err(GroupAdminError::InvalidArgument(format!(
-                "partition {partition} of {topic} is negative"
-            )));
-        }
-        if topic.is_empty() {
-            return Err(GroupAdminError::InvalidArgument(
-                "a topic name is empty".to_string(),
-            ));
-        }
-        if !seen.insert((topic.as_str(), *partition)) {
-            return Err(GroupAdminError::InvalidArgument(format!(
-                "{topic}/{partition} is given more than once"
-            )));
-        }
+        check_partition(&mut seen, topic, *partition)?;
     }
     let group_c = c_string(group, "group id")?;
     let topics = partitions
