@@ -688,29 +688,19 @@ pub async fn alter_group_offsets(
         for (topic, (_, partition, offset)) in topics.iter().zip(offsets) {
             list.add(topic, *partition, *offset)?;
         }
-        let rk = admin.inner().native_ptr();
-        let queue = Queue::new(rk)?;
-        let options = AdminOptions::new(
-            rk,
-            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS,
-            timeout,
-        )?;
         let request = AlterOffsetsRequest::new(&group_c, &list)?;
-        let mut requests = [request.as_ptr()];
-        // SAFETY: `rk`, `options` and `queue` are live (see list_groups);
-        // `requests` is an array of exactly one live AlterConsumerGroupOffsets
-        // object. librdkafka copies the request and the options before it
-        // returns; their guards destroy our copies afterwards.
+        // SAFETY: `request` is a live AlterConsumerGroupOffsets object, the
+        // kind rd_kafka_AlterConsumerGroupOffsets sends; its guard outlives
+        // the call.
         unsafe {
-            rd::rd_kafka_AlterConsumerGroupOffsets(
-                rk,
-                requests.as_mut_ptr(),
-                requests.len(),
-                options.as_ptr(),
-                queue.as_ptr(),
+            send_offsets_request(
+                admin,
+                rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS,
+                timeout,
+                request.as_ptr(),
+                rd::rd_kafka_AlterConsumerGroupOffsets,
             )
-        };
-        queue
+        }?
     };
     let mut results = queue
         .collect(
@@ -721,6 +711,53 @@ pub async fn alter_group_offsets(
         )
         .await?;
     results.pop().unwrap_or_else(|| Err(missing_result()))
+}
+
+/// The librdkafka call that sends an array of requests of type `T`:
+/// `rd_kafka_AlterConsumerGroupOffsets` or
+/// `rd_kafka_DeleteConsumerGroupOffsets`.
+type SendRequests<T> = unsafe extern "C" fn(
+    *mut rd::rd_kafka_t,
+    *mut *mut T,
+    usize,
+    *const rd::rd_kafka_AdminOptions_t,
+    *mut rd::rd_kafka_queue_t,
+);
+
+/// Sends one request of kind `op` on `admin`'s client through `send`, and
+/// returns the queue its answer arrives on.
+///
+/// # Safety
+///
+/// `request` must be a live request object of the type `send` takes, and
+/// stay alive until this returns; `send` must be the librdkafka function
+/// for `op`.
+unsafe fn send_offsets_request<T>(
+    admin: &AdminClient<impl ClientContext>,
+    op: rd::rd_kafka_admin_op_t,
+    timeout: Duration,
+    request: *mut T,
+    send: SendRequests<T>,
+) -> Result<Queue, GroupAdminError> {
+    let rk = admin.inner().native_ptr();
+    let queue = Queue::new(rk)?;
+    let options = AdminOptions::new(rk, op, timeout)?;
+    let mut requests = [request];
+    // SAFETY: `rk`, `options` and `queue` are live (see list_groups);
+    // `requests` is an array of exactly one live request of the type `send`
+    // takes, as the caller guarantees and librdkafka requires. librdkafka
+    // copies the request and the options before it returns; their guards
+    // destroy our copies afterwards.
+    unsafe {
+        send(
+            rk,
+            requests.as_mut_ptr(),
+            requests.len(),
+            options.as_ptr(),
+            queue.as_ptr(),
+        );
+    }
+    Ok(queue)
 }
 
 /// Refuses an empty group id, or a request with nothing in it (`nothing`
@@ -808,30 +845,19 @@ pub async fn delete_group_offsets(
             // Only the topic and partition are sent; the offset is unused.
             list.add(&topics[index], partitions[index].1, OFFSET_INVALID)?;
         }
-        let rk = admin.inner().native_ptr();
-        let queue = Queue::new(rk)?;
-        let options = AdminOptions::new(
-            rk,
-            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DELETECONSUMERGROUPOFFSETS,
-            timeout,
-        )?;
         let request = DeleteOffsetsRequest::new(&group_c, &list)?;
-        let mut requests = [request.as_ptr()];
-        // SAFETY: `rk`, `options` and `queue` are live (see list_groups);
-        // `requests` is an array of exactly one live
-        // DeleteConsumerGroupOffsets object, as librdkafka requires.
-        // librdkafka copies the request and the options before it returns;
-        // their guards destroy our copies afterwards.
+        // SAFETY: `request` is a live DeleteConsumerGroupOffsets object, the
+        // kind rd_kafka_DeleteConsumerGroupOffsets sends; its guard outlives
+        // the call.
         unsafe {
-            rd::rd_kafka_DeleteConsumerGroupOffsets(
-                rk,
-                requests.as_mut_ptr(),
-                requests.len(),
-                options.as_ptr(),
-                queue.as_ptr(),
+            send_offsets_request(
+                admin,
+                rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DELETECONSUMERGROUPOFFSETS,
+                timeout,
+                request.as_ptr(),
+                rd::rd_kafka_DeleteConsumerGroupOffsets,
             )
-        };
-        queue
+        }?
     };
     let mut results = queue
         .collect(
