@@ -1483,14 +1483,7 @@ impl ListOffsetsRequest {
         // partition list asks for every partition the group committed.
         let request =
             unsafe { rd::rd_kafka_ListConsumerGroupOffsets_new(group.as_ptr(), std::ptr::null()) };
-        NonNull::new(request)
-            .map(ListOffsetsRequest)
-            .ok_or_else(|| {
-                GroupAdminError::Request(AdminError::local(
-                    RDKafkaErrorCode::Fail,
-                    "librdkafka could not create a ListConsumerGroupOffsets request",
-                ))
-            })
+        created(request, "a ListConsumerGroupOffsets request").map(ListOffsetsRequest)
     }
 
     fn as_ptr(&self) -> *mut rd::rd_kafka_ListConsumerGroupOffsets_t {
@@ -1506,6 +1499,17 @@ impl Drop for ListOffsetsRequest {
     }
 }
 
+/// `object` as librdkafka created it, or the error that it could not
+/// create `what` (it returns null for that).
+fn created<T>(object: *mut T, what: &str) -> Result<NonNull<T>, GroupAdminError> {
+    NonNull::new(object).ok_or_else(|| {
+        GroupAdminError::Request(AdminError::local(
+            RDKafkaErrorCode::Fail,
+            format!("librdkafka could not create {what}"),
+        ))
+    })
+}
+
 /// The argument of one AlterConsumerGroupOffsets call.
 struct AlterOffsetsRequest(NonNull<rd::rd_kafka_AlterConsumerGroupOffsets_t>);
 
@@ -1515,14 +1519,7 @@ impl AlterOffsetsRequest {
         // librdkafka copies both.
         let request =
             unsafe { rd::rd_kafka_AlterConsumerGroupOffsets_new(group.as_ptr(), offsets.as_ptr()) };
-        NonNull::new(request)
-            .map(AlterOffsetsRequest)
-            .ok_or_else(|| {
-                GroupAdminError::Request(AdminError::local(
-                    RDKafkaErrorCode::Fail,
-                    "librdkafka could not create an AlterConsumerGroupOffsets request",
-                ))
-            })
+        created(request, "an AlterConsumerGroupOffsets request").map(AlterOffsetsRequest)
     }
 
     fn as_ptr(&self) -> *mut rd::rd_kafka_AlterConsumerGroupOffsets_t {
@@ -1551,14 +1548,7 @@ impl DeleteOffsetsRequest {
         let request = unsafe {
             rd::rd_kafka_DeleteConsumerGroupOffsets_new(group.as_ptr(), partitions.as_ptr())
         };
-        NonNull::new(request)
-            .map(DeleteOffsetsRequest)
-            .ok_or_else(|| {
-                GroupAdminError::Request(AdminError::local(
-                    RDKafkaErrorCode::Fail,
-                    "librdkafka could not create a DeleteConsumerGroupOffsets request",
-                ))
-            })
+        created(request, "a DeleteConsumerGroupOffsets request").map(DeleteOffsetsRequest)
     }
 
     fn as_ptr(&self) -> *mut rd::rd_kafka_DeleteConsumerGroupOffsets_t {
