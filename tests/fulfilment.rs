@@ -2,6 +2,8 @@
 //! each store backend and the sandbox's stand-ins, driven by
 //! `smmctl simulate`, watched over WebSocket and SMTP. The workers use the
 //! catalog's topics and groups, so these tests take turns.
+// A test reads best as one story from setup to the last assertion.
+#![allow(clippy::too_many_lines)]
 
 mod common;
 

@@ -15,7 +15,7 @@ use crate::audit::{AUDIT_TOPIC, Trail};
 use crate::cli::ApplyArgs;
 use crate::commands::confirm;
 use crate::exit::{ExitStatus, Refusal, status_of};
-use crate::kafka::{Kafka, Outcome};
+use crate::kafka::{AdminOutcome, Kafka};
 
 /// What a command would do, ready for the decision.
 pub struct Proposal {
@@ -159,7 +159,7 @@ async fn audit_producer(kafka: &Kafka) -> anyhow::Result<ThreadedProducer<Defaul
         let outcome = kafka
             .create_topics(&[(AUDIT_TOPIC.to_string(), 1, -1)], &configs)
             .await?;
-        if let Some((_, Outcome::Failed(why))) = outcome.first()
+        if let Some((_, AdminOutcome::Failed(why))) = outcome.first()
             && !why.contains("already exists")
         {
             anyhow::bail!("cannot create {AUDIT_TOPIC}: {why}");

@@ -11,12 +11,12 @@ use crate::cli::{GroupsCommand, GroupsDeleteArgs, GroupsDescribeArgs, GroupsList
 use crate::commands::flow::{self, Decision, Proposal};
 use crate::exit::{ExitStatus, UsageError};
 use crate::kafka::groups::{self, GroupDescription, GroupListing, GroupState};
-use crate::kafka::{Kafka, Outcome};
+use crate::kafka::{AdminOutcome, Kafka};
 use crate::lag::{GroupLag, Request, UncommittedStart, collect, format_seconds};
 use crate::output::{Tone, or_dash};
 
 pub async fn run(cmd: GroupsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     match cmd {
         GroupsCommand::List(args) => list(args, kafka, ctx).await,
         GroupsCommand::Describe(args) => describe(args, kafka, ctx).await,
@@ -437,7 +437,7 @@ async fn delete_planned(
     let outcomes = kafka.delete_groups(names).await?;
     let failed = outcomes
         .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+        .filter(|(_, o)| matches!(o, AdminOutcome::Failed(_)))
         .count();
     report.executed = true;
     for (name, o) in &outcomes {
@@ -466,9 +466,9 @@ async fn delete_planned(
 }
 
 /// A group's result, as the report and the table word it.
-fn delete_result(outcome: &Outcome) -> (String, Tone) {
+fn delete_result(outcome: &AdminOutcome) -> (String, Tone) {
     match outcome {
-        Outcome::Failed(why) => (format!("failed: {why}"), Tone::Bad),
+        AdminOutcome::Failed(why) => (format!("failed: {why}"), Tone::Bad),
         _ => ("deleted".to_string(), Tone::Good),
     }
 }

@@ -21,7 +21,7 @@ use crate::lag::{
 use crate::output::{Printer, Tone, or_dash};
 
 pub async fn run(args: LagArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let request = build_request(&args, kafka).await?;
     match args.watch {
         None => {

@@ -392,7 +392,7 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
         return Err(UsageError::new("--group is empty").into());
     }
     let target = target_of(&args)?;
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let metadata = kafka.metadata()?;
     // Stable offsets only: a commit a transaction is about to replace is
     // not the group's position, and an undo file built from it would

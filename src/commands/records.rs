@@ -90,7 +90,7 @@ fn new_start(before: Option<i64>, marks: Watermarks, notes: &mut Vec<String>) ->
 
 async fn delete(args: RecordsDeleteArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     let file_rows = read_delete_file(&args)?;
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let metadata = kafka.metadata()?;
     let wanted = wanted_partitions(&args, file_rows, &metadata)?;
     let mut rows = plan(&args, kafka, &wanted)?;

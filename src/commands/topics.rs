@@ -14,11 +14,11 @@ use crate::cli::{
 };
 use crate::commands::flow::{self, Decision, Proposal};
 use crate::exit::{ExitStatus, Refusal, UsageError};
-use crate::kafka::{ClusterMetadata, Kafka, Outcome, Watermarks};
+use crate::kafka::{AdminOutcome, ClusterMetadata, Kafka, Watermarks};
 use crate::output::{Tone, or_dash};
 
 pub async fn run(cmd: TopicsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     match cmd {
         TopicsCommand::Apply(args) => apply(args, kafka, ctx).await,
         TopicsCommand::List(args) => list(args, kafka, ctx).await,
@@ -431,12 +431,12 @@ async fn create_missing(kafka: &Kafka, rows: &mut [ApplyRow], ctx: &Context) -> 
     for (name, outcome) in outcomes {
         if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
             match outcome {
-                Outcome::Done => {
+                AdminOutcome::Done => {
                     row.result = ApplyResult::Created;
                     created.push((name, row.partitions));
                 }
-                Outcome::AlreadyExists => row.result = ApplyResult::AlreadyExisted,
-                Outcome::Failed(why) => {
+                AdminOutcome::AlreadyExists => row.result = ApplyResult::AlreadyExisted,
+                AdminOutcome::Failed(why) => {
                     row.result = ApplyResult::Failed;
                     row.error = Some(why);
                 }
@@ -861,8 +861,8 @@ async fn delete_planned(
     for (name, outcome) in outcomes {
         if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
             row.result = Some(match outcome {
-                Outcome::Done | Outcome::AlreadyExists => "deleted".to_string(),
-                Outcome::Failed(why) => {
+                AdminOutcome::Done | AdminOutcome::AlreadyExists => "deleted".to_string(),
+                AdminOutcome::Failed(why) => {
                     failed += 1;
                     format!("failed: {why}")
                 }

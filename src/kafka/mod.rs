@@ -4,7 +4,14 @@
 //! librdkafka's metadata and offset calls block, so they run under
 //! `block_in_place`; the admin calls are already futures.
 
+pub mod group_position;
 pub mod groups;
+pub mod live_groups;
+pub mod probe;
+pub mod reader;
+pub mod spans;
+pub mod transaction;
+pub mod walk;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -174,7 +181,7 @@ pub struct ClusterMetadata {
 
 /// What happened to one topic or group of a create or delete request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum AdminOutcome {
     Done,
     /// Creation found the topic already there (someone else made it).
     AlreadyExists,
@@ -197,7 +204,7 @@ impl Kafka {
     /// broker threads, which costs a command more time than all its round
     /// trips together, and the process is about to exit anyway. Whatever
     /// produces must therefore wait for its deliveries itself.
-    pub fn connect(settings: &Settings) -> anyhow::Result<&'static Kafka> {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<&'static Kafka> {
         Ok(Box::leak(Box::new(Kafka::new(settings)?)))
     }
 
@@ -524,7 +531,7 @@ impl Kafka {
         &self,
         topics: &[(String, i32, i32)],
         configs: &[(&str, String)],
-    ) -> anyhow::Result<Vec<(String, Outcome)>> {
+    ) -> anyhow::Result<Vec<(String, AdminOutcome)>> {
         let new_topics: Vec<NewTopic> = topics
             .iter()
             .map(|(name, partitions, replication)| {
@@ -542,7 +549,10 @@ impl Kafka {
         Ok(outcomes(results))
     }
 
-    pub async fn delete_topics(&self, names: &[&str]) -> anyhow::Result<Vec<(String, Outcome)>> {
+    pub async fn delete_topics(
+        &self,
+        names: &[&str],
+    ) -> anyhow::Result<Vec<(String, AdminOutcome)>> {
         let results = self
             .admin
             .delete_topics(names, &self.admin_options())
@@ -551,7 +561,10 @@ impl Kafka {
         Ok(outcomes(results))
     }
 
-    pub async fn delete_groups(&self, names: &[&str]) -> anyhow::Result<Vec<(String, Outcome)>> {
+    pub async fn delete_groups(
+        &self,
+        names: &[&str],
+    ) -> anyhow::Result<Vec<(String, AdminOutcome)>> {
         let results = self
             .admin
             .delete_groups(names, &self.admin_options())
@@ -707,13 +720,17 @@ fn is_leadership_settling(error: &KafkaError) -> bool {
 }
 
 /// Per-name results of an admin request, in words.
-fn outcomes(results: Vec<Result<String, (String, RDKafkaErrorCode)>>) -> Vec<(String, Outcome)> {
+fn outcomes(
+    results: Vec<Result<String, (String, RDKafkaErrorCode)>>,
+) -> Vec<(String, AdminOutcome)> {
     results
         .into_iter()
         .map(|result| match result {
-            Ok(name) => (name, Outcome::Done),
-            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => (name, Outcome::AlreadyExists),
-            Err((name, code)) => (name, Outcome::Failed(describe_code(code))),
+            Ok(name) => (name, AdminOutcome::Done),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                (name, AdminOutcome::AlreadyExists)
+            }
+            Err((name, code)) => (name, AdminOutcome::Failed(describe_code(code))),
         })
         .collect()
 }

@@ -7,6 +7,8 @@
 //! Prints one JSON line, `{"mode":…,"records":N,"seconds":…}`, where
 //! `seconds` runs from just before the consumer is created (or the worker
 //! spawned) to the N-th record.
+// A command-line tool whose report is its output.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -604,6 +604,8 @@ pub fn replay(existing: &Headers, dlq: (&str, i32, i64), now: jiff::Timestamp) -
 }
 
 #[cfg(test)]
+// A test reads best as one story from setup to the last assertion.
+#[allow(clippy::too_many_lines)]
 mod tests {
     use super::*;
 

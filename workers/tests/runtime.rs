@@ -1,5 +1,7 @@
 //! The runtime against the real broker: retry ladders, dead letters and
 //! Spring's headers, on topics of each test's own so tests run in parallel.
+// A test reads best as one story from setup to the last assertion.
+#![allow(clippy::too_many_lines)]
 
 mod common;
 

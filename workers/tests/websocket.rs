@@ -1,6 +1,9 @@
 //! The `websocket` worker over real TCP with real WebSocket clients: who
 //! may connect, what a subscriber receives through Kafka, and that a
 //! stalled client is dropped instead of holding up hundreds of others.
+// The load tests report their timings on stderr, from helpers shared by
+// several tests.
+#![allow(clippy::print_stderr)]
 
 mod common;
 

@@ -12,16 +12,18 @@ use serde::Serialize;
 use smm_workers::catalog;
 use smm_workers::dead_letter::Archived;
 
-use super::{
-    Letter, Span, Start, Walk, committed, decode_all, filter_of, live_group_refusals, move_group,
-    partitions_of, read, refuse_live_group, spans,
-};
+use super::{Letter, decode_all, filter_of, partitions_of};
 use crate::Context;
 use crate::cli::DlqDrainArgs;
 use crate::commands::flow::{self, Decision, Proposal};
 use crate::commands::records::unread_by;
 use crate::exit::{ExitStatus, UsageError};
 use crate::kafka::Kafka;
+use crate::kafka::group_position::{committed, move_group};
+use crate::kafka::live_groups::{refusals_to_move, refuse_to_move_live_group};
+use crate::kafka::reader::read;
+use crate::kafka::spans::{Span, Start, spans};
+use crate::kafka::walk::Walk;
 use crate::output::or_dash;
 
 /// What the drain does to one partition, decided from the cluster reads
@@ -132,7 +134,7 @@ fn default_archive(topic: &str) -> PathBuf {
 
 pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     let filter = filter_of(&args.filter);
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let metadata = kafka.metadata()?;
     let partitions = partitions_of(&metadata, &args.topic, &filter)?;
     let from = committed(kafka, &args.group, &args.topic).await?;
@@ -141,7 +143,7 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         &args.topic,
         &partitions,
         &from,
-        &filter,
+        filter.offsets,
         Start::Group,
     )?;
     // With --delete, everything from the log start is read: what the
@@ -173,7 +175,7 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         .unwrap_or_else(|| default_archive(&args.topic));
     let drained: usize = plans.iter().map(|p| p.drained).sum();
     let held_back: usize = plans.iter().map(|p| p.held_back).sum();
-    let mut report = DrainReport {
+    let report = DrainReport {
         topic: args.topic.clone(),
         group: args.group.clone(),
         executed: false,
@@ -203,12 +205,33 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         .collect();
     let needs_force = delete_guards(kafka, &args, &plans).await?;
     print_plan(ctx, &report, &args)?;
-    let proposal = Proposal {
+    let refusals = refusals_to_move(kafka, &args.group).await;
+    let proposal = proposal(&args, &report, &deletes, &path, needs_force, refusals)?;
+    let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
+        Decision::Preview => return Ok(ExitStatus::Success),
+        Decision::Nothing => return Ok(held_status(held_back)),
+        Decision::Act(trail) => trail,
+    };
+    let outcome = execute(ctx, kafka, &args, &path, &to_archive, &deletes, report).await;
+    flow::conclude(trail, outcome)
+}
+
+/// What `dlq drain` proposes to do, for the shared confirm-and-audit flow.
+fn proposal(
+    args: &DlqDrainArgs,
+    report: &DrainReport,
+    deletes: &[(String, i32, i64)],
+    path: &Path,
+    needs_force: Vec<String>,
+    refusals: Vec<String>,
+) -> anyhow::Result<Proposal> {
+    Ok(Proposal {
         command: "dlq drain",
-        plan: serde_json::to_value(&report)?,
+        plan: serde_json::to_value(report)?,
         changes: report.archived,
         question: format!(
-            "Drain {drained} record(s) of {} to {}{}?",
+            "Drain {} record(s) of {} to {}{}?",
+            report.drained,
             args.topic,
             path.display(),
             if deletes.is_empty() {
@@ -216,7 +239,8 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
             } else {
                 format!(
                     " and delete {} record(s) from the topic",
-                    plans
+                    report
+                        .partitions
                         .iter()
                         .filter_map(|p| p.deletes_before.map(|d| d - p.log_start))
                         .sum::<i64>()
@@ -236,53 +260,57 @@ pub async fn run(args: DlqDrainArgs, ctx: &Context) -> anyhow::Result<ExitStatus
         ),
         needs_force,
         force: args.force,
-        refusals: live_group_refusals(kafka, &args.group).await,
-    };
-    let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
-        Decision::Preview => return Ok(ExitStatus::Success),
-        Decision::Nothing => return Ok(held_status(held_back)),
-        Decision::Act(trail) => trail,
-    };
-    let outcome: anyhow::Result<_> = async {
-        // A member may have joined while the question was open.
-        refuse_live_group(kafka, &args.group).await?;
-        write_archive(&path, &to_archive)?;
+        refusals,
+    })
+}
 
-        let set: Vec<(String, i32, i64)> = report
-            .committed
-            .iter()
-            .map(|(p, o)| (args.topic.clone(), *p, *o))
-            .collect();
-        move_group(
-            kafka,
-            &args.group,
-            &set,
-            &format!(
-                "the archive is written ({}); run the drain again to move the group",
-                path.display()
-            ),
-        )
-        .await?;
-        let mut status = held_status(held_back);
-        if !deletes.is_empty() {
-            for ((_, p), result) in kafka.delete_records(&deletes).await? {
-                match result {
-                    Ok(low) => {
-                        report.deleted_before.insert(p, low);
-                    }
-                    Err(why) => {
-                        report.delete_errors.insert(p, why);
-                        status = ExitStatus::Failure;
-                    }
+/// Archives, moves the group, and deletes what the archive holds: the
+/// drain the operator agreed to.
+async fn execute(
+    ctx: &Context,
+    kafka: &Kafka,
+    args: &DlqDrainArgs,
+    path: &Path,
+    to_archive: &[(&Letter, bool)],
+    deletes: &[(String, i32, i64)],
+    mut report: DrainReport,
+) -> anyhow::Result<(DrainReport, ExitStatus)> {
+    // A member may have joined while the question was open.
+    refuse_to_move_live_group(kafka, &args.group).await?;
+    write_archive(path, to_archive)?;
+
+    let set: Vec<(String, i32, i64)> = report
+        .committed
+        .iter()
+        .map(|(p, o)| (args.topic.clone(), *p, *o))
+        .collect();
+    move_group(
+        kafka,
+        &args.group,
+        &set,
+        &format!(
+            "the archive is written ({}); run the drain again to move the group",
+            path.display()
+        ),
+    )
+    .await?;
+    let mut status = held_status(report.held_back);
+    if !deletes.is_empty() {
+        for ((_, p), result) in kafka.delete_records(deletes).await? {
+            match result {
+                Ok(low) => {
+                    report.deleted_before.insert(p, low);
+                }
+                Err(why) => {
+                    report.delete_errors.insert(p, why);
+                    status = ExitStatus::Failure;
                 }
             }
         }
-        report.executed = true;
-        print_result(ctx, &report)?;
-        Ok((report, status))
     }
-    .await;
-    flow::conclude(trail, outcome)
+    report.executed = true;
+    print_result(ctx, &report)?;
+    Ok((report, status))
 }
 
 /// Read only for `--delete`: the group had passed it before the drain.

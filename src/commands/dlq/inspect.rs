@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use smm_workers::dead_letter::{DeadLetter, format_time};
 
-use super::{Letter, Start, decode_all, filter_of, one_line, partitions_of, read, spans};
+use super::{Letter, decode_all, filter_of, one_line, partitions_of};
 use crate::Context;
 use crate::cli::{DlqGroupBy, DlqInspectArgs};
 use crate::exit::ExitStatus;
 use crate::kafka::Kafka;
+use crate::kafka::reader::read;
+use crate::kafka::spans::{Start, spans};
 use crate::output::{Printer, or_dash};
 
 pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -47,7 +49,7 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
 /// counting, the first `--limit` when listing.
 fn read_letters(args: &DlqInspectArgs, ctx: &Context) -> anyhow::Result<Vec<Letter>> {
     let filter = filter_of(&args.filter);
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let metadata = kafka.metadata()?;
     let partitions = partitions_of(&metadata, &args.topic, &filter)?;
     let spans = spans(
@@ -55,7 +57,7 @@ fn read_letters(args: &DlqInspectArgs, ctx: &Context) -> anyhow::Result<Vec<Lett
         &args.topic,
         &partitions,
         &Default::default(),
-        &filter,
+        filter.offsets,
         Start::Range,
     )?;
     // Counting reads everything; listing stops at the limit.

@@ -59,7 +59,7 @@ fn named_like_dead_letter(topic: &str) -> bool {
 }
 
 pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let survey = Survey::take(kafka, &args.group).await?;
     let topics: Vec<DeadLetterTopicRow> =
         survey.names.iter().map(|name| survey.row(name)).collect();

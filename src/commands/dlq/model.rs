@@ -16,8 +16,9 @@
 use std::collections::BTreeSet;
 
 use super::drain::plan_partition;
-use super::{Positions, Start, span_of};
 use crate::kafka::Watermarks;
+use crate::kafka::spans::{Start, span_of};
+use crate::kafka::walk::Positions;
 
 /// xorshift64*: small, seedable, and good enough to pick test cases.
 struct Rng(u64);

@@ -7,23 +7,28 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerGroupMetadata};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
-use rdkafka::{Offset, TopicPartitionList};
 use schemars::JsonSchema;
 use serde::Serialize;
 use smm_workers::catalog;
-use smm_workers::dead_letter::{Archived, DeadLetter, Destination, RawRecord, replay_headers};
-
-use super::{
-    Letter, Positions, Reader, Span, Start, committed, decode_all, filter_of, live_group_refusals,
-    move_group, one_line, partitions_of, refuse_live_group, spans,
+use smm_workers::dead_letter::{
+    Archived, DeadLetter, Destination, Filter, RawRecord, replay_headers,
 };
+
+use super::{Letter, decode_all, filter_of, one_line, partitions_of};
 use crate::Context;
 use crate::cli::DlqReplayArgs;
 use crate::commands::flow::{self, Decision, Proposal};
 use crate::exit::{ExitStatus, UsageError};
+use crate::kafka::group_position::{committed, move_group};
+use crate::kafka::live_groups::{refusals_to_move, refuse_to_move_live_group};
+use crate::kafka::reader::Reader;
+use crate::kafka::spans::{Span, Start, spans};
+use crate::kafka::transaction::{
+    CommitFailure, TransactionGroup, commit_with_offsets, owned_headers, transactional_config,
+};
+use crate::kafka::walk::Positions;
 use crate::kafka::{ClusterMetadata, Kafka};
 use crate::output::or_dash;
 
@@ -109,23 +114,10 @@ fn is_retry_topic(topic: &str) -> bool {
 pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     let filter = filter_of(&args.filter);
     let destination = destination_of(&args);
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     let metadata = kafka.metadata()?;
 
-    let source = match (&args.from_file, &args.topic) {
-        (Some(file), _) => Source::File(read_archive(file)?),
-        (None, Some(topic)) => {
-            let partitions = partitions_of(&metadata, topic, &filter)?;
-            let from = committed(kafka, &args.group, topic).await?;
-            Source::Topic {
-                topic: topic.clone(),
-                spans: spans(kafka, topic, &partitions, &from, &filter, Start::Group)?,
-            }
-        }
-        (None, None) => {
-            return Err(UsageError::new("name the dead-letter topic, or give --from-file").into());
-        }
-    };
+    let source = source_of(kafka, &args, &metadata, &filter).await?;
     let topic = source.name(args.from_file.as_deref());
     let planner = Planner {
         filter: &filter,
@@ -175,18 +167,86 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
             print_preview(ctx, &plan, &sample)?;
         }
     }
-    let to_send: usize = plan.destinations.values().sum();
     let refusals = match &args.from_file {
-        None => live_group_refusals(kafka, &args.group).await,
+        None => refusals_to_move(kafka, &args.group).await,
         Some(_) => Vec::new(),
     };
-    let proposal = Proposal {
+    let proposal = proposal(&args, &plan, counted, &source, refusals)?;
+    let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
+        Decision::Preview => return Ok(held_status(&plan)),
+        Decision::Nothing => {
+            finish(ctx, &plan)?;
+            return Ok(held_status(&plan));
+        }
+        Decision::Act(trail) => trail,
+    };
+    let outcome: anyhow::Result<_> = async {
+        if args.from_file.is_none() {
+            // A member may have joined while the question was open.
+            refuse_to_move_live_group(kafka, &args.group).await?;
+        }
+        let mut report = new_report();
+        let totals = execute(kafka, &args, &source, &planner, &mut report).await?;
+        report.executed = true;
+        report.guarantee = Some(totals.guarantee);
+        report.replayed = totals.replayed;
+        report.committed = totals.committed;
+        finish(ctx, &report)?;
+        let status = held_status(&report);
+        Ok((report, status))
+    }
+    .await;
+    flow::conclude(trail, outcome)
+}
+
+/// The archive the operator named, or the topic's records from the
+/// group's position.
+async fn source_of(
+    kafka: &Kafka,
+    args: &DlqReplayArgs,
+    metadata: &ClusterMetadata,
+    filter: &Filter,
+) -> anyhow::Result<ReplaySource> {
+    Ok(match (&args.from_file, &args.topic) {
+        (Some(file), _) => ReplaySource::File(read_archive(file)?),
+        (None, Some(topic)) => {
+            let partitions = partitions_of(metadata, topic, filter)?;
+            let from = committed(kafka, &args.group, topic).await?;
+            ReplaySource::Topic {
+                topic: topic.clone(),
+                spans: spans(
+                    kafka,
+                    topic,
+                    &partitions,
+                    &from,
+                    filter.offsets,
+                    Start::Group,
+                )?,
+            }
+        }
+        (None, None) => {
+            return Err(UsageError::new("name the dead-letter topic, or give --from-file").into());
+        }
+    })
+}
+
+/// What `dlq replay` proposes to do, for the shared confirm-and-audit
+/// flow: the counted plan, or without one the spans the replay will read.
+fn proposal(
+    args: &DlqReplayArgs,
+    plan: &ReplayReport,
+    counted: bool,
+    source: &ReplaySource,
+    refusals: Vec<String>,
+) -> anyhow::Result<Proposal> {
+    let to_send: usize = plan.destinations.values().sum();
+    Ok(Proposal {
         command: "dlq replay",
         plan: if counted {
-            serde_json::to_value(&plan)?
+            serde_json::to_value(plan)?
         } else {
             serde_json::json!({
-                "topic": topic,
+                "topic": plan.topic,
                 "group": plan.group,
                 "spans": source.spans().iter().map(|s| serde_json::json!({
                     "partition": s.partition, "from": s.start, "to": s.end,
@@ -201,7 +261,8 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
             1
         },
         question: format!(
-            "Replay {to_send} record(s) from {topic}{}?",
+            "Replay {to_send} record(s) from {}{}?",
+            plan.topic,
             if plan.skipped.is_empty() {
                 String::new()
             } else {
@@ -212,32 +273,7 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
         needs_force: Vec::new(),
         force: args.force,
         refusals,
-    };
-    let trail = match flow::decide(ctx, kafka, &args.apply, proposal).await? {
-        Decision::Preview => return Ok(held_status(&plan)),
-        Decision::Nothing => {
-            finish(ctx, &plan)?;
-            return Ok(held_status(&plan));
-        }
-        Decision::Act(trail) => trail,
-    };
-    let outcome: anyhow::Result<_> = async {
-        if args.from_file.is_none() {
-            // A member may have joined while the question was open.
-            refuse_live_group(kafka, &args.group).await?;
-        }
-        let mut report = new_report();
-        let outcome = execute(kafka, &args, &source, &planner, &mut report).await?;
-        report.executed = true;
-        report.guarantee = Some(outcome.guarantee);
-        report.replayed = outcome.replayed;
-        report.committed = outcome.committed;
-        finish(ctx, &report)?;
-        let status = held_status(&report);
-        Ok((report, status))
-    }
-    .await;
-    flow::conclude(trail, outcome)
+    })
 }
 
 /// Skipped or held-back records make an executed replay a partial one.
@@ -251,16 +287,16 @@ fn held_status(report: &ReplayReport) -> ExitStatus {
 
 /// Where the dead letters come from: a topic, read in chunks from the
 /// group's position, or an archive (which `dlq drain` wrote, so it fits).
-enum Source {
+enum ReplaySource {
     Topic { topic: String, spans: Vec<Span> },
     File(Vec<RawRecord>),
 }
 
-impl Source {
+impl ReplaySource {
     fn name(&self, file: Option<&Path>) -> String {
         match self {
-            Source::Topic { topic, .. } => topic.clone(),
-            Source::File(records) => records
+            ReplaySource::Topic { topic, .. } => topic.clone(),
+            ReplaySource::File(records) => records
                 .first()
                 .map(|r| r.topic.clone())
                 .unwrap_or_else(|| file.map(|f| f.display().to_string()).unwrap_or_default()),
@@ -269,18 +305,18 @@ impl Source {
 
     fn spans(&self) -> &[Span] {
         match self {
-            Source::Topic { spans, .. } => spans,
-            Source::File(_) => &[],
+            ReplaySource::Topic { spans, .. } => spans,
+            ReplaySource::File(_) => &[],
         }
     }
 
     fn chunks<'s>(&'s self, kafka: &Kafka, size: usize) -> anyhow::Result<Chunks<'s>> {
         Ok(match self {
-            Source::Topic { topic, spans } => Chunks::Topic {
+            ReplaySource::Topic { topic, spans } => Chunks::Topic {
                 reader: Reader::new(kafka, topic, spans)?,
                 size,
             },
-            Source::File(records) => Chunks::File(records.chunks(size.max(1))),
+            ReplaySource::File(records) => Chunks::File(records.chunks(size.max(1))),
         })
     }
 }
@@ -501,7 +537,9 @@ fn finish(ctx: &Context, report: &ReplayReport) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Outcome {
+/// What an executed replay sent, where it left the group, and with what
+/// guarantee.
+struct ReplayTotals {
     replayed: usize,
     committed: BTreeMap<i32, i64>,
     guarantee: &'static str,
@@ -578,25 +616,17 @@ async fn stop_signal() -> &'static str {
 async fn execute(
     kafka: &Kafka,
     args: &DlqReplayArgs,
-    source: &Source,
+    source: &ReplaySource,
     planner: &Planner<'_>,
     report: &mut ReplayReport,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<ReplayTotals> {
     let timeout = kafka.timeout().max(Duration::from_secs(10));
     let topic = report.topic.clone();
-    let mut config = kafka.producer_config();
     // One transactional id per group and topic: a second replay of the
-    // same dead letters fences the first, and a new run aborts whatever a
-    // killed one left open.
-    config
-        .set(
-            "transactional.id",
-            format!("smmctl-dlq-replay.{}.{topic}", args.group),
-        )
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("transaction.timeout.ms", "60000");
+    // same dead letters fences the first.
+    let mut config =
+        transactional_config(kafka, &format!("smmctl-dlq-replay.{}.{topic}", args.group));
+    config.set("linger.ms", "5");
     let producer: FutureProducer = config
         .create()
         .map_err(|e| anyhow::anyhow!("cannot create the replay producer: {e}"))?;
@@ -619,24 +649,17 @@ async fn execute(
             .create()
             .map_err(|e| anyhow::anyhow!("cannot create the replay producer: {e}"))?
     };
-    let group_consumer: BaseConsumer = {
-        let mut c = kafka.client_config();
-        c.set("group.id", &args.group)
-            .set("enable.auto.commit", "false");
-        c.create()
-            .map_err(|e| anyhow::anyhow!("cannot create a client for group {}: {e}", args.group))?
-    };
-    let group_metadata = group_consumer.group_metadata();
+    let transaction_group = TransactionGroup::new(kafka, &args.group)?;
 
     let total: i64 = source.spans().iter().map(|s| s.end - s.start).sum();
     let bar = progress(match source {
-        Source::File(records) => records.len(),
-        Source::Topic { .. } => usize::try_from(total).unwrap_or(0),
+        ReplaySource::File(records) => records.len(),
+        ReplaySource::Topic { .. } => usize::try_from(total).unwrap_or(0),
     });
     let sending = Sending {
         producer: &producer,
         transactional,
-        group: group_metadata.as_ref(),
+        group: transaction_group.metadata.as_ref(),
         timeout,
         bar: &bar,
     };
@@ -653,7 +676,7 @@ async fn execute(
     if let Err(e) = result {
         return Err(rolled_back(e, &sending, &done, &args.group, &topic));
     }
-    Ok(Outcome {
+    Ok(ReplayTotals {
         replayed: done.sent,
         committed: done.committed,
         guarantee: if transactional {
@@ -701,7 +724,7 @@ fn rolled_back(
 async fn send_all(
     kafka: &Kafka,
     args: &DlqReplayArgs,
-    source: &Source,
+    source: &ReplaySource,
     planner: &Planner<'_>,
     sending: &Sending<'_>,
     done: &mut Progress,
@@ -790,23 +813,20 @@ async fn send_all(
             // markers and gaps up to the end are passed too.
             let advance = positions.advance(|p| whole_chunk && chunks.finished(p));
             if sending.transactional {
-                if !advance.is_empty() {
-                    let mut tpl = TopicPartitionList::new();
-                    for (p, o) in &advance {
-                        tpl.add_partition_offset(&topic, *p, Offset::Offset(*o))?;
-                    }
-                    let Some(meta) = sending.group else {
-                        anyhow::bail!("no group metadata for {}", args.group);
-                    };
-                    tokio::task::block_in_place(|| {
-                        producer.send_offsets_to_transaction(&tpl, meta, timeout)
-                    })
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot add the group's offsets to the transaction: {e}")
-                    })?;
-                }
-                tokio::task::block_in_place(|| producer.commit_transaction(timeout))
-                    .map_err(|e| anyhow::anyhow!("cannot commit the replay transaction: {e}"))?;
+                commit_with_offsets(producer, &topic, &advance, sending.group, timeout).map_err(
+                    |failure| match failure {
+                        CommitFailure::InvalidOffset(e) => anyhow::Error::new(e),
+                        CommitFailure::NoGroupMetadata => {
+                            anyhow::anyhow!("no group metadata for {}", args.group)
+                        }
+                        CommitFailure::Offsets(e) => anyhow::anyhow!(
+                            "cannot add the group's offsets to the transaction: {e}"
+                        ),
+                        CommitFailure::Commit(e) => {
+                            anyhow::anyhow!("cannot commit the replay transaction: {e}")
+                        }
+                    },
+                )?;
                 done.open = false;
                 tracing::debug!(
                     records = to - from,
@@ -848,16 +868,7 @@ fn send(
     let raw = &letter.raw;
     let to_retry_topic = *planner.destination == Destination::FirstRetry || is_retry_topic(to);
     let headers = replay_headers(raw, to_retry_topic, jiff::Timestamp::now());
-    let owned = headers.iter().fold(
-        OwnedHeaders::new_with_capacity(headers.len()),
-        |acc, (k, v)| {
-            acc.insert(Header {
-                key: k,
-                value: Some(v.as_slice()),
-            })
-        },
-    );
-    let mut record = FutureRecord::<[u8], [u8]>::to(to).headers(owned);
+    let mut record = FutureRecord::<[u8], [u8]>::to(to).headers(owned_headers(&headers));
     // A copy goes back to its original partition where that still means
     // the same place; else the key decides, as in Java.
     let partitions_of = |name: &str| {

@@ -9,15 +9,18 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use rdkafka::{Offset, TopicPartitionList};
 use smm_workers::catalog;
 use smm_workers::legacy::{self, LEGACY_DEAD_LETTER};
 
-use crate::commands::dlq::{Reader, Start, committed, refuse_live_group, spans};
 use crate::kafka::Kafka;
+use crate::kafka::group_position::committed;
+use crate::kafka::live_groups::refuse_to_move_live_group;
+use crate::kafka::reader::Reader;
+use crate::kafka::spans::{Start, spans};
+use crate::kafka::transaction::{
+    CommitFailure, TransactionGroup, commit_with_offsets, owned_headers, transactional_config,
+};
 
 const CHUNK: usize = 1000;
 
@@ -36,29 +39,14 @@ pub async fn migrate(kafka: &Kafka, group: &str) -> anyhow::Result<Migration> {
         return Ok(Migration::default());
     };
     let partitions = found.partitions.clone();
-    refuse_live_group(kafka, group).await?;
+    refuse_to_move_live_group(kafka, group).await?;
     let from = committed(kafka, group, topic).await?;
-    let to_read = spans(
-        kafka,
-        topic,
-        &partitions,
-        &from,
-        &smm_workers::dead_letter::Filter::default(),
-        Start::Group,
-    )?;
+    let to_read = spans(kafka, topic, &partitions, &from, None, Start::Group)?;
     if to_read.is_empty() {
         return Ok(Migration::default());
     }
     let timeout = kafka.timeout().max(Duration::from_secs(10));
-    let mut config = kafka.producer_config();
-    // A fixed transactional id: a second migration fences the first, and a
-    // new run aborts whatever a killed one left open.
-    config
-        .set("transactional.id", "smmctl-legacy-video-migration")
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("transaction.timeout.ms", "60000");
-    let producer: FutureProducer = config
+    let producer: FutureProducer = transactional_config(kafka, "smmctl-legacy-video-migration")
         .create()
         .map_err(|e| anyhow::anyhow!("cannot create the migration producer: {e}"))?;
     tokio::task::block_in_place(|| producer.init_transactions(timeout)).map_err(|e| {
@@ -66,13 +54,8 @@ pub async fn migrate(kafka: &Kafka, group: &str) -> anyhow::Result<Migration> {
             "the cluster refused a transaction ({e}); the legacy migration needs transactions to move each record exactly once, so nothing was moved"
         )
     })?;
-    let group_client: BaseConsumer = {
-        let mut c = kafka.client_config();
-        c.set("group.id", group).set("enable.auto.commit", "false");
-        c.create()
-            .map_err(|e| anyhow::anyhow!("cannot create a client for group {group}: {e}"))?
-    };
-    let Some(group_metadata) = group_client.group_metadata() else {
+    let transaction_group = TransactionGroup::new(kafka, group)?;
+    let Some(group_metadata) = transaction_group.metadata.as_ref() else {
         anyhow::bail!("no group metadata for {group}; nothing was moved");
     };
 
@@ -91,16 +74,8 @@ pub async fn migrate(kafka: &Kafka, group: &str) -> anyhow::Result<Migration> {
             } else {
                 done.moved += 1;
             }
-            let headers = converted.headers.iter().fold(
-                OwnedHeaders::new_with_capacity(converted.headers.len()),
-                |acc, (k, v)| {
-                    acc.insert(Header {
-                        key: k,
-                        value: Some(v.as_slice()),
-                    })
-                },
-            );
-            let mut out = FutureRecord::<[u8], [u8]>::to(converted.topic).headers(headers);
+            let mut out = FutureRecord::<[u8], [u8]>::to(converted.topic)
+                .headers(owned_headers(&converted.headers));
             if let Some(k) = &converted.key {
                 out = out.key(k);
             }
@@ -131,17 +106,20 @@ pub async fn migrate(kafka: &Kafka, group: &str) -> anyhow::Result<Migration> {
                 next.insert(span.partition, span.end);
             }
         }
-        let mut offsets = TopicPartitionList::new();
-        for (partition, offset) in &next {
-            offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
-        }
-        tokio::task::block_in_place(|| {
-            producer.send_offsets_to_transaction(&offsets, &group_metadata, timeout)
-        })
-        .map_err(|e| anyhow::anyhow!("cannot add {group}'s offsets to the transaction: {e}; this chunk is rolled back and a re-run moves it"))?;
-        tokio::task::block_in_place(|| producer.commit_transaction(timeout)).map_err(|e| {
-            anyhow::anyhow!("cannot commit the migration transaction: {e}; this chunk is rolled back and a re-run moves it")
-        })?;
+        commit_with_offsets(&producer, topic, &next, Some(group_metadata), timeout).map_err(
+            |failure| match failure {
+                CommitFailure::InvalidOffset(e) => anyhow::Error::new(e),
+                CommitFailure::NoGroupMetadata => {
+                    anyhow::anyhow!("no group metadata for {group}; nothing was moved")
+                }
+                CommitFailure::Offsets(e) => anyhow::anyhow!(
+                    "cannot add {group}'s offsets to the transaction: {e}; this chunk is rolled back and a re-run moves it"
+                ),
+                CommitFailure::Commit(e) => anyhow::anyhow!(
+                    "cannot commit the migration transaction: {e}; this chunk is rolled back and a re-run moves it"
+                ),
+            },
+        )?;
         tracing::info!(
             moved = done.moved,
             dead_lettered = done.dead_lettered,

@@ -24,7 +24,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     }
     crate::commands::flow::ensure_writable(ctx, "smmctl run (the workers produce and commit)")?;
     let plan = Plan::resolve(&args, &ctx.settings)?;
-    let kafka = Kafka::connect(&ctx.settings)?;
+    let kafka = Kafka::from_settings(&ctx.settings)?;
     refuse_missing_topics(kafka, &plan, ctx)?;
     let store = if plan.consumers.is_empty() {
         None

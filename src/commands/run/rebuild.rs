@@ -9,9 +9,10 @@
 use smm_workers::store::Store;
 use smm_workers::worker::WorkerInfo;
 
-use crate::commands::dlq::{move_group, refuse_live_group};
 use crate::exit::UsageError;
 use crate::kafka::Kafka;
+use crate::kafka::group_position::move_group;
+use crate::kafka::live_groups::refuse_to_move_live_group;
 
 pub async fn rebuild(
     kafka: &Kafka,
@@ -19,7 +20,7 @@ pub async fn rebuild(
     store: &Store,
     force: bool,
 ) -> anyhow::Result<u64> {
-    refuse_live_group(kafka, info.group).await?;
+    refuse_to_move_live_group(kafka, info.group).await?;
     let metadata = kafka.metadata()?;
     let mut keys = Vec::new();
     for topic in info.topics {

@@ -1,3 +1,6 @@
+// A test reads best as one story from setup to the last assertion.
+#![allow(clippy::too_many_lines)]
+
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};

@@ -1,0 +1,170 @@
+//! The health of each topic category of the catalog, and the dead letters
+//! it counts.
+
+use std::collections::{BTreeMap, HashMap};
+
+use smm_workers::catalog::{self, Category, Role, TOPICS, Topic};
+
+use super::model::{CategoryHealth, DeadLetters, Health};
+use crate::kafka::{ClusterMetadata, Watermarks};
+use crate::lag::GroupLag;
+
+/// Dead letters waiting and retained per dead-letter topic of the catalog,
+/// judged against `positions`, the processing group's commits (`None` when
+/// they could not be read, and then what waits is unknown).
+fn dead_letter_counts(
+    name: &str,
+    metadata: &ClusterMetadata,
+    watermarks: &HashMap<(String, i32), Watermarks>,
+    positions: Option<&BTreeMap<(String, i32), i64>>,
+) -> (Option<i64>, Option<i64>) {
+    let Some(topic) = metadata.topics.get(name) else {
+        return (None, None);
+    };
+    let (mut waiting, mut retained) = (Some(0i64), Some(0i64));
+    for &p in &topic.partitions {
+        let key = (name.to_string(), p);
+        match watermarks.get(&key) {
+            Some(w) => {
+                retained = retained.map(|r| r + w.retained());
+                waiting = match positions {
+                    Some(at) => waiting.map(|n| n + w.waiting_after(at.get(&key).copied())),
+                    None => None,
+                };
+            }
+            None => {
+                retained = None;
+                waiting = None;
+            }
+        }
+    }
+    (waiting, retained)
+}
+
+pub(super) fn dead_letters(
+    metadata: &ClusterMetadata,
+    watermarks: &HashMap<(String, i32), Watermarks>,
+    positions: Option<&BTreeMap<(String, i32), i64>>,
+) -> Vec<DeadLetters> {
+    TOPICS
+        .iter()
+        .filter(|t| t.is_dead_letter() && metadata.topics.contains_key(t.name))
+        .map(|t| {
+            let (waiting, retained) = dead_letter_counts(t.name, metadata, watermarks, positions);
+            DeadLetters {
+                topic: t.name,
+                category: t.category.slug(),
+                critical: t.critical,
+                waiting,
+                retained,
+            }
+        })
+        .collect()
+}
+
+/// Topics whose absence is a problem: everything but Kafka's own (created on
+/// first use) and the deprecated legacy ones.
+pub(super) fn required(topic: &Topic) -> bool {
+    !matches!(topic.role, Role::System | Role::Legacy)
+}
+
+pub(super) fn categories(
+    metadata: &ClusterMetadata,
+    dead: &[DeadLetters],
+    groups: &[GroupLag],
+    max_dead_letters: i64,
+) -> Vec<CategoryHealth> {
+    Category::ALL
+        .into_iter()
+        .filter(|c| *c != Category::System)
+        .map(|category| {
+            let topics: Vec<&Topic> = catalog::topics_in(category).collect();
+            let active = topics
+                .iter()
+                .filter(|t| metadata.topics.contains_key(t.name))
+                .count();
+            let in_category: Vec<&DeadLetters> = dead
+                .iter()
+                .filter(|d| d.category == category.slug())
+                .collect();
+            let dlq: Option<i64> = in_category
+                .iter()
+                .try_fold(0i64, |sum, d| d.waiting.map(|m| sum + m));
+            let dlq_retained: Option<i64> = in_category
+                .iter()
+                .try_fold(0i64, |sum, d| d.retained.map(|m| sum + m));
+            let mut status = Health::Healthy;
+            let mut reasons = Vec::new();
+            for t in topics.iter().filter(|t| required(t)) {
+                match metadata.topics.get(t.name) {
+                    None if t.role == Role::Main => {
+                        status = status.max(Health::Down);
+                        reasons.push(format!("main topic {} is missing", t.name));
+                    }
+                    None => {
+                        status = status.max(Health::Degraded);
+                        reasons.push(format!("{} is missing", t.name));
+                    }
+                    Some(m) if !m.leaderless.is_empty() && t.role == Role::Main => {
+                        status = status.max(Health::Down);
+                        reasons.push(format!(
+                            "{} has partitions without a leader: {:?}",
+                            t.name, m.leaderless
+                        ));
+                    }
+                    Some(m) if !m.leaderless.is_empty() => {
+                        status = status.max(Health::Degraded);
+                        reasons.push(format!(
+                            "{} has partitions without a leader: {:?}",
+                            t.name, m.leaderless
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            // Each dead-letter topic against the threshold, as the dead
+            // letters check does, so the two never disagree.
+            for d in &in_category {
+                match d.waiting {
+                    Some(n) if n > max_dead_letters => {
+                        status = status.max(Health::Degraded);
+                        reasons.push(format!("{} has {n} dead letter(s) waiting", d.topic));
+                    }
+                    Some(_) => {}
+                    None => {
+                        status = status.max(Health::Degraded);
+                        reasons.push(format!("{} could not be counted", d.topic));
+                    }
+                }
+            }
+            // A group over its threshold degrades every category in which
+            // it has lag, however the lag is spread across topics.
+            for g in groups.iter().filter(|g| g.over_threshold()) {
+                let reads_category = g.topics().iter().any(|t| {
+                    catalog::topic_named(&t.topic)
+                        .is_some_and(|c| c.category == category && !c.is_dead_letter())
+                        && t.lag.is_some_and(|l| l > 0)
+                });
+                if reads_category {
+                    status = status.max(Health::Degraded);
+                    reasons.push(format!(
+                        "{} lags {} (threshold {})",
+                        g.group,
+                        g.total_lag().unwrap_or(0),
+                        g.threshold
+                    ));
+                }
+            }
+            CategoryHealth {
+                category: category.slug(),
+                title: category.title(),
+                active_topics: active,
+                catalog_topics: topics.len(),
+                dlq_messages: dlq,
+                dlq_retained,
+                status,
+                reasons,
+            }
+        })
+        .collect()
+}
