@@ -2,11 +2,10 @@
 //! copies and the group's progress in one Kafka transaction per batch.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use schemars::JsonSchema;
@@ -186,7 +185,11 @@ pub async fn run(args: DlqReplayArgs, ctx: &Context) -> anyhow::Result<ExitStatu
             refuse_to_move_live_group(kafka, &args.group).await?;
         }
         let mut report = new_report();
-        let totals = execute(kafka, &args, &source, &planner, &mut report).await?;
+        let bar = ctx.printer.progress_bar(
+            source.record_count(),
+            "{bar:40} {pos}/{len} records, {per_sec}, eta {eta}",
+        );
+        let totals = execute(kafka, &args, &source, &planner, &mut report, &bar).await?;
         report.executed = true;
         report.guarantee = Some(totals.guarantee);
         report.replayed = totals.replayed;
@@ -307,6 +310,17 @@ impl ReplaySource {
         match self {
             ReplaySource::Topic { spans, .. } => spans,
             ReplaySource::File(_) => &[],
+        }
+    }
+
+    /// How many records the replay reads: the progress bar's length.
+    fn record_count(&self) -> u64 {
+        match self {
+            ReplaySource::File(records) => records.len() as u64,
+            ReplaySource::Topic { spans, .. } => spans
+                .iter()
+                .map(|s| u64::try_from(s.end - s.start).unwrap_or(0))
+                .sum(),
         }
     }
 
@@ -545,19 +559,6 @@ struct ReplayTotals {
     guarantee: &'static str,
 }
 
-fn progress(total: usize) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-    if !std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} records, {per_sec}, eta {eta}")
-    {
-        bar.set_style(style);
-    }
-    bar
-}
-
 /// How long one transaction may stay open. Until it ends, read_committed
 /// readers of every partition it wrote to (the live workers among them)
 /// can read nothing past its first copy, and the broker aborts one that
@@ -619,6 +620,7 @@ async fn execute(
     source: &ReplaySource,
     planner: &Planner<'_>,
     report: &mut ReplayReport,
+    bar: &ProgressBar,
 ) -> anyhow::Result<ReplayTotals> {
     let timeout = kafka.timeout().max(Duration::from_secs(10));
     let topic = report.topic.clone();
@@ -651,17 +653,12 @@ async fn execute(
     };
     let transaction_group = TransactionGroup::new(kafka, &args.group)?;
 
-    let total: i64 = source.spans().iter().map(|s| s.end - s.start).sum();
-    let bar = progress(match source {
-        ReplaySource::File(records) => records.len(),
-        ReplaySource::Topic { .. } => usize::try_from(total).unwrap_or(0),
-    });
     let sending = Sending {
         producer: &producer,
         transactional,
         group: transaction_group.metadata.as_ref(),
         timeout,
-        bar: &bar,
+        bar,
     };
     let mut done = Progress::default();
     // Every way out of the sending, an error or a signal, comes back here

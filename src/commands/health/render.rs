@@ -1,7 +1,5 @@
 //! `smmctl health` as tables, or as JSON.
 
-use std::io::IsTerminal;
-
 use serde_json::json;
 
 use super::model::{CategoryHealth, Check, DeadLetters, Health};
@@ -35,8 +33,7 @@ pub(super) fn render(
             })).collect::<Vec<_>>(),
         }));
     }
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let fancy = !no_color && std::io::stdout().is_terminal();
+    let fancy = p.colour();
     let mut table = p.table([
         "Topic Category",
         "Active Topics",
