@@ -708,7 +708,7 @@ pub struct DlqListArgs {
         long,
         short = 'g',
         value_name = "GROUP",
-        default_value = smm_workers::catalog::DLQ_PROCESSING_GROUP
+        default_value = smm_workers::contract::catalog::DLQ_PROCESSING_GROUP
     )]
     pub group: String,
 }
@@ -751,7 +751,7 @@ pub struct DlqReplayArgs {
         long,
         short = 'g',
         value_name = "GROUP",
-        default_value = smm_workers::catalog::DLQ_PROCESSING_GROUP
+        default_value = smm_workers::contract::catalog::DLQ_PROCESSING_GROUP
     )]
     pub group: String,
     /// Refuse records already replayed this many times (poison guard)
@@ -784,7 +784,7 @@ pub struct DlqDrainArgs {
         long,
         short = 'g',
         value_name = "GROUP",
-        default_value = smm_workers::catalog::DLQ_PROCESSING_GROUP
+        default_value = smm_workers::contract::catalog::DLQ_PROCESSING_GROUP
     )]
     pub group: String,
     /// Where the archive goes [default: the state directory, named after the topic and time]

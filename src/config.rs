@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use smm_workers::catalog::THRESHOLDS;
+use smm_workers::contract::catalog::THRESHOLDS;
 
 use crate::exit::UsageError;
 

@@ -11,7 +11,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 use serde_json::json;
-use smm_workers::catalog::{self, Category, GROUPS, HEALTH_TOPIC, Role, TOPICS, Topic};
+use smm_workers::contract::catalog::{self, Category, GROUPS, HEALTH_TOPIC, Role, TOPICS, Topic};
 
 use crate::Context;
 use crate::cli::HealthArgs;

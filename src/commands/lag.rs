@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use smm_workers::catalog::GROUPS;
+use smm_workers::contract::catalog::GROUPS;
 
 use crate::Context;
 use crate::cli::LagArgs;

@@ -25,7 +25,7 @@ pub mod status;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
-use smm_workers::catalog;
+use smm_workers::contract::catalog;
 
 use crate::config::Thresholds;
 use crate::kafka::groups::{self, GroupDescription, GroupMember, GroupState, Node};

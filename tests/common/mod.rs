@@ -392,6 +392,6 @@ pub fn read_matching(topic: &str, needle: &str, within: Duration) -> Vec<Read> {
 pub async fn store_url(backend: &str, dir: &tempfile::TempDir, label: &str) -> String {
     match backend {
         "sqlite" => format!("sqlite://{}", dir.path().join("panel.db").display()),
-        _ => smm_workers::store::scratch::fresh_postgres(label).await,
+        _ => smm_testbed::scratch::fresh_postgres(label).await,
     }
 }

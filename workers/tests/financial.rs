@@ -20,18 +20,18 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use smm_workers::catalog::{self, retry_policy_for};
-use smm_workers::cryptomus::{self, RefundApi};
-use smm_workers::events::{
+use smm_workers::contract::catalog::{self, retry_policy_for};
+use smm_workers::contract::events::{
     Envelope, Event, OrderRefundRequested, OrderStatus, PaymentRefundRequested,
 };
-use smm_workers::headers;
+use smm_workers::contract::headers;
+use smm_workers::providers::cryptomus::{self, RefundApi};
 use smm_workers::runtime::metrics::Outcome;
 use smm_workers::runtime::{self, MANUAL_REVIEW_HEADER, Route, Worker};
 use smm_workers::store::Store;
 use smm_workers::store::panel::{self, NewOrder};
-use smm_workers::worker::payment_refunds::PaymentRefunds;
-use smm_workers::worker::refunds::Refunds;
+use smm_workers::workers::payment_refunds::PaymentRefunds;
+use smm_workers::workers::refunds::Refunds;
 
 fn refund(refund_id: &str, order_id: i64, user_id: i64, amount: i64) -> Envelope {
     Envelope::new(

@@ -6,23 +6,23 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smm_workers::catalog::{self, retry_policy_for};
-use smm_workers::events::{
+use smm_testbed::sandbox::{self, SandboxHandle, SandboxOptions};
+use smm_workers::contract::catalog::{self, retry_policy_for};
+use smm_workers::contract::events::{
     BinomCampaignCreation, Envelope, Event, OrderProgressUpdated, OrderStatus,
     OrderStatusChangedEvent, WeightedOffer, YouTubeOperation, YouTubeTask,
 };
-use smm_workers::headers;
+use smm_workers::contract::headers;
 use smm_workers::providers::binom::BinomApi;
 use smm_workers::providers::youtube::{Quota, YouTubeApi};
 use smm_workers::runtime::metrics::{Metrics, Outcome};
 use smm_workers::runtime::{self, Handler, Route, Worker};
-use smm_workers::sandbox::{self, SandboxHandle, SandboxOptions};
 use smm_workers::store::Store;
 use smm_workers::store::panel::{self, NewOrder};
-use smm_workers::worker::binom::Binom;
-use smm_workers::worker::order_state::OrderState;
-use smm_workers::worker::progress::Progress;
-use smm_workers::worker::youtube::YouTube;
+use smm_workers::workers::binom::Binom;
+use smm_workers::workers::order_state::OrderState;
+use smm_workers::workers::progress::Progress;
+use smm_workers::workers::youtube::YouTube;
 use tokio::sync::watch;
 
 use common::renamed;
@@ -593,8 +593,8 @@ async fn provider_answers_are_classified_as_the_workers_need() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_video_cancels_an_unpaid_order_and_refunds_a_paid_one() {
-    use smm_workers::events::{OrderCreatedEvent, OrderRefundRequested};
-    use smm_workers::worker::orders::Orders;
+    use smm_workers::contract::events::{OrderCreatedEvent, OrderRefundRequested};
+    use smm_workers::workers::orders::Orders;
     common::ensure_topic(catalog::ORDER_STATE_UPDATES).await;
     common::ensure_topic(catalog::ORDER_REFUND).await;
     let (sandbox, _stop) = sandbox_with(SandboxOptions::default()).await;

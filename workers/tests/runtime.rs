@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use smm_workers::catalog::{self, retry_policy_for};
-use smm_workers::events::{
+use smm_workers::contract::catalog::{self, retry_policy_for};
+use smm_workers::contract::events::{
     Envelope, Event, PaymentConfirmation, PaymentStatus, PaymentWebhookReceived,
 };
-use smm_workers::headers::{self, decode_big_integer, encode_big_integer};
+use smm_workers::contract::headers::{self, decode_big_integer, encode_big_integer};
 use smm_workers::runtime::metrics::Outcome;
 use smm_workers::runtime::{self, Delivery, Failure, Handled, Handler, Hop, Route, Worker};
 use smm_workers::store::Store;
-use smm_workers::worker::payments::Payments;
-use smm_workers::worker::webhooks::Webhooks;
+use smm_workers::workers::payments::Payments;
+use smm_workers::workers::webhooks::Webhooks;
 
 /// Fails its first `failures` calls, then succeeds; remembers every call.
 struct Flaky {
@@ -348,8 +348,8 @@ async fn poison_goes_straight_to_the_dlq_and_the_worker_keeps_going() {
     let good_fields = format!(
         r#"{{"uuid":"{payment}","amount":"5.00","currency":"USD","status":"paid","additional_data":"{{\"user_id\":1}}"}}"#
     );
-    let sign = smm_workers::cryptomus::sign(
-        &smm_workers::cryptomus::php_json(&serde_json::from_str(&good_fields).unwrap()),
+    let sign = smm_workers::providers::cryptomus::sign(
+        &smm_workers::providers::cryptomus::php_json(&serde_json::from_str(&good_fields).unwrap()),
         api_key,
     );
     let good = good_fields.replacen('{', &format!("{{\"sign\":\"{sign}\","), 1);

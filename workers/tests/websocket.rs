@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt as _, StreamExt as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
-use smm_workers::catalog::{self, retry_policy_for};
-use smm_workers::events::{Envelope, Event, OrderProgressUpdated, OrderStatus, OrderStatusUpdate};
+use smm_workers::contract::catalog::{self, retry_policy_for};
+use smm_workers::contract::events::{
+    Envelope, Event, OrderProgressUpdated, OrderStatus, OrderStatusUpdate,
+};
 use smm_workers::runtime::metrics::{Metrics, Outcome};
 use smm_workers::runtime::{self, Route, Shared, Worker};
-use smm_workers::worker::websocket::{
+use smm_workers::servers::websocket::{
     self, Hub, QUEUE_CAPACITY, StatusFanOut, StatusMessage, mint_token,
 };
 use tokio::net::TcpStream;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use smm_workers::dead_letter::format_time;
+use smm_workers::contract::dead_letter::format_time;
 
 use super::{Start, decode_all, filter_of, one_line, partitions_of, read, spans};
 use crate::Context;
@@ -40,7 +40,7 @@ pub async fn run(args: DlqInspectArgs, ctx: &Context) -> anyhow::Result<ExitStat
         |raw| {
             filter.matches(
                 raw,
-                &smm_workers::dead_letter::DeadLetter::decode_for(raw, &filter),
+                &smm_workers::contract::dead_letter::DeadLetter::decode_for(raw, &filter),
             )
         },
         limit,

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use smm_workers::catalog::{self, TOPICS};
+use smm_workers::contract::catalog::{self, TOPICS};
 
 use crate::Context;
 use crate::cli::DlqListArgs;
@@ -130,7 +130,7 @@ pub async fn run(args: DlqListArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
             critical_waiting += waiting;
         }
         // Three millisecond digits, as `dlq inspect` prints them.
-        let at = |ms: Option<i64>| ms.and_then(smm_workers::dead_letter::format_time);
+        let at = |ms: Option<i64>| ms.and_then(smm_workers::contract::dead_letter::format_time);
         rows.push(Row {
             topic: name.clone(),
             category: known.map(|t| t.category.slug()),

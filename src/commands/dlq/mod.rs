@@ -1,5 +1,5 @@
 //! `smmctl dlq list|inspect|replay|drain`: dead letters, read with the
-//! workers' own header contract (`smm_workers::dead_letter`).
+//! workers' own header contract (`smm_workers::contract::dead_letter`).
 
 pub mod drain;
 pub mod inspect;
@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::message::Headers as _;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
-use smm_workers::dead_letter::{DeadLetter, Filter, RawRecord};
+use smm_workers::contract::dead_letter::{DeadLetter, Filter, RawRecord};
 
 use crate::Context;
 use crate::cli::{DlqCommand, DlqFilterArgs};

@@ -13,8 +13,10 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer a
 use rdkafka::{Offset, TopicPartitionList};
 use schemars::JsonSchema;
 use serde::Serialize;
-use smm_workers::catalog;
-use smm_workers::dead_letter::{Archived, DeadLetter, Destination, RawRecord, replay_headers};
+use smm_workers::contract::catalog;
+use smm_workers::contract::dead_letter::{
+    Archived, DeadLetter, Destination, RawRecord, replay_headers,
+};
 
 use super::{
     Letter, Positions, Reader, Span, Start, committed, decode_all, filter_of, live_group_refusals,
@@ -308,7 +310,7 @@ impl Chunks<'_> {
 }
 
 struct Planner<'p> {
-    filter: &'p smm_workers::dead_letter::Filter,
+    filter: &'p smm_workers::contract::dead_letter::Filter,
     destination: &'p Destination,
     metadata: &'p ClusterMetadata,
     /// The cluster's topic names, where destinations must exist.
@@ -410,7 +412,7 @@ fn read_archive(path: &Path) -> anyhow::Result<Vec<RawRecord>> {
 type SampleRow = (
     i32,
     i64,
-    Option<smm_workers::dead_letter::Bytes>,
+    Option<smm_workers::contract::dead_letter::Bytes>,
     Plan,
     Option<String>,
 );

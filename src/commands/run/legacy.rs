@@ -13,8 +13,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
-use smm_workers::catalog;
-use smm_workers::legacy::{self, LEGACY_DEAD_LETTER};
+use smm_workers::contract::catalog;
+use smm_workers::contract::legacy::{self, LEGACY_DEAD_LETTER};
 
 use crate::commands::dlq::{Reader, Start, committed, refuse_live_group, spans};
 use crate::kafka::Kafka;
@@ -43,7 +43,7 @@ pub async fn migrate(kafka: &Kafka, group: &str) -> anyhow::Result<Migration> {
         topic,
         &partitions,
         &from,
-        &smm_workers::dead_letter::Filter::default(),
+        &smm_workers::contract::dead_letter::Filter::default(),
         Start::Group,
     )?;
     if to_read.is_empty() {

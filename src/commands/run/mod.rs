@@ -10,27 +10,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use smm_workers::catalog::RetryPolicy;
-use smm_workers::cryptomus::RefundApi;
-use smm_workers::gateway;
+use smm_workers::contract::catalog::RetryPolicy;
+use smm_workers::providers::cryptomus::RefundApi;
 use smm_workers::runtime::metrics::Metrics;
 use smm_workers::runtime::{self, Handler, Shared, Worker};
+use smm_workers::servers::gateway;
+use smm_workers::servers::websocket::{self, Hub, StatusFanOut};
 use smm_workers::store::{Store, StoreError, redact_url};
-use smm_workers::worker::binom::Binom;
-use smm_workers::worker::cqrs::ReadModel;
-use smm_workers::worker::notifications::Notifications;
-use smm_workers::worker::offers::Offers;
-use smm_workers::worker::order_state::OrderState;
-use smm_workers::worker::orders::Orders;
-use smm_workers::worker::payment_refunds::PaymentRefunds;
-use smm_workers::worker::payments::Payments;
-use smm_workers::worker::progress::Progress;
-use smm_workers::worker::refunds::Refunds;
-use smm_workers::worker::video::{Video, poll_progress};
-use smm_workers::worker::webhooks::Webhooks;
-use smm_workers::worker::websocket::{self, Hub, StatusFanOut};
-use smm_workers::worker::youtube::YouTube;
-use smm_workers::worker::{WORKERS, WorkerInfo, worker_named};
+use smm_workers::workers::binom::Binom;
+use smm_workers::workers::cqrs::ReadModel;
+use smm_workers::workers::notifications::Notifications;
+use smm_workers::workers::offers::Offers;
+use smm_workers::workers::order_state::OrderState;
+use smm_workers::workers::orders::Orders;
+use smm_workers::workers::payment_refunds::PaymentRefunds;
+use smm_workers::workers::payments::Payments;
+use smm_workers::workers::progress::Progress;
+use smm_workers::workers::refunds::Refunds;
+use smm_workers::workers::video::{Video, poll_progress};
+use smm_workers::workers::webhooks::Webhooks;
+use smm_workers::workers::youtube::YouTube;
+use smm_workers::workers::{WORKERS, WorkerInfo, worker_named};
 use tokio::task::JoinSet;
 
 use crate::Context;
@@ -159,13 +159,13 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
         ctx.printer.note(&format!(
             "legacy migration: moved {} record(s) from {} to {}{}",
             done.moved,
-            smm_workers::catalog::LEGACY_VIDEO_QUEUE,
-            smm_workers::catalog::VIDEO_PROCESSING,
+            smm_workers::contract::catalog::LEGACY_VIDEO_QUEUE,
+            smm_workers::contract::catalog::VIDEO_PROCESSING,
             if done.dead_lettered > 0 {
                 format!(
                     "; {} unreadable record(s) went to {}",
                     done.dead_lettered,
-                    smm_workers::legacy::LEGACY_DEAD_LETTER
+                    smm_workers::contract::legacy::LEGACY_DEAD_LETTER
                 )
             } else {
                 String::new()
@@ -447,7 +447,7 @@ fn needed_topics(consumers: &[&WorkerInfo], with_gateway: bool) -> Vec<&'static 
         }
     }
     if with_gateway {
-        add(smm_workers::catalog::PAYMENT_WEBHOOKS);
+        add(smm_workers::contract::catalog::PAYMENT_WEBHOOKS);
     }
     topics
 }
@@ -538,7 +538,7 @@ fn list(ctx: &Context) -> anyhow::Result<ExitStatus> {
             "group": null,
             "summary": "HTTP intake: POST /webhooks/cryptomus → smm.payment.webhooks",
             "topics": [],
-            "emits": [smm_workers::catalog::PAYMENT_WEBHOOKS],
+            "emits": [smm_workers::contract::catalog::PAYMENT_WEBHOOKS],
         })))
         .collect();
     if ctx.printer.is_json() {
@@ -563,7 +563,10 @@ fn list(ctx: &Context) -> anyhow::Result<ExitStatus> {
         "webhook-gateway".into(),
         "-".into(),
         "POST /webhooks/cryptomus".into(),
-        format!("-, produces to {}", smm_workers::catalog::PAYMENT_WEBHOOKS),
+        format!(
+            "-, produces to {}",
+            smm_workers::contract::catalog::PAYMENT_WEBHOOKS
+        ),
         "WebhookController".into(),
     ]);
     ctx.printer.print_table(&table);

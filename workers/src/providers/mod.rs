@@ -1,12 +1,14 @@
-//! HTTP clients for the outside services the fulfilment workers call:
-//! YouTube's Data API, the view delivery provider and the Binom tracker.
+//! Clients for the outside services the workers call: YouTube's Data API,
+//! the view delivery provider and the Binom tracker for fulfilment, and
+//! Cryptomus, the payment provider, whose webhooks the payment workers check.
 //!
-//! They share one rule for failures: a timeout, a refused connection, a 5xx
-//! or a 429 may pass, so the record is retried; any other 4xx is the
-//! provider refusing this request as it is, so it is dead-lettered with the
-//! provider's words.
+//! The fulfilment clients share one rule for failures: a timeout, a refused
+//! connection, a 5xx or a 429 may pass, so the record is retried; any other
+//! 4xx is the provider refusing this request as it is, so it is
+//! dead-lettered with the provider's words.
 
 pub mod binom;
+pub mod cryptomus;
 pub mod delivery;
 pub mod youtube;
 

@@ -36,8 +36,8 @@ use tokio::sync::watch;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use crate::events::{DecodeError, Envelope};
-use crate::headers::{self, Headers};
+use crate::contract::events::{DecodeError, Envelope};
+use crate::contract::headers::{self, Headers};
 use crate::store::{Claim, Store, StoreError};
 use metrics::{Metrics, Outcome};
 pub use route::{FailureKind, Hop, Next, Route};

@@ -3,7 +3,7 @@
 
 use smm_workers::store::Store;
 
-pub use smm_workers::store::scratch::fresh_postgres;
+pub use smm_testbed::scratch::fresh_postgres;
 
 /// A new SQLite file in a directory that lives as long as the returned guard.
 pub fn fresh_sqlite() -> (String, tempfile::TempDir) {
@@ -78,7 +78,7 @@ pub async fn create_topics(names: &[&str], partitions: i32) {
 /// catalog's partition count: another count would be drift that
 /// `smmctl topics apply` rightly reports.
 pub async fn ensure_topic(name: &str) {
-    let partitions = smm_workers::catalog::topic_named(name)
+    let partitions = smm_workers::contract::catalog::topic_named(name)
         .unwrap_or_else(|| panic!("{name} is not a catalog topic"))
         .partitions;
     let admin: AdminClient<DefaultClientContext> = client().create().expect("admin client");
@@ -201,7 +201,7 @@ pub fn read_matching(
 
 /// A catalog retry policy on topics of the test's own.
 pub fn renamed(
-    policy: &smm_workers::catalog::RetryPolicy,
+    policy: &smm_workers::contract::catalog::RetryPolicy,
     main: &str,
     dead_letter: &str,
 ) -> smm_workers::runtime::Route {

@@ -6,8 +6,8 @@
 //! not hold a transaction (SQLite has one writer), and a record already
 //! applied is recognised before it spends quota.
 
-use crate::catalog;
-use crate::events::{
+use crate::contract::catalog;
+use crate::contract::events::{
     Envelope, OrderCreatedEvent, OrderRefundRequested, OrderStatus, deterministic_event_id,
 };
 use crate::providers::youtube::{self, LIST_COST, LookupError, Quota, Spend, YouTubeApi};

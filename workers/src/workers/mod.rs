@@ -12,11 +12,10 @@ pub mod progress;
 pub mod refunds;
 pub mod video;
 pub mod webhooks;
-pub mod websocket;
 pub mod youtube;
 
-use crate::catalog::{self, RetryPolicy, retry_policy_for};
-use crate::events::{
+use crate::contract::catalog::{self, RetryPolicy, retry_policy_for};
+use crate::contract::events::{
     Envelope, Event, OrderStatus, OrderStatusChangedEvent, VideoProcessingMessage,
     deterministic_event_id,
 };
@@ -208,10 +207,10 @@ pub fn worker_named(name: &str) -> Option<&'static WorkerInfo> {
 /// instead.
 macro_rules! event_of {
     ($envelope:expr, $variant:ident) => {
-        super::expect_event(
+        crate::workers::expect_event(
             &$envelope,
             |e| match e {
-                crate::events::Event::$variant(inner) => Some(inner),
+                crate::contract::events::Event::$variant(inner) => Some(inner),
                 _ => None,
             },
             stringify!($variant),
@@ -260,7 +259,7 @@ async fn already_applied(
 
 /// Insists on one event type: another type on this topic is a producer
 /// bug, so it is poison, not a retry.
-fn expect_event<'e, T>(
+pub(crate) fn expect_event<'e, T>(
     envelope: &'e Envelope,
     pick: impl FnOnce(&'e Event) -> Option<&'e T>,
     wanted: &str,

@@ -3,7 +3,7 @@
 
 use sqlx::Connection as _;
 
-use super::redact_url;
+use smm_workers::store::redact_url;
 
 /// The server `scripts/postgres start` provides, or SMM_TEST_DATABASE_URL.
 pub fn postgres_admin_url() -> String {

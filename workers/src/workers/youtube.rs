@@ -3,7 +3,7 @@
 //! When the budget is spent the partition waits until the quota resets and
 //! then goes on: a record is never dropped or dead-lettered for quota.
 
-use crate::events::YouTubeOperation;
+use crate::contract::events::YouTubeOperation;
 use crate::providers::youtube::{LIST_COST, LookupError, Quota, Spend, YouTubeApi};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;

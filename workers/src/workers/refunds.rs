@@ -3,7 +3,7 @@
 //! larger than what is left of the order's charge is refused and waits in
 //! the refund DLQ for a person; so does one that fails three times.
 
-use crate::events::OrderStatus;
+use crate::contract::events::OrderStatus;
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel::{self, LedgerKind, RefundRow};

@@ -10,10 +10,12 @@
 
 use serde::Deserialize;
 
-use crate::catalog;
-use crate::dead_letter::RawRecord;
-use crate::events::{Envelope, Event, VideoClip, VideoProcessingMessage, deterministic_event_id};
-use crate::headers::{self, Headers};
+use crate::contract::catalog;
+use crate::contract::dead_letter::RawRecord;
+use crate::contract::events::{
+    Envelope, Event, VideoClip, VideoProcessingMessage, deterministic_event_id,
+};
+use crate::contract::headers::{self, Headers};
 
 /// Where the migration sends the legacy queue's dead letters.
 pub const LEGACY_DEAD_LETTER: &str = "video.processing.queue.dlq";

@@ -37,10 +37,10 @@ use sha2::Sha256;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
-use crate::events::{Envelope, OrderStatus, OrderStatusUpdate};
+use crate::contract::events::{Envelope, OrderStatus, OrderStatusUpdate};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 
-use super::event_of;
+use crate::workers::event_of;
 
 /// Updates a client may have waiting before it counts as too slow. A
 /// browser that keeps up never has more than a few; 64 absorbs a burst

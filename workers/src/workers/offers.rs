@@ -2,8 +2,8 @@
 //! offer, associates the campaign, and records the change on
 //! `smm.offer.assignment.events` for the audit trail and the read model.
 
-use crate::catalog;
-use crate::events::{OfferAssignmentAction, OfferAssignmentEvent};
+use crate::contract::catalog;
+use crate::contract::events::{OfferAssignmentAction, OfferAssignmentEvent};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel;

@@ -3,8 +3,8 @@
 //! 100 % is completed through a state event, so `order-state` stays the one
 //! place transitions happen.
 
-use crate::catalog;
-use crate::events::{OrderStatus, OrderStatusUpdate};
+use crate::contract::catalog;
+use crate::contract::events::{OrderStatus, OrderStatusUpdate};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel;

@@ -3,7 +3,7 @@
 //! (the refund id travels as the provider's idempotency key, so a retry
 //! cannot pay twice); a 4xx goes to the DLQ with the provider's answer.
 
-use crate::cryptomus::{ProviderError, RefundApi};
+use crate::providers::cryptomus::{ProviderError, RefundApi};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 use crate::store::panel::{self, RefundRow};

@@ -28,8 +28,8 @@ impl Handler for Payments {
             payment.amount_minor,
             &payment.currency,
             match payment.status {
-                crate::events::PaymentStatus::Paid => "paid",
-                crate::events::PaymentStatus::PaidOver => "paid_over",
+                crate::contract::events::PaymentStatus::Paid => "paid",
+                crate::contract::events::PaymentStatus::PaidOver => "paid_over",
             },
         )
         .await;

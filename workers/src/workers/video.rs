@@ -12,9 +12,11 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
-use crate::catalog;
-use crate::events::{Envelope, Event, OrderProgressUpdated, OrderStatus, deterministic_event_id};
-use crate::headers;
+use crate::contract::catalog;
+use crate::contract::events::{
+    Envelope, Event, OrderProgressUpdated, OrderStatus, deterministic_event_id,
+};
+use crate::contract::headers;
 use crate::providers::delivery::{DeliveryApi, DeliveryState, StartDelivery};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;

@@ -11,7 +11,7 @@
 use jiff::Timestamp;
 use sqlx::{AnyConnection, Row as _};
 
-use crate::events::{Event, OrderStatus};
+use crate::contract::events::{Event, OrderStatus};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::{Store, StoreError};
 
@@ -238,7 +238,7 @@ impl ReadModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{OrderProgressUpdated, OrderStatusChangedEvent};
+    use crate::contract::events::{OrderProgressUpdated, OrderStatusChangedEvent};
 
     fn blank() -> OrderView {
         OrderView {

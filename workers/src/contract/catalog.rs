@@ -1155,7 +1155,7 @@ mod tests {
 
     #[test]
     fn every_event_goes_to_the_main_topic_that_names_its_type() {
-        use crate::events::{EVENT_TYPES, Event};
+        use crate::contract::events::{EVENT_TYPES, Event};
         for event in Event::examples() {
             let topic = topic_named(event.default_topic());
             assert_eq!(topic.map(|t| t.role), Some(Main), "{}", event.event_type());

@@ -12,9 +12,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::catalog::retry_policy_for;
-use crate::events::Envelope;
-use crate::headers::{self, Headers, RetryMetadata};
+use crate::contract::catalog::retry_policy_for;
+use crate::contract::events::Envelope;
+use crate::contract::headers::{self, Headers, RetryMetadata};
 
 /// Bytes shown as text when they are UTF-8, as base64 otherwise. The same
 /// shape serves the JSON output and the drain archive.

@@ -23,7 +23,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
 use reqwest::Url;
 use sqlx::Row as _;
 
-use crate::events::{Notification, NotificationChannel};
+use crate::contract::events::{Notification, NotificationChannel};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::{Store, StoreError, redact_url};
 

@@ -6,8 +6,8 @@
 //! name before it is created: a creation that timed out after Binom made
 //! it is found on the retry, and no second campaign is made.
 
-use crate::catalog;
-use crate::events::OfferAssignment;
+use crate::contract::catalog;
+use crate::contract::events::OfferAssignment;
 use crate::providers::binom::{BinomApi, CampaignOffer, NewCampaign};
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;

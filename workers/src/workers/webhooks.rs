@@ -3,9 +3,9 @@
 //! confirmation's event id comes from the payment uuid, so a webhook the
 //! provider sends twice yields one confirmation downstream.
 
-use crate::catalog;
-use crate::cryptomus;
-use crate::events::{Envelope, Event, deterministic_event_id};
+use crate::contract::catalog;
+use crate::contract::events::{Envelope, Event, deterministic_event_id};
+use crate::providers::cryptomus;
 use crate::runtime::{Delivery, Failure, Handled, Handler};
 use crate::store::Store;
 

@@ -10,8 +10,8 @@
 //! has settled (COMPLETED or CANCELLED) it never will be, so it goes to the
 //! DLT at once.
 
-use crate::catalog;
-use crate::events::{
+use crate::contract::catalog;
+use crate::contract::events::{
     Notification, NotificationChannel, OrderStatus, OrderStatusChangedEvent, OrderStatusUpdate,
 };
 use crate::runtime::{Delivery, Failure, Handled, Handler};

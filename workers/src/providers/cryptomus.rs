@@ -11,7 +11,7 @@ use md5::{Digest as _, Md5};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::events::{PaymentConfirmation, PaymentStatus};
+use crate::contract::events::{PaymentConfirmation, PaymentStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {

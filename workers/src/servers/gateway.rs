@@ -21,10 +21,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::catalog;
-use crate::cryptomus;
-use crate::events::{Envelope, Event, PaymentWebhookReceived, deterministic_event_id};
-use crate::headers;
+use crate::contract::catalog;
+use crate::contract::events::{Envelope, Event, PaymentWebhookReceived, deterministic_event_id};
+use crate::contract::headers;
+use crate::providers::cryptomus;
 
 /// Cryptomus bodies are a few hundred bytes; anything near this is not one.
 const MAX_BODY: usize = 64 * 1024;
