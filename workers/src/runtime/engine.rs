@@ -12,6 +12,7 @@ use tracing::Instrument as _;
 
 use super::consumer_context::{RebalanceEvent, WorkerContext};
 use super::delivery::copy_headers;
+use super::events::{CountedAs, RecordHandled};
 use super::holds::{Holds, SEEK_TIMEOUT};
 use super::metrics::Outcome;
 use super::{Delivery, Handled, Handler, LOG_TARGET, Route, Shared};
@@ -169,12 +170,15 @@ impl<H: Handler> Engine<'_, H> {
         self.in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(outcome) = outcome {
-            self.shared.metrics.record(
-                self.name,
-                route.main_topic.as_str(),
+            let counted_as = CountedAs {
+                worker: self.name,
+                topic: route.main_topic.as_str(),
+            };
+            RecordHandled {
                 outcome,
-                started.elapsed(),
-            );
+                took: started.elapsed(),
+            }
+            .emit(&self.shared.metrics, counted_as);
         }
     }
 

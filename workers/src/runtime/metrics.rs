@@ -1,7 +1,7 @@
 //! What the workers count, and its Prometheus text rendering.
 //!
-//! Every observable event is one call here that both counts and, at the
-//! call site, logs. The numbers serve the panel's alert rules: lag under
+//! The runtime's events (`runtime::events`) count here as they log. The
+//! numbers serve the panel's alert rules: lag under
 //! 1000, no dead letters, processing under 500 ms, errors under 1 %.
 
 use std::collections::BTreeMap;
@@ -204,7 +204,6 @@ impl Metrics {
             .collect()
     }
 
-    /// The Prometheus text exposition format, version 0.0.4.
     /// Adds a component's own families to every scrape. `render` writes
     /// complete `# HELP`/`# TYPE` blocks.
     pub fn add_families(&self, render: impl Fn(&mut String) + Send + Sync + 'static) {
@@ -214,181 +213,21 @@ impl Metrics {
             .push(Box::new(render));
     }
 
+    /// The Prometheus text exposition format, version 0.0.4.
     pub fn render(&self) -> String {
         let workers = self
             .workers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = String::new();
-        let mut family =
-            |name: &str, kind: &str, help: &str, samples: &mut dyn FnMut(&mut String)| {
-                let _ = writeln!(out, "# HELP {name} {help}");
-                let _ = writeln!(out, "# TYPE {name} {kind}");
-                samples(&mut out);
-            };
-        family(
-            "smm_worker_records_total",
-            "counter",
-            "Records handled, by worker, source topic and outcome (ok, duplicate, ignored, retried, dead_lettered, dropped, throttled).",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    let rows = w.processed.iter().flat_map(|(topic, counts)| {
-                        Outcome::ALL
-                            .iter()
-                            .zip(counts)
-                            .filter(|(_, n)| **n > 0)
-                            .map(move |(outcome, n)| (topic, outcome, n))
-                    });
-                    for (topic, outcome, n) in rows {
-                        let _ = writeln!(
-                            out,
-                            "smm_worker_records_total{{worker=\"{}\",topic=\"{}\",outcome=\"{}\"}} {n}",
-                            escape(worker),
-                            escape(topic),
-                            outcome.as_str()
-                        );
-                    }
-                }
-            },
-        );
-        family(
-            "smm_worker_processing_seconds",
-            "histogram",
-            "Time from a record's arrival to its acknowledgement, forwards included.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    let worker = escape(worker);
-                    for (bound, count) in BUCKETS.iter().zip(w.timing.counts) {
-                        let _ = writeln!(
-                            out,
-                            "smm_worker_processing_seconds_bucket{{worker=\"{worker}\",le=\"{bound}\"}} {count}"
-                        );
-                    }
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_processing_seconds_bucket{{worker=\"{worker}\",le=\"+Inf\"}} {}",
-                        w.timing.count
-                    );
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_processing_seconds_sum{{worker=\"{worker}\"}} {}",
-                        w.timing.sum
-                    );
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_processing_seconds_count{{worker=\"{worker}\"}} {}",
-                        w.timing.count
-                    );
-                }
-            },
-        );
-        family(
-            "smm_worker_in_flight",
-            "gauge",
-            "Records being handled right now.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_in_flight{{worker=\"{}\"}} {}",
-                        escape(worker),
-                        w.in_flight.load(Ordering::Relaxed)
-                    );
-                }
-            },
-        );
-        family(
-            "smm_worker_consumer_lag",
-            "gauge",
-            "Records behind the high watermark per assigned partition, from librdkafka's statistics.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    for ((topic, partition), lag) in &w.lag {
-                        let _ = writeln!(
-                            out,
-                            "smm_worker_consumer_lag{{worker=\"{}\",topic=\"{}\",partition=\"{partition}\"}} {lag}",
-                            escape(worker),
-                            escape(topic)
-                        );
-                    }
-                }
-            },
-        );
-        family(
-            "smm_worker_dead_letters_total",
-            "counter",
-            "Records forwarded to a DLT or DLQ, by source and dead-letter topic. Any increase deserves an alert.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    for ((source, dead_letter), n) in &w.dead_letters {
-                        let _ = writeln!(
-                            out,
-                            "smm_worker_dead_letters_total{{worker=\"{}\",topic=\"{}\",dead_letter_topic=\"{}\"}} {n}",
-                            escape(worker),
-                            escape(source),
-                            escape(dead_letter)
-                        );
-                    }
-                }
-            },
-        );
-        family(
-            "smm_worker_error_ratio",
-            "gauge",
-            "Failed deliveries (retried, dead-lettered or dropped) over all deliveries since start; alert above 0.01.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    let total: u64 = w.processed.values().flatten().sum();
-                    let failed: u64 = w
-                        .processed
-                        .values()
-                        .flat_map(|counts| Outcome::ALL.iter().zip(counts))
-                        .filter(|(o, _)| o.is_error())
-                        .map(|(_, n)| n)
-                        .sum();
-                    let ratio = if total == 0 {
-                        0.0
-                    } else {
-                        failed as f64 / total as f64
-                    };
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_error_ratio{{worker=\"{}\"}} {ratio}",
-                        escape(worker)
-                    );
-                }
-            },
-        );
-        family(
-            "smm_worker_assigned_partitions",
-            "gauge",
-            "Partitions assigned to the worker's consumer.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_assigned_partitions{{worker=\"{}\"}} {}",
-                        escape(worker),
-                        w.assigned
-                    );
-                }
-            },
-        );
-        family(
-            "smm_worker_broker_up",
-            "gauge",
-            "1 while the worker's consumer has a broker connection.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_broker_up{{worker=\"{}\"}} {}",
-                        escape(worker),
-                        u8::from(w.broker_up)
-                    );
-                }
-            },
-        );
+        render_records_total(&mut out, &workers);
+        render_processing_seconds(&mut out, &workers);
+        render_in_flight(&mut out, &workers);
+        render_consumer_lag(&mut out, &workers);
+        render_dead_letters_total(&mut out, &workers);
+        render_error_ratio(&mut out, &workers);
+        render_assigned_partitions(&mut out, &workers);
+        render_broker_up(&mut out, &workers);
         drop(workers);
         for render in self
             .extra
@@ -399,6 +238,191 @@ impl Metrics {
             render(&mut out);
         }
         out
+    }
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+fn family_header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn render_records_total(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_records_total",
+        "counter",
+        "Records handled, by worker, source topic and outcome (ok, duplicate, ignored, retried, dead_lettered, dropped, throttled).",
+    );
+    for (worker, w) in workers.iter() {
+        let rows = w.processed.iter().flat_map(|(topic, counts)| {
+            Outcome::ALL
+                .iter()
+                .zip(counts)
+                .filter(|(_, n)| **n > 0)
+                .map(move |(outcome, n)| (topic, outcome, n))
+        });
+        for (topic, outcome, n) in rows {
+            let _ = writeln!(
+                out,
+                "smm_worker_records_total{{worker=\"{}\",topic=\"{}\",outcome=\"{}\"}} {n}",
+                escape(worker),
+                escape(topic),
+                outcome.as_str()
+            );
+        }
+    }
+}
+
+fn render_processing_seconds(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_processing_seconds",
+        "histogram",
+        "Time from a record's arrival to its acknowledgement, forwards included.",
+    );
+    for (worker, w) in workers.iter() {
+        let worker = escape(worker);
+        for (bound, count) in BUCKETS.iter().zip(w.timing.counts) {
+            let _ = writeln!(
+                out,
+                "smm_worker_processing_seconds_bucket{{worker=\"{worker}\",le=\"{bound}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "smm_worker_processing_seconds_bucket{{worker=\"{worker}\",le=\"+Inf\"}} {}",
+            w.timing.count
+        );
+        let _ = writeln!(
+            out,
+            "smm_worker_processing_seconds_sum{{worker=\"{worker}\"}} {}",
+            w.timing.sum
+        );
+        let _ = writeln!(
+            out,
+            "smm_worker_processing_seconds_count{{worker=\"{worker}\"}} {}",
+            w.timing.count
+        );
+    }
+}
+
+fn render_in_flight(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_in_flight",
+        "gauge",
+        "Records being handled right now.",
+    );
+    for (worker, w) in workers.iter() {
+        let _ = writeln!(
+            out,
+            "smm_worker_in_flight{{worker=\"{}\"}} {}",
+            escape(worker),
+            w.in_flight.load(Ordering::Relaxed)
+        );
+    }
+}
+
+fn render_consumer_lag(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_consumer_lag",
+        "gauge",
+        "Records behind the high watermark per assigned partition, from librdkafka's statistics.",
+    );
+    for (worker, w) in workers.iter() {
+        for ((topic, partition), lag) in &w.lag {
+            let _ = writeln!(
+                out,
+                "smm_worker_consumer_lag{{worker=\"{}\",topic=\"{}\",partition=\"{partition}\"}} {lag}",
+                escape(worker),
+                escape(topic)
+            );
+        }
+    }
+}
+
+fn render_dead_letters_total(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_dead_letters_total",
+        "counter",
+        "Records forwarded to a DLT or DLQ, by source and dead-letter topic. Any increase deserves an alert.",
+    );
+    for (worker, w) in workers.iter() {
+        for ((source, dead_letter), n) in &w.dead_letters {
+            let _ = writeln!(
+                out,
+                "smm_worker_dead_letters_total{{worker=\"{}\",topic=\"{}\",dead_letter_topic=\"{}\"}} {n}",
+                escape(worker),
+                escape(source),
+                escape(dead_letter)
+            );
+        }
+    }
+}
+
+fn render_error_ratio(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_error_ratio",
+        "gauge",
+        "Failed deliveries (retried, dead-lettered or dropped) over all deliveries since start; alert above 0.01.",
+    );
+    for (worker, w) in workers.iter() {
+        let total: u64 = w.processed.values().flatten().sum();
+        let failed: u64 = w
+            .processed
+            .values()
+            .flat_map(|counts| Outcome::ALL.iter().zip(counts))
+            .filter(|(o, _)| o.is_error())
+            .map(|(_, n)| n)
+            .sum();
+        let ratio = if total == 0 {
+            0.0
+        } else {
+            failed as f64 / total as f64
+        };
+        let _ = writeln!(
+            out,
+            "smm_worker_error_ratio{{worker=\"{}\"}} {ratio}",
+            escape(worker)
+        );
+    }
+}
+
+fn render_assigned_partitions(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_assigned_partitions",
+        "gauge",
+        "Partitions assigned to the worker's consumer.",
+    );
+    for (worker, w) in workers.iter() {
+        let _ = writeln!(
+            out,
+            "smm_worker_assigned_partitions{{worker=\"{}\"}} {}",
+            escape(worker),
+            w.assigned
+        );
+    }
+}
+
+fn render_broker_up(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_broker_up",
+        "gauge",
+        "1 while the worker's consumer has a broker connection.",
+    );
+    for (worker, w) in workers.iter() {
+        let _ = writeln!(
+            out,
+            "smm_worker_broker_up{{worker=\"{}\"}} {}",
+            escape(worker),
+            u8::from(w.broker_up)
+        );
     }
 }
 

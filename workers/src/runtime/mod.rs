@@ -17,6 +17,7 @@ mod consumer;
 mod consumer_context;
 mod delivery;
 mod engine;
+mod events;
 mod failure;
 mod handler;
 mod holds;

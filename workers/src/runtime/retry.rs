@@ -2,12 +2,16 @@
 //! retried in place, forwarded to a retry topic, dead-lettered, or
 //! dropped, as its route's ladder says.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::engine::{Engine, now_ms};
+use super::events::{
+    CountedAs, RecordDeadLettered, RecordDropped, RecordForwarded, RecordRetriedInPlace,
+    RecordThrottled,
+};
 use super::holds::Holds;
 use super::metrics::Outcome;
-use super::{Delivery, Failure, Handler, LOG_TARGET, Next, Route};
+use super::{Delivery, Failure, Handler, Next, Route};
 use crate::contract::headers;
 
 /// Marks a dead letter that waits for a person. The value says why.
@@ -21,20 +25,22 @@ impl<H: Handler> Engine<'_, H> {
         failure: Failure,
         holds: &mut Holds,
     ) -> Option<Outcome> {
+        let counted_as = CountedAs {
+            worker: self.name,
+            topic: route.main_topic.as_str(),
+        };
         if let Some(wait) = failure.retry_after {
-            tracing::warn!(target: LOG_TARGET, class = %failure.class, message = %failure.message, wait_s = wait.as_secs(), "throttled; holding the partition until the limit lifts");
+            let throttled = RecordThrottled {
+                failure: &failure,
+                wait,
+            };
+            throttled.emit(&self.shared.metrics, counted_as);
             self.hold(
                 holds,
                 delivery.topic,
                 delivery.partition,
                 delivery.offset,
                 Instant::now() + wait,
-            );
-            self.shared.metrics.record(
-                self.name,
-                route.main_topic.as_str(),
-                Outcome::Throttled,
-                Duration::ZERO,
             );
             return None;
         }
@@ -54,7 +60,12 @@ impl<H: Handler> Engine<'_, H> {
         };
         match next {
             Next::RetryInPlace { delay, attempt } => {
-                tracing::warn!(target: LOG_TARGET, class = %failure.class, message = %failure.message, next_attempt = attempt, delay_ms = delay.as_millis() as u64, "failed; retrying in place");
+                let retried = RecordRetriedInPlace {
+                    failure: &failure,
+                    next_attempt: attempt,
+                    delay,
+                };
+                retried.emit(&self.shared.metrics, counted_as);
                 holds.in_place_attempts.insert(
                     (
                         delivery.topic.to_owned(),
@@ -70,12 +81,6 @@ impl<H: Handler> Engine<'_, H> {
                     delivery.offset,
                     Instant::now() + delay,
                 );
-                self.shared.metrics.record(
-                    self.name,
-                    route.main_topic.as_str(),
-                    Outcome::Retried,
-                    Duration::ZERO,
-                );
                 None
             }
             Next::Forward {
@@ -86,7 +91,12 @@ impl<H: Handler> Engine<'_, H> {
                 let due = now_ms() + delay.as_millis() as i64;
                 let out =
                     headers::forward(&delivery.headers(), &source, &exception, attempt, Some(due));
-                tracing::warn!(target: LOG_TARGET, class = %failure.class, message = %failure.message, to = %topic, next_attempt = attempt, "failed; forwarded to retry topic");
+                RecordForwarded {
+                    failure: &failure,
+                    to: &topic,
+                    next_attempt: attempt,
+                }
+                .emit();
                 self.send(&topic, delivery.key, delivery.payload, &out)
                     .await?;
                 Some(Outcome::Retried)
@@ -109,16 +119,24 @@ impl<H: Handler> Engine<'_, H> {
                         failure.message.clone().into_bytes(),
                     ));
                 }
-                tracing::error!(target: LOG_TARGET, class = %failure.class, message = %failure.message, to = %topic, manual_review, attempts = delivery.attempt, "dead-lettered");
+                let dead_lettered = RecordDeadLettered {
+                    failure: &failure,
+                    to: &topic,
+                    manual_review,
+                    attempts: delivery.attempt,
+                };
+                dead_lettered.emit();
                 self.send(&topic, delivery.key, delivery.payload, &out)
                     .await?;
-                self.shared
-                    .metrics
-                    .dead_lettered(self.name, route.main_topic.as_str(), &topic);
+                dead_lettered.count(&self.shared.metrics, counted_as);
                 Some(Outcome::DeadLettered)
             }
             Next::Drop => {
-                tracing::error!(target: LOG_TARGET, class = %failure.class, message = %failure.message, attempts = delivery.attempt, "failed for good; this topic has no dead letter, so the record is dropped");
+                RecordDropped {
+                    failure: &failure,
+                    attempts: delivery.attempt,
+                }
+                .emit();
                 Some(Outcome::Dropped)
             }
         }
