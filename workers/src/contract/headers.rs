@@ -472,7 +472,7 @@ pub struct Source<'a> {
 
 /// Why it failed, in Java's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failure<'a> {
+pub struct Exception<'a> {
     /// The exception's class name, e.g.
     /// `org.springframework.kafka.listener.ListenerExecutionFailedException`.
     pub fqcn: &'a str,
@@ -515,7 +515,7 @@ fn push(out: &mut Headers, name: &str, value: Vec<u8>) {
 pub fn forward(
     existing: &Headers,
     source: &Source<'_>,
-    failure: &Failure<'_>,
+    failure: &Exception<'_>,
     attempt: u32,
     due_at_ms: Option<i64>,
 ) -> Headers {
@@ -1088,8 +1088,8 @@ mod tests {
         cause: &'static str,
         message: &'static str,
         trace: &'static str,
-    ) -> Failure<'static> {
-        Failure {
+    ) -> Exception<'static> {
+        Exception {
             fqcn: LEFE,
             cause_fqcn: Some(cause),
             message,
@@ -1268,7 +1268,7 @@ mod tests {
         let out = forward(
             &previous,
             &source("smm.notifications", 1, 1764410400000),
-            &Failure {
+            &Exception {
                 fqcn: "smm.workers.HandlerError",
                 cause_fqcn: None,
                 message: "template missing",

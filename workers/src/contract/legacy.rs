@@ -124,7 +124,7 @@ pub fn migrate(record: &RawRecord) -> Migrated {
         timestamp_type: headers::CREATE_TIME,
     };
     let message = format!("not migrated: {refusal}");
-    let failure = headers::Failure {
+    let failure = headers::Exception {
         fqcn: "smmctl.legacy.Unconvertible",
         cause_fqcn: None,
         message: &message,

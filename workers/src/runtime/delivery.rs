@@ -5,7 +5,7 @@ use rdkafka::Message as _;
 use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers as _};
 use uuid::Uuid;
 
-use super::Failure;
+use super::HandlerFailure;
 use crate::contract::events::Envelope;
 use crate::contract::headers::{self, Headers};
 use crate::store::Claim;
@@ -44,9 +44,9 @@ impl Delivery<'_> {
     }
 
     /// The record's envelope; a record that is not one is poison.
-    pub fn envelope(&self) -> Result<Envelope, Failure> {
+    pub fn envelope(&self) -> Result<Envelope, HandlerFailure> {
         let payload = self.payload.ok_or_else(|| {
-            Failure::poison(
+            HandlerFailure::poison(
                 "smmctl.decode.empty_value",
                 "the record has no value (a tombstone); the panel never sends one",
             )

@@ -14,7 +14,7 @@ use super::consumer_context::{RebalanceEvent, WorkerContext};
 use super::delivery::copy_headers;
 use super::events::{CountedAs, RecordHandled};
 use super::holds::{Holds, SEEK_TIMEOUT};
-use super::metrics::Outcome;
+use super::metrics::RecordOutcome;
 use super::{Delivery, Handled, Handler, LOG_TARGET, Route, Shared};
 use crate::contract::headers;
 
@@ -191,21 +191,21 @@ impl<H: Handler> Engine<'_, H> {
         delivery: &Delivery<'_>,
         route: &Route,
         holds: &mut Holds,
-    ) -> Option<Outcome> {
+    ) -> Option<RecordOutcome> {
         let result = self.handler.handle(delivery).await;
         let outcome = match result {
             Ok(Handled::Applied(event_id)) => {
                 self.flush_outbox(Some(event_id)).await?;
-                Outcome::Ok
+                RecordOutcome::Ok
             }
             Ok(Handled::Duplicate(event_id)) => {
                 tracing::info!(target: LOG_TARGET, "already applied; acknowledged and skipped");
                 self.flush_outbox(Some(event_id)).await?;
-                Outcome::Duplicate
+                RecordOutcome::Duplicate
             }
             Ok(Handled::Ignored(reason)) => {
                 tracing::info!(target: LOG_TARGET, %reason, "ignored");
-                Outcome::Ignored
+                RecordOutcome::Ignored
             }
             Err(failure) => {
                 if let Some(event_id) = failure.committed {

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use super::metrics::{Metrics, Outcome};
-use super::{Failure, LOG_TARGET};
+use super::metrics::{Metrics, RecordOutcome};
+use super::{HandlerFailure, LOG_TARGET};
 
 /// Which worker and which route (by its main topic) an event counts for.
 #[derive(Clone, Copy)]
@@ -21,20 +21,25 @@ pub(super) struct CountedAs<'a> {
 /// A limit (an API quota) refused the work: the partition waits in place
 /// without spending an attempt.
 pub(super) struct RecordThrottled<'a> {
-    pub(super) failure: &'a Failure,
+    pub(super) failure: &'a HandlerFailure,
     pub(super) wait: Duration,
 }
 
 impl RecordThrottled<'_> {
     pub(super) fn emit(&self, metrics: &Metrics, counted_as: CountedAs<'_>) {
         tracing::warn!(target: LOG_TARGET, class = %self.failure.class, message = %self.failure.message, wait_s = self.wait.as_secs(), "throttled; holding the partition until the limit lifts");
-        count(metrics, counted_as, Outcome::Throttled, Duration::ZERO);
+        count(
+            metrics,
+            counted_as,
+            RecordOutcome::Throttled,
+            Duration::ZERO,
+        );
     }
 }
 
 /// A failed record waits on its own partition for its next attempt.
 pub(super) struct RecordRetriedInPlace<'a> {
-    pub(super) failure: &'a Failure,
+    pub(super) failure: &'a HandlerFailure,
     pub(super) next_attempt: u32,
     pub(super) delay: Duration,
 }
@@ -42,13 +47,13 @@ pub(super) struct RecordRetriedInPlace<'a> {
 impl RecordRetriedInPlace<'_> {
     pub(super) fn emit(&self, metrics: &Metrics, counted_as: CountedAs<'_>) {
         tracing::warn!(target: LOG_TARGET, class = %self.failure.class, message = %self.failure.message, next_attempt = self.next_attempt, delay_ms = self.delay.as_millis() as u64, "failed; retrying in place");
-        count(metrics, counted_as, Outcome::Retried, Duration::ZERO);
+        count(metrics, counted_as, RecordOutcome::Retried, Duration::ZERO);
     }
 }
 
 /// A failed record goes to a retry topic; counted when it is settled.
 pub(super) struct RecordForwarded<'a> {
-    pub(super) failure: &'a Failure,
+    pub(super) failure: &'a HandlerFailure,
     pub(super) to: &'a str,
     pub(super) next_attempt: u32,
 }
@@ -62,7 +67,7 @@ impl RecordForwarded<'_> {
 /// A record that ran out of attempts, or may never pass, goes to its dead
 /// letter.
 pub(super) struct RecordDeadLettered<'a> {
-    pub(super) failure: &'a Failure,
+    pub(super) failure: &'a HandlerFailure,
     pub(super) to: &'a str,
     pub(super) manual_review: bool,
     pub(super) attempts: u32,
@@ -84,7 +89,7 @@ impl RecordDeadLettered<'_> {
 /// A record failed for good on a topic without a dead letter; counted when
 /// it is settled.
 pub(super) struct RecordDropped<'a> {
-    pub(super) failure: &'a Failure,
+    pub(super) failure: &'a HandlerFailure,
     pub(super) attempts: u32,
 }
 
@@ -97,7 +102,7 @@ impl RecordDropped<'_> {
 /// A record settled: its outcome and the time from its arrival to its
 /// acknowledgement.
 pub(super) struct RecordHandled {
-    pub(super) outcome: Outcome,
+    pub(super) outcome: RecordOutcome,
     pub(super) took: Duration,
 }
 
@@ -107,6 +112,6 @@ impl RecordHandled {
     }
 }
 
-fn count(metrics: &Metrics, counted_as: CountedAs<'_>, outcome: Outcome, took: Duration) {
+fn count(metrics: &Metrics, counted_as: CountedAs<'_>, outcome: RecordOutcome, took: Duration) {
     metrics.record(counted_as.worker, counted_as.topic, outcome, took);
 }

@@ -12,7 +12,7 @@ use crate::store::StoreError;
 /// `kafka_exception-fqcn` header carries, so operators can group dead
 /// letters by it (`smmctl dlq inspect --group-by exception`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+pub struct HandlerFailure {
     pub kind: FailureKind,
     pub class: String,
     pub message: String,
@@ -27,9 +27,9 @@ pub struct Failure {
     pub committed: Option<Uuid>,
 }
 
-impl Failure {
-    pub fn retryable(class: impl Into<String>, message: impl Into<String>) -> Failure {
-        Failure {
+impl HandlerFailure {
+    pub fn retryable(class: impl Into<String>, message: impl Into<String>) -> HandlerFailure {
+        HandlerFailure {
             kind: FailureKind::Retryable,
             class: class.into(),
             message: message.into(),
@@ -43,54 +43,54 @@ impl Failure {
         class: impl Into<String>,
         message: impl Into<String>,
         retry_after: Duration,
-    ) -> Failure {
-        Failure {
+    ) -> HandlerFailure {
+        HandlerFailure {
             retry_after: Some(retry_after),
-            ..Failure::retryable(class, message)
+            ..HandlerFailure::retryable(class, message)
         }
     }
 
-    pub fn poison(class: impl Into<String>, message: impl Into<String>) -> Failure {
-        Failure {
+    pub fn poison(class: impl Into<String>, message: impl Into<String>) -> HandlerFailure {
+        HandlerFailure {
             kind: FailureKind::Poison,
-            ..Failure::retryable(class, message)
+            ..HandlerFailure::retryable(class, message)
         }
     }
 
-    pub fn manual_review(class: impl Into<String>, message: impl Into<String>) -> Failure {
-        Failure {
+    pub fn manual_review(class: impl Into<String>, message: impl Into<String>) -> HandlerFailure {
+        HandlerFailure {
             kind: FailureKind::ManualReview,
-            ..Failure::retryable(class, message)
+            ..HandlerFailure::retryable(class, message)
         }
     }
 
-    pub fn with_cause(mut self, cause: impl Into<String>) -> Failure {
+    pub fn with_cause(mut self, cause: impl Into<String>) -> HandlerFailure {
         self.cause = Some(cause.into());
         self
     }
 
-    /// Marks the event's own effects as committed; see [`Failure::committed`].
-    pub fn after_committing(mut self, event_id: Uuid) -> Failure {
+    /// Marks the event's own effects as committed; see [`HandlerFailure::committed`].
+    pub fn after_committing(mut self, event_id: Uuid) -> HandlerFailure {
         self.committed = Some(event_id);
         self
     }
 }
 
-impl From<DecodeError> for Failure {
-    fn from(error: DecodeError) -> Failure {
-        Failure::poison(format!("smmctl.decode.{}", error.kind()), error.to_string())
+impl From<DecodeError> for HandlerFailure {
+    fn from(error: DecodeError) -> HandlerFailure {
+        HandlerFailure::poison(format!("smmctl.decode.{}", error.kind()), error.to_string())
     }
 }
 
-impl From<StoreError> for Failure {
-    fn from(error: StoreError) -> Failure {
+impl From<StoreError> for HandlerFailure {
+    fn from(error: StoreError) -> HandlerFailure {
         let failure = if error.is_transient() {
-            Failure::retryable("smmctl.store.Unavailable", error.to_string())
+            HandlerFailure::retryable("smmctl.store.Unavailable", error.to_string())
         } else {
             // A constraint or schema error will not fix itself, but it is
             // the store that is wrong, not necessarily the record: a person
             // must look before anything is retried.
-            Failure::manual_review("smmctl.store.Rejected", error.to_string())
+            HandlerFailure::manual_review("smmctl.store.Rejected", error.to_string())
         };
         failure.with_cause("sqlx::Error")
     }

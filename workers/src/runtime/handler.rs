@@ -4,7 +4,7 @@ use std::future::Future;
 
 use uuid::Uuid;
 
-use super::{Delivery, Failure};
+use super::{Delivery, HandlerFailure};
 
 /// What a handler did with a record it accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,5 +21,5 @@ pub trait Handler: Send + Sync + 'static {
     fn handle<'a>(
         &'a self,
         delivery: &'a Delivery<'a>,
-    ) -> impl Future<Output = Result<Handled, Failure>> + Send + 'a;
+    ) -> impl Future<Output = Result<Handled, HandlerFailure>> + Send + 'a;
 }

@@ -18,7 +18,7 @@ const BUCKETS: [f64; 12] = [
 
 /// How one delivery ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Outcome {
+pub enum RecordOutcome {
     Ok,
     /// Already applied before; acknowledged and skipped.
     Duplicate,
@@ -33,15 +33,15 @@ pub enum Outcome {
     Throttled,
 }
 
-impl Outcome {
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Ok,
-        Outcome::Duplicate,
-        Outcome::Ignored,
-        Outcome::Retried,
-        Outcome::DeadLettered,
-        Outcome::Dropped,
-        Outcome::Throttled,
+impl RecordOutcome {
+    pub const ALL: [RecordOutcome; 7] = [
+        RecordOutcome::Ok,
+        RecordOutcome::Duplicate,
+        RecordOutcome::Ignored,
+        RecordOutcome::Retried,
+        RecordOutcome::DeadLettered,
+        RecordOutcome::Dropped,
+        RecordOutcome::Throttled,
     ];
 
     fn index(self) -> usize {
@@ -50,20 +50,20 @@ impl Outcome {
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Ok => "ok",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Ignored => "ignored",
-            Outcome::Retried => "retried",
-            Outcome::DeadLettered => "dead_lettered",
-            Outcome::Dropped => "dropped",
-            Outcome::Throttled => "throttled",
+            RecordOutcome::Ok => "ok",
+            RecordOutcome::Duplicate => "duplicate",
+            RecordOutcome::Ignored => "ignored",
+            RecordOutcome::Retried => "retried",
+            RecordOutcome::DeadLettered => "dead_lettered",
+            RecordOutcome::Dropped => "dropped",
+            RecordOutcome::Throttled => "throttled",
         }
     }
 
     fn is_error(self) -> bool {
         matches!(
             self,
-            Outcome::Retried | Outcome::DeadLettered | Outcome::Dropped
+            RecordOutcome::Retried | RecordOutcome::DeadLettered | RecordOutcome::Dropped
         )
     }
 }
@@ -77,10 +77,10 @@ struct Histogram {
 
 #[derive(Default)]
 struct WorkerState {
-    /// Per source topic, one count per [`Outcome`] in `Outcome::ALL` order:
+    /// Per source topic, one count per [`RecordOutcome`] in `RecordOutcome::ALL` order:
     /// keyed by topic alone so the hot path looks up by `&str` without
     /// allocating.
-    processed: BTreeMap<String, [u64; Outcome::ALL.len()]>,
+    processed: BTreeMap<String, [u64; RecordOutcome::ALL.len()]>,
     dead_letters: BTreeMap<(String, String), u64>,
     timing: Histogram,
     /// Shared with the worker's loop, which moves it twice per record
@@ -133,12 +133,12 @@ impl Metrics {
         self.with(worker, |_| ());
     }
 
-    pub fn record(&self, worker: &str, topic: &str, outcome: Outcome, took: Duration) {
+    pub fn record(&self, worker: &str, topic: &str, outcome: RecordOutcome, took: Duration) {
         self.with(worker, |w| {
             match w.processed.get_mut(topic) {
                 Some(counts) => counts[outcome.index()] += 1,
                 None => {
-                    let mut counts = [0; Outcome::ALL.len()];
+                    let mut counts = [0; RecordOutcome::ALL.len()];
                     counts[outcome.index()] = 1;
                     w.processed.insert(topic.to_owned(), counts);
                 }
@@ -180,7 +180,7 @@ impl Metrics {
     }
 
     /// Deliveries of `worker` so far by outcome, for tests and `/health`.
-    pub fn count(&self, worker: &str, outcome: Outcome) -> u64 {
+    pub fn count(&self, worker: &str, outcome: RecordOutcome) -> u64 {
         self.with(worker, |w| {
             w.processed
                 .values()
@@ -256,7 +256,7 @@ fn render_records_total(out: &mut String, workers: &BTreeMap<String, WorkerState
     );
     for (worker, w) in workers.iter() {
         let rows = w.processed.iter().flat_map(|(topic, counts)| {
-            Outcome::ALL
+            RecordOutcome::ALL
                 .iter()
                 .zip(counts)
                 .filter(|(_, n)| **n > 0)
@@ -375,7 +375,7 @@ fn render_error_ratio(out: &mut String, workers: &BTreeMap<String, WorkerState>)
         let failed: u64 = w
             .processed
             .values()
-            .flat_map(|counts| Outcome::ALL.iter().zip(counts))
+            .flat_map(|counts| RecordOutcome::ALL.iter().zip(counts))
             .filter(|(o, _)| o.is_error())
             .map(|(_, n)| n)
             .sum();
@@ -445,25 +445,25 @@ mod tests {
         m.record(
             "payments",
             "smm.payment.confirmations",
-            Outcome::Ok,
+            RecordOutcome::Ok,
             Duration::from_millis(3),
         );
         m.record(
             "payments",
             "smm.payment.confirmations",
-            Outcome::Ok,
+            RecordOutcome::Ok,
             Duration::from_millis(700),
         );
         m.record(
             "payments",
             "smm.payment.confirmations",
-            Outcome::Retried,
+            RecordOutcome::Retried,
             Duration::from_millis(1),
         );
         m.record(
             "payments",
             "smm.payment.confirmations",
-            Outcome::Duplicate,
+            RecordOutcome::Duplicate,
             Duration::from_millis(1),
         );
         m.dead_lettered(
@@ -485,7 +485,7 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
-        assert_eq!(m.count("payments", Outcome::Ok), 2);
+        assert_eq!(m.count("payments", RecordOutcome::Ok), 2);
     }
 
     #[test]

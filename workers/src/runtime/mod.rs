@@ -31,7 +31,7 @@ mod shutdown;
 
 pub use consumer::{RuntimeError, Shared, Worker, run};
 pub use delivery::Delivery;
-pub use failure::Failure;
+pub use failure::HandlerFailure;
 pub use handler::{Handled, Handler};
 pub use producer::{PARTITIONER, producer, producer_config};
 pub use retry::MANUAL_REVIEW_HEADER;

@@ -10,8 +10,8 @@ use super::events::{
     RecordThrottled,
 };
 use super::holds::Holds;
-use super::metrics::Outcome;
-use super::{Delivery, Failure, Handler, Next, Route};
+use super::metrics::RecordOutcome;
+use super::{Delivery, Handler, HandlerFailure, Next, Route};
 use crate::contract::headers;
 
 /// Marks a dead letter that waits for a person. The value says why.
@@ -22,9 +22,9 @@ impl<H: Handler> Engine<'_, H> {
         &self,
         delivery: &Delivery<'_>,
         route: &Route,
-        failure: Failure,
+        failure: HandlerFailure,
         holds: &mut Holds,
-    ) -> Option<Outcome> {
+    ) -> Option<RecordOutcome> {
         let counted_as = CountedAs {
             worker: self.name,
             topic: route.main_topic.as_str(),
@@ -52,7 +52,7 @@ impl<H: Handler> Engine<'_, H> {
             timestamp_ms: delivery.timestamp_ms,
             timestamp_type: headers::CREATE_TIME,
         };
-        let exception = headers::Failure {
+        let exception = headers::Exception {
             fqcn: &failure.class,
             cause_fqcn: failure.cause.as_deref(),
             message: &failure.message,
@@ -99,7 +99,7 @@ impl<H: Handler> Engine<'_, H> {
                 .emit();
                 self.send(&topic, delivery.key, delivery.payload, &out)
                     .await?;
-                Some(Outcome::Retried)
+                Some(RecordOutcome::Retried)
             }
             Next::DeadLetter {
                 topic,
@@ -129,7 +129,7 @@ impl<H: Handler> Engine<'_, H> {
                 self.send(&topic, delivery.key, delivery.payload, &out)
                     .await?;
                 dead_lettered.count(&self.shared.metrics, counted_as);
-                Some(Outcome::DeadLettered)
+                Some(RecordOutcome::DeadLettered)
             }
             Next::Drop => {
                 RecordDropped {
@@ -137,7 +137,7 @@ impl<H: Handler> Engine<'_, H> {
                     attempts: delivery.attempt,
                 }
                 .emit();
-                Some(Outcome::Dropped)
+                Some(RecordOutcome::Dropped)
             }
         }
     }

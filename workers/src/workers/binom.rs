@@ -9,7 +9,7 @@
 use crate::contract::catalog;
 use crate::contract::events::OfferAssignment;
 use crate::providers::binom::{BinomApi, CampaignOffer, NewCampaign};
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::Store;
 use crate::store::panel;
 
@@ -21,7 +21,7 @@ pub struct Binom {
 }
 
 impl Handler for Binom {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let request = event_of!(envelope, BinomCampaignCreation)?;
         if already_applied(&self.store, delivery, envelope.event_id).await? {

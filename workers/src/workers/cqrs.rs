@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use sqlx::{AnyConnection, Row as _};
 
 use crate::contract::events::{Event, OrderStatus};
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::{Store, StoreError};
 
 pub struct ReadModel {
@@ -160,7 +160,7 @@ pub async fn clear(store: &Store) -> Result<u64, StoreError> {
 }
 
 impl Handler for ReadModel {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let Some((order_id, at)) = order_of(&envelope.event) else {
             return Ok(Handled::Ignored(format!(
@@ -174,7 +174,7 @@ impl Handler for ReadModel {
         self.fold(order_id, at, &envelope.event)
             .await
             .map_err(|e| {
-                Failure::throttled(
+                HandlerFailure::throttled(
                     "smmctl.cqrs.StoreUnavailable",
                     format!("cannot fold the event into order {order_id}'s row: {e}"),
                     STORE_RETRY,

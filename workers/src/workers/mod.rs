@@ -19,7 +19,7 @@ use crate::contract::events::{
     Envelope, Event, OrderStatus, OrderStatusChangedEvent, VideoProcessingMessage,
     deterministic_event_id,
 };
-use crate::runtime::{Failure, Route};
+use crate::runtime::{HandlerFailure, Route};
 use crate::store::panel::{self, Fulfilment, LedgerKind};
 use crate::store::{StoreError, Unit};
 
@@ -226,9 +226,9 @@ async fn known_order(
     conn: &mut sqlx::AnyConnection,
     order_id: i64,
     worker_class: &str,
-) -> Result<Fulfilment, Failure> {
+) -> Result<Fulfilment, HandlerFailure> {
     panel::fulfilment(conn, order_id).await?.ok_or_else(|| {
-        Failure::retryable(
+        HandlerFailure::retryable(
             format!("smmctl.{worker_class}.UnknownOrder"),
             format!("order {order_id} is not in the panel store"),
         )
@@ -241,7 +241,7 @@ async fn known_order_outside_unit(
     store: &crate::store::Store,
     order_id: i64,
     worker_class: &str,
-) -> Result<Fulfilment, Failure> {
+) -> Result<Fulfilment, HandlerFailure> {
     let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
     known_order(&mut conn, order_id, worker_class).await
 }
@@ -253,7 +253,7 @@ async fn already_applied(
     store: &crate::store::Store,
     delivery: &crate::runtime::Delivery<'_>,
     event_id: uuid::Uuid,
-) -> Result<bool, Failure> {
+) -> Result<bool, HandlerFailure> {
     Ok(store.is_processed(delivery.worker, event_id).await?)
 }
 
@@ -263,9 +263,9 @@ pub(crate) fn expect_event<'e, T>(
     envelope: &'e Envelope,
     pick: impl FnOnce(&'e Event) -> Option<&'e T>,
     wanted: &str,
-) -> Result<&'e T, Failure> {
+) -> Result<&'e T, HandlerFailure> {
     pick(&envelope.event).ok_or_else(|| {
-        Failure::poison(
+        HandlerFailure::poison(
             "smmctl.decode.unexpected_event_type",
             format!("expected {wanted}, found {}", envelope.event_type()),
         )

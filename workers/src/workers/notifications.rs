@@ -24,7 +24,7 @@ use reqwest::Url;
 use sqlx::Row as _;
 
 use crate::contract::events::{Notification, NotificationChannel};
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::{Store, StoreError, redact_url};
 
 use super::event_of;
@@ -147,26 +147,26 @@ pub enum SendError {
     },
 }
 
-impl From<SendError> for Failure {
-    fn from(error: SendError) -> Failure {
+impl From<SendError> for HandlerFailure {
+    fn from(error: SendError) -> HandlerFailure {
         let message = error.to_string();
         match error {
             SendError::Unavailable { .. } => {
-                Failure::retryable("smmctl.notifications.ProviderUnavailable", message)
+                HandlerFailure::retryable("smmctl.notifications.ProviderUnavailable", message)
             }
-            SendError::Throttled { retry_after, .. } => Failure::throttled(
+            SendError::Throttled { retry_after, .. } => HandlerFailure::throttled(
                 "smmctl.notifications.ProviderThrottled",
                 message,
                 retry_after,
             ),
             SendError::Refused { .. } => {
-                Failure::poison("smmctl.notifications.ProviderRefused", message)
+                HandlerFailure::poison("smmctl.notifications.ProviderRefused", message)
             }
             SendError::Invalid { .. } => {
-                Failure::poison("smmctl.notifications.InvalidNotification", message)
+                HandlerFailure::poison("smmctl.notifications.InvalidNotification", message)
             }
             SendError::NotConfigured { .. } => {
-                Failure::poison("smmctl.notifications.ChannelNotConfigured", message)
+                HandlerFailure::poison("smmctl.notifications.ChannelNotConfigured", message)
             }
         }
     }
@@ -453,7 +453,7 @@ impl Notifications {
 }
 
 impl Handler for Notifications {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let notification = event_of!(envelope, Notification)?;
         if self
@@ -599,7 +599,7 @@ mod tests {
 
     #[test]
     fn failures_map_to_the_ladder() {
-        let kind = |e: SendError| Failure::from(e).kind;
+        let kind = |e: SendError| HandlerFailure::from(e).kind;
         use crate::runtime::FailureKind;
         assert_eq!(
             kind(SendError::Unavailable {
@@ -615,7 +615,7 @@ mod tests {
             }),
             FailureKind::Poison
         );
-        let missing = Failure::from(SendError::NotConfigured {
+        let missing = HandlerFailure::from(SendError::NotConfigured {
             channel: "sms",
             setting: "sms_url",
         });

@@ -4,7 +4,7 @@
 
 use crate::contract::catalog;
 use crate::contract::events::{OfferAssignmentAction, OfferAssignmentEvent};
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::Store;
 use crate::store::panel;
 
@@ -15,7 +15,7 @@ pub struct Offers {
 }
 
 impl Handler for Offers {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let assignment = event_of!(envelope, OfferAssignment)?;
         let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {

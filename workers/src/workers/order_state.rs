@@ -14,7 +14,7 @@ use crate::contract::catalog;
 use crate::contract::events::{
     Notification, NotificationChannel, OrderStatus, OrderStatusChangedEvent, OrderStatusUpdate,
 };
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::panel::{self, Fulfilment};
 use crate::store::{Store, StoreError, Unit};
 
@@ -25,7 +25,7 @@ pub struct OrderState {
 }
 
 impl Handler for OrderState {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let change = event_of!(envelope, OrderStatusChangedEvent)?;
         let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {
@@ -34,7 +34,7 @@ impl Handler for OrderState {
         let order = known_order(unit.conn(), change.order_id, "order_state").await?;
         if order.status == change.from {
             if !panel::transition(&mut unit, order.id, change.from, change.to).await? {
-                return Err(Failure::retryable(
+                return Err(HandlerFailure::retryable(
                     "smmctl.order_state.Concurrent",
                     format!("order {} changed while {} was applied", order.id, change.to),
                 ));
@@ -60,9 +60,9 @@ impl Handler for OrderState {
                 order.id, order.status, change.from, change.to
             );
             return Err(if order.status.is_terminal() {
-                Failure::poison("smmctl.order_state.IllegalTransition", message)
+                HandlerFailure::poison("smmctl.order_state.IllegalTransition", message)
             } else {
-                Failure::retryable("smmctl.order_state.OutOfOrder", message)
+                HandlerFailure::retryable("smmctl.order_state.OutOfOrder", message)
             });
         }
         // Already in the target state means the emitter applied it (the

@@ -11,7 +11,7 @@ use crate::contract::events::{
     Envelope, OrderCreatedEvent, OrderRefundRequested, OrderStatus, deterministic_event_id,
 };
 use crate::providers::youtube::{self, LIST_COST, LookupError, Quota, Spend, YouTubeApi};
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::panel::{self, Fulfilment, NewOrder};
 use crate::store::{Store, Unit};
 
@@ -27,7 +27,7 @@ pub struct Orders {
 }
 
 impl Handler for Orders {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let created = event_of!(envelope, OrderCreatedEvent)?;
         if already_applied(&self.store, delivery, envelope.event_id).await? {
@@ -51,7 +51,7 @@ impl Handler for Orders {
             Err(other) => return Err(other),
         };
         let Some(view_count) = video.view_count else {
-            let hidden = Failure::poison(
+            let hidden = HandlerFailure::poison(
                 "smmctl.orders.ViewCountHidden",
                 format!(
                     "video {} hides its view count, so delivery for order {} cannot be measured",
@@ -116,8 +116,8 @@ impl Orders {
         delivery: &Delivery<'_>,
         envelope: &Envelope,
         created: &OrderCreatedEvent,
-        rejected: Failure,
-    ) -> Result<Handled, Failure> {
+        rejected: HandlerFailure,
+    ) -> Result<Handled, HandlerFailure> {
         let rejection = deterministic_event_id("order-rejection", &envelope.event_id.to_string());
         let Some(mut unit) = self.store.begin(delivery.claim(rejection)).await? else {
             return Err(rejected.after_committing(rejection));
@@ -184,9 +184,9 @@ impl Orders {
 
 /// The panel's order service normally wrote the order already; an order
 /// known only from its event is recorded from it.
-async fn record_order(unit: &mut Unit, created: &OrderCreatedEvent) -> Result<(), Failure> {
+async fn record_order(unit: &mut Unit, created: &OrderCreatedEvent) -> Result<(), HandlerFailure> {
     if panel::user(unit.conn(), created.user_id).await?.is_none() {
-        return Err(Failure::retryable(
+        return Err(HandlerFailure::retryable(
             "smmctl.orders.UnknownUser",
             format!(
                 "order {} is for user {}, who is not in the panel store",
@@ -214,10 +214,13 @@ async fn record_order(unit: &mut Unit, created: &OrderCreatedEvent) -> Result<()
 
 /// The order as the store has it, refused if the event names another
 /// owner: a producer mixing up orders must not move someone else's.
-async fn owned_order(unit: &mut Unit, created: &OrderCreatedEvent) -> Result<Fulfilment, Failure> {
+async fn owned_order(
+    unit: &mut Unit,
+    created: &OrderCreatedEvent,
+) -> Result<Fulfilment, HandlerFailure> {
     let order = known_order(unit.conn(), created.order_id, "orders").await?;
     if order.user_id != created.user_id {
-        return Err(Failure::poison(
+        return Err(HandlerFailure::poison(
             "smmctl.orders.OwnerMismatch",
             format!(
                 "order {} belongs to user {} in the store, the event says user {}",
@@ -238,13 +241,13 @@ pub(super) async fn check_video(
     api: &YouTubeApi,
     quota: &Quota,
     video_id: &str,
-) -> Result<youtube::Video, Failure> {
+) -> Result<youtube::Video, HandlerFailure> {
     if let Spend::Exhausted { resets_at } = quota.spend(store, LIST_COST).await? {
         return Err(quota_failure(resets_at, "the daily unit budget is spent"));
     }
     match api.video(video_id).await {
         Ok(video) => Ok(video),
-        Err(LookupError::NotFound(id)) => Err(Failure::poison(
+        Err(LookupError::NotFound(id)) => Err(HandlerFailure::poison(
             VIDEO_UNAVAILABLE,
             format!("video {id} is unknown or private: YouTube returned no item for it"),
         )),
@@ -256,8 +259,8 @@ pub(super) async fn check_video(
     }
 }
 
-pub(super) fn quota_failure(resets_at: jiff::Timestamp, why: &str) -> Failure {
-    Failure::throttled(
+pub(super) fn quota_failure(resets_at: jiff::Timestamp, why: &str) -> HandlerFailure {
+    HandlerFailure::throttled(
         "smmctl.youtube.QuotaExhausted",
         format!("YouTube quota: {why}; waiting until it resets at {resets_at}"),
         youtube::wait_until(resets_at),

@@ -4,7 +4,7 @@
 //! cannot pay twice); a 4xx goes to the DLQ with the provider's answer.
 
 use crate::providers::cryptomus::{ProviderError, RefundApi};
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::Store;
 use crate::store::panel::{self, RefundRow};
 
@@ -16,7 +16,7 @@ pub struct PaymentRefunds {
 }
 
 impl Handler for PaymentRefunds {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let refund = event_of!(envelope, PaymentRefundRequested)?;
         // The claim is taken after the call, so no transaction stays open
@@ -39,11 +39,12 @@ impl Handler for PaymentRefunds {
             )
             .await
             .map_err(|e| match e {
-                ProviderError::Unavailable(_) => {
-                    Failure::retryable("smmctl.payment_refunds.ProviderUnavailable", e.to_string())
-                }
+                ProviderError::Unavailable(_) => HandlerFailure::retryable(
+                    "smmctl.payment_refunds.ProviderUnavailable",
+                    e.to_string(),
+                ),
                 ProviderError::Refused { .. } => {
-                    Failure::poison("smmctl.payment_refunds.ProviderRefused", e.to_string())
+                    HandlerFailure::poison("smmctl.payment_refunds.ProviderRefused", e.to_string())
                 }
             })?;
         let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {

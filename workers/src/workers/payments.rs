@@ -3,7 +3,7 @@
 //! it are charged and activated. Idempotent on the event id and, through
 //! the ledger's unique key, on the payment id.
 
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::Store;
 use crate::store::panel::{self, LedgerKind};
 
@@ -14,7 +14,7 @@ pub struct Payments {
 }
 
 impl Handler for Payments {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let payment = event_of!(envelope, PaymentConfirmation)?;
         let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {
@@ -107,8 +107,8 @@ impl Handler for Payments {
 
 /// The user may not have reached this store yet; worth retrying, and after
 /// the ladder it waits in the DLQ for a person.
-fn unknown_user(user_id: i64, payment_id: &str) -> Failure {
-    Failure::retryable(
+fn unknown_user(user_id: i64, payment_id: &str) -> HandlerFailure {
+    HandlerFailure::retryable(
         "smmctl.payments.UnknownUser",
         format!("payment {payment_id} is for user {user_id}, who is not in the panel store"),
     )

@@ -5,7 +5,7 @@
 
 use crate::contract::catalog;
 use crate::contract::events::{OrderStatus, OrderStatusUpdate};
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::Store;
 use crate::store::panel;
 
@@ -16,7 +16,7 @@ pub struct Progress {
 }
 
 impl Handler for Progress {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let progress = event_of!(envelope, OrderProgressUpdated)?;
         let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {

@@ -4,7 +4,7 @@
 //! the refund DLQ for a person; so does one that fails three times.
 
 use crate::contract::events::OrderStatus;
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::Store;
 use crate::store::panel::{self, LedgerKind, RefundRow};
 
@@ -15,14 +15,14 @@ pub struct Refunds {
 }
 
 impl Handler for Refunds {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let refund = event_of!(envelope, OrderRefundRequested)?;
         let Some(mut unit) = self.store.begin(delivery.claim(envelope.event_id)).await? else {
             return Ok(Handled::Duplicate(envelope.event_id));
         };
         let Some(order) = panel::order(unit.conn(), refund.order_id).await? else {
-            return Err(Failure::retryable(
+            return Err(HandlerFailure::retryable(
                 "smmctl.refunds.UnknownOrder",
                 format!(
                     "refund {} is for order {}, which is not in the panel store",
@@ -31,7 +31,7 @@ impl Handler for Refunds {
             ));
         };
         if order.user_id != refund.user_id {
-            return Err(Failure::manual_review(
+            return Err(HandlerFailure::manual_review(
                 "smmctl.refunds.WrongUser",
                 format!(
                     "refund {} names user {}, but order {} belongs to user {}",
@@ -40,7 +40,7 @@ impl Handler for Refunds {
             ));
         }
         if !panel::reserve_refund(&mut unit, order.id, refund.amount_minor).await? {
-            return Err(Failure::manual_review(
+            return Err(HandlerFailure::manual_review(
                 "smmctl.refunds.ExceedsCharge",
                 format!(
                     "refund {} of {} {} is more than what is left of order {}'s charge ({} of {} already refunded)",
@@ -63,7 +63,7 @@ impl Handler for Refunds {
         )
         .await?
         {
-            return Err(Failure::retryable(
+            return Err(HandlerFailure::retryable(
                 "smmctl.refunds.UnknownUser",
                 format!("user {} is not in the panel store", refund.user_id),
             ));
@@ -116,7 +116,7 @@ impl Handler for Refunds {
             )
             .await?
         {
-            return Err(Failure::retryable(
+            return Err(HandlerFailure::retryable(
                 "smmctl.refunds.Concurrent",
                 format!(
                     "order {} changed while refund {} was applied",

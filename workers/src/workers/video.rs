@@ -18,7 +18,7 @@ use crate::contract::events::{
 };
 use crate::contract::headers;
 use crate::providers::delivery::{DeliveryApi, DeliveryState, StartDelivery};
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::Store;
 use crate::store::panel::{self, Fulfilment};
 
@@ -30,7 +30,7 @@ pub struct Video {
 }
 
 impl Handler for Video {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let work = event_of!(envelope, VideoProcessingMessage)?;
         if already_applied(&self.store, delivery, envelope.event_id).await? {

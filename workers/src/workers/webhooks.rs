@@ -6,7 +6,7 @@
 use crate::contract::catalog;
 use crate::contract::events::{Envelope, Event, deterministic_event_id};
 use crate::providers::cryptomus;
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::Store;
 
 use super::event_of;
@@ -18,20 +18,20 @@ pub struct Webhooks {
 }
 
 impl Handler for Webhooks {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let received = event_of!(envelope, PaymentWebhookReceived)?;
         if received.provider != "cryptomus" {
-            return Err(Failure::poison(
+            return Err(HandlerFailure::poison(
                 "smmctl.webhooks.UnknownProvider",
                 format!("no signature scheme for provider {:?}", received.provider),
             ));
         }
         let webhook = cryptomus::verify(&received.body, &self.api_key)
-            .map_err(|e| Failure::poison(e.class(), e.to_string()))?;
+            .map_err(|e| HandlerFailure::poison(e.class(), e.to_string()))?;
         let confirmation = webhook
             .confirmation(received.received_at)
-            .map_err(|e| Failure::poison(e.class(), e.to_string()))?;
+            .map_err(|e| HandlerFailure::poison(e.class(), e.to_string()))?;
         let Some(confirmation) = confirmation else {
             return Ok(Handled::Ignored(format!(
                 "payment {} has status {:?}, which confirms nothing",
@@ -46,7 +46,7 @@ impl Handler for Webhooks {
         let out = Envelope::new(Event::from(confirmation), envelope.correlation_id.clone())
             .with_event_id(id);
         if let Err(invalid) = out.validate() {
-            return Err(Failure::poison(
+            return Err(HandlerFailure::poison(
                 "smmctl.webhooks.InvalidWebhook",
                 format!("the confirmation it yields is invalid: {invalid}"),
             ));

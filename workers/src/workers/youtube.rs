@@ -5,7 +5,7 @@
 
 use crate::contract::events::YouTubeOperation;
 use crate::providers::youtube::{LIST_COST, LookupError, Quota, Spend, YouTubeApi};
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::store::Store;
 use crate::store::panel;
 
@@ -19,7 +19,7 @@ pub struct YouTube {
 }
 
 impl Handler for YouTube {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let task = event_of!(envelope, YouTubeTask)?;
         if already_applied(&self.store, delivery, envelope.event_id).await? {
@@ -74,7 +74,7 @@ impl Handler for YouTube {
                 match self.api.channel_exists(channel_id).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        return Err(Failure::poison(
+                        return Err(HandlerFailure::poison(
                             "smmctl.youtube.ChannelUnavailable",
                             format!("channel {channel_id} is unknown to YouTube"),
                         ));
@@ -84,7 +84,7 @@ impl Handler for YouTube {
                         return Err(quota_failure(resets_at, "YouTube answered quotaExceeded"));
                     }
                     Err(LookupError::NotFound(_)) => {
-                        return Err(Failure::poison(
+                        return Err(HandlerFailure::poison(
                             "smmctl.youtube.ChannelUnavailable",
                             format!("channel {channel_id} is unknown to YouTube"),
                         ));

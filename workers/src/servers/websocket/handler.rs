@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::hub::{Hub, StatusMessage};
-use crate::runtime::{Delivery, Failure, Handled, Handler};
+use crate::runtime::{Delivery, Handled, Handler, HandlerFailure};
 use crate::workers::event_of;
 
 /// Pushes each `OrderStatusUpdate` to the connected clients. Needs no
@@ -15,7 +15,7 @@ pub struct StatusFanOut {
 }
 
 impl Handler for StatusFanOut {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let envelope = delivery.envelope()?;
         let update = event_of!(envelope, OrderStatusUpdate)?;
         let report = self.hub.publish(&StatusMessage::new(update, &envelope));
