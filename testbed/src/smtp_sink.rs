@@ -262,145 +262,189 @@ struct Transaction {
 }
 
 fn serve(stream: TcpStream, inner: &Inner) -> io::Result<()> {
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    let mut reply = |text: &str| -> io::Result<()> {
-        writer.write_all(text.as_bytes())?;
-        writer.write_all(b"\r\n")?;
-        writer.flush()
+    let writer = stream.try_clone()?;
+    let mut session = Session {
+        reader: BufReader::new(stream),
+        writer,
+        inner,
+        greeted: false,
+        transaction: Transaction::default(),
     };
-    reply(&format!("220 {NAME} ESMTP ready"))?;
-    let mut greeted = false;
-    let mut transaction = Transaction::default();
+    session.reply(&format!("220 {NAME} ESMTP ready"))?;
     let mut line = Vec::new();
     loop {
         if inner.stopping.load(Ordering::SeqCst) {
-            return reply("421 4.3.2 shutting down");
+            return session.reply("421 4.3.2 shutting down");
         }
-        line.clear();
-        let read = (&mut reader)
-            .take(MAX_COMMAND)
-            .read_until(b'\n', &mut line)?;
-        if read == 0 {
+        let Some(text) = session.read_command(&mut line)? else {
             return Ok(());
-        }
-        if !line.ends_with(b"\n") {
-            if read as u64 == MAX_COMMAND {
-                reply("500 5.5.2 line too long")?;
-                // The rest of the line is unknown; the connection cannot be
-                // kept in step, so end it as real servers do.
-                return Ok(());
-            }
-            // End of stream in the middle of a line.
-            return Ok(());
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\r', '\n']);
+        };
         let (verb, argument) = match text.split_once(' ') {
             Some((v, a)) => (v.to_ascii_uppercase(), a.trim()),
             None => (text.to_ascii_uppercase(), ""),
         };
-        match verb.as_str() {
+        if let Flow::End = session.command(&verb, argument)? {
+            return Ok(());
+        }
+    }
+}
+
+/// One client's connection: where its replies go, and what it has said.
+struct Session<'a> {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    inner: &'a Inner,
+    greeted: bool,
+    transaction: Transaction,
+}
+
+/// Whether the connection goes on after a command.
+enum Flow {
+    Continue,
+    End,
+}
+
+impl Session<'_> {
+    fn reply(&mut self, text: &str) -> io::Result<()> {
+        self.writer.write_all(text.as_bytes())?;
+        self.writer.write_all(b"\r\n")?;
+        self.writer.flush()
+    }
+
+    /// The next command line without its line end; `None` once the
+    /// connection is to end.
+    fn read_command(&mut self, line: &mut Vec<u8>) -> io::Result<Option<String>> {
+        line.clear();
+        let read = (&mut self.reader)
+            .take(MAX_COMMAND)
+            .read_until(b'\n', line)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        if !line.ends_with(b"\n") {
+            if read as u64 == MAX_COMMAND {
+                self.reply("500 5.5.2 line too long")?;
+                // The rest of the line is unknown; the connection cannot be
+                // kept in step, so end it as real servers do.
+                return Ok(None);
+            }
+            // End of stream in the middle of a line.
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(line);
+        Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
+    }
+
+    fn command(&mut self, verb: &str, argument: &str) -> io::Result<Flow> {
+        match verb {
             "EHLO" | "HELO" if argument.is_empty() => {
-                reply("501 5.5.4 a domain or address is required")?
+                self.reply("501 5.5.4 a domain or address is required")?
             }
             "EHLO" => {
-                greeted = true;
-                transaction = Transaction::default();
-                reply(&format!("250-{NAME} greets {argument}"))?;
-                reply("250-8BITMIME")?;
-                reply("250-SMTPUTF8")?;
-                reply(&format!("250 SIZE {MAX_MESSAGE}"))?;
+                self.greeted = true;
+                self.transaction = Transaction::default();
+                self.reply(&format!("250-{NAME} greets {argument}"))?;
+                self.reply("250-8BITMIME")?;
+                self.reply("250-SMTPUTF8")?;
+                self.reply(&format!("250 SIZE {MAX_MESSAGE}"))?;
             }
             "HELO" => {
-                greeted = true;
-                transaction = Transaction::default();
-                reply(&format!("250 {NAME}"))?;
+                self.greeted = true;
+                self.transaction = Transaction::default();
+                self.reply(&format!("250 {NAME}"))?;
             }
-            "MAIL" => {
-                if !greeted {
-                    reply("503 5.5.1 send EHLO or HELO first")?;
-                } else if transaction.from.is_some() {
-                    reply("503 5.5.1 a mail transaction is already open")?;
-                } else {
-                    match path_after(argument, "FROM:") {
-                        Some(from) => {
-                            transaction.from = Some(from);
-                            reply("250 2.1.0 Ok")?;
-                        }
-                        None => reply("501 5.5.4 syntax: MAIL FROM:<address>")?,
-                    }
-                }
-            }
-            "RCPT" => {
-                if transaction.from.is_none() {
-                    reply("503 5.5.1 send MAIL first")?;
-                } else {
-                    match path_after(argument, "TO:") {
-                        Some(to) if to.is_empty() => {
-                            reply("501 5.1.3 an empty recipient is not allowed")?
-                        }
-                        Some(to) => {
-                            let refusal = refusal_for(&inner.state().rules, &to);
-                            if let Some(refusal) = refusal {
-                                reply(&refusal)?;
-                            } else if transaction.to.len() >= MAX_RECIPIENTS {
-                                reply("452 4.5.3 too many recipients")?;
-                            } else {
-                                transaction.to.push(to);
-                                reply("250 2.1.5 Ok")?;
-                            }
-                        }
-                        None => reply("501 5.5.4 syntax: RCPT TO:<address>")?,
-                    }
-                }
-            }
-            "DATA" => {
-                if !argument.is_empty() {
-                    reply("501 5.5.4 DATA takes no argument")?;
-                    continue;
-                }
-                let Some(from) = transaction.from.take() else {
-                    reply("503 5.5.1 send MAIL first")?;
-                    continue;
-                };
-                if transaction.to.is_empty() {
-                    transaction.from = Some(from);
-                    reply("554 5.5.1 no valid recipients")?;
-                    continue;
-                }
-                reply("354 End data with <CR><LF>.<CR><LF>")?;
-                let to = std::mem::take(&mut transaction.to);
-                match read_data(&mut reader)? {
-                    Data::Complete(data) => {
-                        let mut state = inner.state();
-                        state.mails.push(ReceivedMail {
-                            from,
-                            to,
-                            data,
-                            received_at: jiff::Timestamp::now(),
-                        });
-                        let queued = state.mails.len();
-                        drop(state);
-                        reply(&format!("250 2.0.0 Ok: queued as {queued}"))?;
-                    }
-                    Data::TooLarge => reply("552 5.3.4 message too big")?,
-                    Data::Cut => return Ok(()),
-                }
-            }
+            "MAIL" => self.mail(argument)?,
+            "RCPT" => self.rcpt(argument)?,
+            "DATA" => return self.data(argument),
             "RSET" => {
-                transaction = Transaction::default();
-                reply("250 2.0.0 Ok")?;
+                self.transaction = Transaction::default();
+                self.reply("250 2.0.0 Ok")?;
             }
-            "NOOP" => reply("250 2.0.0 Ok")?,
-            "QUIT" => return reply(&format!("221 2.0.0 {NAME} closing")),
-            "VRFY" => reply("252 2.5.2 cannot verify, but will try to deliver")?,
+            "NOOP" => self.reply("250 2.0.0 Ok")?,
+            "QUIT" => {
+                self.reply(&format!("221 2.0.0 {NAME} closing"))?;
+                return Ok(Flow::End);
+            }
+            "VRFY" => self.reply("252 2.5.2 cannot verify, but will try to deliver")?,
             // Known to SMTP but not offered here (nor in the EHLO reply).
             "STARTTLS" | "AUTH" | "EXPN" | "BDAT" | "TURN" | "ETRN" => {
-                reply("502 5.5.1 command not implemented")?
+                self.reply("502 5.5.1 command not implemented")?
             }
-            _ => reply("500 5.5.2 command not recognized")?,
+            _ => self.reply("500 5.5.2 command not recognized")?,
         }
+        Ok(Flow::Continue)
+    }
+
+    fn mail(&mut self, argument: &str) -> io::Result<()> {
+        if !self.greeted {
+            return self.reply("503 5.5.1 send EHLO or HELO first");
+        }
+        if self.transaction.from.is_some() {
+            return self.reply("503 5.5.1 a mail transaction is already open");
+        }
+        match path_after(argument, "FROM:") {
+            Some(from) => {
+                self.transaction.from = Some(from);
+                self.reply("250 2.1.0 Ok")
+            }
+            None => self.reply("501 5.5.4 syntax: MAIL FROM:<address>"),
+        }
+    }
+
+    fn rcpt(&mut self, argument: &str) -> io::Result<()> {
+        if self.transaction.from.is_none() {
+            return self.reply("503 5.5.1 send MAIL first");
+        }
+        match path_after(argument, "TO:") {
+            Some(to) if to.is_empty() => self.reply("501 5.1.3 an empty recipient is not allowed"),
+            Some(to) => {
+                let refusal = refusal_for(&self.inner.state().rules, &to);
+                if let Some(refusal) = refusal {
+                    self.reply(&refusal)
+                } else if self.transaction.to.len() >= MAX_RECIPIENTS {
+                    self.reply("452 4.5.3 too many recipients")
+                } else {
+                    self.transaction.to.push(to);
+                    self.reply("250 2.1.5 Ok")
+                }
+            }
+            None => self.reply("501 5.5.4 syntax: RCPT TO:<address>"),
+        }
+    }
+
+    fn data(&mut self, argument: &str) -> io::Result<Flow> {
+        if !argument.is_empty() {
+            self.reply("501 5.5.4 DATA takes no argument")?;
+            return Ok(Flow::Continue);
+        }
+        let Some(from) = self.transaction.from.take() else {
+            self.reply("503 5.5.1 send MAIL first")?;
+            return Ok(Flow::Continue);
+        };
+        if self.transaction.to.is_empty() {
+            self.transaction.from = Some(from);
+            self.reply("554 5.5.1 no valid recipients")?;
+            return Ok(Flow::Continue);
+        }
+        self.reply("354 End data with <CR><LF>.<CR><LF>")?;
+        let to = std::mem::take(&mut self.transaction.to);
+        match read_data(&mut self.reader)? {
+            Data::Complete(data) => {
+                let mut state = self.inner.state();
+                state.mails.push(ReceivedMail {
+                    from,
+                    to,
+                    data,
+                    received_at: jiff::Timestamp::now(),
+                });
+                let queued = state.mails.len();
+                drop(state);
+                self.reply(&format!("250 2.0.0 Ok: queued as {queued}"))?;
+            }
+            Data::TooLarge => self.reply("552 5.3.4 message too big")?,
+            Data::Cut => return Ok(Flow::End),
+        }
+        Ok(Flow::Continue)
     }
 }
 
