@@ -30,6 +30,17 @@ const fn at(minutes: i64) -> Timestamp {
 impl Event {
     /// A valid example of every variant, in [`EVENT_TYPES`](super::EVENT_TYPES) order.
     pub fn examples() -> Vec<Event> {
+        [
+            Event::order_examples(),
+            Event::payment_examples(),
+            Event::fulfilment_examples(),
+            Event::notification_examples(),
+        ]
+        .concat()
+    }
+
+    /// The order's own events, from checkout to refund.
+    fn order_examples() -> Vec<Event> {
         vec![
             OrderCreatedEvent {
                 order_id: ORDER_ID,
@@ -66,7 +77,7 @@ impl Event {
                 target_quantity: 5_000,
                 percent: 40,
                 reported_at: at(90),
-            start_count: None,
+                start_count: None,
             }
             .into(),
             OrderRefundRequested {
@@ -78,6 +89,12 @@ impl Event {
                 reason: "partial delivery: 2,000 of 5,000 views".into(),
             }
             .into(),
+        ]
+    }
+
+    /// The payment's: its webhook, its confirmation and its refund.
+    fn payment_examples() -> Vec<Event> {
+        vec![
             PaymentWebhookReceived {
                 provider: "cryptomus".into(),
                 received_at: at(2),
@@ -108,6 +125,12 @@ impl Event {
                 reason: "customer asked for the undelivered part back".into(),
             }
             .into(),
+        ]
+    }
+
+    /// Fulfilment's: the video, the YouTube task, the campaign and its offers.
+    fn fulfilment_examples() -> Vec<Event> {
+        vec![
             VideoProcessingMessage {
                 order_id: ORDER_ID,
                 youtube_video_id: VIDEO_ID.into(),
@@ -156,6 +179,12 @@ impl Event {
                 at: at(5),
             }
             .into(),
+        ]
+    }
+
+    /// The customer's notification.
+    fn notification_examples() -> Vec<Event> {
+        vec![
             Notification {
                 notification_id: "ntf-1042-started".into(),
                 user_id: USER_ID,
