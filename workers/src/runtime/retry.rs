@@ -2,7 +2,7 @@
 //! retried in place, forwarded to a retry topic, dead-lettered, or
 //! dropped, as its route's ladder says.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::engine::{Engine, now_ms};
 use super::events::{
@@ -30,18 +30,7 @@ impl<H: Handler> Engine<'_, H> {
             topic: route.main_topic.as_str(),
         };
         if let Some(wait) = failure.retry_after {
-            let throttled = RecordThrottled {
-                failure: &failure,
-                wait,
-            };
-            throttled.emit(&self.shared.metrics, counted_as);
-            self.hold(
-                holds,
-                delivery.topic,
-                delivery.partition,
-                delivery.offset,
-                Instant::now() + wait,
-            );
+            self.throttle(delivery, &failure, wait, holds, counted_as);
             return None;
         }
         let next = route.next(delivery.attempt, failure.kind);
@@ -140,5 +129,25 @@ impl<H: Handler> Engine<'_, H> {
                 Some(RecordOutcome::Dropped)
             }
         }
+    }
+
+    /// A limit refused the work: the partition waits in place, the attempt
+    /// unspent, for as long as the limit lasts.
+    fn throttle(
+        &self,
+        delivery: &Delivery<'_>,
+        failure: &HandlerFailure,
+        wait: Duration,
+        holds: &mut Holds,
+        counted_as: CountedAs<'_>,
+    ) {
+        RecordThrottled { failure, wait }.emit(&self.shared.metrics, counted_as);
+        self.hold(
+            holds,
+            delivery.topic,
+            delivery.partition,
+            delivery.offset,
+            Instant::now() + wait,
+        );
     }
 }
