@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use smm_workers::worker::WorkerKind;
+use smm_workers::workers::WorkerKind;
 
 use crate::config::{parse_duration, parse_kafka_property};
 
@@ -735,7 +735,7 @@ pub struct DlqListArgs {
         long,
         short = 'g',
         value_name = "GROUP",
-        default_value = smm_workers::catalog::DLQ_PROCESSING_GROUP
+        default_value = smm_workers::contract::catalog::DLQ_PROCESSING_GROUP
     )]
     pub group: String,
 }
@@ -778,7 +778,7 @@ pub struct DlqReplayArgs {
         long,
         short = 'g',
         value_name = "GROUP",
-        default_value = smm_workers::catalog::DLQ_PROCESSING_GROUP
+        default_value = smm_workers::contract::catalog::DLQ_PROCESSING_GROUP
     )]
     pub group: String,
     /// Refuse records already replayed this many times (poison guard)
@@ -811,7 +811,7 @@ pub struct DlqDrainArgs {
         long,
         short = 'g',
         value_name = "GROUP",
-        default_value = smm_workers::catalog::DLQ_PROCESSING_GROUP
+        default_value = smm_workers::contract::catalog::DLQ_PROCESSING_GROUP
     )]
     pub group: String,
     /// Where the archive goes [default: the state directory, named after the topic and time]

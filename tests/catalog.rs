@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{Value, json};
-use smm_workers::catalog::{GROUPS, Role, TOPICS};
+use smm_workers::contract::catalog::{GROUPS, Role, TOPICS};
 
 /// Held across awaits, so it must be tokio's; unlike std's it is not
 /// poisoned when a test fails, so one failure does not fail the rest.

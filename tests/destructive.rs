@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use smm_workers::headers;
+use smm_workers::contract::headers;
 
 /// A dead letter as Spring writes it, failing with `class`.
 fn letter_headers(class: &str) -> Vec<(&'static str, Vec<u8>)> {

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use smm_workers::headers;
+use smm_workers::contract::headers;
 
 /// The headers Spring Kafka's DeadLetterPublishingRecoverer writes for a
 /// record of `original` that failed on its third delivery, byte for byte.

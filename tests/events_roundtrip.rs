@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use smm_workers::events::{EVENT_TYPES, Envelope, Event};
+use smm_workers::contract::events::{EVENT_TYPES, Envelope, Event};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_event_type_round_trips_through_the_broker() {

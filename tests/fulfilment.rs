@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 
 use common::worker_process::{API_KEY, Running, free_port, skip_old_records};
 use futures_util::{SinkExt as _, StreamExt as _};
-use smm_workers::catalog;
-use smm_workers::events::{Envelope, Event, VideoProcessingMessage};
-use smm_workers::headers;
-use smm_workers::sandbox::{self, SandboxHandle, SandboxOptions};
-use smm_workers::smtp_sink::SmtpSink;
+use smm_testbed::sandbox::{self, SandboxHandle, SandboxOptions};
+use smm_testbed::smtp_sink::SmtpSink;
+use smm_workers::contract::catalog;
+use smm_workers::contract::events::{Envelope, Event, VideoProcessingMessage};
+use smm_workers::contract::headers;
+use smm_workers::servers::websocket;
 use smm_workers::store::Store;
 use smm_workers::store::panel;
-use smm_workers::worker::{WORKERS, cqrs, websocket};
+use smm_workers::workers::{WORKERS, cqrs};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -593,7 +594,7 @@ async fn the_legacy_queue_moves_exactly_once_even_when_migrated_twice() {
     orders.sort_unstable();
     assert_eq!(orders, (0..6).map(|n| base + n).collect::<Vec<_>>());
     let refused = common::read_matching(
-        smm_workers::legacy::LEGACY_DEAD_LETTER,
+        smm_workers::contract::legacy::LEGACY_DEAD_LETTER,
         &marker,
         Duration::from_secs(10),
     );

@@ -261,7 +261,7 @@ fn secrets_stay_out_of_a_failing_run_even_at_debug_level() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_payments_worker_runs_over_sasl_ssl() {
     use common::worker_process::{Running, skip_old_records, until};
-    use smm_workers::events::{Envelope, Event, PaymentConfirmation, PaymentStatus};
+    use smm_workers::contract::events::{Envelope, Event, PaymentConfirmation, PaymentStatus};
     use smm_workers::store::{Store, panel};
 
     require_broker();
@@ -274,7 +274,7 @@ async fn the_payments_worker_runs_over_sasl_ssl() {
     drop(conn);
     skip_old_records(
         "smm-payment-confirmations-realtime-group",
-        &[smm_workers::catalog::PAYMENT_CONFIRMATIONS],
+        &[smm_workers::contract::catalog::PAYMENT_CONFIRMATIONS],
     );
 
     let worker = Running::start_with(
@@ -299,7 +299,7 @@ async fn the_payments_worker_runs_over_sasl_ssl() {
         "corr-secure",
     );
     produce(
-        smm_workers::catalog::PAYMENT_CONFIRMATIONS,
+        smm_workers::contract::catalog::PAYMENT_CONFIRMATIONS,
         None,
         &[("8301", &confirmation.to_json())],
         &[],

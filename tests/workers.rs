@@ -12,12 +12,12 @@ use common::worker_process::{Running, free_port, skip_old_records, until};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use smm_workers::catalog;
-use smm_workers::events::{Envelope, Event, PaymentConfirmation, PaymentStatus};
-use smm_workers::headers;
+use smm_testbed::scratch::fresh_postgres;
+use smm_workers::contract::catalog;
+use smm_workers::contract::events::{Envelope, Event, PaymentConfirmation, PaymentStatus};
+use smm_workers::contract::headers;
 use smm_workers::store::Store;
 use smm_workers::store::panel::{self, NewOrder};
-use smm_workers::store::scratch::fresh_postgres;
 use tokio::sync::Mutex;
 
 static TURN: Mutex<()> = Mutex::const_new(());
@@ -50,7 +50,7 @@ async fn count(store: &Store, sql: &str) -> i64 {
 }
 
 fn signed_webhook(payment: &str, amount: &str, user: i64, orders: &[i64]) -> String {
-    smm_workers::cryptomus::signed_webhook(API_KEY, payment, amount, "USD", user, orders)
+    smm_workers::providers::cryptomus::signed_webhook(API_KEY, payment, amount, "USD", user, orders)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,7 +139,7 @@ async fn a_signed_webhook_ends_as_a_credited_balance_and_an_active_order_on_both
                     .unwrap()
                     .unwrap()
                     .status
-                    == smm_workers::events::OrderStatus::Active
+                    == smm_workers::contract::events::OrderStatus::Active
             },
         )
         .await;
@@ -233,7 +233,7 @@ fn confirmation(payment: &str, user: i64, amount: i64) -> Envelope {
         }),
         format!("corr-{payment}"),
     )
-    .with_event_id(smm_workers::events::deterministic_event_id(
+    .with_event_id(smm_workers::contract::events::deterministic_event_id(
         "payment-confirmation",
         payment,
     ))
@@ -481,7 +481,7 @@ async fn refunds_that_failed_into_the_dlq_are_applied_once_after_a_replay() {
     let producer = common::producer();
     for (i, order) in orders.iter().enumerate() {
         let refund = Envelope::new(
-            Event::from(smm_workers::events::OrderRefundRequested {
+            Event::from(smm_workers::contract::events::OrderRefundRequested {
                 refund_id: common::unique("refund"),
                 order_id: *order,
                 user_id: user,
@@ -589,7 +589,10 @@ async fn refunds_that_failed_into_the_dlq_are_applied_once_after_a_replay() {
     assert_eq!(panel::ledger_sum(&mut conn, user).await.unwrap(), 1500);
     for order in &orders {
         let o = panel::order(&mut conn, *order).await.unwrap().unwrap();
-        assert_eq!(o.status, smm_workers::events::OrderStatus::Cancelled);
+        assert_eq!(
+            o.status,
+            smm_workers::contract::events::OrderStatus::Cancelled
+        );
     }
     drop(conn);
     assert_eq!(count(&store, "SELECT COUNT(*) FROM refunds").await, 5);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smm_workers::events::Envelope;
+use smm_workers::contract::events::Envelope;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(envelope) = Envelope::decode(data) {

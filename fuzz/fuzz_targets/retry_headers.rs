@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smm_workers::headers::{self, Headers, RetryMetadata};
+use smm_workers::contract::headers::{self, Headers, RetryMetadata};
 
 fuzz_target!(|data: &[u8]| {
     let _ = headers::decode_i32(data);

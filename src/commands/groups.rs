@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
-use smm_workers::catalog::{self, GROUPS};
+use smm_workers::contract::catalog::{self, GROUPS};
 
 use crate::Context;
 use crate::cli::{GroupsCommand, GroupsDeleteArgs, GroupsDescribeArgs, GroupsListArgs};

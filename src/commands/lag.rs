@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use comfy_table::Cell;
 use serde_json::{Value, json};
-use smm_workers::catalog::GROUPS;
+use smm_workers::contract::catalog::GROUPS;
 
 use crate::Context;
 use crate::cli::LagArgs;

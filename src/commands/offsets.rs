@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use schemars::JsonSchema;
 use serde::Serialize;
-use smm_workers::catalog::{self, Category};
+use smm_workers::contract::catalog::{self, Category};
 
 use crate::Context;
 use crate::cli::{OffsetsCommand, OffsetsResetArgs};

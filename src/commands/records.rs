@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use schemars::JsonSchema;
 use serde::Serialize;
-use smm_workers::catalog::{self, GROUPS, Role};
+use smm_workers::contract::catalog::{self, GROUPS, Role};
 
 use crate::Context;
 use crate::cli::{RecordsCommand, RecordsDeleteArgs};

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use smm_workers::sandbox::{self, SandboxOptions};
+use smm_testbed::sandbox::{self, SandboxOptions};
 
 use crate::Context;
 use crate::cli::SandboxArgs;
@@ -29,7 +29,7 @@ pub async fn run(args: SandboxArgs, ctx: &Context) -> anyhow::Result<ExitStatus>
     let (handle, server) = sandbox::start(http, options.clone(), shutdown.clone())
         .await
         .map_err(|e| UsageError::new(format!("cannot listen on {http} for the sandbox: {e}")))?;
-    let mail = smm_workers::smtp_sink::SmtpSink::start(smtp)
+    let mail = smm_testbed::smtp_sink::SmtpSink::start(smtp)
         .map_err(|e| UsageError::new(format!("cannot listen on {smtp} for the SMTP sink: {e}")))?;
     let url = handle.url();
     ctx.printer.raw(&format!(

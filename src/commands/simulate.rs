@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
-use smm_workers::catalog;
-use smm_workers::events::{
+use smm_workers::contract::catalog;
+use smm_workers::contract::events::{
     BinomCampaignCreation, Envelope, Event, OrderCreatedEvent, OrderStatus,
     OrderStatusChangedEvent, WeightedOffer,
 };
-use smm_workers::headers;
+use smm_workers::contract::headers;
 use smm_workers::store::panel::{self, NewOrder};
 use smm_workers::store::{Store, redact_url};
 
@@ -389,7 +389,7 @@ async fn send_order(
         api_key
     };
     let amount = format!("{}.{:02}", CHARGE_MINOR / 100, CHARGE_MINOR % 100);
-    let body = smm_workers::cryptomus::signed_webhook(
+    let body = smm_workers::providers::cryptomus::signed_webhook(
         signing_key,
         &payment_id,
         &amount,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::Serialize;
-use smm_workers::catalog::{self, Category, Role, TOPIC_DEFAULTS, TOPICS, Topic};
+use smm_workers::contract::catalog::{self, Category, Role, TOPIC_DEFAULTS, TOPICS, Topic};
 
 use crate::Context;
 use crate::cli::{

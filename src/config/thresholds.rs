@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use smm_workers::catalog::THRESHOLDS;
+use smm_workers::contract::catalog::THRESHOLDS;
 
 use crate::exit::UsageError;
 

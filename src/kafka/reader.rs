@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::message::Headers as _;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
-use smm_workers::dead_letter::RawRecord;
+use smm_workers::contract::dead_letter::RawRecord;
 
 use super::Kafka;
 use super::spans::Span;

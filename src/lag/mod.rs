@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Context as _;
 use serde::Serialize;
-use smm_workers::catalog;
+use smm_workers::contract::catalog;
 
 use crate::config::Thresholds;
 use crate::kafka::groups::{self, GroupDescription, GroupMember, GroupState, Node};

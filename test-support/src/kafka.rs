@@ -102,7 +102,7 @@ pub async fn create_topic(name: &str, partitions: i32) {
 /// catalog's partition count: another count would be drift that
 /// `smmctl topics apply` rightly reports.
 pub async fn ensure_topic(name: &str) {
-    let partitions = smm_workers::catalog::topic_named(name)
+    let partitions = smm_workers::contract::catalog::topic_named(name)
         .unwrap_or_else(|| panic!("{name} is not a catalog topic"))
         .partitions;
     let results = admin()

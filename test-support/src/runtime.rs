@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smm_workers::catalog::RetryPolicy;
+use smm_workers::contract::catalog::RetryPolicy;
 use smm_workers::runtime::metrics::Metrics;
 use smm_workers::runtime::{Route, Shared};
 use smm_workers::store::Store;

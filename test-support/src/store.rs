@@ -5,7 +5,7 @@ use std::path::Path;
 
 use smm_workers::store::Store;
 
-pub use smm_workers::store::scratch::fresh_postgres;
+pub use smm_testbed::scratch::fresh_postgres;
 
 /// The SQLite store in `dir`.
 pub fn sqlite_url(dir: &Path) -> String {

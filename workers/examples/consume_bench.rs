@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
-use smm_workers::runtime::metrics::{Metrics, Outcome};
-use smm_workers::runtime::{self, Delivery, Failure, Handled, Handler, Route, Shared, Worker};
+use smm_workers::runtime::metrics::{Metrics, RecordOutcome};
+use smm_workers::runtime::{
+    self, Delivery, Handled, Handler, HandlerFailure, Route, Shared, Worker,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -76,7 +78,7 @@ fn parse_args() -> Result<Args, String> {
 struct Noop;
 
 impl Handler for Noop {
-    async fn handle<'a>(&'a self, _delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, _delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         Ok(Handled::Ignored(String::new()))
     }
 }
@@ -150,7 +152,7 @@ async fn with_runtime(args: &Args) -> Result<Duration, String> {
     let start = Instant::now();
     let task = tokio::spawn(runtime::run(worker, shared));
     let took = loop {
-        let seen = metrics.count("bench", Outcome::Ignored);
+        let seen = metrics.count("bench", RecordOutcome::Ignored);
         if seen >= args.records {
             break start.elapsed();
         }
@@ -175,7 +177,7 @@ async fn with_runtime(args: &Args) -> Result<Duration, String> {
         Ok(Err(e)) => return Err(format!("the worker failed on shutdown: {e}")),
         Err(e) => return Err(format!("the worker panicked on shutdown: {e}")),
     }
-    let seen = metrics.count("bench", Outcome::Ignored);
+    let seen = metrics.count("bench", RecordOutcome::Ignored);
     if seen != args.records {
         return Err(format!(
             "consumed {seen} records, expected exactly {}",

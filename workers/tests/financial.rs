@@ -1,6 +1,8 @@
 //! The refund workers on the real broker: `refunds` against both store
 //! backends, `payment-refunds` against a provider API served over loopback
 //! HTTP by the test.
+// A test reads best as one story from setup to the last assertion.
+#![allow(clippy::too_many_lines)]
 
 mod common;
 
@@ -20,18 +22,18 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use smm_workers::catalog::{self, retry_policy_for};
-use smm_workers::cryptomus::{self, RefundApi};
-use smm_workers::events::{
+use smm_workers::contract::catalog::{self, retry_policy_for};
+use smm_workers::contract::events::{
     Envelope, Event, OrderRefundRequested, OrderStatus, PaymentRefundRequested,
 };
-use smm_workers::headers;
-use smm_workers::runtime::metrics::Outcome;
+use smm_workers::contract::headers;
+use smm_workers::providers::cryptomus::{self, RefundApi};
+use smm_workers::runtime::metrics::RecordOutcome;
 use smm_workers::runtime::{self, MANUAL_REVIEW_HEADER, Route, Worker};
 use smm_workers::store::Store;
 use smm_workers::store::panel::{self, NewOrder};
-use smm_workers::worker::payment_refunds::PaymentRefunds;
-use smm_workers::worker::refunds::Refunds;
+use smm_workers::workers::payment_refunds::PaymentRefunds;
+use smm_workers::workers::refunds::Refunds;
 
 fn refund(refund_id: &str, order_id: i64, user_id: i64, amount: i64) -> Envelope {
     Envelope::new(
@@ -91,19 +93,23 @@ async fn refunds_credit_once_cancel_the_order_and_send_over_refunds_to_manual_re
         common::produce(&main, "310", &over.to_json(), &[]).await;
         common::produce(&main, "310", &first.to_json(), &[]).await;
         wait_until("three refunds handled", Duration::from_secs(30), || {
-            metrics.count("refunds", Outcome::Ok)
-                + metrics.count("refunds", Outcome::DeadLettered)
-                + metrics.count("refunds", Outcome::Duplicate)
+            metrics.count("refunds", RecordOutcome::Ok)
+                + metrics.count("refunds", RecordOutcome::DeadLettered)
+                + metrics.count("refunds", RecordOutcome::Duplicate)
                 >= 3
         })
         .await;
         let _ = stop.send(true);
         task.await.unwrap().unwrap();
 
-        assert_eq!(metrics.count("refunds", Outcome::Ok), 1, "{url}");
-        assert_eq!(metrics.count("refunds", Outcome::Duplicate), 1, "{url}");
+        assert_eq!(metrics.count("refunds", RecordOutcome::Ok), 1, "{url}");
         assert_eq!(
-            metrics.count("refunds", Outcome::Retried),
+            metrics.count("refunds", RecordOutcome::Duplicate),
+            1,
+            "{url}"
+        );
+        assert_eq!(
+            metrics.count("refunds", RecordOutcome::Retried),
             0,
             "{url}: manual review is never retried"
         );
@@ -275,16 +281,19 @@ async fn payment_refunds_retry_5xx_and_timeouts_and_dead_letter_a_4xx() {
         common::produce(&main, payment, &request(payment).to_json(), &[]).await;
     }
     wait_until("four refunds settled", Duration::from_secs(60), || {
-        metrics.count("payment-refunds", Outcome::Ok)
-            + metrics.count("payment-refunds", Outcome::DeadLettered)
+        metrics.count("payment-refunds", RecordOutcome::Ok)
+            + metrics.count("payment-refunds", RecordOutcome::DeadLettered)
             >= 4
     })
     .await;
     let _ = stop.send(true);
     task.await.unwrap().unwrap();
 
-    assert_eq!(metrics.count("payment-refunds", Outcome::Ok), 3);
-    assert_eq!(metrics.count("payment-refunds", Outcome::DeadLettered), 1);
+    assert_eq!(metrics.count("payment-refunds", RecordOutcome::Ok), 3);
+    assert_eq!(
+        metrics.count("payment-refunds", RecordOutcome::DeadLettered),
+        1
+    );
     let seen = provider.seen.lock().unwrap().clone();
     let calls = |p: &str| seen.iter().filter(|(x, _, _)| x == p).collect::<Vec<_>>();
     assert_eq!(

@@ -6,23 +6,23 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smm_workers::catalog::{self, retry_policy_for};
-use smm_workers::events::{
+use smm_testbed::sandbox::{self, SandboxHandle, SandboxOptions};
+use smm_workers::contract::catalog::{self, retry_policy_for};
+use smm_workers::contract::events::{
     BinomCampaignCreation, Envelope, Event, OrderProgressUpdated, OrderStatus,
     OrderStatusChangedEvent, WeightedOffer, YouTubeOperation, YouTubeTask,
 };
-use smm_workers::headers;
+use smm_workers::contract::headers;
 use smm_workers::providers::binom::BinomApi;
 use smm_workers::providers::youtube::{Quota, YouTubeApi};
-use smm_workers::runtime::metrics::{Metrics, Outcome};
+use smm_workers::runtime::metrics::{Metrics, RecordOutcome};
 use smm_workers::runtime::{self, Handler, Route, Worker};
-use smm_workers::sandbox::{self, SandboxHandle, SandboxOptions};
 use smm_workers::store::Store;
 use smm_workers::store::panel::{self, NewOrder};
-use smm_workers::worker::binom::Binom;
-use smm_workers::worker::order_state::OrderState;
-use smm_workers::worker::progress::Progress;
-use smm_workers::worker::youtube::YouTube;
+use smm_workers::workers::binom::Binom;
+use smm_workers::workers::order_state::OrderState;
+use smm_workers::workers::progress::Progress;
+use smm_workers::workers::youtube::YouTube;
 use tokio::sync::watch;
 
 use common::renamed;
@@ -163,7 +163,7 @@ async fn a_spent_youtube_quota_holds_the_worker_until_it_resets_and_nothing_is_l
         "every task once the quota allowed",
         Duration::from_secs(45),
         || {
-            let done = harness.metrics.count("youtube", Outcome::Ok) == tasks as u64;
+            let done = harness.metrics.count("youtube", RecordOutcome::Ok) == tasks as u64;
             async move { done }
         },
     )
@@ -183,9 +183,17 @@ async fn a_spent_youtube_quota_holds_the_worker_until_it_resets_and_nothing_is_l
         per_window.len() >= 3,
         "7 calls at 3 a window span 3 windows: {per_window:?}"
     );
-    assert!(harness.metrics.count("youtube", Outcome::Throttled) > 0);
-    assert_eq!(harness.metrics.count("youtube", Outcome::Ok), tasks as u64);
-    assert_eq!(harness.metrics.count("youtube", Outcome::DeadLettered), 0);
+    assert!(harness.metrics.count("youtube", RecordOutcome::Throttled) > 0);
+    assert_eq!(
+        harness.metrics.count("youtube", RecordOutcome::Ok),
+        tasks as u64
+    );
+    assert_eq!(
+        harness
+            .metrics
+            .count("youtube", RecordOutcome::DeadLettered),
+        0
+    );
     assert!(common::read(&dlq, 1, Duration::from_secs(2)).is_empty());
     harness.stop().await;
 }
@@ -272,7 +280,7 @@ async fn a_binom_creation_retried_after_a_timeout_makes_exactly_one_campaign() {
             "{url}: the retry looked it up instead of creating it again"
         );
         assert!(
-            harness.metrics.count("binom", Outcome::Retried) >= 1,
+            harness.metrics.count("binom", RecordOutcome::Retried) >= 1,
             "{url}: the timeout was retried"
         );
         let mut conn = store.pool().acquire().await.unwrap();
@@ -342,7 +350,7 @@ async fn progress_never_moves_backwards_and_completes_the_order_through_a_state_
             &store,
         );
         wait_for("three reports handled", Duration::from_secs(30), || {
-            let n = harness.metrics.count("progress", Outcome::Ok);
+            let n = harness.metrics.count("progress", RecordOutcome::Ok);
             async move { n == 3 }
         })
         .await;
@@ -493,7 +501,10 @@ async fn illegal_and_conflicting_transitions_land_in_the_dlt_with_their_reason()
             );
         }
         // Nothing was retried: both are poison.
-        assert_eq!(harness.metrics.count("order-state", Outcome::Retried), 0);
+        assert_eq!(
+            harness.metrics.count("order-state", RecordOutcome::Retried),
+            0
+        );
 
         wait_for(
             "the legal transition applied",
@@ -593,8 +604,8 @@ async fn provider_answers_are_classified_as_the_workers_need() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_video_cancels_an_unpaid_order_and_refunds_a_paid_one() {
-    use smm_workers::events::{OrderCreatedEvent, OrderRefundRequested};
-    use smm_workers::worker::orders::Orders;
+    use smm_workers::contract::events::{OrderCreatedEvent, OrderRefundRequested};
+    use smm_workers::workers::orders::Orders;
     common::ensure_topic(catalog::ORDER_STATE_UPDATES).await;
     common::ensure_topic(catalog::ORDER_REFUND).await;
     let (sandbox, _stop) = sandbox_with(SandboxOptions::default()).await;
@@ -706,7 +717,7 @@ async fn a_rejected_video_cancels_an_unpaid_order_and_refunds_a_paid_one() {
         };
         assert_eq!((order_id, amount_minor), (paid, 900));
         assert_eq!(
-            harness.metrics.count("orders", Outcome::Retried),
+            harness.metrics.count("orders", RecordOutcome::Retried),
             0,
             "poison is not retried"
         );

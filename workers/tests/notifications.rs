@@ -22,14 +22,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use smm_workers::catalog::{self, retry_policy_for};
-use smm_workers::events::{Envelope, Event, Notification, NotificationChannel};
-use smm_workers::headers;
-use smm_workers::runtime::metrics::{Metrics, Outcome};
+use smm_testbed::smtp_sink::SmtpSink;
+use smm_workers::contract::catalog::{self, retry_policy_for};
+use smm_workers::contract::events::{Envelope, Event, Notification, NotificationChannel};
+use smm_workers::contract::headers;
+use smm_workers::runtime::metrics::{Metrics, RecordOutcome};
 use smm_workers::runtime::{self, Route, Shared, Worker};
-use smm_workers::smtp_sink::SmtpSink;
 use smm_workers::store::Store;
-use smm_workers::worker::notifications::{self, Notifications, NotifySettings, Senders};
+use smm_workers::workers::notifications::{self, Notifications, NotifySettings, Senders};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -84,12 +84,14 @@ impl Running {
         common::produce(&self.main, "user-7", &envelope.to_json(), &[]).await;
     }
 
-    fn count(&self, outcome: Outcome) -> u64 {
+    fn count(&self, outcome: RecordOutcome) -> u64 {
         self.metrics.count(WORKER, outcome)
     }
 
     fn settled(&self) -> u64 {
-        self.count(Outcome::Ok) + self.count(Outcome::Duplicate) + self.count(Outcome::DeadLettered)
+        self.count(RecordOutcome::Ok)
+            + self.count(RecordOutcome::Duplicate)
+            + self.count(RecordOutcome::DeadLettered)
     }
 
     async fn wait_settled(&self, want: u64, within: Duration) {
@@ -267,9 +269,9 @@ async fn an_email_reaches_the_mailbox_once_even_when_repeated_or_re_sent_under_a
         running.wait_settled(4, Duration::from_secs(30)).await;
         let metrics = running.stop().await;
 
-        assert_eq!(metrics.count(WORKER, Outcome::Ok), 2, "{url}");
-        assert_eq!(metrics.count(WORKER, Outcome::Duplicate), 2, "{url}");
-        assert_eq!(metrics.count(WORKER, Outcome::Retried), 0, "{url}");
+        assert_eq!(metrics.count(WORKER, RecordOutcome::Ok), 2, "{url}");
+        assert_eq!(metrics.count(WORKER, RecordOutcome::Duplicate), 2, "{url}");
+        assert_eq!(metrics.count(WORKER, RecordOutcome::Retried), 0, "{url}");
         let mails = sink.mails();
         assert_eq!(mails.len(), 2, "{url}: {mails:#?}");
         let ours: Vec<_> = mails
@@ -334,10 +336,14 @@ async fn sms_and_push_reach_the_provider_with_idempotency_key_and_bearer_token_a
         running.wait_settled(4, Duration::from_secs(30)).await;
         let metrics = running.stop().await;
 
-        assert_eq!(metrics.count(WORKER, Outcome::Ok), 3, "{url}");
-        assert_eq!(metrics.count(WORKER, Outcome::Duplicate), 1, "{url}");
-        assert_eq!(metrics.count(WORKER, Outcome::Retried), 1, "{url}");
-        assert_eq!(metrics.count(WORKER, Outcome::DeadLettered), 0, "{url}");
+        assert_eq!(metrics.count(WORKER, RecordOutcome::Ok), 3, "{url}");
+        assert_eq!(metrics.count(WORKER, RecordOutcome::Duplicate), 1, "{url}");
+        assert_eq!(metrics.count(WORKER, RecordOutcome::Retried), 1, "{url}");
+        assert_eq!(
+            metrics.count(WORKER, RecordOutcome::DeadLettered),
+            0,
+            "{url}"
+        );
 
         let sms_calls = provider.calls_for(&text);
         assert_eq!(sms_calls.len(), 1, "{url}");
@@ -400,15 +406,19 @@ async fn an_email_sent_while_the_mail_server_is_down_is_retried_and_delivered_on
         let id = common::unique("mail");
         running.send(&email(&id, "buyer@example.com")).await;
         wait_until("the first refused attempt", Duration::from_secs(30), || {
-            running.count(Outcome::Retried) >= 1
+            running.count(RecordOutcome::Retried) >= 1
         })
         .await;
         let sink = SmtpSink::start(addr).expect("sink on the reserved port");
         running.wait_settled(1, Duration::from_secs(20)).await;
         let metrics = running.stop().await;
 
-        assert_eq!(metrics.count(WORKER, Outcome::Ok), 1, "{url}");
-        assert_eq!(metrics.count(WORKER, Outcome::DeadLettered), 0, "{url}");
+        assert_eq!(metrics.count(WORKER, RecordOutcome::Ok), 1, "{url}");
+        assert_eq!(
+            metrics.count(WORKER, RecordOutcome::DeadLettered),
+            0,
+            "{url}"
+        );
         let mails = sink.mails();
         assert_eq!(mails.len(), 1, "{url}");
         assert_eq!(
@@ -445,9 +455,13 @@ async fn refusals_and_unconfigured_channels_go_to_the_dlq_with_the_reason_withou
         let dlq = running.dlq.clone();
         let metrics = running.stop().await;
 
-        assert_eq!(metrics.count(WORKER, Outcome::DeadLettered), 3, "{url}");
-        assert_eq!(metrics.count(WORKER, Outcome::Retried), 0, "{url}");
-        assert_eq!(metrics.count(WORKER, Outcome::Ok), 0, "{url}");
+        assert_eq!(
+            metrics.count(WORKER, RecordOutcome::DeadLettered),
+            3,
+            "{url}"
+        );
+        assert_eq!(metrics.count(WORKER, RecordOutcome::Retried), 0, "{url}");
+        assert_eq!(metrics.count(WORKER, RecordOutcome::Ok), 0, "{url}");
         assert!(sink.mails().is_empty(), "{url}");
         assert_eq!(
             provider.calls_for(&refused).len(),

@@ -9,16 +9,16 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use smm_workers::catalog::{self, retry_policy_for};
-use smm_workers::events::{
+use smm_workers::contract::catalog::{self, retry_policy_for};
+use smm_workers::contract::events::{
     Envelope, Event, PaymentConfirmation, PaymentStatus, PaymentWebhookReceived,
 };
-use smm_workers::headers::{self, decode_big_integer, encode_big_integer};
-use smm_workers::runtime::metrics::Outcome;
-use smm_workers::runtime::{self, Delivery, Failure, Handled, Handler, Hop, Route, Worker};
+use smm_workers::contract::headers::{self, decode_big_integer, encode_big_integer};
+use smm_workers::runtime::metrics::RecordOutcome;
+use smm_workers::runtime::{self, Delivery, Handled, Handler, HandlerFailure, Hop, Route, Worker};
 use smm_workers::store::Store;
-use smm_workers::worker::payments::Payments;
-use smm_workers::worker::webhooks::Webhooks;
+use smm_workers::workers::payments::Payments;
+use smm_workers::workers::webhooks::Webhooks;
 
 /// Fails its first `failures` calls, then succeeds; remembers every call.
 struct Flaky {
@@ -27,11 +27,11 @@ struct Flaky {
 }
 
 impl Handler for Flaky {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         let mut calls = self.calls.lock().unwrap();
         calls.push((Instant::now(), delivery.attempt, delivery.topic.to_owned()));
         if calls.len() as u32 <= self.failures {
-            return Err(Failure::retryable(
+            return Err(HandlerFailure::retryable(
                 "test.Flaky",
                 format!("transient failure #{}", calls.len()),
             ));
@@ -93,7 +93,7 @@ async fn a_transient_failure_climbs_the_retry_topics_at_their_delays_with_spring
     })
     .await;
     wait_until("the success to be counted", Duration::from_secs(5), || {
-        metrics.count("flaky", Outcome::Ignored) == 1
+        metrics.count("flaky", RecordOutcome::Ignored) == 1
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -201,7 +201,7 @@ async fn a_transient_failure_climbs_the_retry_topics_at_their_delays_with_spring
 struct SharedHandler<H>(Arc<H>);
 
 impl<H: Handler> Handler for SharedHandler<H> {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         self.0.handle(delivery).await
     }
 }
@@ -213,7 +213,7 @@ struct Counted<H> {
 }
 
 impl<H: Handler> Handler for Counted<H> {
-    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, Failure> {
+    async fn handle<'a>(&'a self, delivery: &'a Delivery<'a>) -> Result<Handled, HandlerFailure> {
         self.calls.lock().unwrap().push(Instant::now());
         self.inner.handle(delivery).await
     }
@@ -350,8 +350,8 @@ async fn poison_goes_straight_to_the_dlq_and_the_worker_keeps_going() {
     let good_fields = format!(
         r#"{{"uuid":"{payment}","amount":"5.00","currency":"USD","status":"paid","additional_data":"{{\"user_id\":1}}"}}"#
     );
-    let sign = smm_workers::cryptomus::sign(
-        &smm_workers::cryptomus::php_json(&serde_json::from_str(&good_fields).unwrap()),
+    let sign = smm_workers::providers::cryptomus::sign(
+        &smm_workers::providers::cryptomus::php_json(&serde_json::from_str(&good_fields).unwrap()),
         api_key,
     );
     let good = good_fields.replacen('{', &format!("{{\"sign\":\"{sign}\","), 1);
@@ -362,7 +362,8 @@ async fn poison_goes_straight_to_the_dlq_and_the_worker_keeps_going() {
     common::produce(&main, "d", &webhook(good), &[]).await;
 
     wait_until("four records handled", Duration::from_secs(30), || {
-        metrics.count("webhooks", Outcome::DeadLettered) + metrics.count("webhooks", Outcome::Ok)
+        metrics.count("webhooks", RecordOutcome::DeadLettered)
+            + metrics.count("webhooks", RecordOutcome::Ok)
             >= 4
     })
     .await;
@@ -370,11 +371,11 @@ async fn poison_goes_straight_to_the_dlq_and_the_worker_keeps_going() {
     task.await.unwrap().unwrap();
 
     assert_eq!(
-        metrics.count("webhooks", Outcome::Retried),
+        metrics.count("webhooks", RecordOutcome::Retried),
         0,
         "poison is never retried"
     );
-    assert_eq!(metrics.count("webhooks", Outcome::Ok), 1);
+    assert_eq!(metrics.count("webhooks", RecordOutcome::Ok), 1);
     let dead = common::read(&dlq, 3, Duration::from_secs(10));
     let classes: Vec<String> = dead
         .iter()
@@ -469,7 +470,7 @@ async fn hostile_records_are_dead_lettered_without_crashing_the_worker() {
     wait_until(
         "four hostile records dead-lettered",
         Duration::from_secs(30),
-        || metrics.count("payments", Outcome::DeadLettered) >= 4,
+        || metrics.count("payments", RecordOutcome::DeadLettered) >= 4,
     )
     .await;
     let _ = stop.send(true);

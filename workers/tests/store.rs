@@ -3,7 +3,7 @@
 
 mod common;
 
-use smm_workers::events::{Envelope, Event, OrderStatus, OrderStatusChangedEvent};
+use smm_workers::contract::events::{Envelope, Event, OrderStatus, OrderStatusChangedEvent};
 use smm_workers::store::panel::{self, LedgerKind, NewOrder};
 use smm_workers::store::{Claim, Store};
 use uuid::Uuid;

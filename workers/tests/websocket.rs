@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt as _, StreamExt as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
-use smm_workers::catalog::{self, retry_policy_for};
-use smm_workers::events::{Envelope, Event, OrderProgressUpdated, OrderStatus, OrderStatusUpdate};
-use smm_workers::runtime::metrics::{Metrics, Outcome};
+use smm_workers::contract::catalog::{self, retry_policy_for};
+use smm_workers::contract::events::{
+    Envelope, Event, OrderProgressUpdated, OrderStatus, OrderStatusUpdate,
+};
+use smm_workers::runtime::metrics::{Metrics, RecordOutcome};
 use smm_workers::runtime::{self, Route, Shared, Worker};
-use smm_workers::worker::websocket::{
+use smm_workers::servers::websocket::{
     self, Hub, QUEUE_CAPACITY, StatusFanOut, StatusMessage, mint_token,
 };
 use tokio::net::TcpStream;
@@ -409,7 +411,7 @@ async fn a_subscriber_gets_its_orders_updates_through_kafka_in_order_and_no_one_
     wait_until(
         "the wrong event to be dropped",
         Duration::from_secs(10),
-        || fan_out.metrics.count("websocket", Outcome::Dropped) == 1,
+        || fan_out.metrics.count("websocket", RecordOutcome::Dropped) == 1,
     )
     .await;
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::Serialize;
-use smm_workers::catalog;
-use smm_workers::dead_letter::Archived;
+use smm_workers::contract::catalog;
+use smm_workers::contract::dead_letter::Archived;
 
 use super::{Letter, decode_all, filter_of, partitions_of};
 use crate::Context;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use smm_workers::dead_letter::{DeadLetter, format_time};
+use smm_workers::contract::dead_letter::{DeadLetter, format_time};
 
 use super::{Letter, decode_all, filter_of, one_line, partitions_of};
 use crate::Context;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
-use smm_workers::catalog::{self, TOPICS};
+use smm_workers::contract::catalog::{self, TOPICS};
 
 use crate::Context;
 use crate::cli::DlqListArgs;
@@ -181,7 +181,7 @@ impl Survey {
             }
         }
         // Three millisecond digits, as `dlq inspect` prints them.
-        let at = |ms: Option<i64>| ms.and_then(smm_workers::dead_letter::format_time);
+        let at = |ms: Option<i64>| ms.and_then(smm_workers::contract::dead_letter::format_time);
         let age_seconds = |ms: Option<i64>| ms.map(|ms| (self.now_ms - ms) / 1000);
         row.exists = true;
         row.retained = Some(retained);

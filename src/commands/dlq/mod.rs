@@ -1,5 +1,5 @@
 //! `smmctl dlq list|inspect|replay|drain`: dead letters, read with the
-//! workers' own header contract (`smm_workers::dead_letter`).
+//! workers' own header contract (`smm_workers::contract::dead_letter`).
 
 pub mod drain;
 pub mod inspect;
@@ -9,7 +9,7 @@ pub mod replay;
 #[cfg(test)]
 mod model;
 
-use smm_workers::dead_letter::{DeadLetter, Filter, RawRecord};
+use smm_workers::contract::dead_letter::{DeadLetter, Filter, RawRecord};
 
 use crate::Context;
 use crate::cli::{DlqCommand, DlqFilterArgs};

@@ -10,8 +10,8 @@ use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use schemars::JsonSchema;
 use serde::Serialize;
-use smm_workers::catalog;
-use smm_workers::dead_letter::{
+use smm_workers::contract::catalog;
+use smm_workers::contract::dead_letter::{
     Archived, DeadLetter, Destination, Filter, RawRecord, replay_headers,
 };
 
@@ -358,7 +358,7 @@ impl Chunks<'_> {
 }
 
 struct Planner<'p> {
-    filter: &'p smm_workers::dead_letter::Filter,
+    filter: &'p smm_workers::contract::dead_letter::Filter,
     destination: &'p Destination,
     metadata: &'p ClusterMetadata,
     /// The cluster's topic names, where destinations must exist.
@@ -460,7 +460,7 @@ fn read_archive(path: &Path) -> anyhow::Result<Vec<RawRecord>> {
 type SampleRow = (
     i32,
     i64,
-    Option<smm_workers::dead_letter::Bytes>,
+    Option<smm_workers::contract::dead_letter::Bytes>,
     Plan,
     Option<String>,
 );

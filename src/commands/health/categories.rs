@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use smm_workers::catalog::{self, Category, Role, TOPICS, Topic};
+use smm_workers::contract::catalog::{self, Category, Role, TOPICS, Topic};
 
 use super::model::{CategoryHealth, DeadLetters, Health};
 use crate::kafka::{ClusterMetadata, Watermarks};

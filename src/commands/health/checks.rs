@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use smm_workers::catalog::{self, HEALTH_TOPIC, TOPICS, Topic};
+use smm_workers::contract::catalog::{self, HEALTH_TOPIC, TOPICS, Topic};
 
 use super::categories::required;
 use super::model::{CategoryHealth, Check, CheckResult, DeadLetters, Health};

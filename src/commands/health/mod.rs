@@ -8,7 +8,7 @@ mod render;
 
 use std::time::Instant;
 
-use smm_workers::catalog::{self, GROUPS, HEALTH_TOPIC, TOPICS};
+use smm_workers::contract::catalog::{self, GROUPS, HEALTH_TOPIC, TOPICS};
 
 use self::categories::{categories, dead_letters};
 use self::checks::{

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use smm_workers::catalog;
-use smm_workers::legacy::{self, LEGACY_DEAD_LETTER};
+use smm_workers::contract::catalog;
+use smm_workers::contract::legacy::{self, LEGACY_DEAD_LETTER};
 
 use crate::kafka::Kafka;
 use crate::kafka::group_position::committed;

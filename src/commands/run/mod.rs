@@ -8,9 +8,9 @@ mod rebuild;
 mod start;
 
 use serde_json::json;
-use smm_workers::catalog::RetryPolicy;
+use smm_workers::contract::catalog::RetryPolicy;
 use smm_workers::store::{Store, StoreError, redact_url};
-use smm_workers::worker::{WORKERS, WorkerKind};
+use smm_workers::workers::{WORKERS, WorkerKind};
 
 use self::plan::Plan;
 use crate::Context;
@@ -94,13 +94,13 @@ async fn migrate_legacy(kafka: &Kafka, ctx: &Context) -> anyhow::Result<()> {
     ctx.printer.note(&format!(
         "legacy migration: moved {} record(s) from {} to {}{}",
         done.moved,
-        smm_workers::catalog::LEGACY_VIDEO_QUEUE,
-        smm_workers::catalog::VIDEO_PROCESSING,
+        smm_workers::contract::catalog::LEGACY_VIDEO_QUEUE,
+        smm_workers::contract::catalog::VIDEO_PROCESSING,
         if done.dead_lettered > 0 {
             format!(
                 "; {} unreadable record(s) went to {}",
                 done.dead_lettered,
-                smm_workers::legacy::LEGACY_DEAD_LETTER
+                smm_workers::contract::legacy::LEGACY_DEAD_LETTER
             )
         } else {
             String::new()
@@ -175,7 +175,7 @@ fn list(ctx: &Context) -> anyhow::Result<ExitStatus> {
             "group": null,
             "summary": "HTTP intake: POST /webhooks/cryptomus → smm.payment.webhooks",
             "topics": [],
-            "emits": [smm_workers::catalog::PAYMENT_WEBHOOKS],
+            "emits": [smm_workers::contract::catalog::PAYMENT_WEBHOOKS],
         })))
         .collect();
     if ctx.printer.is_json() {
@@ -200,7 +200,10 @@ fn list(ctx: &Context) -> anyhow::Result<ExitStatus> {
         gateway.into(),
         "-".into(),
         "POST /webhooks/cryptomus".into(),
-        format!("-, produces to {}", smm_workers::catalog::PAYMENT_WEBHOOKS),
+        format!(
+            "-, produces to {}",
+            smm_workers::contract::catalog::PAYMENT_WEBHOOKS
+        ),
         "WebhookController".into(),
     ]);
     ctx.printer.print_table(&table);

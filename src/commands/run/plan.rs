@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use smm_workers::cryptomus::RefundApi;
-use smm_workers::worker::{WORKERS, WorkerInfo, WorkerKind};
+use smm_workers::providers::cryptomus::RefundApi;
+use smm_workers::workers::{WORKERS, WorkerInfo, WorkerKind};
 
 use super::providers::{self, Clients};
 use super::store_error;
@@ -105,7 +105,7 @@ impl Plan {
             }
         }
         if self.gateway_addr.is_some() {
-            add(smm_workers::catalog::PAYMENT_WEBHOOKS);
+            add(smm_workers::contract::catalog::PAYMENT_WEBHOOKS);
         }
         topics
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use smm_workers::providers::binom::BinomApi;
 use smm_workers::providers::delivery::DeliveryApi;
 use smm_workers::providers::youtube::{Quota, YouTubeApi};
-use smm_workers::worker::WorkerKind;
-use smm_workers::worker::notifications::{NotifySettings, Senders};
+use smm_workers::workers::WorkerKind;
+use smm_workers::workers::notifications::{NotifySettings, Senders};
 
 use crate::config::{Settings, parse_duration};
 use crate::exit::UsageError;

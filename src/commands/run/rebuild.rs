@@ -7,7 +7,7 @@
 //! group at the end of its topics.
 
 use smm_workers::store::Store;
-use smm_workers::worker::WorkerInfo;
+use smm_workers::workers::WorkerInfo;
 
 use crate::exit::UsageError;
 use crate::kafka::Kafka;
@@ -64,7 +64,7 @@ pub async fn rebuild(
         "the read model was not touched; run the rebuild again",
     )
     .await?;
-    smm_workers::worker::cqrs::clear(store).await.map_err(|e| {
+    smm_workers::workers::cqrs::clear(store).await.map_err(|e| {
         anyhow::anyhow!(
             "the group was moved to the start but the old rows could not be cleared ({e}); the rebuild folds the replay over them, which converges to the same model"
         )

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{CallError, base, call, client, unreadable};
-use crate::events::WeightedOffer;
+use crate::contract::events::WeightedOffer;
 
 const SERVICE: &str = "the Binom tracker";
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{CallError, base, call, client, unreadable};
-use crate::events::VideoClip;
+use crate::contract::events::VideoClip;
 
 const SERVICE: &str = "the delivery provider";
 

@@ -1,18 +1,20 @@
-//! HTTP clients for the outside services the fulfilment workers call:
-//! YouTube's Data API, the view delivery provider and the Binom tracker.
+//! Clients for the outside services the workers call: YouTube's Data API,
+//! the view delivery provider and the Binom tracker for fulfilment, and
+//! Cryptomus, the payment provider, whose webhooks the payment workers check.
 //!
-//! They share one rule for failures: a timeout, a refused connection, a 5xx
-//! or a 429 may pass, so the record is retried; any other 4xx is the
-//! provider refusing this request as it is, so it is dead-lettered with the
-//! provider's words.
+//! The fulfilment clients share one rule for failures: a timeout, a refused
+//! connection, a 5xx or a 429 may pass, so the record is retried; any other
+//! 4xx is the provider refusing this request as it is, so it is
+//! dead-lettered with the provider's words.
 
 pub mod binom;
+pub mod cryptomus;
 pub mod delivery;
 pub mod youtube;
 
 use std::time::Duration;
 
-use crate::runtime::Failure;
+use crate::runtime::HandlerFailure;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
@@ -43,15 +45,15 @@ pub const CREDENTIALS_RETRY: Duration = Duration::from_secs(30);
 
 impl CallError {
     /// The failure a worker reports, under a class named for the service.
-    pub fn into_failure(self, class_prefix: &str) -> Failure {
+    pub fn into_failure(self, class_prefix: &str) -> HandlerFailure {
         match &self {
             CallError::Unavailable { .. } => {
-                Failure::retryable(format!("{class_prefix}.Unavailable"), self.to_string())
+                HandlerFailure::retryable(format!("{class_prefix}.Unavailable"), self.to_string())
             }
             CallError::Refused { .. } => {
-                Failure::poison(format!("{class_prefix}.Refused"), self.to_string())
+                HandlerFailure::poison(format!("{class_prefix}.Refused"), self.to_string())
             }
-            CallError::Unauthorized { .. } => Failure::throttled(
+            CallError::Unauthorized { .. } => HandlerFailure::throttled(
                 format!("{class_prefix}.Unauthorized"),
                 self.to_string(),
                 CREDENTIALS_RETRY,
@@ -159,7 +161,7 @@ mod tests {
     use super::*;
     use crate::runtime::FailureKind;
 
-    fn failure(status: u16) -> Failure {
+    fn failure(status: u16) -> HandlerFailure {
         classify("a provider", status, "why")
             .unwrap_err()
             .into_failure("smmctl.test")

@@ -1,7 +1,7 @@
 //! What the workers count, and its Prometheus text rendering.
 //!
-//! Every observable event is one call here that both counts and, at the
-//! call site, logs. The numbers serve the panel's alert rules: lag under
+//! The runtime's events (`runtime::events`) count here as they log. The
+//! numbers serve the panel's alert rules: lag under
 //! 1000, no dead letters, processing under 500 ms, errors under 1 %.
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ const BUCKETS: [f64; 12] = [
 
 /// How one delivery ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Outcome {
+pub enum RecordOutcome {
     Ok,
     /// Already applied before; acknowledged and skipped.
     Duplicate,
@@ -33,15 +33,15 @@ pub enum Outcome {
     Throttled,
 }
 
-impl Outcome {
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Ok,
-        Outcome::Duplicate,
-        Outcome::Ignored,
-        Outcome::Retried,
-        Outcome::DeadLettered,
-        Outcome::Dropped,
-        Outcome::Throttled,
+impl RecordOutcome {
+    pub const ALL: [RecordOutcome; 7] = [
+        RecordOutcome::Ok,
+        RecordOutcome::Duplicate,
+        RecordOutcome::Ignored,
+        RecordOutcome::Retried,
+        RecordOutcome::DeadLettered,
+        RecordOutcome::Dropped,
+        RecordOutcome::Throttled,
     ];
 
     fn index(self) -> usize {
@@ -50,20 +50,20 @@ impl Outcome {
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Ok => "ok",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Ignored => "ignored",
-            Outcome::Retried => "retried",
-            Outcome::DeadLettered => "dead_lettered",
-            Outcome::Dropped => "dropped",
-            Outcome::Throttled => "throttled",
+            RecordOutcome::Ok => "ok",
+            RecordOutcome::Duplicate => "duplicate",
+            RecordOutcome::Ignored => "ignored",
+            RecordOutcome::Retried => "retried",
+            RecordOutcome::DeadLettered => "dead_lettered",
+            RecordOutcome::Dropped => "dropped",
+            RecordOutcome::Throttled => "throttled",
         }
     }
 
     fn is_error(self) -> bool {
         matches!(
             self,
-            Outcome::Retried | Outcome::DeadLettered | Outcome::Dropped
+            RecordOutcome::Retried | RecordOutcome::DeadLettered | RecordOutcome::Dropped
         )
     }
 }
@@ -77,10 +77,10 @@ struct Histogram {
 
 #[derive(Default)]
 struct WorkerState {
-    /// Per source topic, one count per [`Outcome`] in `Outcome::ALL` order:
+    /// Per source topic, one count per [`RecordOutcome`] in `RecordOutcome::ALL` order:
     /// keyed by topic alone so the hot path looks up by `&str` without
     /// allocating.
-    processed: BTreeMap<String, [u64; Outcome::ALL.len()]>,
+    processed: BTreeMap<String, [u64; RecordOutcome::ALL.len()]>,
     dead_letters: BTreeMap<(String, String), u64>,
     timing: Histogram,
     /// Shared with the worker's loop, which moves it twice per record
@@ -133,12 +133,12 @@ impl Metrics {
         self.with(worker, |_| ());
     }
 
-    pub fn record(&self, worker: &str, topic: &str, outcome: Outcome, took: Duration) {
+    pub fn record(&self, worker: &str, topic: &str, outcome: RecordOutcome, took: Duration) {
         self.with(worker, |w| {
             match w.processed.get_mut(topic) {
                 Some(counts) => counts[outcome.index()] += 1,
                 None => {
-                    let mut counts = [0; Outcome::ALL.len()];
+                    let mut counts = [0; RecordOutcome::ALL.len()];
                     counts[outcome.index()] = 1;
                     w.processed.insert(topic.to_owned(), counts);
                 }
@@ -180,7 +180,7 @@ impl Metrics {
     }
 
     /// Deliveries of `worker` so far by outcome, for tests and `/health`.
-    pub fn count(&self, worker: &str, outcome: Outcome) -> u64 {
+    pub fn count(&self, worker: &str, outcome: RecordOutcome) -> u64 {
         self.with(worker, |w| {
             w.processed
                 .values()
@@ -204,7 +204,6 @@ impl Metrics {
             .collect()
     }
 
-    /// The Prometheus text exposition format, version 0.0.4.
     /// Adds a component's own families to every scrape. `render` writes
     /// complete `# HELP`/`# TYPE` blocks.
     pub fn add_families(&self, render: impl Fn(&mut String) + Send + Sync + 'static) {
@@ -214,181 +213,21 @@ impl Metrics {
             .push(Box::new(render));
     }
 
+    /// The Prometheus text exposition format, version 0.0.4.
     pub fn render(&self) -> String {
         let workers = self
             .workers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = String::new();
-        let mut family =
-            |name: &str, kind: &str, help: &str, samples: &mut dyn FnMut(&mut String)| {
-                let _ = writeln!(out, "# HELP {name} {help}");
-                let _ = writeln!(out, "# TYPE {name} {kind}");
-                samples(&mut out);
-            };
-        family(
-            "smm_worker_records_total",
-            "counter",
-            "Records handled, by worker, source topic and outcome (ok, duplicate, ignored, retried, dead_lettered, dropped, throttled).",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    let rows = w.processed.iter().flat_map(|(topic, counts)| {
-                        Outcome::ALL
-                            .iter()
-                            .zip(counts)
-                            .filter(|(_, n)| **n > 0)
-                            .map(move |(outcome, n)| (topic, outcome, n))
-                    });
-                    for (topic, outcome, n) in rows {
-                        let _ = writeln!(
-                            out,
-                            "smm_worker_records_total{{worker=\"{}\",topic=\"{}\",outcome=\"{}\"}} {n}",
-                            escape(worker),
-                            escape(topic),
-                            outcome.as_str()
-                        );
-                    }
-                }
-            },
-        );
-        family(
-            "smm_worker_processing_seconds",
-            "histogram",
-            "Time from a record's arrival to its acknowledgement, forwards included.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    let worker = escape(worker);
-                    for (bound, count) in BUCKETS.iter().zip(w.timing.counts) {
-                        let _ = writeln!(
-                            out,
-                            "smm_worker_processing_seconds_bucket{{worker=\"{worker}\",le=\"{bound}\"}} {count}"
-                        );
-                    }
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_processing_seconds_bucket{{worker=\"{worker}\",le=\"+Inf\"}} {}",
-                        w.timing.count
-                    );
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_processing_seconds_sum{{worker=\"{worker}\"}} {}",
-                        w.timing.sum
-                    );
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_processing_seconds_count{{worker=\"{worker}\"}} {}",
-                        w.timing.count
-                    );
-                }
-            },
-        );
-        family(
-            "smm_worker_in_flight",
-            "gauge",
-            "Records being handled right now.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_in_flight{{worker=\"{}\"}} {}",
-                        escape(worker),
-                        w.in_flight.load(Ordering::Relaxed)
-                    );
-                }
-            },
-        );
-        family(
-            "smm_worker_consumer_lag",
-            "gauge",
-            "Records behind the high watermark per assigned partition, from librdkafka's statistics.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    for ((topic, partition), lag) in &w.lag {
-                        let _ = writeln!(
-                            out,
-                            "smm_worker_consumer_lag{{worker=\"{}\",topic=\"{}\",partition=\"{partition}\"}} {lag}",
-                            escape(worker),
-                            escape(topic)
-                        );
-                    }
-                }
-            },
-        );
-        family(
-            "smm_worker_dead_letters_total",
-            "counter",
-            "Records forwarded to a DLT or DLQ, by source and dead-letter topic. Any increase deserves an alert.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    for ((source, dead_letter), n) in &w.dead_letters {
-                        let _ = writeln!(
-                            out,
-                            "smm_worker_dead_letters_total{{worker=\"{}\",topic=\"{}\",dead_letter_topic=\"{}\"}} {n}",
-                            escape(worker),
-                            escape(source),
-                            escape(dead_letter)
-                        );
-                    }
-                }
-            },
-        );
-        family(
-            "smm_worker_error_ratio",
-            "gauge",
-            "Failed deliveries (retried, dead-lettered or dropped) over all deliveries since start; alert above 0.01.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    let total: u64 = w.processed.values().flatten().sum();
-                    let failed: u64 = w
-                        .processed
-                        .values()
-                        .flat_map(|counts| Outcome::ALL.iter().zip(counts))
-                        .filter(|(o, _)| o.is_error())
-                        .map(|(_, n)| n)
-                        .sum();
-                    let ratio = if total == 0 {
-                        0.0
-                    } else {
-                        failed as f64 / total as f64
-                    };
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_error_ratio{{worker=\"{}\"}} {ratio}",
-                        escape(worker)
-                    );
-                }
-            },
-        );
-        family(
-            "smm_worker_assigned_partitions",
-            "gauge",
-            "Partitions assigned to the worker's consumer.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_assigned_partitions{{worker=\"{}\"}} {}",
-                        escape(worker),
-                        w.assigned
-                    );
-                }
-            },
-        );
-        family(
-            "smm_worker_broker_up",
-            "gauge",
-            "1 while the worker's consumer has a broker connection.",
-            &mut |out| {
-                for (worker, w) in workers.iter() {
-                    let _ = writeln!(
-                        out,
-                        "smm_worker_broker_up{{worker=\"{}\"}} {}",
-                        escape(worker),
-                        u8::from(w.broker_up)
-                    );
-                }
-            },
-        );
+        render_records_total(&mut out, &workers);
+        render_processing_seconds(&mut out, &workers);
+        render_in_flight(&mut out, &workers);
+        render_consumer_lag(&mut out, &workers);
+        render_dead_letters_total(&mut out, &workers);
+        render_error_ratio(&mut out, &workers);
+        render_assigned_partitions(&mut out, &workers);
+        render_broker_up(&mut out, &workers);
         drop(workers);
         for render in self
             .extra
@@ -399,6 +238,191 @@ impl Metrics {
             render(&mut out);
         }
         out
+    }
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+fn family_header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn render_records_total(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_records_total",
+        "counter",
+        "Records handled, by worker, source topic and outcome (ok, duplicate, ignored, retried, dead_lettered, dropped, throttled).",
+    );
+    for (worker, w) in workers.iter() {
+        let rows = w.processed.iter().flat_map(|(topic, counts)| {
+            RecordOutcome::ALL
+                .iter()
+                .zip(counts)
+                .filter(|(_, n)| **n > 0)
+                .map(move |(outcome, n)| (topic, outcome, n))
+        });
+        for (topic, outcome, n) in rows {
+            let _ = writeln!(
+                out,
+                "smm_worker_records_total{{worker=\"{}\",topic=\"{}\",outcome=\"{}\"}} {n}",
+                escape(worker),
+                escape(topic),
+                outcome.as_str()
+            );
+        }
+    }
+}
+
+fn render_processing_seconds(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_processing_seconds",
+        "histogram",
+        "Time from a record's arrival to its acknowledgement, forwards included.",
+    );
+    for (worker, w) in workers.iter() {
+        let worker = escape(worker);
+        for (bound, count) in BUCKETS.iter().zip(w.timing.counts) {
+            let _ = writeln!(
+                out,
+                "smm_worker_processing_seconds_bucket{{worker=\"{worker}\",le=\"{bound}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "smm_worker_processing_seconds_bucket{{worker=\"{worker}\",le=\"+Inf\"}} {}",
+            w.timing.count
+        );
+        let _ = writeln!(
+            out,
+            "smm_worker_processing_seconds_sum{{worker=\"{worker}\"}} {}",
+            w.timing.sum
+        );
+        let _ = writeln!(
+            out,
+            "smm_worker_processing_seconds_count{{worker=\"{worker}\"}} {}",
+            w.timing.count
+        );
+    }
+}
+
+fn render_in_flight(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_in_flight",
+        "gauge",
+        "Records being handled right now.",
+    );
+    for (worker, w) in workers.iter() {
+        let _ = writeln!(
+            out,
+            "smm_worker_in_flight{{worker=\"{}\"}} {}",
+            escape(worker),
+            w.in_flight.load(Ordering::Relaxed)
+        );
+    }
+}
+
+fn render_consumer_lag(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_consumer_lag",
+        "gauge",
+        "Records behind the high watermark per assigned partition, from librdkafka's statistics.",
+    );
+    for (worker, w) in workers.iter() {
+        for ((topic, partition), lag) in &w.lag {
+            let _ = writeln!(
+                out,
+                "smm_worker_consumer_lag{{worker=\"{}\",topic=\"{}\",partition=\"{partition}\"}} {lag}",
+                escape(worker),
+                escape(topic)
+            );
+        }
+    }
+}
+
+fn render_dead_letters_total(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_dead_letters_total",
+        "counter",
+        "Records forwarded to a DLT or DLQ, by source and dead-letter topic. Any increase deserves an alert.",
+    );
+    for (worker, w) in workers.iter() {
+        for ((source, dead_letter), n) in &w.dead_letters {
+            let _ = writeln!(
+                out,
+                "smm_worker_dead_letters_total{{worker=\"{}\",topic=\"{}\",dead_letter_topic=\"{}\"}} {n}",
+                escape(worker),
+                escape(source),
+                escape(dead_letter)
+            );
+        }
+    }
+}
+
+fn render_error_ratio(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_error_ratio",
+        "gauge",
+        "Failed deliveries (retried, dead-lettered or dropped) over all deliveries since start; alert above 0.01.",
+    );
+    for (worker, w) in workers.iter() {
+        let total: u64 = w.processed.values().flatten().sum();
+        let failed: u64 = w
+            .processed
+            .values()
+            .flat_map(|counts| RecordOutcome::ALL.iter().zip(counts))
+            .filter(|(o, _)| o.is_error())
+            .map(|(_, n)| n)
+            .sum();
+        let ratio = if total == 0 {
+            0.0
+        } else {
+            failed as f64 / total as f64
+        };
+        let _ = writeln!(
+            out,
+            "smm_worker_error_ratio{{worker=\"{}\"}} {ratio}",
+            escape(worker)
+        );
+    }
+}
+
+fn render_assigned_partitions(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_assigned_partitions",
+        "gauge",
+        "Partitions assigned to the worker's consumer.",
+    );
+    for (worker, w) in workers.iter() {
+        let _ = writeln!(
+            out,
+            "smm_worker_assigned_partitions{{worker=\"{}\"}} {}",
+            escape(worker),
+            w.assigned
+        );
+    }
+}
+
+fn render_broker_up(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_broker_up",
+        "gauge",
+        "1 while the worker's consumer has a broker connection.",
+    );
+    for (worker, w) in workers.iter() {
+        let _ = writeln!(
+            out,
+            "smm_worker_broker_up{{worker=\"{}\"}} {}",
+            escape(worker),
+            u8::from(w.broker_up)
+        );
     }
 }
 
@@ -421,25 +445,25 @@ mod tests {
         m.record(
             "payments",
             "smm.payment.confirmations",
-            Outcome::Ok,
+            RecordOutcome::Ok,
             Duration::from_millis(3),
         );
         m.record(
             "payments",
             "smm.payment.confirmations",
-            Outcome::Ok,
+            RecordOutcome::Ok,
             Duration::from_millis(700),
         );
         m.record(
             "payments",
             "smm.payment.confirmations",
-            Outcome::Retried,
+            RecordOutcome::Retried,
             Duration::from_millis(1),
         );
         m.record(
             "payments",
             "smm.payment.confirmations",
-            Outcome::Duplicate,
+            RecordOutcome::Duplicate,
             Duration::from_millis(1),
         );
         m.dead_lettered(
@@ -461,7 +485,7 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
-        assert_eq!(m.count("payments", Outcome::Ok), 2);
+        assert_eq!(m.count("payments", RecordOutcome::Ok), 2);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::catalog::RetryPolicy;
+use crate::contract::catalog::RetryPolicy;
 
 /// Why a handler failed, which decides whether trying again can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{self, retry_policy_for};
+    use crate::contract::catalog::{self, retry_policy_for};
 
     fn route(main: &str) -> Route {
         Route::from(retry_policy_for(main).expect("a catalog policy"))

@@ -11,7 +11,6 @@
 //! later, which is where concurrent SQLite writers deadlock.
 
 pub mod panel;
-pub mod scratch;
 
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Connection as _, Executor as _, Row as _, Transaction};
 use uuid::Uuid;
 
-use crate::events::Envelope;
+use crate::contract::events::Envelope;
 
 /// Versioned migrations, applied in order at start. Append only: an applied
 /// migration is never edited, a change is a new file.

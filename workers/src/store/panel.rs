@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::{StoreError, Unit};
-use crate::events::OrderStatus;
+use crate::contract::events::OrderStatus;
 
 /// What a ledger line is for. Its `reference` (payment id, order id, refund
 /// id) is unique per kind, so no line can be written twice.

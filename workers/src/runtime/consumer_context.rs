@@ -1,0 +1,111 @@
+//! The consumer's callbacks: commits before a rebalance gives partitions
+//! up, rebalances queued for the loop, and librdkafka's statistics and
+//! logs turned into metrics and tracing lines.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use rdkafka::TopicPartitionList;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::statistics::Statistics;
+
+use super::LOG_TARGET;
+use super::metrics::Metrics;
+
+/// Consumer callbacks: offsets committed before partitions are given up,
+/// and librdkafka's statistics turned into lag and broker gauges.
+pub(super) struct WorkerContext {
+    pub(super) worker: String,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) rebalances: Mutex<Vec<RebalanceEvent>>,
+}
+
+#[derive(Debug)]
+pub(super) enum RebalanceEvent {
+    Revoked(Vec<(String, i32)>),
+    Assigned(Vec<(String, i32)>),
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+impl ClientContext for WorkerContext {
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = BTreeMap::new();
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    lag.insert((topic.clone(), *partition), p.consumer_lag);
+                }
+            }
+        }
+        self.metrics.set_lag(&self.worker, lag);
+        let up = statistics
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP");
+        self.metrics.set_broker_up(&self.worker, up);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.metrics.set_broker_up(&self.worker, false);
+        }
+        tracing::warn!(target: LOG_TARGET, worker = %self.worker, %error, reason, "Kafka client error");
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            tracing::info!(target: LOG_TARGET, worker = %self.worker, facility, message, "librdkafka");
+        } else {
+            tracing::debug!(target: LOG_TARGET, worker = %self.worker, facility, message, "librdkafka");
+        }
+    }
+}
+
+impl ConsumerContext for WorkerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            // Everything stored is done (records are handled one at a
+            // time), so committing here hands the next owner an exact
+            // position instead of up to an interval's worth of repeats.
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => {
+                    tracing::warn!(target: LOG_TARGET, worker = %self.worker, error = %e, "commit on revoke failed; the next owner may repeat records, which dedup absorbs")
+                }
+            }
+            self.push(RebalanceEvent::Revoked(partitions_of(tpl)));
+            self.metrics.set_assigned(&self.worker, 0);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.metrics.set_assigned(&self.worker, tpl.count());
+            self.push(RebalanceEvent::Assigned(partitions_of(tpl)));
+        }
+    }
+}
+
+impl WorkerContext {
+    pub(super) fn push(&self, event: RebalanceEvent) {
+        if let Ok(mut events) = self.rebalances.lock() {
+            events.push(event);
+        }
+    }
+
+    pub(super) fn take(&self) -> Vec<RebalanceEvent> {
+        self.rebalances
+            .lock()
+            .map(|mut events| std::mem::take(&mut *events))
+            .unwrap_or_default()
+    }
+}
