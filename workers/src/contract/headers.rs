@@ -30,7 +30,7 @@ pub const ORIGINAL_TIMESTAMP: &str = "kafka_original-timestamp";
 pub const ORIGINAL_TIMESTAMP_TYPE: &str = "kafka_original-timestamp-type";
 /// Spring adds this on the first hop when the listener's exception carries
 /// the consumer group (a `ListenerExecutionFailedException`). Not written by
-/// [`forward`], whose [`Source`] has no group; named here so that tools can
+/// [`forward`], whose [`FailedRecord`] has no group; named here so that tools can
 /// label it, and kept across hops like any other header.
 pub const ORIGINAL_CONSUMER_GROUP: &str = "kafka_original-consumer-group";
 
@@ -458,7 +458,7 @@ impl RetryMetadata {
 
 /// The record that failed, as it was consumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Source<'a> {
+pub struct FailedRecord<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
@@ -514,7 +514,7 @@ fn push(out: &mut Headers, name: &str, value: Vec<u8>) {
 /// failure. With a cause and a stack trace the two agree byte for byte.
 pub fn forward(
     existing: &Headers,
-    source: &Source<'_>,
+    source: &FailedRecord<'_>,
     failure: &Exception<'_>,
     attempt: u32,
     due_at_ms: Option<i64>,
@@ -1076,8 +1076,8 @@ mod tests {
 
     const LEFE: &str = "org.springframework.kafka.listener.ListenerExecutionFailedException";
 
-    fn source(topic: &'static str, offset: i64, timestamp_ms: i64) -> Source<'static> {
-        Source {
+    fn source(topic: &'static str, offset: i64, timestamp_ms: i64) -> FailedRecord<'static> {
+        FailedRecord {
             topic,
             partition: 2,
             offset,

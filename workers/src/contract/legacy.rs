@@ -116,7 +116,7 @@ pub fn migrate(record: &RawRecord) -> Migrated {
             Err(_) => format!("neither an envelope ({envelope_error}) nor a bare video message"),
         },
     };
-    let source = headers::Source {
+    let source = headers::FailedRecord {
         topic: &record.topic,
         partition: record.partition,
         offset: record.offset,

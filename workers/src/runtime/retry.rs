@@ -34,7 +34,7 @@ impl<H: Handler> Engine<'_, H> {
             return None;
         }
         let next = route.next(delivery.attempt, failure.kind);
-        let source = headers::Source {
+        let source = headers::FailedRecord {
             topic: delivery.topic,
             partition: delivery.partition,
             offset: delivery.offset,
