@@ -10,9 +10,9 @@ use smm_workers::contract::catalog::{self, GROUPS, Role};
 use crate::Context;
 use crate::cli::{RecordsCommand, RecordsDeleteArgs};
 use crate::commands::flow::{self, Decision, Proposal};
-use crate::exit::{ExitStatus, Refusal, UsageError};
+use crate::exit::{ExitStatus, UsageError};
 use crate::input::{DeleteRow, parse_delete_file};
-use crate::kafka::groups::{self, GroupState};
+use crate::kafka::group_survey::{GroupSurvey, PartitionKey};
 use crate::kafka::{ClusterMetadata, Kafka, Watermarks};
 use crate::output::Tone;
 
@@ -373,110 +373,55 @@ async fn find_unread(kafka: &Kafka, rows: &mut [PlanRow]) -> anyhow::Result<()> 
 pub(crate) async fn unread_by(
     kafka: &Kafka,
     targets: &[(String, i32, i64, i64)],
-) -> anyhow::Result<BTreeMap<(String, i32), Vec<UnreadBy>>> {
-    let mut out: BTreeMap<(String, i32), Vec<UnreadBy>> = BTreeMap::new();
+) -> anyhow::Result<BTreeMap<PartitionKey, Vec<UnreadBy>>> {
     if targets.iter().all(|(_, _, low, new)| new <= low) {
-        return Ok(out);
+        return Ok(BTreeMap::new());
     }
-    let (listings, partial) = groups::list_groups(kafka.admin(), kafka.timeout())
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!("unable to list the consumer groups to check for unread records: {e}")
-        })?;
-    if let Some(error) = partial.first() {
-        return Err(Refusal::new(format!(
-            "cannot tell which groups have read these records: a broker did not answer the group listing ({error}). Nothing was deleted."
-        ))
-        .into());
-    }
-    let names: Vec<&str> = listings.iter().map(|l| l.group_id.as_str()).collect();
-    let offsets = if names.is_empty() {
-        Vec::new()
-    } else {
-        groups::list_group_offsets(kafka.admin(), &names, kafka.timeout())
-            .await
-            .map_err(|e| anyhow::anyhow!("unable to read the groups' committed offsets: {e}"))?
-    };
-    let unreadable: Vec<String> = offsets
-        .iter()
-        .filter(|g| g.error.is_some() || g.offsets.iter().any(|c| c.error.is_some()))
-        .map(|g| g.group_id.clone())
-        .collect();
-    if !unreadable.is_empty() {
-        return Err(Refusal::new(format!(
-            "cannot read the committed offsets of {}, so cannot tell whether they have read these records. Nothing was deleted.",
-            unreadable.join(", ")
-        ))
-        .into());
-    }
-    let live: Vec<&str> = listings
-        .iter()
-        .filter(|l| !matches!(l.state, GroupState::Empty | GroupState::Dead))
-        .map(|l| l.group_id.as_str())
-        .collect();
-    let descriptions = if live.is_empty() {
-        Vec::new()
-    } else {
-        groups::describe_groups(kafka.admin(), &live, kafka.timeout())
-            .await
-            .map_err(|e| anyhow::anyhow!("unable to describe the live consumer groups: {e}"))?
-    };
+    let survey = GroupSurvey::take(kafka).await?;
+    Ok(unread_in(&survey, targets))
+}
 
-    let mut committed: BTreeMap<(String, i32), Vec<(String, i64)>> = BTreeMap::new();
-    for group in &offsets {
-        for c in &group.offsets {
-            if let Some(offset) = c.offset {
-                committed
-                    .entry((c.topic.clone(), c.partition))
-                    .or_default()
-                    .push((group.group_id.clone(), offset));
-            }
-        }
-    }
+/// [`unread_by`] over a survey already taken.
+fn unread_in(
+    survey: &GroupSurvey,
+    targets: &[(String, i32, i64, i64)],
+) -> BTreeMap<PartitionKey, Vec<UnreadBy>> {
+    let mut out = BTreeMap::new();
     for (topic, partition, log_start, new_log_start) in targets {
         let (log_start, new_log_start) = (*log_start, *new_log_start);
         if new_log_start <= log_start {
             continue;
         }
         let key = (topic.clone(), *partition);
-        let mut unread = Vec::new();
-        let commits = committed.get(&key).cloned().unwrap_or_default();
-        for (group, at) in &commits {
-            let from = (*at).max(log_start);
-            if from < new_log_start {
-                unread.push(UnreadBy {
-                    group: group.clone(),
-                    committed: Some(*at),
-                    records: new_log_start - from,
-                    reason: "committed below the new log start",
-                });
-            }
-        }
-        let has_commit = |g: &str| commits.iter().any(|(c, _)| c == g);
-        let mut uncommitted: Vec<(String, &'static str)> = descriptions
+        let commits = survey.committed.get(&key).map_or(&[][..], Vec::as_slice);
+        let mut unread: Vec<UnreadBy> = commits
             .iter()
-            .filter(|d| {
-                d.members.iter().any(|m| {
-                    m.assignment
-                        .iter()
-                        .any(|(t, p)| t == topic && p == partition)
-                })
+            .filter(|(_, at)| (*at).max(log_start) < new_log_start)
+            .map(|(group, at)| UnreadBy {
+                group: group.clone(),
+                committed: Some(*at),
+                records: new_log_start - (*at).max(log_start),
+                reason: "committed below the new log start",
             })
-            .map(|d| (d.group_id.clone(), "live member owns it, no commit yet"))
             .collect();
-        uncommitted.extend(
-            GROUPS
-                .iter()
-                .filter(|g| g.topics().contains(&topic.as_str()))
-                .map(|g| {
-                    (
-                        g.name.to_string(),
-                        "panel group that reads this topic, no commit yet",
-                    )
-                }),
-        );
-        for (group, reason) in uncommitted {
-            if has_commit(&group) || unread.iter().any(|u: &UnreadBy| u.group == group) {
+        let live_owners = survey
+            .owners
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .map(|group| (group.clone(), "live member owns it, no commit yet"));
+        let panel_readers = GROUPS
+            .iter()
+            .filter(|g| g.topics().contains(&topic.as_str()))
+            .map(|g| {
+                (
+                    g.name.to_string(),
+                    "panel group that reads this topic, no commit yet",
+                )
+            });
+        for (group, reason) in live_owners.chain(panel_readers) {
+            let has_commit = commits.iter().any(|(c, _)| *c == group);
+            if has_commit || unread.iter().any(|u| u.group == group) {
                 continue;
             }
             unread.push(UnreadBy {
@@ -490,7 +435,7 @@ pub(crate) async fn unread_by(
             out.insert(key, unread);
         }
     }
-    Ok(out)
+    out
 }
 
 fn print_plan(rows: &[PlanRow], applied: bool, ctx: &Context) -> anyhow::Result<()> {
@@ -550,6 +495,84 @@ fn print_plan(rows: &[PlanRow], applied: bool, ctx: &Context) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn survey(committed: &[(&str, i32, &str, i64)], owners: &[(&str, i32, &str)]) -> GroupSurvey {
+        let mut survey = GroupSurvey::default();
+        for (topic, partition, group, at) in committed {
+            survey
+                .committed
+                .entry((topic.to_string(), *partition))
+                .or_default()
+                .push((group.to_string(), *at));
+        }
+        for (topic, partition, group) in owners {
+            survey
+                .owners
+                .entry((topic.to_string(), *partition))
+                .or_default()
+                .push(group.to_string());
+        }
+        survey
+    }
+
+    fn who(found: &BTreeMap<PartitionKey, Vec<UnreadBy>>, topic: &str) -> Vec<(String, i64)> {
+        found
+            .get(&(topic.to_string(), 0))
+            .into_iter()
+            .flatten()
+            .map(|u| (u.group.clone(), u.records))
+            .collect()
+    }
+
+    #[test]
+    fn a_group_is_named_when_it_has_not_read_what_the_delete_removes() {
+        let topic = "test.orders";
+        let found = unread_in(
+            &survey(
+                &[
+                    (topic, 0, "behind", 40),
+                    (topic, 0, "caught-up", 100),
+                    (topic, 0, "before-the-log", 2),
+                ],
+                &[(topic, 0, "live-no-commit"), (topic, 0, "caught-up")],
+            ),
+            &[(topic.to_string(), 0, 10, 60)],
+        );
+        assert_eq!(
+            who(&found, topic),
+            [
+                ("behind".to_string(), 20),
+                ("before-the-log".to_string(), 50),
+                ("live-no-commit".to_string(), 50),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_panel_group_with_no_commit_is_named_once_even_when_it_is_live() {
+        let topic = catalog::PAYMENT_CONFIRMATIONS;
+        let group = "smm-payment-confirmations-realtime-group";
+        let found = unread_in(
+            &survey(&[], &[(topic, 0, group)]),
+            &[(topic.to_string(), 0, 0, 5)],
+        );
+        let named = who(&found, topic);
+        assert_eq!(named, [(group.to_string(), 5)], "{found:?}");
+        assert_eq!(
+            found[&(topic.to_string(), 0)][0].reason,
+            "live member owns it, no commit yet"
+        );
+    }
+
+    #[test]
+    fn a_delete_that_removes_nothing_names_nobody() {
+        let topic = "test.orders";
+        let found = unread_in(
+            &survey(&[(topic, 0, "behind", 0)], &[(topic, 0, "live")]),
+            &[(topic.to_string(), 0, 10, 10)],
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
 
     #[test]
     fn the_new_log_start_stays_inside_the_log() {

@@ -5,6 +5,7 @@
 //! `block_in_place`; the admin calls are already futures.
 
 pub mod group_position;
+pub mod group_survey;
 pub mod groups;
 pub mod live_groups;
 pub mod probe;
