@@ -863,9 +863,12 @@ pub struct TopicsApplyArgs {
     /// Do not create the deprecated legacy topics
     #[arg(long)]
     pub skip_legacy: bool,
-    /// Replication factor for new topics [default: 1, the panel's development default]
+    /// Replication factor for new topics [default: the profile's topics.replication_factor, else 1, the panel's development default]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
     pub replication_factor: Option<i32>,
+    /// min.insync.replicas for new topics [default: the profile's topics.min_insync_replicas, else a majority of the replicas from 3 up (2 of 3), else 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    pub min_insync_replicas: Option<i32>,
 }
 
 #[derive(Debug, Args)]

@@ -131,6 +131,23 @@ fn rows(settings: &Settings) -> Vec<Row> {
             source: Origin::File,
         });
     }
+    rows.push(row(
+        "topics.replication_factor",
+        &settings.topics.replication_factor,
+    ));
+    rows.push(row(
+        "topics.min_insync_replicas",
+        &settings.topics.min_insync_replicas,
+    ));
+    // Fixed for every producer smmctl and its workers make: a write counts
+    // once min.insync.replicas brokers have it, and a retry never doubles it.
+    for (key, value) in smm_workers::runtime::PRODUCER_DURABILITY {
+        rows.push(Row {
+            setting: format!("producer.{key}"),
+            value: (*value).to_string(),
+            source: Origin::Default,
+        });
+    }
     for (key, value) in &settings.kafka {
         rows.push(Row {
             setting: format!("kafka.{key}"),

@@ -13,8 +13,9 @@ use crate::cli::{
     TopicsApplyArgs, TopicsCommand, TopicsDeleteArgs, TopicsListArgs, TopicsOrphansArgs,
 };
 use crate::commands::flow::{self, Decision, Proposal};
+use crate::config::{Origin, Sourced, TopicSettings, default_min_insync_replicas};
 use crate::exit::{ExitStatus, Refusal, UsageError};
-use crate::kafka::{AdminOutcome, ClusterMetadata, Kafka, Watermarks};
+use crate::kafka::{AdminOutcome, ClusterMetadata, Kafka, TopicMetadata, Watermarks};
 use crate::output::{Tone, or_dash};
 
 pub async fn run(cmd: TopicsCommand, ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -156,26 +157,80 @@ struct ListRow {
     error: Option<String>,
 }
 
-/// The panel's topic settings that differ on the cluster.
-fn config_drift(actual: Option<&HashMap<String, String>>) -> Vec<String> {
-    let Some(actual) = actual else {
-        return Vec::new();
-    };
+/// The topic configs the panel creates topics with, its min ISR the
+/// profile's.
+fn wanted_configs(topics: &TopicSettings) -> Vec<(&'static str, String)> {
     TOPIC_DEFAULTS
         .configs()
         .into_iter()
-        .filter_map(|(key, wanted)| match actual.get(key) {
-            Some(value) if *value == wanted => None,
-            Some(value) => Some(format!("{key} is {value}, catalog says {wanted}")),
-            None => Some(format!("{key} unknown, catalog says {wanted}")),
+        .map(|(key, value)| match key {
+            "min.insync.replicas" => (key, topics.min_insync_replicas.value.to_string()),
+            _ => (key, value),
         })
         .collect()
+}
+
+/// The panel's topic settings that differ on the cluster: the configs, and
+/// the replication factor of any partition. Where the profile sets no
+/// replication (its source is the default), the topic is held to what its
+/// own replication factor calls for: any factor is accepted, but a min ISR
+/// of 1 on three replicas still means a leader alone acknowledges writes.
+fn config_drift(
+    actual: Option<&HashMap<String, String>>,
+    replicas: Option<&TopicMetadata>,
+    wanted: &TopicSettings,
+) -> Vec<String> {
+    let factors: BTreeSet<usize> = replicas
+        .map(|t| t.layout.iter().map(|p| p.replicas.len()).collect())
+        .unwrap_or_default();
+    let (wanted, from) = match (wanted.replication_factor.source, factors.iter().max()) {
+        (Origin::Default, Some(&found)) => {
+            let found = i32::try_from(found).unwrap_or(i32::MAX);
+            let held_to = TopicSettings {
+                replication_factor: Sourced::new(found, Origin::Default),
+                min_insync_replicas: Sourced::new(
+                    default_min_insync_replicas(found),
+                    Origin::Default,
+                ),
+            };
+            (held_to, format!("expected for replication factor {found}"))
+        }
+        _ => (wanted.clone(), "profile says".to_string()),
+    };
+    let mut drift: Vec<String> = match actual {
+        None => Vec::new(),
+        Some(actual) => wanted_configs(&wanted)
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let from = if key == "min.insync.replicas" {
+                    from.as_str()
+                } else {
+                    "catalog says"
+                };
+                match actual.get(key) {
+                    Some(v) if *v == value => None,
+                    Some(v) => Some(format!("{key} is {v}, {from} {value}")),
+                    None => Some(format!("{key} unknown, {from} {value}")),
+                }
+            })
+            .collect(),
+    };
+    let wanted_factor = usize::try_from(wanted.replication_factor.value).unwrap_or(0);
+    if factors.iter().any(|&f| f != wanted_factor) {
+        let found: Vec<String> = factors.iter().map(usize::to_string).collect();
+        drift.push(format!(
+            "replication factor is {}, profile says {wanted_factor}",
+            found.join(" and ")
+        ));
+    }
+    drift
 }
 
 fn compare(
     topic: &'static Topic,
     survey: &Survey,
     configs: &HashMap<String, HashMap<String, String>>,
+    wanted: &TopicSettings,
 ) -> ListRow {
     let actual = survey.partitions(topic.name);
     let error = survey
@@ -192,7 +247,11 @@ fn compare(
         (Some(_), None) => TopicStatus::Ok,
     };
     let drift = if topic.is_managed() && actual.is_some() {
-        config_drift(configs.get(topic.name))
+        config_drift(
+            configs.get(topic.name),
+            survey.metadata.topics.get(topic.name),
+            wanted,
+        )
     } else {
         Vec::new()
     };
@@ -234,7 +293,7 @@ async fn list(args: TopicsListArgs, kafka: &Kafka, ctx: &Context) -> anyhow::Res
     let rows: Vec<ListRow> = TOPICS
         .iter()
         .filter(|t| in_categories(t, &categories))
-        .map(|t| compare(t, &survey, &configs))
+        .map(|t| compare(t, &survey, &configs, &ctx.settings.topics))
         .filter(|r| !args.problems || r.status.is_problem())
         .collect();
     let problems = rows.iter().filter(|r| r.status.is_problem()).count();
@@ -324,6 +383,7 @@ struct ApplyRow {
     partitions: i32,
     actual_partitions: Option<i32>,
     replication_factor: i32,
+    min_insync_replicas: i32,
     action: ApplyAction,
     result: ApplyResult,
     error: Option<String>,
@@ -334,9 +394,11 @@ async fn apply(args: TopicsApplyArgs, kafka: &Kafka, ctx: &Context) -> anyhow::R
         flow::ensure_writable(ctx, "topics apply (without --dry-run)")?;
     }
     let categories = parse_categories(&args.category)?;
-    let replication = args
-        .replication_factor
-        .unwrap_or(TOPIC_DEFAULTS.replication_factor);
+    let wanted_settings = ctx
+        .settings
+        .topics
+        .with_flags(args.replication_factor, args.min_insync_replicas)?;
+    let replication = wanted_settings.replication_factor.value;
     let wanted: Vec<&'static Topic> = TOPICS
         .iter()
         .filter(|t| t.is_managed() && in_categories(t, &categories))
@@ -347,10 +409,10 @@ async fn apply(args: TopicsApplyArgs, kafka: &Kafka, ctx: &Context) -> anyhow::R
 
     let mut rows: Vec<ApplyRow> = wanted
         .iter()
-        .map(|t| plan_apply_row(t, &metadata, replication))
+        .map(|t| plan_apply_row(t, &metadata, &wanted_settings))
         .collect();
     if !args.dry_run {
-        create_missing(kafka, &mut rows, ctx).await?;
+        create_missing(kafka, &mut rows, &wanted_configs(&wanted_settings), ctx).await?;
     }
     let summary = ApplySummary::of(&rows);
     let status = if summary.failed > 0 || summary.differing > 0 {
@@ -361,6 +423,8 @@ async fn apply(args: TopicsApplyArgs, kafka: &Kafka, ctx: &Context) -> anyhow::R
     if ctx.printer.is_json() {
         ctx.printer.json(&serde_json::json!({
             "dry_run": args.dry_run,
+            "replication_factor": replication,
+            "min_insync_replicas": wanted_settings.min_insync_replicas.value,
             "topics": rows,
             "summary": summary,
         }))?;
@@ -387,7 +451,11 @@ fn ensure_enough_brokers(metadata: &ClusterMetadata, replication: i32) -> anyhow
 
 /// What applying the catalog would do to one topic, before anything is
 /// done.
-fn plan_apply_row(topic: &'static Topic, metadata: &ClusterMetadata, replication: i32) -> ApplyRow {
+fn plan_apply_row(
+    topic: &'static Topic,
+    metadata: &ClusterMetadata,
+    wanted: &TopicSettings,
+) -> ApplyRow {
     let actual = metadata
         .topics
         .get(topic.name)
@@ -402,7 +470,8 @@ fn plan_apply_row(topic: &'static Topic, metadata: &ClusterMetadata, replication
         name: topic.name,
         partitions: topic.partitions,
         actual_partitions: actual,
-        replication_factor: replication,
+        replication_factor: wanted.replication_factor.value,
+        min_insync_replicas: wanted.min_insync_replicas.value,
         action,
         result: if action == ApplyAction::Create {
             ApplyResult::Planned
@@ -415,7 +484,12 @@ fn plan_apply_row(topic: &'static Topic, metadata: &ClusterMetadata, replication
 
 /// Creates the topics the plan marks for creation, records each one's
 /// result in its row, and waits until the created ones are visible.
-async fn create_missing(kafka: &Kafka, rows: &mut [ApplyRow], ctx: &Context) -> anyhow::Result<()> {
+async fn create_missing(
+    kafka: &Kafka,
+    rows: &mut [ApplyRow],
+    configs: &[(&'static str, String)],
+    ctx: &Context,
+) -> anyhow::Result<()> {
     let to_create: Vec<(String, i32, i32)> = rows
         .iter()
         .filter(|r| r.action == ApplyAction::Create)
@@ -424,9 +498,7 @@ async fn create_missing(kafka: &Kafka, rows: &mut [ApplyRow], ctx: &Context) -> 
     if to_create.is_empty() {
         return Ok(());
     }
-    let outcomes = kafka
-        .create_topics(&to_create, &TOPIC_DEFAULTS.configs())
-        .await?;
+    let outcomes = kafka.create_topics(&to_create, configs).await?;
     let mut created = Vec::new();
     for (name, outcome) in outcomes {
         if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
@@ -489,7 +561,14 @@ fn print_apply(rows: &[ApplyRow], summary: &ApplySummary, dry_run: bool, ctx: &C
         ));
         return;
     }
-    let mut table = p.table(["TOPIC", "PARTITIONS", "REPLICATION", "ACTION", "RESULT"]);
+    let mut table = p.table([
+        "TOPIC",
+        "PARTITIONS",
+        "REPLICATION",
+        "MIN ISR",
+        "ACTION",
+        "RESULT",
+    ]);
     for r in &shown {
         let (action, tone) = r.action_text();
         let (result, result_tone) = r.result_text();
@@ -497,11 +576,12 @@ fn print_apply(rows: &[ApplyRow], summary: &ApplySummary, dry_run: bool, ctx: &C
             p.cell(r.name, Tone::Plain),
             p.cell(r.partitions.to_string(), Tone::Plain),
             p.cell(r.replication_factor.to_string(), Tone::Plain),
+            p.cell(r.min_insync_replicas.to_string(), Tone::Plain),
             p.cell(action, tone),
             p.cell(result, result_tone),
         ]);
     }
-    p.align_right(&mut table, &[1, 2]);
+    p.align_right(&mut table, &[1, 2, 3]);
     p.print_table(&table);
     let ApplySummary {
         to_create,
@@ -559,21 +639,35 @@ impl ApplyRow {
 
 /// KRaft acknowledges a create once the controller has it; brokers learn of
 /// it, and elect leaders, a moment later. Waiting here means `apply && list` never disagree.
+/// Waits until every broker's metadata has the created topics with all
+/// their partitions led: until then, a command that happens to ask a
+/// broker the controller has not caught up would report them missing.
 fn wait_until_visible(kafka: &Kafka, created: &[(String, i32)]) -> Result<(), Vec<String>> {
     let deadline = Instant::now() + kafka.timeout();
     let mut missing: Vec<String> = created.iter().map(|(n, _)| n.clone()).collect();
+    let brokers = kafka.metadata().map(|m| m.brokers).unwrap_or_default();
+    let Ok(per_broker) = kafka.per_broker(&brokers) else {
+        return Err(missing);
+    };
     while !missing.is_empty() {
-        if let Ok(metadata) = kafka.metadata() {
-            missing.retain(|name| {
-                let expected = created.iter().find(|(n, _)| n == name).map(|(_, p)| *p);
-                let ready = metadata
-                    .topics
-                    .get(name)
-                    .filter(|t| t.leaderless.is_empty())
-                    .and_then(|t| i32::try_from(t.partitions.len()).ok());
-                ready != expected
-            });
-        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let views = per_broker.metadata(left.max(Duration::from_millis(100)));
+        missing = created
+            .iter()
+            .filter(|(name, partitions)| {
+                !views.iter().all(|(_, view)| {
+                    view.as_ref().is_ok_and(|metadata| {
+                        metadata
+                            .topics
+                            .get(name)
+                            .filter(|t| t.leaderless.is_empty())
+                            .and_then(|t| i32::try_from(t.partitions.len()).ok())
+                            == Some(*partitions)
+                    })
+                })
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
         if missing.is_empty() || Instant::now() >= deadline {
             break;
         }

@@ -9,6 +9,7 @@ use crate::exit::UsageError;
 
 use super::cryptomus::CryptomusFile;
 use super::thresholds::ThresholdsFile;
+use super::topics::TopicsFile;
 
 /// The config file, as written by the operator.
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +35,9 @@ pub struct Profile {
     pub kafka: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub thresholds: ThresholdsFile,
+    /// Replication factor and min ISR for the topics `topics apply` makes.
+    #[serde(default)]
+    pub topics: TopicsFile,
     #[serde(default)]
     pub cryptomus: CryptomusFile,
     /// Where the fulfilment workers reach their outside services; keys are

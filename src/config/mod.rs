@@ -17,6 +17,7 @@ mod profile;
 mod providers;
 mod secrets;
 mod thresholds;
+mod topics;
 mod worker;
 
 #[cfg(test)]
@@ -36,6 +37,7 @@ pub use self::origin::{Combine, Origin, Sourced};
 pub use self::providers::{PROVIDER_SETTINGS, ProviderSetting, Providers};
 pub use self::secrets::{is_secret_key, mask_url_password};
 pub use self::thresholds::{GroupThresholds, Thresholds, ThresholdsFile};
+pub use self::topics::{TopicSettings, TopicsFile, default_min_insync_replicas};
 pub use self::worker::{DEFAULT_METRICS_ADDR, default_database_url};
 pub use crate::input::parse_duration;
 
@@ -70,6 +72,9 @@ pub struct Settings {
     /// librdkafka properties: the profile's, then `-X`, later ones winning.
     pub kafka: BTreeMap<String, Sourced<String>>,
     pub thresholds: Thresholds,
+    /// How `topics apply` creates topics, and what `topics list` and
+    /// `health` hold them to.
+    pub topics: TopicSettings,
     pub cryptomus: Cryptomus,
     pub providers: Providers,
     /// The profile refuses every command that writes to the cluster.
@@ -106,6 +111,7 @@ impl Settings {
         let timeout = connection::timeout(overrides.timeout, chosen.timeout.as_deref(), &place)?;
         let kafka = kafka::resolve(&chosen.kafka, overrides.kafka, &place)?;
         let thresholds = Thresholds::resolve(&chosen.thresholds, &place)?;
+        let topics = TopicSettings::resolve(&chosen.topics, &place)?;
         let cryptomus = Cryptomus::resolve(overrides.cryptomus, &chosen.cryptomus, &place)?;
         let providers = Providers::resolve(&overrides.providers, &chosen.providers, &place)?;
         let brokers = connection::brokers(overrides.brokers, chosen.brokers)?;
@@ -119,6 +125,7 @@ impl Settings {
             timeout,
             kafka,
             thresholds,
+            topics,
             cryptomus,
             providers,
             read_only: chosen.read_only,

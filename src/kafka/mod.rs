@@ -9,6 +9,7 @@ pub mod group_survey;
 pub mod groups;
 pub mod live_groups;
 pub mod probe;
+pub mod reach;
 pub mod reader;
 pub mod spans;
 pub mod transaction;
@@ -132,6 +133,36 @@ impl ClientContext for Recorder {
 
 impl ConsumerContext for Recorder {}
 
+/// One client per broker, each bootstrapped from that broker alone, so its
+/// metadata requests go there: librdkafka connects to the other brokers
+/// only when a request needs them. Right after a topic is created, a broker
+/// the controller has not caught up yet still says it does not exist, and
+/// this is how a command waits for all of them.
+pub struct PerBroker {
+    clients: Vec<(BrokerInfo, BaseConsumer)>,
+}
+
+impl PerBroker {
+    pub fn metadata(&self, within: Duration) -> Vec<(i32, anyhow::Result<ClusterMetadata>)> {
+        self.clients
+            .iter()
+            .map(|(b, client)| {
+                let read = tokio::task::block_in_place(|| client.fetch_metadata(None, within))
+                    .map(|raw| cluster_metadata(&raw))
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "broker {} ({}:{}) did not answer: {e}",
+                            b.id,
+                            b.host,
+                            b.port
+                        )
+                    });
+                (b.id, read)
+            })
+            .collect()
+    }
+}
+
 /// One partition's retained range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watermarks {
@@ -165,6 +196,31 @@ pub struct TopicMetadata {
     pub leaderless: Vec<i32>,
     /// A per-topic error from the broker, in words.
     pub error: Option<String>,
+    /// Where each partition's replicas live, in partition order.
+    pub layout: Vec<PartitionLayout>,
+}
+
+/// One partition's leader and replicas, as the cluster metadata states them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLayout {
+    pub partition: i32,
+    /// `None` while the partition has no leader.
+    pub leader: Option<i32>,
+    /// The replica set; its first broker is the preferred leader.
+    pub replicas: Vec<i32>,
+    /// The in-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+impl PartitionLayout {
+    pub fn preferred_leader(&self) -> Option<i32> {
+        self.replicas.first().copied()
+    }
+
+    /// Fewer in-sync replicas than replicas: a broker fell behind or is down.
+    pub fn under_replicated(&self) -> bool {
+        self.isr.len() < self.replicas.len()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +252,9 @@ pub struct Kafka {
     admin: AdminClient<Recorder>,
     /// A consumer that never joins a group: it only asks for offsets.
     offsets: BaseConsumer<Recorder>,
+    /// The bootstrap list answered a metadata request: a later timeout is
+    /// one broker's, not the cluster's, and the error must say so.
+    answered: std::sync::atomic::AtomicBool,
 }
 
 impl Kafka {
@@ -226,6 +285,7 @@ impl Kafka {
             config,
             admin,
             offsets,
+            answered: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -376,42 +436,26 @@ impl Kafka {
                 })
         })
         .map_err(|e| self.unreachable(e))?;
-        let brokers = raw
-            .brokers()
+        self.answered
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(cluster_metadata(&raw))
+    }
+
+    /// A client per broker, for reading the metadata as each of `brokers`
+    /// sees it (see [`PerBroker`]).
+    pub fn per_broker(&self, brokers: &[BrokerInfo]) -> anyhow::Result<PerBroker> {
+        let clients = brokers
             .iter()
-            .map(|b| BrokerInfo {
-                id: b.id(),
-                host: b.host().to_string(),
-                port: b.port(),
+            .map(|b| {
+                let mut config = self.config.clone();
+                config.set("bootstrap.servers", format!("{}:{}", b.host, b.port));
+                let client = reader_config(&config, &[])
+                    .create::<BaseConsumer>()
+                    .context("cannot create a Kafka consumer")?;
+                Ok((b.clone(), client))
             })
-            .collect();
-        let topics = raw
-            .topics()
-            .iter()
-            .map(|t| {
-                let mut partitions: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
-                partitions.sort_unstable();
-                let leaderless = t
-                    .partitions()
-                    .iter()
-                    .filter(|p| p.leader() < 0 || p.error().is_some())
-                    .map(|p| p.id())
-                    .collect();
-                let error = t
-                    .error()
-                    .map(|code| describe_code(RDKafkaErrorCode::from(code)));
-                (
-                    t.name().to_string(),
-                    TopicMetadata {
-                        name: t.name().to_string(),
-                        partitions,
-                        leaderless,
-                        error,
-                    },
-                )
-            })
-            .collect();
-        Ok(ClusterMetadata { brokers, topics })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(PerBroker { clients })
     }
 
     /// Low and high watermarks of many partitions, in two batched
@@ -494,10 +538,7 @@ impl Kafka {
                 .with_context(|| format!("invalid partition {topic}/{partition}"))?;
         }
         let response = self
-            .retrying_leader_moves(|| {
-                self.offsets
-                    .offsets_for_times(request.clone(), self.timeout)
-            })
+            .retrying_leader_moves(|left| self.offsets.offsets_for_times(request.clone(), left))
             .context("unable to list partition offsets")?;
         let mut out = HashMap::new();
         for element in response.elements() {
@@ -514,10 +555,16 @@ impl Kafka {
 
     /// Retries a blocking call while partition leadership is settling, as
     /// it does for a moment after topics are created or a broker restarts.
-    fn retrying_leader_moves<T>(&self, call: impl Fn() -> KafkaResult<T>) -> anyhow::Result<T> {
+    /// Each try gets what is left of the command's timeout, so the retries
+    /// together never take longer than one call could.
+    fn retrying_leader_moves<T>(
+        &self,
+        call: impl Fn(Duration) -> KafkaResult<T>,
+    ) -> anyhow::Result<T> {
         let deadline = Instant::now() + self.timeout;
         loop {
-            match tokio::task::block_in_place(&call) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::task::block_in_place(|| call(left.max(Duration::from_millis(100)))) {
                 Ok(value) => return Ok(value),
                 Err(e) if is_leadership_settling(&e) && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(100));
@@ -678,6 +725,16 @@ impl Kafka {
             .context()
             .last_error()
             .or_else(|| self.offsets.context().last_error());
+        // Exit 1, not 2: the cluster is there, part of it is not.
+        if self.answered.load(std::sync::atomic::Ordering::Relaxed) {
+            return anyhow::anyhow!(
+                "the brokers at {} answered, but a partition leader or group coordinator did not within {}: {}{}; a broker may be down (`smmctl health` names it)",
+                self.brokers,
+                humanize(self.timeout),
+                code.map(describe_code).unwrap_or_else(|| error.to_string()),
+                said.map(|s| format!(" (last: {s})")).unwrap_or_default(),
+            );
+        }
         let hint = match said.as_deref() {
             Some(s) if s.contains("uthentication") || s.contains("SASL") => {
                 "; check sasl.mechanism, sasl.username and sasl.password"
@@ -707,6 +764,58 @@ impl Kafka {
     }
 }
 
+/// The brokers, topics and partition layouts of a metadata answer.
+fn cluster_metadata(raw: &rdkafka::metadata::Metadata) -> ClusterMetadata {
+    let brokers = raw
+        .brokers()
+        .iter()
+        .map(|b| BrokerInfo {
+            id: b.id(),
+            host: b.host().to_string(),
+            port: b.port(),
+        })
+        .collect();
+    let topics = raw
+        .topics()
+        .iter()
+        .map(|t| {
+            let mut partitions: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+            partitions.sort_unstable();
+            let leaderless = t
+                .partitions()
+                .iter()
+                .filter(|p| p.leader() < 0 || p.error().is_some())
+                .map(|p| p.id())
+                .collect();
+            let error = t
+                .error()
+                .map(|code| describe_code(RDKafkaErrorCode::from(code)));
+            let mut layout: Vec<PartitionLayout> = t
+                .partitions()
+                .iter()
+                .map(|p| PartitionLayout {
+                    partition: p.id(),
+                    leader: (p.leader() >= 0).then_some(p.leader()),
+                    replicas: p.replicas().to_vec(),
+                    isr: p.isr().to_vec(),
+                })
+                .collect();
+            layout.sort_unstable_by_key(|p| p.partition);
+            (
+                t.name().to_string(),
+                TopicMetadata {
+                    name: t.name().to_string(),
+                    partitions,
+                    leaderless,
+                    error,
+                    layout,
+                },
+            )
+        })
+        .collect();
+    ClusterMetadata { brokers, topics }
+}
+
 fn is_leadership_settling(error: &KafkaError) -> bool {
     matches!(
         error.rdkafka_error_code(),
@@ -716,6 +825,12 @@ fn is_leadership_settling(error: &KafkaError) -> bool {
                 | RDKafkaErrorCode::UnknownTopicOrPartition
                 | RDKafkaErrorCode::UnknownLeaderEpoch
                 | RDKafkaErrorCode::FencedLeaderEpoch
+                // A broker the controller fenced is dropped from librdkafka's
+                // list while a request to it is outstanding; the partitions
+                // have a new leader by the next metadata refresh.
+                | RDKafkaErrorCode::DestroyBroker
+                | RDKafkaErrorCode::BrokerDestroy
+                | RDKafkaErrorCode::BrokerTransportFailure
         )
     )
 }

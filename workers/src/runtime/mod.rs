@@ -33,7 +33,7 @@ pub use consumer::{RuntimeError, Shared, Worker, run};
 pub use delivery::Delivery;
 pub use failure::HandlerFailure;
 pub use handler::{Handled, Handler};
-pub use producer::{PARTITIONER, producer, producer_config};
+pub use producer::{PARTITIONER, PRODUCER_DURABILITY, producer, producer_config};
 pub use retry::MANUAL_REVIEW_HEADER;
 pub use route::{FailureKind, Hop, Next, Route};
 pub use shutdown::shutdown_on_signals;

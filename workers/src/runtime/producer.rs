@@ -23,13 +23,19 @@ pub fn producer_config(client: &ClientConfig) -> ClientConfig {
     config
 }
 
+/// What makes a write durable, for every producer the workers make: it
+/// counts once every in-sync replica has it (at least min.insync.replicas
+/// of them), and a retry after a lost acknowledgement never writes it twice.
+pub const PRODUCER_DURABILITY: &[(&str, &str)] = &[("acks", "all"), ("enable.idempotence", "true")];
+
 /// A producer for forwards and follow-up events: idempotent, acknowledged
 /// by every in-sync replica, and quick to send because each send is awaited.
 pub fn producer(client: &ClientConfig) -> Result<FutureProducer, KafkaError> {
     let mut config = producer_config(client);
+    for (key, value) in PRODUCER_DURABILITY {
+        config.set(*key, *value);
+    }
     config
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
         .set("linger.ms", "2")
         .set("compression.type", "snappy")
         .set("message.timeout.ms", "30000");
