@@ -79,10 +79,12 @@ pub fn main_entry() -> ExitStatus {
             return ExitStatus::Failure;
         }
     };
-    exit_status(
-        runtime.block_on(commands::dispatch(cli.command, &ctx)),
-        &ctx.printer,
-    )
+    let outcome = runtime.block_on(commands::dispatch(cli.command, &ctx));
+    // A command that gave up on a broker at its deadline may leave a
+    // request behind in librdkafka; waiting for it would break the
+    // deadline the command just kept.
+    runtime.shutdown_background();
+    exit_status(outcome, &ctx.printer)
 }
 
 /// The status a command earned, or the one its error carries, after

@@ -6,6 +6,7 @@
 //! Helpers for tests only: they panic with a message instead of returning
 //! errors, so a failing test says where it failed.
 
+pub mod cluster;
 pub mod command;
 pub mod kafka;
 pub mod read;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use smm_workers::contract::catalog::{self, Category, Role, TOPICS, Topic};
 
+use super::cluster::{ClusterHealth, TopicReplication};
 use super::model::{CategoryHealth, DeadLetters, Health};
 use crate::kafka::{ClusterMetadata, Watermarks};
 use crate::lag::GroupLag;
@@ -72,6 +73,7 @@ pub(super) fn categories(
     metadata: &ClusterMetadata,
     dead: &[DeadLetters],
     groups: &[GroupLag],
+    cluster: &ClusterHealth,
     max_dead_letters: i64,
 ) -> Vec<CategoryHealth> {
     Category::ALL
@@ -121,6 +123,16 @@ pub(super) fn categories(
                     }
                     Some(_) => {}
                 }
+                if let Some(r) = cluster.topics.iter().find(|r| r.topic == t.name) {
+                    let leaderless_said = metadata
+                        .topics
+                        .get(t.name)
+                        .is_some_and(|m| !m.leaderless.is_empty());
+                    if let Some((worst, reason)) = replication_reason(r, t.role, leaderless_said) {
+                        status = status.max(worst);
+                        reasons.push(reason);
+                    }
+                }
             }
             // Each dead-letter topic against the threshold, as the dead
             // letters check does, so the two never disagree.
@@ -167,4 +179,48 @@ pub(super) fn categories(
             }
         })
         .collect()
+}
+
+/// What a topic's missing replicas mean for its category. Writes with
+/// acks=all fail under min ISR, so on a main or money topic that is Down;
+/// a partition whose leader is down cannot be read or written at all.
+fn replication_reason(
+    r: &TopicReplication,
+    role: Role,
+    leaderless_said: bool,
+) -> Option<(Health, String)> {
+    let stopping = if r.essential || role == Role::Main {
+        Health::Down
+    } else {
+        Health::Degraded
+    };
+    if !r.offline.is_empty() && !leaderless_said {
+        Some((
+            stopping,
+            format!(
+                "{} has partitions whose leader is down: {:?}",
+                r.topic, r.offline
+            ),
+        ))
+    } else if !r.under_min_isr.is_empty() {
+        Some((
+            stopping,
+            format!(
+                "{} has partitions under min.insync.replicas={} (acks=all writes fail): {:?}",
+                r.topic,
+                r.min_insync_replicas.unwrap_or_default(),
+                r.under_min_isr
+            ),
+        ))
+    } else if !r.under_replicated.is_empty() {
+        Some((
+            Health::Degraded,
+            format!(
+                "{} has under-replicated partitions: {:?}",
+                r.topic, r.under_replicated
+            ),
+        ))
+    } else {
+        None
+    }
 }

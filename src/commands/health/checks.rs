@@ -99,6 +99,15 @@ pub(super) fn assignment_check(groups: &[GroupLag], metadata: &ClusterMetadata) 
     }
 }
 
+/// The three checks read from the groups, when the groups could not be read.
+pub(super) fn unknown_group_checks(detail: &str) -> [Check; 3] {
+    ["consumer groups", "partition assignment", "consumer lag"].map(|check| Check {
+        check,
+        result: CheckResult::Unknown,
+        detail: detail.to_string(),
+    })
+}
+
 pub(super) fn lag_check(groups: &[GroupLag]) -> Check {
     let unknown: Vec<String> = groups
         .iter()
@@ -286,9 +295,12 @@ pub(super) fn overall_health(categories: &[CategoryHealth], checks: &[Check]) ->
         .map(|c| c.status)
         .max()
         .unwrap_or(Health::Healthy);
-    let failing = checks
-        .iter()
-        .any(|c| matches!(c.result, CheckResult::Warn | CheckResult::Fail));
+    let failing = checks.iter().any(|c| {
+        matches!(
+            c.result,
+            CheckResult::Warn | CheckResult::Fail | CheckResult::Unknown
+        )
+    });
     if worst_category == Health::Healthy && failing {
         Health::Degraded
     } else {

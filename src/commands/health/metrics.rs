@@ -2,11 +2,11 @@
 //! format, for node_exporter's textfile collector.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::model::{CategoryHealth, Check, CheckResult, DeadLetters, Health};
+use super::cluster::ClusterHealth;
+use super::model::{CheckResult, DeadLetters, Report};
 use crate::lag::GroupLag;
 
 pub(super) fn failed_run_metrics(reached: bool) -> String {
@@ -45,14 +45,16 @@ fn now_seconds() -> f64 {
     jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
 }
 
-pub(super) fn metrics(
-    overall: Health,
-    categories: &[CategoryHealth],
-    checks: &[Check],
-    dead: &[DeadLetters],
-    groups: &[GroupLag],
-    producer: Option<&anyhow::Result<Duration>>,
-) -> String {
+pub(super) fn metrics(report: &Report) -> String {
+    let Report {
+        overall,
+        categories,
+        checks,
+        dead_letters: dead,
+        groups,
+        cluster,
+        producer,
+    } = report;
     let mut out = String::new();
     run_gauges(&mut out, true, true);
     gauge(
@@ -94,6 +96,7 @@ pub(super) fn metrics(
     );
     dead_letter_gauges(&mut out, dead);
     group_gauges(&mut out, groups);
+    cluster_gauges(&mut out, cluster);
     if let Some(Ok(latency)) = producer {
         gauge(
             &mut out,
@@ -135,6 +138,80 @@ fn dead_letter_gauges(out: &mut String, dead: &[DeadLetters]) {
         "smmctl_dlq_retained",
         "Records a dead-letter topic retains, handled or not.",
         &dead_gauge(|d| d.retained),
+    );
+}
+
+/// Brokers up, partitions short of replicas, and where leadership sits.
+fn cluster_gauges(out: &mut String, cluster: &ClusterHealth) {
+    let rows: Vec<_> = cluster
+        .brokers
+        .iter()
+        .map(|b| {
+            (
+                vec![
+                    ("broker", b.id.to_string()),
+                    ("address", b.address.clone().unwrap_or_default()),
+                ],
+                f64::from(u8::from(!b.is_down())),
+            )
+        })
+        .collect();
+    gauge(
+        out,
+        "smmctl_cluster_broker_up",
+        "1 when the broker is registered and accepts connections.",
+        &rows,
+    );
+    let rows: Vec<_> = cluster
+        .leaders
+        .iter()
+        .map(|(id, n)| (vec![("broker", id.to_string())], *n as f64))
+        .collect();
+    gauge(
+        out,
+        "smmctl_cluster_broker_leader_partitions",
+        "Partitions the broker leads.",
+        &rows,
+    );
+    for (name, help, value) in [
+        (
+            "smmctl_cluster_under_replicated_partitions",
+            "Partitions whose in-sync replicas are fewer than their replicas.",
+            cluster.under_replicated,
+        ),
+        (
+            "smmctl_cluster_under_min_isr_partitions",
+            "Partitions with fewer in-sync replicas than min.insync.replicas: acks=all writes fail.",
+            cluster.under_min_isr,
+        ),
+        (
+            "smmctl_cluster_offline_partitions",
+            "Partitions without a leader that answers.",
+            cluster.offline,
+        ),
+        (
+            "smmctl_cluster_not_preferred_leader_partitions",
+            "Partitions led by a broker other than their preferred leader.",
+            cluster.not_preferred_leader,
+        ),
+    ] {
+        gauge(out, name, help, &[(vec![], value as f64)]);
+    }
+    let rows: Vec<_> = cluster
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                vec![("topic", t.topic.clone())],
+                t.under_replicated.len() as f64,
+            )
+        })
+        .collect();
+    gauge(
+        out,
+        "smmctl_topic_under_replicated_partitions",
+        "Under-replicated partitions of a topic that has any.",
+        &rows,
     );
 }
 

@@ -1,9 +1,25 @@
 //! What `smmctl health` reports: the overall health, per topic category,
 //! and the checks behind it.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
+use super::cluster::ClusterHealth;
+use crate::lag::GroupLag;
 use crate::output::Tone;
+
+/// Everything one run found, for the table, the JSON and the metrics.
+pub struct Report {
+    pub overall: Health,
+    pub categories: Vec<CategoryHealth>,
+    pub checks: Vec<Check>,
+    pub dead_letters: Vec<DeadLetters>,
+    pub groups: Vec<GroupLag>,
+    pub cluster: ClusterHealth,
+    /// The probe's round trip; `None` when it was not run.
+    pub producer: Option<anyhow::Result<Duration>>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,6 +64,8 @@ pub enum CheckResult {
     Ok,
     Warn,
     Fail,
+    /// The check's broker did not answer by its deadline.
+    Unknown,
     Skipped,
 }
 
@@ -57,6 +75,7 @@ impl CheckResult {
             CheckResult::Ok => Tone::Good,
             CheckResult::Warn => Tone::Warn,
             CheckResult::Fail => Tone::Bad,
+            CheckResult::Unknown => Tone::Warn,
             CheckResult::Skipped => Tone::Plain,
         }
     }

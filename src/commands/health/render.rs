@@ -2,26 +2,28 @@
 
 use serde_json::json;
 
-use super::model::{CategoryHealth, Check, DeadLetters, Health};
+use super::model::Report;
 use crate::Context;
-use crate::lag::GroupLag;
 use crate::output::Tone;
 
-pub(super) fn render(
-    overall: Health,
-    categories: &[CategoryHealth],
-    checks: &[Check],
-    dead: &[DeadLetters],
-    groups: &[GroupLag],
-    ctx: &Context,
-) -> anyhow::Result<()> {
+pub(super) fn render(report: &Report, ctx: &Context) -> anyhow::Result<()> {
+    let Report {
+        overall,
+        categories,
+        checks,
+        dead_letters,
+        groups,
+        cluster,
+        producer: _,
+    } = report;
     let p = &ctx.printer;
     if p.is_json() {
         return p.json(&json!({
             "status": overall,
             "categories": categories,
             "checks": checks,
-            "dead_letters": dead,
+            "cluster": cluster,
+            "dead_letters": dead_letters,
             "groups": groups.iter().map(|g| json!({
                 "group": g.group,
                 "state": g.state.as_str(),

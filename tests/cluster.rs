@@ -1,0 +1,227 @@
+//! smmctl against a real three-node cluster while its brokers fail.
+//!
+//! These need the cluster `scripts/kafka cluster` runs, so they are left
+//! out of a plain `cargo test`; `scripts/test` starts the cluster and runs
+//! them after the rest of the suite (`--ignored`). Each test kills nodes,
+//! so they hold the cluster one at a time and leave it whole again.
+
+mod common;
+
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use smm_test_support::cluster;
+
+/// smmctl pointed at the cluster through a profile that creates topics
+/// with replication factor 3 and leaves min ISR to follow it (2).
+fn smmctl() -> Command {
+    let mut cmd = common::smmctl();
+    cmd.env("SMM_CONFIG", profile_file())
+        .env("SMM_PROFILE", "cluster")
+        .env_remove("SMM_BROKERS");
+    cmd
+}
+
+fn profile_file() -> &'static str {
+    static FILE: OnceLock<String> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("smmctl-cluster-{}.toml", std::process::id()));
+        let text = format!(
+            "[profiles.cluster]\nbrokers = \"{}\"\n\n[profiles.cluster.topics]\nreplication_factor = 3\n\n\
+             [profiles.strict]\nbrokers = \"{}\"\n\n[profiles.strict.topics]\nreplication_factor = 3\nmin_insync_replicas = 3\n",
+            cluster::brokers(),
+            cluster::brokers()
+        );
+        std::fs::write(&path, text).expect("write the cluster profile");
+        path.display().to_string()
+    })
+}
+
+fn run(args: &[&str]) -> common::Run {
+    common::run_with(smmctl(), args)
+}
+
+#[track_caller]
+fn expect(args: &[&str], code: i32) -> common::Run {
+    common::expect_code_with(smmctl(), args, code)
+}
+
+/// The catalog applied to the cluster once, by whichever test comes first.
+fn catalog_applied() -> &'static common::Run {
+    static APPLIED: OnceLock<common::Run> = OnceLock::new();
+    APPLIED.get_or_init(|| expect(&["topics", "apply", "-o", "json"], 0))
+}
+
+/// `health -o json --timeout 5s`, its exit code, JSON and how long it took.
+fn health_within_deadline() -> (i32, Value, Duration) {
+    let started = Instant::now();
+    let r = run(&["health", "-o", "json", "--timeout", "5s"]);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "health took {took:?}, more than --timeout 5s plus one second\n{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let json = r.json();
+    (r.code, json, took)
+}
+
+fn broker(health: &Value, id: i64) -> &Value {
+    health["cluster"]["brokers"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["id"] == id))
+        .unwrap_or_else(|| panic!("no broker {id} in {health:#}"))
+}
+
+fn check<'a>(health: &'a Value, name: &str) -> &'a Value {
+    health["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["check"] == name))
+        .unwrap_or_else(|| panic!("no check {name} in {health:#}"))
+}
+
+fn is_down(broker: &Value) -> bool {
+    !(broker["registered"] == true && broker["answering"] == true)
+}
+
+#[test]
+#[ignore = "needs the three-node cluster: scripts/test runs it"]
+fn topics_apply_uses_the_profiles_replication_and_every_broker_knows_the_topics_at_once() {
+    let _cluster = cluster::exclusive();
+    let applied = catalog_applied().json();
+    assert_eq!(applied["replication_factor"], 3, "{applied:#}");
+    assert_eq!(applied["min_insync_replicas"], 2, "{applied:#}");
+
+    // Right after apply, from any broker: nothing missing, nothing different.
+    for _ in 0..5 {
+        let list = expect(&["topics", "list", "--check", "-o", "json"], 0).json();
+        assert_eq!(list["problems"], 0, "{list:#}");
+    }
+    // A profile that wants min ISR 3 sees every managed topic differ.
+    let mut strict = smmctl();
+    strict.env("SMM_PROFILE", "strict");
+    let r = common::expect_code_with(strict, &["topics", "list", "--check", "-o", "json"], 1);
+    let differing = r.json()["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "smm.payment.confirmations")
+        .cloned()
+        .unwrap();
+    assert_eq!(differing["status"], "config-differs", "{differing:#}");
+    assert!(
+        differing["config_drift"][0]
+            .as_str()
+            .unwrap()
+            .contains("min.insync.replicas is 2, profile says 3"),
+        "{differing:#}"
+    );
+    let r = run(&[
+        "topics",
+        "apply",
+        "--replication-factor",
+        "2",
+        "--min-insync-replicas",
+        "3",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--min-insync-replicas"), "{}", r.stderr);
+}
+
+#[test]
+#[ignore = "needs the three-node cluster: scripts/test runs it"]
+fn with_one_node_killed_health_names_it_within_its_deadline_and_lag_still_answers() {
+    let _cluster = cluster::exclusive();
+    catalog_applied();
+    cluster::kill_node(3);
+
+    // At once, before the controller fences it: still listed, refusing.
+    let (code, health, _) = health_within_deadline();
+    assert_eq!(code, 1, "{health:#}");
+    assert!(is_down(broker(&health, 3)), "{health:#}");
+    assert!(
+        health["cluster"]["under_replicated"].as_i64().unwrap() > 0,
+        "{health:#}"
+    );
+    let brokers = check(&health, "brokers")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(brokers.contains("broker 3"), "{brokers}");
+
+    // Once fenced: gone from the metadata, still named, its partitions
+    // counted as under-replicated.
+    std::thread::sleep(Duration::from_secs(5));
+    let (code, health, _) = health_within_deadline();
+    assert_eq!(code, 1, "{health:#}");
+    let down = broker(&health, 3);
+    assert!(is_down(down), "{health:#}");
+    assert!(down["replicas"].as_i64().unwrap() > 0, "{health:#}");
+    assert!(
+        health["cluster"]["under_replicated"].as_i64().unwrap() > 0,
+        "{health:#}"
+    );
+    assert_eq!(health["cluster"]["offline"], 0, "{health:#}");
+    assert_eq!(health["status"], "degraded", "{health:#}");
+    let replication = check(&health, "replication");
+    assert_eq!(replication["result"], "warn", "{replication:#}");
+
+    let lag = run(&["lag", "--all-groups", "--timeout", "5s"]);
+    assert!(
+        matches!(lag.code, 0 | 1),
+        "lag exited {}:\n{}\n{}",
+        lag.code,
+        lag.stdout,
+        lag.stderr
+    );
+
+    cluster::start_node(3);
+    cluster::wait_until_fully_replicated(Duration::from_secs(120));
+    let (_, health, _) = health_within_deadline();
+    assert_eq!(health["cluster"]["under_replicated"], 0, "{health:#}");
+    assert!(!is_down(broker(&health, 3)), "{health:#}");
+}
+
+#[test]
+#[ignore = "needs the three-node cluster: scripts/test runs it"]
+fn with_two_nodes_killed_health_says_down_and_no_command_blames_the_bootstrap_list() {
+    let _cluster = cluster::exclusive();
+    catalog_applied();
+    cluster::kill_node(2);
+    cluster::kill_node(3);
+    std::thread::sleep(Duration::from_secs(5));
+
+    let (code, health, _) = health_within_deadline();
+    assert_eq!(code, 1, "{health:#}");
+    assert!(
+        is_down(broker(&health, 2)) && is_down(broker(&health, 3)),
+        "{health:#}"
+    );
+    assert_eq!(health["status"], "down", "{health:#}");
+    for args in [
+        &["topics", "list", "--timeout", "5s"][..],
+        &["lag", "--all-groups", "--timeout", "5s"][..],
+    ] {
+        let r = run(args);
+        assert_ne!(
+            r.code,
+            2,
+            "smmctl {} exited 2:\n{}\n{}",
+            args.join(" "),
+            r.stdout,
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("cannot reach the Kafka brokers"),
+            "{}",
+            r.stderr
+        );
+    }
+
+    cluster::start_node(2);
+    cluster::start_node(3);
+    cluster::wait_until_fully_replicated(Duration::from_secs(120));
+}
