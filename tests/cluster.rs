@@ -225,3 +225,73 @@ fn with_two_nodes_killed_health_says_down_and_no_command_blames_the_bootstrap_li
     cluster::start_node(3);
     cluster::wait_until_fully_replicated(Duration::from_secs(120));
 }
+
+/// Commits offset 0 of `smm.payment.confirmations` for each group, on the
+/// cluster, so each has a coordinator and committed offsets to read.
+fn commit_on_cluster(groups: &[String]) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    for group in groups {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", cluster::brokers())
+            .set("group.id", group)
+            .create()
+            .expect("a consumer on the cluster");
+        let mut offsets = rdkafka::TopicPartitionList::new();
+        offsets
+            .add_partition_offset("smm.payment.confirmations", 0, rdkafka::Offset::Offset(0))
+            .unwrap();
+        consumer
+            .commit(&offsets, CommitMode::Sync)
+            .unwrap_or_else(|e| panic!("commit for {group}: {e}"));
+    }
+}
+
+#[test]
+#[ignore = "needs the three-node cluster: scripts/test runs it"]
+fn reading_committed_offsets_while_their_coordinator_dies_never_crashes() {
+    let _cluster = cluster::exclusive();
+    catalog_applied();
+    // Enough groups that every node coordinates some of them.
+    let groups: Vec<String> = (0..12)
+        .map(|_| smm_test_support::unique_id("coord"))
+        .collect();
+    commit_on_cluster(&groups);
+    let mut lag = vec!["lag", "-o", "json", "--timeout", "3s"];
+    for g in &groups {
+        lag.extend(["--group", g.as_str()]);
+    }
+    let health = ["health", "-o", "json", "--timeout", "3s", "--no-produce"];
+    let mut runs = 0;
+    for node in 1..=3 {
+        cluster::kill_node(node);
+        // The window in which coordinators move: a read may be answered
+        // NOT_COORDINATOR, which used to crash the process. Several runs
+        // side by side, again and again, to meet it.
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            let side_by_side: Vec<_> = [&lag[..], &lag[..], &health[..], &health[..]]
+                .into_iter()
+                .map(|args| {
+                    let mut cmd = smmctl();
+                    cmd.args(args)
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::piped());
+                    (args.join(" "), cmd.spawn().expect("start smmctl"))
+                })
+                .collect();
+            for (args, child) in side_by_side {
+                let out = child.wait_with_output().expect("wait for smmctl");
+                runs += 1;
+                assert!(
+                    matches!(out.status.code(), Some(0 | 1)),
+                    "smmctl {args} ended with {} while node {node} was down:\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        cluster::start_node(node);
+        cluster::wait_until_fully_replicated(Duration::from_secs(120));
+    }
+    assert!(runs >= 24, "only {runs} runs");
+}

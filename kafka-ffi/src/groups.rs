@@ -34,7 +34,50 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::AdminClient;
 use rdkafka::bindings as rd;
 use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+
+/// A client the committed-offsets calls can run on.
+///
+/// librdkafka runs admin calls on any client, but ListConsumerGroupOffsets
+/// on one without a consumer group crashes the process when the group's
+/// coordinator answers NOT_COORDINATOR, as it does while a coordinator
+/// moves after a broker dies: the answer's handler asks the client's own
+/// group to look its coordinator up again, and an admin client has none
+/// (a null dereference, librdkafka issue 5040, open in 2.12). A consumer
+/// with a `group.id` has one, which then only looks up its own coordinator.
+/// So these calls take a consumer; [`AdminClient`] stays accepted for the
+/// tests and calls that do not care.
+///
+/// Sealed: the calls trust the handle it gives to be a live client.
+pub trait OffsetsClient: sealed::Sealed {
+    fn handle(&self) -> *mut rd::rd_kafka_t;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<C: rdkafka::client::ClientContext> Sealed for rdkafka::admin::AdminClient<C> {}
+    impl<C: rdkafka::consumer::ConsumerContext> Sealed for rdkafka::consumer::BaseConsumer<C> {}
+    impl<T: Sealed> Sealed for std::sync::Arc<T> {}
+}
+
+impl<T: OffsetsClient> OffsetsClient for std::sync::Arc<T> {
+    fn handle(&self) -> *mut rd::rd_kafka_t {
+        (**self).handle()
+    }
+}
+
+impl<C: ClientContext> OffsetsClient for AdminClient<C> {
+    fn handle(&self) -> *mut rd::rd_kafka_t {
+        self.inner().native_ptr()
+    }
+}
+
+impl<C: ConsumerContext> OffsetsClient for BaseConsumer<C> {
+    fn handle(&self) -> *mut rd::rd_kafka_t {
+        self.client().native_ptr()
+    }
+}
 
 /// How often a call looks at its result queue while it waits.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
@@ -405,7 +448,7 @@ pub async fn describe_groups(
     let unique = distinct(groups);
     let names = c_strings(&unique, "group id")?;
     let mut queue = {
-        let rk = admin.inner().native_ptr();
+        let rk = admin.handle();
         let queue = Queue::new(rk)?;
         let options = AdminOptions::new(
             rk,
@@ -479,7 +522,7 @@ pub struct Commits {
 /// `UNSTABLE_OFFSET_COMMIT` rather than with the commit the transaction is
 /// about to replace.
 pub async fn group_commits(
-    admin: &AdminClient<impl ClientContext>,
+    admin: &impl OffsetsClient,
     group: &str,
     timeout: Duration,
     stable: bool,
@@ -521,7 +564,7 @@ fn commits_of(found: &GroupOffsets) -> Commits {
 /// names the group, or the first partition whose commit could not be read:
 /// taking such a partition for one without a commit would start it over.
 pub async fn committed_offsets(
-    admin: &AdminClient<impl ClientContext>,
+    admin: &impl OffsetsClient,
     group: &str,
     timeout: Duration,
 ) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
@@ -543,7 +586,7 @@ pub async fn committed_offsets(
 /// librdkafka (a timeout or transport error, not a broker's answer) does
 /// the whole call fail with [`GroupAdminError::Request`].
 pub async fn list_group_offsets(
-    admin: &AdminClient<impl ClientContext>,
+    admin: &impl OffsetsClient,
     groups: &[&str],
     timeout: Duration,
 ) -> Result<Vec<GroupOffsets>, GroupAdminError> {
@@ -553,7 +596,7 @@ pub async fn list_group_offsets(
 /// [`list_group_offsets`], optionally asking for stable offsets only (see
 /// [`group_commits`]).
 async fn list_group_offsets_with(
-    admin: &AdminClient<impl ClientContext>,
+    admin: &impl OffsetsClient,
     groups: &[&str],
     timeout: Duration,
     stable: bool,
@@ -564,7 +607,7 @@ async fn list_group_offsets_with(
     let unique = distinct(groups);
     let names = c_strings(&unique, "group id")?;
     let mut queue = {
-        let rk = admin.inner().native_ptr();
+        let rk = admin.handle();
         let queue = Queue::new(rk)?;
         for (index, name) in names.iter().enumerate() {
             let mut options = AdminOptions::new(

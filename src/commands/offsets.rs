@@ -400,7 +400,7 @@ async fn reset(args: OffsetsResetArgs, ctx: &Context) -> anyhow::Result<ExitStat
     let names = [group.as_str()];
     let (described, commits) = tokio::join!(
         groups::describe_groups(kafka.admin(), &names, kafka.timeout()),
-        groups::group_commits(kafka.admin(), &group, kafka.timeout(), true),
+        groups::group_commits(kafka.offsets_client(), &group, kafka.timeout(), true),
     );
     let commits = commits?;
     let committed = &commits.offsets;

@@ -11,7 +11,7 @@ pub(crate) async fn committed(
     topic: &str,
 ) -> anyhow::Result<BTreeMap<i32, i64>> {
     Ok(
-        groups::committed_offsets(kafka.admin(), group, kafka.timeout())
+        groups::committed_offsets(kafka.offsets_client(), group, kafka.timeout())
             .await?
             .into_iter()
             .filter(|((t, _), _)| t == topic)

@@ -41,7 +41,7 @@ impl GroupSurvey {
         let offsets = if names.is_empty() {
             Vec::new()
         } else {
-            groups::list_group_offsets(kafka.admin(), &names, kafka.timeout())
+            groups::list_group_offsets(kafka.offsets_client(), &names, kafka.timeout())
                 .await
                 .context("unable to read the groups' committed offsets")?
         };

@@ -498,7 +498,7 @@ impl Answers {
                 request.describe_all || listed.get(*n).is_some_and(|s| *s != GroupState::Empty)
             })
             .collect();
-        let offsets = groups::list_group_offsets(kafka.admin(), names, kafka.timeout())
+        let offsets = groups::list_group_offsets(kafka.offsets_client(), names, kafka.timeout())
             .await
             .context("unable to read the groups' committed offsets")?;
         let descriptions = if to_describe.is_empty() {

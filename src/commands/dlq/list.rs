@@ -127,7 +127,8 @@ impl Survey {
             }
         }
         let marks = kafka.watermarks(&partitions)?;
-        let committed = groups::committed_offsets(kafka.admin(), group, kafka.timeout()).await?;
+        let committed =
+            groups::committed_offsets(kafka.offsets_client(), group, kafka.timeout()).await?;
         let mut ends = Vec::new();
         for (key, w) in &marks {
             if w.high > w.low {

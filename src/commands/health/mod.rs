@@ -197,7 +197,7 @@ impl Reads {
             groups: tokio::spawn(async move { collect(kafka, &request, &thresholds).await }),
             positions: tokio::spawn(async move {
                 groups::committed_offsets(
-                    kafka.admin(),
+                    kafka.offsets_client(),
                     catalog::DLQ_PROCESSING_GROUP,
                     kafka.timeout(),
                 )
