@@ -572,7 +572,8 @@ Register-ArgumentCompleter -Native -CommandName 'smmctl' -ScriptBlock {
         }
         'smmctl;topics;apply' {
             [CompletionResult]::new('--category', '--category', [CompletionResultType]::ParameterName, 'Only topics of this category (repeatable), e.g. payment, order-processing')
-            [CompletionResult]::new('--replication-factor', '--replication-factor', [CompletionResultType]::ParameterName, 'Replication factor for new topics [default: 1, the panel''s development default]')
+            [CompletionResult]::new('--replication-factor', '--replication-factor', [CompletionResultType]::ParameterName, 'Replication factor for new topics [default: the profile''s topics.replication_factor, else 1, the panel''s development default]')
+            [CompletionResult]::new('--min-insync-replicas', '--min-insync-replicas', [CompletionResultType]::ParameterName, 'min.insync.replicas for new topics [default: the profile''s topics.min_insync_replicas, else a majority of the replicas from 3 up (2 of 3), else 1]')
             [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile of the config file to use (a cluster and its settings)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ~/.config/smmctl/config.toml when it exists]')

@@ -2548,7 +2548,7 @@ _smmctl() {
             return 0
             ;;
         smmctl__subcmd__topics__subcmd__apply)
-            opts="-X -o -v -h -V --dry-run --category --skip-legacy --replication-factor --brokers --profile --config --client-id --timeout --output --verbose --help --version"
+            opts="-X -o -v -h -V --dry-run --category --skip-legacy --replication-factor --min-insync-replicas --brokers --profile --config --client-id --timeout --output --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2559,6 +2559,10 @@ _smmctl() {
                     return 0
                     ;;
                 --replication-factor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-insync-replicas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -532,7 +532,8 @@ set edit:completion:arg-completer[smmctl] = {|@words|
         }
         &'smmctl;topics;apply'= {
             cand --category 'Only topics of this category (repeatable), e.g. payment, order-processing'
-            cand --replication-factor 'Replication factor for new topics [default: 1, the panel''s development default]'
+            cand --replication-factor 'Replication factor for new topics [default: the profile''s topics.replication_factor, else 1, the panel''s development default]'
+            cand --min-insync-replicas 'min.insync.replicas for new topics [default: the profile''s topics.min_insync_replicas, else a majority of the replicas from 3 up (2 of 3), else 1]'
             cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'
             cand --profile 'Profile of the config file to use (a cluster and its settings)'
             cand --config 'Config file [default: ~/.config/smmctl/config.toml when it exists]'

@@ -183,35 +183,36 @@ fn config_drift(
     let factors: BTreeSet<usize> = replicas
         .map(|t| t.layout.iter().map(|p| p.replicas.len()).collect())
         .unwrap_or_default();
-    let (wanted, from) = match (wanted.replication_factor.source, factors.iter().max()) {
-        (Origin::Default, Some(&found)) => {
-            let found = i32::try_from(found).unwrap_or(i32::MAX);
-            let held_to = TopicSettings {
-                replication_factor: Sourced::new(found, Origin::Default),
-                min_insync_replicas: Sourced::new(
-                    default_min_insync_replicas(found),
-                    Origin::Default,
-                ),
-            };
-            (held_to, format!("expected for replication factor {found}"))
+    let (wanted, held_to_own_factor) =
+        match (wanted.replication_factor.source, factors.iter().max()) {
+            (Origin::Default, Some(&found)) => {
+                let found = i32::try_from(found).unwrap_or(i32::MAX);
+                let held_to = TopicSettings {
+                    replication_factor: Sourced::new(found, Origin::Default),
+                    min_insync_replicas: Sourced::new(
+                        default_min_insync_replicas(found),
+                        Origin::Default,
+                    ),
+                };
+                (held_to, Some(found))
+            }
+            _ => (wanted.clone(), None),
+        };
+    let says = |key: &str, value: &str| match (key, held_to_own_factor) {
+        ("min.insync.replicas", Some(factor)) => {
+            format!("expected {value} for replication factor {factor}")
         }
-        _ => (wanted.clone(), "profile says".to_string()),
+        ("min.insync.replicas", None) => format!("profile says {value}"),
+        _ => format!("catalog says {value}"),
     };
     let mut drift: Vec<String> = match actual {
         None => Vec::new(),
         Some(actual) => wanted_configs(&wanted)
             .into_iter()
-            .filter_map(|(key, value)| {
-                let from = if key == "min.insync.replicas" {
-                    from.as_str()
-                } else {
-                    "catalog says"
-                };
-                match actual.get(key) {
-                    Some(v) if *v == value => None,
-                    Some(v) => Some(format!("{key} is {v}, {from} {value}")),
-                    None => Some(format!("{key} unknown, {from} {value}")),
-                }
+            .filter_map(|(key, value)| match actual.get(key) {
+                Some(v) if *v == value => None,
+                Some(v) => Some(format!("{key} is {v}, {}", says(key, &value))),
+                None => Some(format!("{key} unknown, {}", says(key, &value))),
             })
             .collect(),
     };

@@ -255,6 +255,8 @@ pub struct Kafka {
     /// The bootstrap list answered a metadata request: a later timeout is
     /// one broker's, not the cluster's, and the error must say so.
     answered: std::sync::atomic::AtomicBool,
+    /// The last metadata read, whose leaders split offset requests.
+    last_metadata: std::sync::Mutex<Option<ClusterMetadata>>,
 }
 
 impl Kafka {
@@ -286,6 +288,7 @@ impl Kafka {
             admin,
             offsets,
             answered: std::sync::atomic::AtomicBool::new(false),
+            last_metadata: std::sync::Mutex::new(None),
         })
     }
 
@@ -302,6 +305,12 @@ impl Kafka {
         &self.admin
     }
 
+    /// The client to read committed offsets with ([`groups::OffsetsClient`]
+    /// says why it is a consumer, not the admin client).
+    pub fn offsets_client(&self) -> &BaseConsumer<Recorder> {
+        &self.offsets
+    }
+
     /// The settings every client is built from, for commands that need a
     /// producer or consumer of their own.
     pub fn client_config(&self) -> ClientConfig {
@@ -316,9 +325,9 @@ impl Kafka {
 
     /// A consumer of its own for reading assigned partitions (see
     /// [`reader_config`]).
-    pub fn reader(&self, extra: &[(&str, &str)]) -> anyhow::Result<BaseConsumer> {
+    pub fn reader(&self, extra: &[(&str, &str)]) -> anyhow::Result<BaseConsumer<Recorder>> {
         reader_config(&self.config, extra)
-            .create()
+            .create_with_context(Recorder::default())
             .context("cannot create a Kafka consumer")
     }
 
@@ -438,7 +447,11 @@ impl Kafka {
         .map_err(|e| self.unreachable(e))?;
         self.answered
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        Ok(cluster_metadata(&raw))
+        let metadata = cluster_metadata(&raw);
+        if let Ok(mut last) = self.last_metadata.lock() {
+            *last = Some(metadata.clone());
+        }
+        Ok(metadata)
     }
 
     /// A client per broker, for reading the metadata as each of `brokers`
@@ -531,26 +544,90 @@ impl Kafka {
         partitions: &[(String, i32)],
         which: Offset,
     ) -> anyhow::Result<HashMap<(String, i32), Offset>> {
+        // One request per leader, side by side: librdkafka answers a
+        // request only once every partition in it has an answer, so a
+        // leader that is down would otherwise cost every partition its
+        // offsets, not only its own.
+        let groups: Vec<Vec<(String, i32)>> = self.by_leader(partitions).into_values().collect();
+        let answers: Vec<anyhow::Result<TopicPartitionList>> = tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let asked: Vec<_> = groups
+                    .iter()
+                    .map(|group| scope.spawn(move || self.list_offsets_of(group, which)))
+                    .collect();
+                asked
+                    .into_iter()
+                    .map(|handle| {
+                        handle.join().unwrap_or_else(|_| {
+                            Err(anyhow::anyhow!("the offsets request panicked"))
+                        })
+                    })
+                    .collect()
+            })
+        });
+        let mut out = HashMap::new();
+        let mut failures = Vec::new();
+        for (group, answer) in groups.iter().zip(answers) {
+            match answer {
+                Ok(response) => {
+                    for element in response.elements() {
+                        if element.error().is_ok() {
+                            out.insert(
+                                (element.topic().to_string(), element.partition()),
+                                element.offset(),
+                            );
+                        }
+                    }
+                }
+                Err(e) => failures.push((group, e)),
+            }
+        }
+        // Nothing answered: the error is the answer. Some leaders answered:
+        // their partitions are known, the others are left out for the
+        // command to show as unknown.
+        if out.is_empty() && !failures.is_empty() {
+            let (_, e) = failures.swap_remove(0);
+            return Err(e.context("unable to list partition offsets"));
+        }
+        for (group, e) in &failures {
+            tracing::warn!(partitions = group.len(), error = %format!("{e:#}"), "a leader gave no offsets");
+        }
+        Ok(out)
+    }
+
+    /// One ListOffsets round for partitions that share a leader, retried
+    /// while leadership settles.
+    fn list_offsets_of(
+        &self,
+        partitions: &[(String, i32)],
+        which: Offset,
+    ) -> anyhow::Result<TopicPartitionList> {
         let mut request = TopicPartitionList::with_capacity(partitions.len());
         for (topic, partition) in partitions {
             request
                 .add_partition_offset(topic, *partition, which)
                 .with_context(|| format!("invalid partition {topic}/{partition}"))?;
         }
-        let response = self
-            .retrying_leader_moves(|left| self.offsets.offsets_for_times(request.clone(), left))
-            .context("unable to list partition offsets")?;
-        let mut out = HashMap::new();
-        for element in response.elements() {
-            if element.error().is_err() {
-                continue;
-            }
-            out.insert(
-                (element.topic().to_string(), element.partition()),
-                element.offset(),
-            );
+        self.retrying_leader_moves(|left| self.offsets.offsets_for_times(request.clone(), left))
+    }
+
+    /// Partitions grouped by their leader in the last metadata read; all in
+    /// one group when none was read (the request then goes as one).
+    fn by_leader(&self, partitions: &[(String, i32)]) -> BTreeMap<Option<i32>, Vec<(String, i32)>> {
+        let known = self.last_metadata.lock().ok().and_then(|m| m.clone());
+        let mut groups: BTreeMap<Option<i32>, Vec<(String, i32)>> = BTreeMap::new();
+        for key in partitions {
+            let leader = known.as_ref().and_then(|m| {
+                m.topics
+                    .get(&key.0)?
+                    .layout
+                    .iter()
+                    .find(|p| p.partition == key.1)?
+                    .leader
+            });
+            groups.entry(leader).or_default().push(key.clone());
         }
-        Ok(out)
+        groups
     }
 
     /// Retries a blocking call while partition leadership is settling, as
@@ -564,7 +641,7 @@ impl Kafka {
         let deadline = Instant::now() + self.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::task::block_in_place(|| call(left.max(Duration::from_millis(100)))) {
+            match call(left.max(Duration::from_millis(100))) {
                 Ok(value) => return Ok(value),
                 Err(e) if is_leadership_settling(&e) && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(100));

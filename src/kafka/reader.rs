@@ -16,7 +16,7 @@ use super::spans::Span;
 /// fit in memory. Within a partition, records come in offset order, also
 /// across chunks.
 pub(crate) struct Reader {
-    consumer: rdkafka::consumer::BaseConsumer,
+    consumer: rdkafka::consumer::BaseConsumer<super::Recorder>,
     topic: String,
     open: BTreeMap<i32, i64>,
     idle_limit: Duration,
