@@ -295,3 +295,209 @@ fn reading_committed_offsets_while_their_coordinator_dies_never_crashes() {
     }
     assert!(runs >= 24, "only {runs} runs");
 }
+
+/// The node that leads the most partitions of `topics` right now.
+fn leader_of_most(topics: &[&str]) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", cluster::brokers())
+        .create()
+        .expect("a client for the cluster");
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("cluster metadata");
+    let mut led = std::collections::BTreeMap::<i32, usize>::new();
+    for t in metadata
+        .topics()
+        .iter()
+        .filter(|t| topics.contains(&t.name()))
+    {
+        for p in t.partitions() {
+            *led.entry(p.leader()).or_default() += 1;
+        }
+    }
+    let (id, _) = led.into_iter().max_by_key(|(_, n)| *n).expect("leaders");
+    usize::try_from(id).expect("a node id")
+}
+
+/// Posts a signed webhook until the gateway answers 200, as the payment
+/// provider resends one it got no 200 for. Returns how many tries it took.
+async fn post_until_accepted(http: &reqwest::Client, endpoint: &str, body: String) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let answer = http.post(endpoint).body(body.clone()).send().await;
+        if answer.as_ref().is_ok_and(|a| a.status().as_u16() == 200) {
+            return tries;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway refused a webhook for 90 s: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `count` signed payment webhooks spread over `users`, every tenth sent
+/// twice as a provider resends, and the credit each user is owed.
+fn signed_webhooks(
+    run: &str,
+    users: &[i64],
+    count: usize,
+) -> (Vec<String>, std::collections::BTreeMap<i64, i64>) {
+    let mut expected = std::collections::BTreeMap::new();
+    let mut bodies = Vec::new();
+    for i in 0..count {
+        let user = users[i % users.len()];
+        let cents = 100 + i as i64;
+        *expected.entry(user).or_insert(0) += cents;
+        let amount = format!("{}.{:02}", cents / 100, cents % 100);
+        let body = smm_workers::providers::cryptomus::signed_webhook(
+            common::worker_process::API_KEY,
+            &format!("{run}-{i}"),
+            &amount,
+            "USD",
+            user,
+            &[],
+        );
+        if i % 10 == 0 {
+            bodies.push(body.clone());
+        }
+        bodies.push(body);
+    }
+    (bodies, expected)
+}
+
+/// Samples `/health/ready` every 100 ms until `watching` turns false, and
+/// returns when, since the start, it was not 200.
+fn sample_readiness(
+    metrics: String,
+    watching: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<Duration>> {
+    tokio::spawn(async move {
+        let mut not_ready = Vec::new();
+        let since = Instant::now();
+        while watching.load(std::sync::atomic::Ordering::Relaxed) {
+            let status = reqwest::get(format!("{metrics}/health/ready"))
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            if status != 200 {
+                not_ready.push(since.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        not_ready
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the three-node cluster: scripts/test runs it"]
+#[expect(
+    clippy::await_holding_lock,
+    reason = "the cluster lock is held for the whole test, on purpose: no other test may kill a node meanwhile"
+)]
+async fn payments_through_the_gateway_are_credited_once_while_their_leader_is_killed() {
+    use common::panel::{assert_every_payment_credited_once, count, seed};
+    use common::worker_process::{Running, free_port, until};
+    use smm_workers::contract::catalog;
+
+    const PAYMENTS: usize = 5000;
+    let _cluster = cluster::exclusive();
+    catalog_applied();
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::store_url("postgres", &dir, "cluster_leader_kill").await;
+    let store = smm_workers::store::Store::open(&url).await.unwrap();
+    let users: Vec<i64> = (9101..=9120).collect();
+    seed(&store, &users).await;
+    // Past whatever an earlier run left on the topics.
+    expect(
+        &[
+            "offsets",
+            "reset",
+            "--group",
+            "smm-payment-confirmations-realtime-group",
+            "--to-latest",
+            "--execute",
+            "--yes",
+            "--topic",
+            catalog::PAYMENT_WEBHOOKS,
+            "--topic",
+            catalog::PAYMENT_CONFIRMATIONS,
+        ],
+        0,
+    );
+
+    let gateway = free_port();
+    let brokers = ["--brokers".to_string(), cluster::brokers()];
+    let workers = Running::start_with(
+        &brokers,
+        &["webhook-gateway", "webhooks", "payments"],
+        &url,
+        Some(gateway),
+    );
+    workers.wait_ready().await;
+    let victim = leader_of_most(&[catalog::PAYMENT_WEBHOOKS, catalog::PAYMENT_CONFIRMATIONS]);
+
+    // Readiness, sampled all along: when it was 503, and for how long.
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = sample_readiness(workers.metrics.clone(), watching.clone());
+
+    let run = smm_test_support::unique_id("leader");
+    let endpoint = format!("http://127.0.0.1:{gateway}/webhooks/cryptomus");
+    let http = reqwest::Client::new();
+    let (bodies, expected) = signed_webhooks(&run, &users, PAYMENTS);
+    let started = Instant::now();
+    let mut retried = 0;
+    let mut killed_at = None;
+    for (n, chunk) in bodies.chunks(16).enumerate() {
+        if n * 16 >= bodies.len() / 3 && killed_at.is_none() {
+            cluster::kill_node(victim);
+            killed_at = Some(started.elapsed());
+        }
+        let posts = chunk
+            .iter()
+            .map(|b| post_until_accepted(&http, &endpoint, b.clone()));
+        for tries in futures_util::future::join_all(posts).await {
+            retried += tries - 1;
+        }
+    }
+    let posted_in = started.elapsed();
+    assert_every_payment_credited_once(&store, &expected, PAYMENTS as i64).await;
+    let credited_in = started.elapsed();
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM processed_events").await,
+        2 * PAYMENTS as i64
+    );
+
+    // Ready again while the node is still down: the partitions have new
+    // leaders, and nothing the workers need is missing.
+    until(
+        "readiness with the node still down",
+        Duration::from_secs(30),
+        || async { matches!(workers.get("/health/ready").await, Some((200, _))) },
+    )
+    .await;
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    let not_ready = sampler.await.unwrap();
+    let dead_letters = workers.counter("smm_worker_dead_letters_total", "").await;
+    eprintln!(
+        "leader kill: node {victim} killed at {killed_at:?}; {PAYMENTS} payments posted in {posted_in:?} \
+         ({retried} posts retried), all credited once by {credited_in:?}; /health/ready not 200 for {} samples \
+         of 100 ms, first {:?}, last {:?}; {dead_letters} dead letters",
+        not_ready.len(),
+        not_ready.first(),
+        not_ready.last()
+    );
+    assert_eq!(
+        dead_letters, 0,
+        "a record was dead-lettered because of the broker"
+    );
+
+    cluster::start_node(victim);
+    cluster::wait_until_fully_replicated(Duration::from_secs(120));
+    let mut workers = workers;
+    workers.signal("TERM");
+    assert_eq!(workers.wait_exit(Duration::from_secs(30)), Some(0));
+}

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::panel::{assert_every_payment_credited_once, count, seed};
 use common::worker_process::{Running, free_port, skip_old_records, until};
 
 use std::process::{Command, Stdio};
@@ -33,20 +34,6 @@ async fn sqlite_panel() -> (tempfile::TempDir, String, Store) {
     let url = format!("sqlite://{}", dir.path().join("panel.db").display());
     let store = Store::open(&url).await.unwrap();
     (dir, url, store)
-}
-
-async fn seed(store: &Store, users: &[i64]) {
-    let mut conn = store.pool().acquire().await.unwrap();
-    for user in users {
-        panel::insert_user(&mut conn, *user, "USD").await.unwrap();
-    }
-}
-
-async fn count(store: &Store, sql: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>(sql)
-        .fetch_one(store.pool())
-        .await
-        .unwrap()
 }
 
 fn signed_webhook(payment: &str, amount: &str, user: i64, orders: &[i64]) -> String {
@@ -279,42 +266,6 @@ fn stream_confirmations(
         }
     });
     (task, expected)
-}
-
-async fn assert_every_payment_credited_once(
-    store: &Store,
-    expected: &std::collections::BTreeMap<i64, i64>,
-    payments: i64,
-) {
-    until(
-        "every payment to be recorded",
-        Duration::from_secs(120),
-        || async { count(store, "SELECT COUNT(*) FROM payments").await >= payments },
-    )
-    .await;
-    assert_eq!(
-        count(store, "SELECT COUNT(*) FROM payments").await,
-        payments
-    );
-    assert_eq!(
-        count(store, "SELECT COUNT(*) FROM ledger").await,
-        payments,
-        "one ledger line per payment"
-    );
-    let mut conn = store.pool().acquire().await.unwrap();
-    for (user, credit) in expected {
-        let balance = panel::user(&mut conn, *user)
-            .await
-            .unwrap()
-            .unwrap()
-            .balance_minor;
-        assert_eq!(balance, *credit, "user {user}: balance");
-        assert_eq!(
-            panel::ledger_sum(&mut conn, *user).await.unwrap(),
-            *credit,
-            "user {user}: ledger sum"
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

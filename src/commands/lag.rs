@@ -22,18 +22,28 @@ use crate::output::{Printer, Tone, or_dash};
 
 pub async fn run(args: LagArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     let kafka = Kafka::from_settings(&ctx.settings)?;
-    let request = build_request(&args, kafka).await?;
+    let (request, unlisted) = build_request(&args, kafka).await?;
     match args.watch {
         None => {
             let groups = measure(kafka, &request, &args, ctx).await?;
             render(&groups, &args, None, ctx)?;
+            // The groups a broker that is down coordinates are missing from
+            // "every group": show the rest, say so, and never exit 0.
+            if let Some(error) = &unlisted {
+                ctx.printer.warn(&format!(
+                    "a broker did not answer the group listing ({error}): the groups it coordinates are missing above; `smmctl health` names the broker"
+                ));
+                return Ok(ExitStatus::Failure);
+            }
             Ok(exit_for(&groups))
         }
         Some(interval) => watch(kafka, &request, &args, interval, ctx).await,
     }
 }
 
-async fn build_request(args: &LagArgs, kafka: &Kafka) -> anyhow::Result<Request> {
+/// The request, and for "every group" the listing error of a broker that
+/// did not answer, when one did not.
+async fn build_request(args: &LagArgs, kafka: &Kafka) -> anyhow::Result<(Request, Option<String>)> {
     let everyone = args.all_groups || (args.group.is_empty() && !args.topic.is_empty());
     if args.group.iter().any(|g| g.trim().is_empty())
         || args.topic.iter().any(|t| t.trim().is_empty())
@@ -46,14 +56,19 @@ async fn build_request(args: &LagArgs, kafka: &Kafka) -> anyhow::Result<Request>
     let (listings, partial) = groups::list_groups(kafka.admin(), kafka.timeout())
         .await
         .context("unable to list the consumer groups")?;
+    let mut unlisted = None;
     let groups = if !args.group.is_empty() {
         dedup(args.group.clone())
     } else if everyone {
+        // Without the full list, "every group" is fewer: said, never quiet.
+        // `--watch` keeps refreshing, and refuses a partial first look.
         if let Some(error) = partial.first() {
-            // Without the full list, "every group" would quietly be fewer.
-            return Err(anyhow::anyhow!(
-                "a broker did not answer the group listing ({error}), so some groups would be missing; try again"
-            ));
+            if args.watch.is_some() {
+                return Err(anyhow::anyhow!(
+                    "a broker did not answer the group listing ({error}), so some groups would be missing; try again"
+                ));
+            }
+            unlisted = Some(error.to_string());
         }
         let mut names: Vec<String> = listings.iter().map(|l| l.group_id.clone()).collect();
         if !args.topic.is_empty() {
@@ -69,7 +84,7 @@ async fn build_request(args: &LagArgs, kafka: &Kafka) -> anyhow::Result<Request>
     } else {
         GROUPS.iter().map(|g| g.name.to_string()).collect()
     };
-    Ok(Request {
+    let request = Request {
         groups,
         topics: args.topic.clone(),
         include_catalog_topics: true,
@@ -77,7 +92,8 @@ async fn build_request(args: &LagArgs, kafka: &Kafka) -> anyhow::Result<Request>
         // Each refresh of --watch lists afresh: states change.
         listings: (args.watch.is_none() && partial.is_empty()).then_some(listings),
         describe_all: false,
-    })
+    };
+    Ok((request, unlisted))
 }
 
 fn dedup(mut names: Vec<String>) -> Vec<String> {

@@ -4,6 +4,7 @@
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod panel;
 pub mod worker_process;
 
 use std::process::{Command, Stdio};

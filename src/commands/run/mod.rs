@@ -207,5 +207,13 @@ fn list(ctx: &Context) -> anyhow::Result<ExitStatus> {
         "WebhookController".into(),
     ]);
     ctx.printer.print_table(&table);
+    let durability: Vec<String> = smm_workers::runtime::PRODUCER_DURABILITY
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    ctx.printer.note(&format!(
+        "Every worker produces with {}: a write counts once min.insync.replicas brokers have it, and a retry never writes it twice.",
+        durability.join(", ")
+    ));
     Ok(ExitStatus::Success)
 }
