@@ -392,22 +392,35 @@ fn sample_readiness(
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the three-node cluster: scripts/test runs it"]
+/// What happens to the cluster a third of the way through the payments.
+#[derive(Clone, Copy, Debug)]
+enum Storm {
+    /// The node leading most payment partitions is SIGKILLed and restarted
+    /// once every payment is credited.
+    LeaderKilled,
+    /// Two of three nodes are SIGKILLed: under min ISR 2 nothing can be
+    /// written and the controller quorum is gone. One comes back after
+    /// `back_after`, the other once every payment is credited.
+    TwoNodesDown { back_after: Duration },
+}
+
+/// Sends `payments` signed webhooks through the gateway of one
+/// `run webhook-gateway webhooks payments` process on the cluster and a
+/// PostgreSQL store, with `storm` a third of the way through; checks each
+/// payment is credited exactly once and nothing is dead-lettered, and
+/// prints what it measured.
 #[expect(
-    clippy::await_holding_lock,
-    reason = "the cluster lock is held for the whole test, on purpose: no other test may kill a node meanwhile"
+    clippy::print_stderr,
+    reason = "what the run measured belongs in the test's output"
 )]
-async fn payments_through_the_gateway_are_credited_once_while_their_leader_is_killed() {
+async fn payments_through_a_storm(storm: Storm, payments: usize) {
     use common::panel::{assert_every_payment_credited_once, count, seed};
     use common::worker_process::{Running, free_port, until};
     use smm_workers::contract::catalog;
 
-    const PAYMENTS: usize = 5000;
-    let _cluster = cluster::exclusive();
     catalog_applied();
     let dir = tempfile::tempdir().unwrap();
-    let url = common::store_url("postgres", &dir, "cluster_leader_kill").await;
+    let url = common::store_url("postgres", &dir, "cluster_storm").await;
     let store = smm_workers::store::Store::open(&url).await.unwrap();
     let users: Vec<i64> = (9101..=9120).collect();
     seed(&store, &users).await;
@@ -438,23 +451,37 @@ async fn payments_through_the_gateway_are_credited_once_while_their_leader_is_ki
         Some(gateway),
     );
     workers.wait_ready().await;
-    let victim = leader_of_most(&[catalog::PAYMENT_WEBHOOKS, catalog::PAYMENT_CONFIRMATIONS]);
+    let leader = leader_of_most(&[catalog::PAYMENT_WEBHOOKS, catalog::PAYMENT_CONFIRMATIONS]);
+    let victims: Vec<usize> = match storm {
+        Storm::LeaderKilled => vec![leader],
+        Storm::TwoNodesDown { .. } => (1..=3).filter(|&n| n != 1).collect(),
+    };
 
     // Readiness, sampled all along: when it was 503, and for how long.
     let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = sample_readiness(workers.metrics.clone(), watching.clone());
 
-    let run = smm_test_support::unique_id("leader");
+    let run = smm_test_support::unique_id("storm");
     let endpoint = format!("http://127.0.0.1:{gateway}/webhooks/cryptomus");
     let http = reqwest::Client::new();
-    let (bodies, expected) = signed_webhooks(&run, &users, PAYMENTS);
+    let (bodies, expected) = signed_webhooks(&run, &users, payments);
     let started = Instant::now();
     let mut retried = 0;
     let mut killed_at = None;
+    let mut comeback = None;
     for (n, chunk) in bodies.chunks(16).enumerate() {
         if n * 16 >= bodies.len() / 3 && killed_at.is_none() {
-            cluster::kill_node(victim);
+            for &node in &victims {
+                cluster::kill_node(node);
+            }
             killed_at = Some(started.elapsed());
+            if let Storm::TwoNodesDown { back_after } = storm {
+                let first = victims[0];
+                comeback = Some(tokio::task::spawn_blocking(move || {
+                    std::thread::sleep(back_after);
+                    cluster::start_node(first);
+                }));
+            }
         }
         let posts = chunk
             .iter()
@@ -464,26 +491,24 @@ async fn payments_through_the_gateway_are_credited_once_while_their_leader_is_ki
         }
     }
     let posted_in = started.elapsed();
-    assert_every_payment_credited_once(&store, &expected, PAYMENTS as i64).await;
+    assert_every_payment_credited_once(&store, &expected, payments as i64).await;
     let credited_in = started.elapsed();
     assert_eq!(
         count(&store, "SELECT COUNT(*) FROM processed_events").await,
-        2 * PAYMENTS as i64
+        2 * payments as i64
     );
-
-    // Ready again while the node is still down: the partitions have new
-    // leaders, and nothing the workers need is missing.
-    until(
-        "readiness with the node still down",
-        Duration::from_secs(30),
-        || async { matches!(workers.get("/health/ready").await, Some((200, _))) },
-    )
+    if let Some(comeback) = comeback {
+        comeback.await.unwrap();
+    }
+    until("readiness", Duration::from_secs(60), || async {
+        matches!(workers.get("/health/ready").await, Some((200, _)))
+    })
     .await;
     watching.store(false, std::sync::atomic::Ordering::Relaxed);
     let not_ready = sampler.await.unwrap();
     let dead_letters = workers.counter("smm_worker_dead_letters_total", "").await;
     eprintln!(
-        "leader kill: node {victim} killed at {killed_at:?}; {PAYMENTS} payments posted in {posted_in:?} \
+        "{storm:?}: nodes {victims:?} killed at {killed_at:?}; {payments} payments posted in {posted_in:?} \
          ({retried} posts retried), all credited once by {credited_in:?}; /health/ready not 200 for {} samples \
          of 100 ms, first {:?}, last {:?}; {dead_letters} dead letters",
         not_ready.len(),
@@ -495,9 +520,39 @@ async fn payments_through_the_gateway_are_credited_once_while_their_leader_is_ki
         "a record was dead-lettered because of the broker"
     );
 
-    cluster::start_node(victim);
+    for node in victims {
+        cluster::start_node(node);
+    }
     cluster::wait_until_fully_replicated(Duration::from_secs(120));
     let mut workers = workers;
     workers.signal("TERM");
     assert_eq!(workers.wait_exit(Duration::from_secs(30)), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the three-node cluster: scripts/test runs it"]
+#[expect(
+    clippy::await_holding_lock,
+    reason = "the cluster lock is held for the whole test, on purpose: no other test may kill a node meanwhile"
+)]
+async fn payments_through_the_gateway_are_credited_once_while_their_leader_is_killed() {
+    let _cluster = cluster::exclusive();
+    payments_through_a_storm(Storm::LeaderKilled, 5000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the three-node cluster: scripts/test runs it"]
+#[expect(
+    clippy::await_holding_lock,
+    reason = "the cluster lock is held for the whole test, on purpose: no other test may kill a node meanwhile"
+)]
+async fn payments_under_min_isr_wait_and_are_credited_once_when_a_broker_returns() {
+    let _cluster = cluster::exclusive();
+    payments_through_a_storm(
+        Storm::TwoNodesDown {
+            back_after: Duration::from_secs(20),
+        },
+        2000,
+    )
+    .await;
 }
