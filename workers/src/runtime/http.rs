@@ -31,7 +31,9 @@ async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoRespons
     )
 }
 
-fn readiness(metrics: &Metrics) -> (bool, serde_json::Value) {
+/// Whether every worker is ready, the JSON of `/health`, and why not in
+/// words, worker by worker, for `/health/ready`.
+fn readiness(metrics: &Metrics) -> (bool, serde_json::Value, String) {
     let workers = metrics.readiness();
     let ready = !workers.is_empty() && workers.iter().all(|w| w.ready());
     let detail = workers
@@ -42,12 +44,23 @@ fn readiness(metrics: &Metrics) -> (bool, serde_json::Value) {
                 "ready": w.ready(),
                 "assigned_partitions": w.assigned_partitions,
                 "broker_up": w.broker_up,
+                "not_ready_because": w.not_ready_because(),
             })
         })
         .collect::<Vec<_>>();
+    let reasons: Vec<String> = workers
+        .iter()
+        .filter_map(|w| w.not_ready_because())
+        .collect();
+    let text = match (ready, workers.is_empty()) {
+        (true, _) => "ready\n".to_string(),
+        (false, true) => "not ready: no worker has started\n".to_string(),
+        (false, false) => format!("not ready: {}\n", reasons.join("; ")),
+    };
     (
         ready,
         serde_json::json!({ "live": true, "ready": ready, "workers": detail }),
+        text,
     )
 }
 
@@ -62,13 +75,13 @@ fn status(ready: bool) -> StatusCode {
 /// Liveness and readiness together, as JSON. 503 until every worker has
 /// partitions and a broker.
 async fn health(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    let (ready, body) = readiness(&metrics);
+    let (ready, body, _) = readiness(&metrics);
     (status(ready), axum::Json(body))
 }
 
 async fn ready(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    let (ready, _) = readiness(&metrics);
-    (status(ready), if ready { "ready\n" } else { "not ready\n" })
+    let (ready, _, text) = readiness(&metrics);
+    (status(ready), text)
 }
 
 /// Binds first, so a taken port is an error at start, not a log line later.

@@ -113,6 +113,18 @@ impl Readiness {
     pub fn ready(&self) -> bool {
         self.assigned_partitions > 0 && self.broker_up
     }
+
+    /// Why the worker is not ready, in words; `None` when it is.
+    pub fn not_ready_because(&self) -> Option<String> {
+        match (self.broker_up, self.assigned_partitions) {
+            (false, _) => Some(format!("{}: no broker answers", self.worker)),
+            (true, 0) => Some(format!(
+                "{}: no partitions assigned (the group is rebalancing, or its coordinator is unreachable)",
+                self.worker
+            )),
+            (true, _) => None,
+        }
+    }
 }
 
 impl Metrics {
@@ -438,6 +450,25 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_that_is_not_ready_says_why() {
+        let worker = |assigned_partitions, broker_up| Readiness {
+            worker: "payments".into(),
+            assigned_partitions,
+            broker_up,
+        };
+        assert_eq!(worker(3, true).not_ready_because(), None);
+        assert_eq!(
+            worker(3, false).not_ready_because().as_deref(),
+            Some("payments: no broker answers")
+        );
+        assert!(
+            worker(0, true)
+                .not_ready_because()
+                .is_some_and(|why| why.starts_with("payments: no partitions assigned"))
+        );
+    }
 
     #[test]
     fn renders_counters_histogram_and_ratio() {
