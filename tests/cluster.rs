@@ -370,21 +370,21 @@ fn signed_webhooks(
 }
 
 /// Samples `/health/ready` every 100 ms until `watching` turns false, and
-/// returns when, since the start, it was not 200.
+/// returns when, since the start, it was not 200, with what it said.
 fn sample_readiness(
     metrics: String,
     watching: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<Duration>> {
+) -> tokio::task::JoinHandle<Vec<(Duration, String)>> {
     tokio::spawn(async move {
         let mut not_ready = Vec::new();
         let since = Instant::now();
         while watching.load(std::sync::atomic::Ordering::Relaxed) {
-            let status = reqwest::get(format!("{metrics}/health/ready"))
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0);
-            if status != 200 {
-                not_ready.push(since.elapsed());
+            let answer = match reqwest::get(format!("{metrics}/health/ready")).await {
+                Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+                Err(e) => (0, e.to_string()),
+            };
+            if answer.0 != 200 {
+                not_ready.push((since.elapsed(), answer.1.trim().to_string()));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -518,6 +518,12 @@ async fn payments_through_a_storm(storm: Storm, payments: usize) {
     assert_eq!(
         dead_letters, 0,
         "a record was dead-lettered because of the broker"
+    );
+    assert!(
+        not_ready
+            .iter()
+            .all(|(_, why)| why.starts_with("not ready: ") && why.len() > "not ready: ".len()),
+        "/health/ready did not say why: {not_ready:?}"
     );
 
     for node in victims {
