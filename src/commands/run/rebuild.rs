@@ -34,6 +34,19 @@ pub async fn rebuild(
         }
     }
     let marks = kafka.watermarks(&keys)?;
+    // A partition whose leader did not answer would keep its old position
+    // while the model is cleared: the rebuilt model would lack its orders.
+    let unanswered: Vec<String> = keys
+        .iter()
+        .filter(|k| !marks.contains_key(*k))
+        .map(|(t, p)| format!("{t}/{p}"))
+        .collect();
+    if !unanswered.is_empty() {
+        anyhow::bail!(
+            "no offsets from the broker for {} (its leader did not answer); nothing was changed, try again",
+            unanswered.join(", ")
+        );
+    }
     // Retention (7 days on the panel's topics) deletes the oldest events;
     // orders seen only in those would vanish from a rebuilt model.
     let trimmed: Vec<String> = keys
