@@ -647,7 +647,11 @@ fn wait_until_visible(kafka: &Kafka, created: &[(String, i32)]) -> Result<(), Ve
     let deadline = Instant::now() + kafka.timeout();
     let mut missing: Vec<String> = created.iter().map(|(n, _)| n.clone()).collect();
     let brokers = kafka.metadata().map(|m| m.brokers).unwrap_or_default();
-    let Ok(per_broker) = kafka.per_broker(&brokers) else {
+    // No broker to ask is not "every broker has them".
+    let Some(per_broker) = (!brokers.is_empty())
+        .then(|| kafka.per_broker(&brokers).ok())
+        .flatten()
+    else {
         return Err(missing);
     };
     while !missing.is_empty() {
@@ -841,7 +845,12 @@ async fn delete(
     if !(args.apply.execute && ctx.printer.is_json()) {
         print_delete(&rows, ctx)?;
     }
-    let total: i64 = rows.iter().filter_map(|r| r.messages).sum();
+    // A topic whose leader did not answer holds an unknown number: the
+    // question never counts it as empty.
+    let total = rows
+        .iter()
+        .try_fold(0i64, |sum, r| r.messages.map(|m| sum + m))
+        .map_or_else(|| "an unknown number of".to_string(), |n| n.to_string());
     let proposal = Proposal {
         command: "topics delete",
         plan: serde_json::to_value(TopicsDeleteReport::preview(&rows))?,

@@ -139,27 +139,45 @@ impl ConsumerContext for Recorder {}
 /// the controller has not caught up yet still says it does not exist, and
 /// this is how a command waits for all of them.
 pub struct PerBroker {
-    clients: Vec<(BrokerInfo, BaseConsumer)>,
+    clients: Vec<(BrokerInfo, BaseConsumer<Recorder>)>,
 }
 
 impl PerBroker {
+    /// Every broker asked at once, so a broker that is down costs `within`
+    /// once, not once per broker.
     pub fn metadata(&self, within: Duration) -> Vec<(i32, anyhow::Result<ClusterMetadata>)> {
-        self.clients
-            .iter()
-            .map(|(b, client)| {
-                let read = tokio::task::block_in_place(|| client.fetch_metadata(None, within))
-                    .map(|raw| cluster_metadata(&raw))
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "broker {} ({}:{}) did not answer: {e}",
-                            b.id,
-                            b.host,
-                            b.port
-                        )
-                    });
-                (b.id, read)
+        tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let asked: Vec<_> = self
+                    .clients
+                    .iter()
+                    .map(|(b, client)| {
+                        let read = scope.spawn(move || {
+                            client
+                                .fetch_metadata(None, within)
+                                .map(|raw| cluster_metadata(&raw))
+                                .map_err(|e| {
+                                    anyhow::anyhow!(
+                                        "broker {} ({}) did not answer: {e}",
+                                        b.id,
+                                        b.address()
+                                    )
+                                })
+                        });
+                        (b.id, read)
+                    })
+                    .collect();
+                asked
+                    .into_iter()
+                    .map(|(id, read)| {
+                        let read = read.join().unwrap_or_else(|_| {
+                            Err(anyhow::anyhow!("the metadata request panicked"))
+                        });
+                        (id, read)
+                    })
+                    .collect()
             })
-            .collect()
+        })
     }
 }
 
@@ -228,6 +246,17 @@ pub struct BrokerInfo {
     pub id: i32,
     pub host: String,
     pub port: i32,
+}
+
+impl BrokerInfo {
+    /// `host:port`, with an IPv6 host in brackets so it parses back.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -461,9 +490,11 @@ impl Kafka {
             .iter()
             .map(|b| {
                 let mut config = self.config.clone();
-                config.set("bootstrap.servers", format!("{}:{}", b.host, b.port));
-                let client = reader_config(&config, &[])
-                    .create::<BaseConsumer>()
+                config.set("bootstrap.servers", b.address());
+                // No group.id: a consumer with one also talks to its group
+                // coordinator, and the point is to ask this broker alone.
+                let client = config
+                    .create_with_context::<_, BaseConsumer<Recorder>>(Recorder::default())
                     .context("cannot create a Kafka consumer")?;
                 Ok((b.clone(), client))
             })
@@ -708,8 +739,11 @@ impl Kafka {
         if topics.is_empty() {
             return Ok(HashMap::new());
         }
+        // A topic named twice makes librdkafka refuse the whole request
+        // (BadMessage), so each is asked once.
+        let unique: BTreeSet<&str> = topics.iter().copied().collect();
         let specifiers: Vec<ResourceSpecifier> =
-            topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+            unique.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
         let results = self
             .admin
             .describe_configs(&specifiers, &self.admin_options())

@@ -34,10 +34,13 @@ pub fn node_address(n: usize) -> String {
         .to_string()
 }
 
-/// One test at a time may change the cluster.
+/// One test at a time may change the cluster, and each starts from a whole
+/// one: a test that failed half way may have left a node down.
 pub fn exclusive() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    cluster(&["start"]);
+    guard
 }
 
 fn script() -> PathBuf {

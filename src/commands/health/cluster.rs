@@ -9,7 +9,7 @@ use serde::Serialize;
 use smm_workers::contract::catalog::{self, Role};
 
 use super::model::{Check, CheckResult, Health};
-use crate::kafka::{ClusterMetadata, PartitionLayout};
+use crate::kafka::{BrokerInfo, ClusterMetadata, PartitionLayout};
 
 /// One broker, registered or only named in a replica set.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -64,6 +64,12 @@ pub struct ClusterHealth {
     pub brokers: Vec<BrokerState>,
     /// Bootstrap addresses that refused a connection.
     pub bootstrap_not_answering: Vec<String>,
+    /// The brokers were probed with a connect; when not, none is called
+    /// down for failing it.
+    pub probed: bool,
+    /// Every topic's min.insync.replicas was read; when not, partitions
+    /// under it are not counted.
+    pub min_isr_known: bool,
     pub partitions: usize,
     pub under_replicated: usize,
     pub under_min_isr: usize,
@@ -79,13 +85,15 @@ pub struct ClusterHealth {
 }
 
 /// Reads the cluster's state from its metadata. `answering` holds, per
-/// `host:port`, whether it accepted a connection; `min_isr` each topic's
-/// min.insync.replicas where known.
+/// `host:port`, whether it accepted a connection (`None` when the probe did
+/// not finish: then no broker is called down for it); `min_isr` each
+/// topic's min.insync.replicas (`None` when they could not be read: then
+/// nothing is counted under it, and the replication check says so).
 pub fn assess(
     metadata: &ClusterMetadata,
-    answering: &BTreeMap<String, bool>,
+    answering: Option<&BTreeMap<String, bool>>,
     bootstrap: &[String],
-    min_isr: &HashMap<String, i32>,
+    min_isr: Option<&HashMap<String, i32>>,
 ) -> ClusterHealth {
     let layouts: Vec<(&str, &PartitionLayout)> = metadata
         .topics
@@ -98,7 +106,8 @@ pub fn assess(
         .filter(|b| b.is_down())
         .map(|b| b.id)
         .collect();
-    let mut topics = replication(metadata, &down, min_isr);
+    let no_min_isr = HashMap::new();
+    let mut topics = replication(metadata, &down, min_isr.unwrap_or(&no_min_isr));
     // The worst first: what stops writes, then the panel's own topics.
     topics.sort_by_key(|t| {
         (
@@ -116,12 +125,16 @@ pub fn assess(
         .collect();
     let registered: BTreeSet<String> = brokers.iter().filter_map(|b| b.address.clone()).collect();
     ClusterHealth {
-        bootstrap_not_answering: bootstrap
-            .iter()
-            .filter(|a| !answering.get(*a).copied().unwrap_or(false))
-            .filter(|a| !registered.contains(*a))
-            .cloned()
-            .collect(),
+        bootstrap_not_answering: answering.map_or_else(Vec::new, |answering| {
+            bootstrap
+                .iter()
+                .filter(|a| !answering.get(*a).copied().unwrap_or(false))
+                .filter(|a| !registered.contains(*a))
+                .cloned()
+                .collect()
+        }),
+        probed: answering.is_some(),
+        min_isr_known: min_isr.is_some(),
         partitions: layouts.len(),
         under_replicated: count(|t| t.under_replicated.len()),
         under_min_isr: count(|t| t.under_min_isr.len()),
@@ -139,7 +152,7 @@ pub fn assess(
 
 fn broker_states(
     metadata: &ClusterMetadata,
-    answering: &BTreeMap<String, bool>,
+    answering: Option<&BTreeMap<String, bool>>,
     layouts: &[(&str, &PartitionLayout)],
 ) -> Vec<BrokerState> {
     let mut ids: BTreeSet<i32> = metadata.brokers.iter().map(|b| b.id).collect();
@@ -150,16 +163,16 @@ fn broker_states(
                 .brokers
                 .iter()
                 .find(|b| b.id == id)
-                .map(|b| format!("{}:{}", b.host, b.port));
+                .map(BrokerInfo::address);
             let tally = |hit: &dyn Fn(&PartitionLayout) -> bool| {
                 layouts.iter().filter(|(_, p)| hit(p)).count()
             };
             BrokerState {
                 id,
                 registered: address.is_some(),
-                answering: address
-                    .as_ref()
-                    .is_some_and(|a| answering.get(a).copied().unwrap_or(false)),
+                answering: address.as_ref().is_some_and(|a| {
+                    answering.is_none_or(|answering| answering.get(a).copied().unwrap_or(false))
+                }),
                 address,
                 leads: tally(&|p| p.leader == Some(id)),
                 replicas: tally(&|p| p.replicas.contains(&id)),
@@ -208,8 +221,9 @@ fn replication(
         .collect()
 }
 
-/// A broker leading more than one and a half times its fair share, and at
-/// least two partitions more, is skewed: a handful of partitions always
+/// A broker leading at least one and a half times its fair share (as one of
+/// three does when a restarted broker got none back), and at least two
+/// partitions more, is skewed: a handful of partitions always
 /// spread a little unevenly, and that is not worth a warning.
 fn skewed(leaders: &BTreeMap<i32, usize>) -> bool {
     if leaders.len() < 2 {
@@ -219,7 +233,7 @@ fn skewed(leaders: &BTreeMap<i32, usize>) -> bool {
     let fair = total as f64 / leaders.len() as f64;
     leaders
         .values()
-        .any(|&n| n as f64 > fair * 1.5 && n as f64 >= fair + 2.0)
+        .any(|&n| n as f64 >= fair * 1.5 && n as f64 >= fair + 2.0)
 }
 
 impl ClusterHealth {
@@ -247,9 +261,10 @@ impl ClusterHealth {
         let down: Vec<String> = self
             .down()
             .map(|b| {
-                let why = match (b.registered, b.answering) {
-                    (false, _) => "not registered with the controller",
-                    (true, _) => "registered but refuses connections",
+                let why = if b.registered {
+                    "registered, but does not accept connections"
+                } else {
+                    "not registered with the controller"
                 };
                 format!(
                     "{} is down ({why}; leads {}, holds replicas of {} partition(s))",
@@ -267,9 +282,14 @@ impl ClusterHealth {
         };
         if !self.bootstrap_not_answering.is_empty() {
             detail.push_str(&format!(
-                "; bootstrap address(es) refusing connections: {}",
+                "; bootstrap address(es) not accepting connections: {}",
                 self.bootstrap_not_answering.join(", ")
             ));
+        }
+        if !self.probed {
+            detail.push_str(
+                "; the connect probe did not finish in time, so only fenced brokers are known to be down",
+            );
         }
         Check {
             check: "brokers",
@@ -283,6 +303,11 @@ impl ClusterHealth {
     }
 
     pub fn replication_check(&self) -> Check {
+        let min_isr_note = if self.min_isr_known {
+            ""
+        } else {
+            "; min.insync.replicas could not be read, so partitions under it are not counted"
+        };
         if self.under_replicated == 0 && self.under_min_isr == 0 && self.offline == 0 {
             return Check {
                 check: "replication",
@@ -322,13 +347,15 @@ impl ClusterHealth {
         }
         Check {
             check: "replication",
-            result: if self.health() == Health::Down {
-                CheckResult::Fail
-            } else {
-                CheckResult::Warn
+            result: match self.health() {
+                Health::Down => CheckResult::Fail,
+                // Whether an essential topic is below its min ISR is not
+                // known, so neither is whether this is Down.
+                _ if !self.min_isr_known => CheckResult::Unknown,
+                _ => CheckResult::Warn,
             },
             detail: format!(
-                "{} of {} partitions under-replicated, {} under min ISR, {} offline; {}",
+                "{} of {} partitions under-replicated, {} under min ISR, {} offline; {}{min_isr_note}",
                 self.under_replicated,
                 self.partitions,
                 self.under_min_isr,
@@ -441,7 +468,7 @@ mod tests {
         let bootstrap = ["127.0.0.1:39091", "127.0.0.1:39092", "127.0.0.1:39093"].map(String::from);
         let mut answering = all_answer(&metadata);
         answering.insert("127.0.0.1:39092".into(), false);
-        let cluster = assess(&metadata, &answering, &bootstrap, &min_isr);
+        let cluster = assess(&metadata, Some(&answering), &bootstrap, Some(&min_isr));
 
         let down: Vec<i32> = cluster.down().map(|b| b.id).collect();
         assert_eq!(down, [2]);
@@ -480,13 +507,13 @@ mod tests {
         let mut answering = all_answer(&metadata);
         answering.insert("127.0.0.1:39092".into(), false);
         let min_isr = HashMap::from([("smm.payment.confirmations".to_string(), 2)]);
-        let cluster = assess(&metadata, &answering, &[], &min_isr);
+        let cluster = assess(&metadata, Some(&answering), &[], Some(&min_isr));
         assert_eq!(cluster.offline, 1);
         assert_eq!(cluster.under_replicated, 2);
         assert_eq!(cluster.health(), Health::Down);
         let check = cluster.broker_check();
         assert!(
-            check.detail.contains("broker 2 (127.0.0.1:39092) is down (registered but refuses connections; leads 1, holds replicas of 2 partition(s))"),
+            check.detail.contains("broker 2 (127.0.0.1:39092) is down (registered, but does not accept connections; leads 1, holds replicas of 2 partition(s))"),
             "{}",
             check.detail
         );
@@ -505,7 +532,7 @@ mod tests {
         };
         let answering = all_answer(&metadata);
         let scratch_only = HashMap::from([("scratch".to_string(), 2)]);
-        let cluster = assess(&metadata, &answering, &[], &scratch_only);
+        let cluster = assess(&metadata, Some(&answering), &[], Some(&scratch_only));
         assert_eq!(cluster.under_min_isr, 1);
         assert_eq!(cluster.health(), Health::Degraded);
 
@@ -513,7 +540,7 @@ mod tests {
             ("scratch".to_string(), 2),
             ("smm.payment.confirmations".to_string(), 2),
         ]);
-        let cluster = assess(&metadata, &answering, &[], &both);
+        let cluster = assess(&metadata, Some(&answering), &[], Some(&both));
         assert_eq!(cluster.under_min_isr, 2);
         assert_eq!(cluster.health(), Health::Down);
         assert_eq!(cluster.replication_check().result, CheckResult::Fail);
@@ -534,7 +561,12 @@ mod tests {
             )]
             .into(),
         };
-        let cluster = assess(&metadata, &all_answer(&metadata), &[], &HashMap::new());
+        let cluster = assess(
+            &metadata,
+            Some(&all_answer(&metadata)),
+            &[],
+            Some(&HashMap::new()),
+        );
         assert_eq!(cluster.health(), Health::Healthy);
         assert_eq!(cluster.broker_check().result, CheckResult::Ok);
         assert_eq!(

@@ -33,7 +33,7 @@ use crate::exit::ExitStatus;
 use crate::kafka::groups;
 use crate::kafka::probe::produce_and_read_back;
 use crate::kafka::reach::{answering, bootstrap_addresses};
-use crate::kafka::{ClusterMetadata, Kafka};
+use crate::kafka::{BrokerInfo, ClusterMetadata, Kafka};
 use crate::lag::{Request, collect};
 
 /// Kafka's own topics, whose replication matters as much as the panel's:
@@ -66,6 +66,7 @@ async fn check(args: &HealthArgs, ctx: &Context, reached: &mut bool) -> anyhow::
         kafka,
         &metadata,
         args.no_produce || ctx.settings.read_only,
+        deadline,
         ctx,
     );
     let cluster = reads.cluster(&metadata, kafka, deadline).await;
@@ -87,9 +88,9 @@ async fn check(args: &HealthArgs, ctx: &Context, reached: &mut bool) -> anyhow::
         check: "broker connection",
         result: CheckResult::Ok,
         detail: format!(
-            "{} broker(s) answered in {} ms",
-            metadata.brokers.len(),
-            connect_latency.as_millis()
+            "the bootstrap list answered in {} ms; {} broker(s) registered",
+            connect_latency.as_millis(),
+            metadata.brokers.len()
         ),
     }];
     checks.push(cluster.broker_check());
@@ -158,13 +159,12 @@ impl Reads {
         kafka: &'static Kafka,
         metadata: &ClusterMetadata,
         no_produce: bool,
+        deadline: Instant,
         ctx: &Context,
     ) -> Reads {
-        let mut addresses: Vec<String> = metadata
-            .brokers
-            .iter()
-            .map(|b| format!("{}:{}", b.host, b.port))
-            .collect();
+        // The probe ends in time for the verdict, whatever is left.
+        let connect_within = CONNECT_WITHIN.min(deadline.saturating_duration_since(Instant::now()));
+        let mut addresses: Vec<String> = metadata.brokers.iter().map(BrokerInfo::address).collect();
         addresses.extend(bootstrap_addresses(kafka.brokers()));
         addresses.sort();
         addresses.dedup();
@@ -191,7 +191,7 @@ impl Reads {
         };
         let thresholds = ctx.settings.thresholds.clone();
         Reads {
-            answering: tokio::spawn(async move { Ok(answering(&addresses, CONNECT_WITHIN).await) }),
+            answering: tokio::spawn(async move { Ok(answering(&addresses, connect_within).await) }),
             min_isr: tokio::spawn(async move { min_insync_replicas(kafka, &described).await }),
             watermarks: tokio::spawn(async move { kafka.watermarks(&present) }),
             groups: tokio::spawn(async move { collect(kafka, &request, &thresholds).await }),
@@ -221,13 +221,18 @@ impl Reads {
         kafka: &Kafka,
         deadline: Instant,
     ) -> ClusterHealth {
-        let answering = by(deadline, &mut self.answering).await;
-        let min_isr = by(deadline, &mut self.min_isr).await.unwrap_or_default();
+        let answering = by(deadline, &mut self.answering).await.ok();
+        let min_isr = by(deadline, &mut self.min_isr)
+            .await
+            .inspect_err(
+                |e| tracing::info!(error = %format!("{e:#}"), "min.insync.replicas not read"),
+            )
+            .ok();
         assess(
             metadata,
-            &answering.unwrap_or_default(),
+            answering.as_ref(),
             &bootstrap_addresses(kafka.brokers()),
-            &min_isr,
+            min_isr.as_ref(),
         )
     }
 }
