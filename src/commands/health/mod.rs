@@ -69,7 +69,7 @@ async fn check(args: &HealthArgs, ctx: &Context, reached: &mut bool) -> anyhow::
         deadline,
         ctx,
     );
-    let cluster = reads.cluster(&metadata, kafka, deadline).await;
+    let cluster = reads.cluster(&metadata, deadline).await;
     let late = |what: &str, e: anyhow::Error| unknown(what, &e, &cluster);
 
     let watermarks = by(deadline, reads.watermarks).await.unwrap_or_default();
@@ -152,6 +152,8 @@ struct Reads {
     groups: tokio::task::JoinHandle<anyhow::Result<Vec<crate::lag::GroupLag>>>,
     positions: tokio::task::JoinHandle<anyhow::Result<BTreeMap<(String, i32), i64>>>,
     producer: Option<tokio::task::JoinHandle<anyhow::Result<Duration>>>,
+    /// The bootstrap list's addresses, probed with the brokers'.
+    bootstrap: Vec<String>,
 }
 
 impl Reads {
@@ -165,7 +167,8 @@ impl Reads {
         // The probe ends in time for the verdict, whatever is left.
         let connect_within = CONNECT_WITHIN.min(deadline.saturating_duration_since(Instant::now()));
         let mut addresses: Vec<String> = metadata.brokers.iter().map(BrokerInfo::address).collect();
-        addresses.extend(bootstrap_addresses(kafka.brokers()));
+        let bootstrap = bootstrap_addresses(kafka.brokers());
+        addresses.extend(bootstrap.iter().cloned());
         addresses.sort();
         addresses.dedup();
         let present: Vec<(String, i32)> = TOPICS
@@ -191,6 +194,7 @@ impl Reads {
         };
         let thresholds = ctx.settings.thresholds.clone();
         Reads {
+            bootstrap,
             answering: tokio::spawn(async move { Ok(answering(&addresses, connect_within).await) }),
             min_isr: tokio::spawn(async move { min_insync_replicas(kafka, &described).await }),
             watermarks: tokio::spawn(async move { kafka.watermarks(&present) }),
@@ -215,12 +219,7 @@ impl Reads {
     /// The brokers' answers and the topics' min ISR, read into the
     /// cluster's state. Without the min ISR the replication check still
     /// counts missing replicas; it only cannot say which writes fail.
-    async fn cluster(
-        &mut self,
-        metadata: &ClusterMetadata,
-        kafka: &Kafka,
-        deadline: Instant,
-    ) -> ClusterHealth {
+    async fn cluster(&mut self, metadata: &ClusterMetadata, deadline: Instant) -> ClusterHealth {
         let answering = by(deadline, &mut self.answering).await.ok();
         let min_isr = by(deadline, &mut self.min_isr)
             .await
@@ -231,7 +230,7 @@ impl Reads {
         assess(
             metadata,
             answering.as_ref(),
-            &bootstrap_addresses(kafka.brokers()),
+            &self.bootstrap,
             min_isr.as_ref(),
         )
     }
