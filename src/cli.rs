@@ -584,6 +584,9 @@ pub struct RunArgs {
         default_value = "127.0.0.1:8080"
     )]
     pub gateway_addr: String,
+    /// This process's stable name, unique among the copies of these workers (a host or pod name): its workers join their groups as static members, so a restart takes its partitions straight back without a rebalance
+    #[arg(long, value_name = "NAME", env = "SMM_INSTANCE")]
+    pub instance: Option<String>,
     /// How long a record in hand may run on after SIGTERM before it is left for redelivery
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,

@@ -102,6 +102,14 @@ fn run_refuses_bad_input_before_starting_anything() {
     assert!(r.stderr.contains("SMM_CRYPTOMUS_API_KEY"), "{}", r.stderr);
     let r = expect_code(&["run", "payments", "--metrics-addr", "localhost"], 2);
     assert!(r.stderr.contains("HOST:PORT"), "{}", r.stderr);
+    for bad in ["", "pod 1", "web/1", &"x".repeat(201)] {
+        let r = expect_code(&["run", "payments", "--instance", bad], 2);
+        assert!(
+            r.stderr.contains("invalid --instance") && r.stderr.contains(&format!("`{bad}`")),
+            "{}",
+            r.stderr
+        );
+    }
     let r = expect_code(
         &[
             "run",

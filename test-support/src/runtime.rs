@@ -31,6 +31,7 @@ pub fn shared(store: Option<Store>) -> (Shared, watch::Sender<bool>) {
         metrics: Arc::new(Metrics::default()),
         shutdown,
         drain_timeout: Duration::from_secs(5),
+        instance: None,
     };
     (shared, stop)
 }

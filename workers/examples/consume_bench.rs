@@ -135,6 +135,7 @@ async fn with_runtime(args: &Args) -> Result<Duration, String> {
         metrics: metrics.clone(),
         shutdown,
         drain_timeout: Duration::from_secs(5),
+        instance: None,
     };
     let worker = Worker {
         name: "bench".to_owned(),

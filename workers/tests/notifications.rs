@@ -59,6 +59,7 @@ impl Running {
             metrics: Arc::new(Metrics::default()),
             shutdown,
             drain_timeout: Duration::from_secs(5),
+            instance: None,
         };
         let metrics = shared.metrics.clone();
         let worker = Worker {

@@ -183,6 +183,7 @@ async fn start_fan_out(hub: &Arc<Hub>) -> FanOut {
         metrics: metrics.clone(),
         shutdown,
         drain_timeout: Duration::from_secs(5),
+        instance: None,
     };
     let worker = Worker {
         name: "websocket".into(),

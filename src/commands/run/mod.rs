@@ -48,12 +48,16 @@ pub async fn run(args: RunArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
     }
     let running = start::start(&plan, store, ctx, args.drain_timeout).await?;
     ctx.printer.note(&format!(
-        "running {} (metrics and health on http://{}{}); SIGTERM or Ctrl-C drains and stops",
+        "running {}{} (metrics and health on http://{}{}); SIGTERM or Ctrl-C drains and stops",
         plan.selected
             .iter()
             .map(|kind| kind.name())
             .collect::<Vec<_>>()
             .join(", "),
+        plan.instance
+            .as_deref()
+            .map(|i| format!(" as instance {i} (static group members {i}-<worker>)"))
+            .unwrap_or_default(),
         plan.metrics_addr,
         plan.gateway_addr
             .map(|a| format!(", webhooks on http://{a}/webhooks/cryptomus"))

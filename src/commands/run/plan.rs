@@ -28,6 +28,8 @@ pub struct Plan {
     pub refund_api: Option<RefundApi>,
     pub clients: Clients,
     pub database_url: String,
+    /// `--instance`: the workers' static group membership.
+    pub instance: Option<String>,
 }
 
 impl Plan {
@@ -56,6 +58,7 @@ impl Plan {
             None
         };
         check_flags(args, &selected)?;
+        let instance = args.instance.as_deref().map(instance_name).transpose()?;
         let clients = providers::build(&selected, settings)?;
         let database_url = args
             .database_url
@@ -74,6 +77,7 @@ impl Plan {
             refund_api,
             clients,
             database_url,
+            instance,
         })
     }
 
@@ -202,4 +206,23 @@ fn parse_addr(what: &str, text: &str) -> Result<SocketAddr, UsageError> {
             "invalid {what} `{text}`: write it as HOST:PORT with an IP address, like 127.0.0.1:9464 or 0.0.0.0:9464"
         ))
     })
+}
+
+/// The longest `--instance` that keeps `{instance}-{worker}` well inside
+/// what brokers accept as a `group.instance.id` (249 characters).
+const MAX_INSTANCE_LEN: usize = 200;
+
+/// `--instance`, checked: it becomes part of each worker's
+/// `group.instance.id`, which Kafka limits to letters, digits, `.`, `_`
+/// and `-`.
+fn instance_name(given: &str) -> Result<String, UsageError> {
+    let name = given.trim();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > MAX_INSTANCE_LEN || !name.chars().all(allowed) {
+        return Err(UsageError::new(format!(
+            "invalid --instance / SMM_INSTANCE `{given}`: use 1 to {MAX_INSTANCE_LEN} letters, digits, `.`, `_` or `-`, \
+             unique to this process (a host or pod name)"
+        )));
+    }
+    Ok(name.to_owned())
 }

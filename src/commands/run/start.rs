@@ -80,6 +80,7 @@ pub async fn start(
         metrics,
         shutdown: shutdown.clone(),
         drain_timeout,
+        instance: plan.instance.clone(),
     };
     let mut running = Running {
         tasks: JoinSet::new(),

@@ -38,6 +38,9 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// How long in-flight work may run on after a shutdown signal.
     pub drain_timeout: Duration,
+    /// This process's stable name (`--instance`): with it every worker is
+    /// a static member of its group, `{instance}-{worker}`.
+    pub instance: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +61,17 @@ pub enum RuntimeError {
         #[source]
         source: KafkaError,
     },
+    #[error(
+        "worker {worker} was fenced out of {group}: another process joined as static member {member}. \
+         Give each process its own --instance"
+    )]
+    Fenced {
+        worker: String,
+        group: String,
+        member: String,
+    },
+    #[error("worker {worker} stopped on a fatal Kafka error: {reason}")]
+    Fatal { worker: String, reason: String },
 }
 
 /// Runs `worker` until the shutdown signal, then commits and leaves the
@@ -116,7 +130,11 @@ pub async fn run<H: Handler>(worker: Worker<H>, shared: Shared) -> Result<(), Ru
                 // own; a fatal one means the client is unusable.
                 tracing::warn!(target: LOG_TARGET, worker = %name, error = %e, "consume error");
                 if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
-                    break;
+                    // The client is unusable: nothing more is committed,
+                    // and its partitions go to whoever holds the group.
+                    consumer.unsubscribe();
+                    shared.metrics.set_assigned(&name, 0);
+                    return Err(fatal(&consumer, &name, &group, shared.instance.as_deref()));
                 }
                 continue;
             }
@@ -184,7 +202,19 @@ fn subscribe(
     // until the session times out; 10 s instead of Kafka's 45 s bounds how
     // long a crashed worker's partitions wait. -X can still set it.
     if shared.client.get("session.timeout.ms").is_none() {
-        config.set("session.timeout.ms", "10000");
+        config.set(
+            "session.timeout.ms",
+            session_timeout_ms(shared.instance.is_some()),
+        );
+    }
+    if let Some(instance) = &shared.instance {
+        config.set("group.instance.id", static_member(instance, name));
+    }
+    // Six of the panel's groups hold two workers reading different topics;
+    // with an eager assignor, one worker's restart would stop its partner
+    // too. Cooperative-sticky moves only the partitions that change hands.
+    if shared.client.get("partition.assignment.strategy").is_none() {
+        config.set("partition.assignment.strategy", "cooperative-sticky");
     }
     // librdkafka stops fetching for fetch.queue.backoff.ms (1 s by default)
     // whenever its local queue is full, which a worker catching up on a
@@ -211,6 +241,48 @@ fn subscribe(
         })?;
     tracing::info!(target: LOG_TARGET, worker = %name, %group, topics = %topics.join(","), "worker started");
     Ok(consumer)
+}
+
+/// How long the group waits for a member that stopped heartbeating.
+///
+/// A dynamic member that crashed holds its partitions until then, so it is
+/// short. A static member that restarts takes its partitions straight back
+/// without a rebalance, so its timeout only has to cover a restart: long
+/// enough for a supervisor's restart delay and start-up, short enough that
+/// a member that never returns is replaced within half a minute.
+fn session_timeout_ms(static_member: bool) -> &'static str {
+    if static_member { "30000" } else { "10000" }
+}
+
+/// The `group.instance.id` of `worker` in process `instance`: one process
+/// runs two workers of some groups, and each must be its own member.
+pub fn static_member(instance: &str, worker: &str) -> String {
+    format!("{instance}-{worker}")
+}
+
+/// What stopped the consumer for good, in the operator's terms.
+fn fatal(
+    consumer: &StreamConsumer<WorkerContext>,
+    name: &str,
+    group: &str,
+    instance: Option<&str>,
+) -> RuntimeError {
+    let cause = consumer.client().fatal_error();
+    match (cause, instance) {
+        (Some((RDKafkaErrorCode::FencedInstanceId, _)), Some(instance)) => RuntimeError::Fenced {
+            worker: name.to_owned(),
+            group: group.to_owned(),
+            member: static_member(instance, name),
+        },
+        (Some((code, reason)), _) => RuntimeError::Fatal {
+            worker: name.to_owned(),
+            reason: format!("{reason} ({code:?})"),
+        },
+        (None, _) => RuntimeError::Fatal {
+            worker: name.to_owned(),
+            reason: "the consumer reported a fatal error".into(),
+        },
+    }
 }
 
 /// Commits what was stored and leaves the group.

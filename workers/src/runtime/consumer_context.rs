@@ -82,14 +82,18 @@ impl ConsumerContext for WorkerContext {
                     tracing::warn!(target: LOG_TARGET, worker = %self.worker, error = %e, "commit on revoke failed; the next owner may repeat records, which dedup absorbs")
                 }
             }
+            self.metrics.revoked(&self.worker, tpl.count());
             self.push(RebalanceEvent::Revoked(partitions_of(tpl)));
-            self.metrics.set_assigned(&self.worker, 0);
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // With the cooperative assignor a rebalance hands over only the
+        // partitions that move, so the gauge is what the consumer holds
+        // now, never the size of the last change.
+        let held = consumer.assignment().map_or(0, |tpl| tpl.count());
+        self.metrics.set_assigned(&self.worker, held);
         if let Rebalance::Assign(tpl) = rebalance {
-            self.metrics.set_assigned(&self.worker, tpl.count());
             self.push(RebalanceEvent::Assigned(partitions_of(tpl)));
         }
     }

@@ -88,6 +88,9 @@ struct WorkerState {
     in_flight: Arc<AtomicI64>,
     lag: BTreeMap<(String, i32), i64>,
     assigned: usize,
+    /// Partitions taken from the worker by rebalances since start: with
+    /// the cooperative assignor, only those that really moved.
+    revoked: u64,
     broker_up: bool,
 }
 
@@ -187,6 +190,10 @@ impl Metrics {
         self.with(worker, |w| w.assigned = partitions);
     }
 
+    pub fn revoked(&self, worker: &str, partitions: usize) {
+        self.with(worker, |w| w.revoked += partitions as u64);
+    }
+
     pub fn set_broker_up(&self, worker: &str, up: bool) {
         self.with(worker, |w| w.broker_up = up);
     }
@@ -239,6 +246,7 @@ impl Metrics {
         render_dead_letters_total(&mut out, &workers);
         render_error_ratio(&mut out, &workers);
         render_assigned_partitions(&mut out, &workers);
+        render_revoked_partitions(&mut out, &workers);
         render_broker_up(&mut out, &workers);
         drop(workers);
         for render in self
@@ -417,6 +425,23 @@ fn render_assigned_partitions(out: &mut String, workers: &BTreeMap<String, Worke
             "smm_worker_assigned_partitions{{worker=\"{}\"}} {}",
             escape(worker),
             w.assigned
+        );
+    }
+}
+
+fn render_revoked_partitions(out: &mut String, workers: &BTreeMap<String, WorkerState>) {
+    family_header(
+        out,
+        "smm_worker_partitions_revoked_total",
+        "counter",
+        "Partitions rebalances took from the worker's consumer; a partner's restart adds none.",
+    );
+    for (worker, w) in workers.iter() {
+        let _ = writeln!(
+            out,
+            "smm_worker_partitions_revoked_total{{worker=\"{}\"}} {}",
+            escape(worker),
+            w.revoked
         );
     }
 }
