@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use smm_test_support::cluster;
 
+const PAYMENTS_GROUP: &str = "smm-payment-confirmations-realtime-group";
+
 /// smmctl pointed at the cluster through a profile that creates topics
 /// with replication factor 3 and leaves min ISR to follow it (2).
 fn smmctl() -> Command {
@@ -451,7 +453,7 @@ enum Storm {
 )]
 async fn payments_through_a_storm(storm: Storm, payments: usize) {
     use common::panel::{assert_every_payment_credited_once, count, seed};
-    use common::worker_process::{Running, free_port, until};
+    use common::worker_process::{Running, free_port, skip_old_records_with, until};
     use smm_workers::contract::catalog;
 
     catalog_applied();
@@ -461,21 +463,10 @@ async fn payments_through_a_storm(storm: Storm, payments: usize) {
     let users: Vec<i64> = (9101..=9120).collect();
     seed(&store, &users).await;
     // Past whatever an earlier run left on the topics.
-    expect(
-        &[
-            "offsets",
-            "reset",
-            "--group",
-            "smm-payment-confirmations-realtime-group",
-            "--to-latest",
-            "--execute",
-            "--yes",
-            "--topic",
-            catalog::PAYMENT_WEBHOOKS,
-            "--topic",
-            catalog::PAYMENT_CONFIRMATIONS,
-        ],
-        0,
+    skip_old_records_with(
+        smmctl,
+        PAYMENTS_GROUP,
+        &[catalog::PAYMENT_WEBHOOKS, catalog::PAYMENT_CONFIRMATIONS],
     );
 
     let gateway = free_port();
@@ -597,4 +588,172 @@ async fn payments_under_min_isr_wait_and_are_credited_once_when_a_broker_returns
         2000,
     )
     .await;
+}
+
+/// Stores `bodies` on the webhooks topic as the gateway would, keyed by
+/// payment, so a backlog waits before any worker starts.
+async fn queue_webhooks(bodies: &[(String, String)]) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+    use smm_workers::contract::{catalog, headers};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", cluster::brokers())
+        .set("linger.ms", "20")
+        .create()
+        .expect("a producer for the cluster");
+    let sends = bodies.iter().map(|(payment, body)| {
+        let correlation = format!("corr-{payment}");
+        let payload =
+            smm_workers::servers::gateway::received_webhook(body, &correlation, None).to_json();
+        let producer = &producer;
+        async move {
+            let record = FutureRecord::to(catalog::PAYMENT_WEBHOOKS)
+                .key(payment)
+                .payload(&payload)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: headers::CORRELATION_ID,
+                    value: Some(correlation.as_bytes()),
+                }));
+            producer
+                .send(record, Duration::from_secs(30))
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| e)
+        }
+    });
+    for sent in futures_util::future::join_all(sends).await {
+        sent.expect("a queued webhook");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flushed");
+}
+
+/// A small deterministic generator: which process dies next.
+fn next_victim(state: &mut u64, of: usize) -> usize {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    (*state % of as u64) as usize
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the three-node cluster: scripts/test runs it"]
+#[expect(
+    clippy::await_holding_lock,
+    reason = "the cluster lock is held for the whole test, on purpose: no other test may kill a node meanwhile"
+)]
+async fn three_processes_drain_payments_while_a_random_one_is_killed_every_few_seconds() {
+    use common::panel::{assert_every_payment_credited_once, count, seed};
+    use common::worker_process::{Launch, Running, skip_old_records_with, until};
+    use smm_workers::contract::catalog;
+
+    const PAYMENTS: usize = 10_000;
+    let _cluster = cluster::exclusive();
+    catalog_applied();
+    let url = smm_testbed::scratch::fresh_postgres("cluster_scale_out").await;
+    let store = smm_workers::store::Store::open(&url).await.unwrap();
+    let users: Vec<i64> = (9201..=9260).collect();
+    seed(&store, &users).await;
+    skip_old_records_with(
+        smmctl,
+        PAYMENTS_GROUP,
+        &[catalog::PAYMENT_WEBHOOKS, catalog::PAYMENT_CONFIRMATIONS],
+    );
+    let run = smm_test_support::unique_id("scale");
+    let (bodies, expected) = signed_webhooks(&run, &users, PAYMENTS);
+    let keyed: Vec<(String, String)> = bodies
+        .into_iter()
+        .map(|body| {
+            let fields: Value = serde_json::from_str(&body).unwrap();
+            (fields["uuid"].as_str().unwrap().to_owned(), body)
+        })
+        .collect();
+    queue_webhooks(&keyed).await;
+
+    let connection = ["--brokers".to_string(), cluster::brokers()];
+    let instances: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|n| format!("{run}-{n}"))
+        .collect();
+    let start = |instance: &str| {
+        Running::launch(&Launch {
+            connection: &connection,
+            workers: &["webhooks", "payments"],
+            database_url: &url,
+            args: &["--instance", instance],
+            ..Launch::default()
+        })
+    };
+    let credited = || async { count(&store, "SELECT COUNT(*) FROM payments").await };
+    let started = Instant::now();
+    let mut members: Vec<Running> = instances.iter().map(|i| start(i)).collect();
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    // Per kill: which process, and how long after its restart it held
+    // partitions again and handled a record.
+    let mut resumed_after = Vec::new();
+    while credited().await < PAYMENTS as i64 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        if credited().await >= PAYMENTS as i64 {
+            break;
+        }
+        let victim = next_victim(&mut state, members.len());
+        members[victim].signal("KILL");
+        members[victim].wait_exit(Duration::from_secs(10));
+        // A supervisor's restart delay.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        members[victim] = start(&instances[victim]);
+        let restarted = Instant::now();
+        let member = &members[victim];
+        until(
+            "the restarted process to work again",
+            Duration::from_secs(10),
+            || async {
+                let holds = member.counter("smm_worker_assigned_partitions", "").await > 0;
+                let handled = member.counter("smm_worker_records_total", "").await > 0;
+                (holds && handled) || credited().await >= PAYMENTS as i64
+            },
+        )
+        .await;
+        resumed_after.push((victim, restarted.elapsed()));
+    }
+    assert_every_payment_credited_once(&store, &expected, PAYMENTS as i64).await;
+    let drained_in = started.elapsed();
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM processed_events").await,
+        2 * PAYMENTS as i64,
+        "one claim per webhook and one per confirmation"
+    );
+    let mut revoked = 0;
+    let mut dead_letters = 0;
+    for member in &members {
+        revoked += member
+            .counter("smm_worker_partitions_revoked_total", "")
+            .await;
+        dead_letters += member.counter("smm_worker_dead_letters_total", "").await;
+    }
+    let slowest = resumed_after
+        .iter()
+        .map(|(_, d)| *d)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "scale-out: {PAYMENTS} payments (+{} resent) drained by 3 processes in {drained_in:?} with {} SIGKILLs; \
+         each restarted process worked again after at most {slowest:?} ({resumed_after:?}); \
+         partitions revoked from the running processes: {revoked}; dead letters: {dead_letters}",
+        PAYMENTS / 10,
+        resumed_after.len()
+    );
+    assert!(
+        resumed_after.len() >= 3,
+        "the run saw {} kills",
+        resumed_after.len()
+    );
+    assert_eq!(
+        revoked, 0,
+        "a restart with the same --instance takes no partition from anyone"
+    );
+    assert_eq!(dead_letters, 0);
+    for member in &mut members {
+        member.signal("TERM");
+        assert_eq!(member.wait_exit(Duration::from_secs(30)), Some(0));
+    }
 }

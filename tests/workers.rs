@@ -8,7 +8,7 @@
 mod common;
 
 use common::panel::{assert_every_payment_credited_once, count, seed};
-use common::worker_process::{Running, free_port, skip_old_records, until};
+use common::worker_process::{Launch, Running, free_port, skip_old_records, until};
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -346,6 +346,124 @@ async fn a_rebalance_and_a_graceful_restart_lose_and_double_nothing() {
         .await;
     assert_eq!(handled, 0, "records handled again after a graceful restart");
     assert_eq!(count(&store, "SELECT COUNT(*) FROM ledger").await, 600);
+}
+
+/// `payments` and `webhooks` share a group. Starts one process running
+/// both, then restarts a second process running only `webhooks` twice, and
+/// returns how many partitions the rebalances took from the first
+/// process's `payments`, which reads another topic.
+async fn partner_partitions_revoked(connection: &[String], url: &str) -> u64 {
+    skip_old_records(
+        PAYMENTS_GROUP,
+        &[catalog::PAYMENT_WEBHOOKS, catalog::PAYMENT_CONFIRMATIONS],
+    );
+    let both = Running::start_with(connection, &["webhooks", "payments"], url, None);
+    both.wait_ready().await;
+    for _ in 0..2 {
+        let mut partner = Running::start_with(connection, &["webhooks"], url, None);
+        partner.wait_ready().await;
+        partner.signal("TERM");
+        assert_eq!(partner.wait_exit(Duration::from_secs(30)), Some(0));
+    }
+    // The last leave's rebalance has reached the first process once its
+    // webhooks worker holds every partition of its topic again.
+    until(
+        "webhooks to hold all three partitions again",
+        Duration::from_secs(30),
+        || async {
+            both.counter("smm_worker_assigned_partitions", "worker=\"webhooks\"")
+                .await
+                == 3
+        },
+    )
+    .await;
+    assert_eq!(
+        both.counter("smm_worker_assigned_partitions", "worker=\"payments\"")
+            .await,
+        3
+    );
+    both.counter("smm_worker_partitions_revoked_total", "worker=\"payments\"")
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_a_worker_takes_nothing_from_its_partner_in_a_shared_group() {
+    let _turn = TURN.lock().await;
+    let (_dir, url, _store) = sqlite_panel().await;
+    // The eager range assignor, which the workers used before: each join
+    // and leave takes every partition from every member.
+    let eager = partner_partitions_revoked(
+        &["-X".into(), "partition.assignment.strategy=range".into()],
+        &url,
+    )
+    .await;
+    assert!(
+        eager >= 3,
+        "with the eager assignor the partner loses its partitions: {eager}"
+    );
+    let cooperative = partner_partitions_revoked(&[], &url).await;
+    eprintln!(
+        "a partner restarted twice took {eager} partition(s) from payments with range, {cooperative} with cooperative-sticky"
+    );
+    assert_eq!(
+        cooperative, 0,
+        "cooperative-sticky: a partner's restart moves none of payments' partitions"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_with_the_same_instance_fences_the_first_which_exits_non_zero() {
+    let _turn = TURN.lock().await;
+    let (dir, url, _store) = sqlite_panel().await;
+    skip_old_records(PAYMENTS_GROUP, &[catalog::PAYMENT_CONFIRMATIONS]);
+    let instance = common::unique("fence");
+    let flags = ["--instance", instance.as_str()];
+    // The shortest session the broker allows, so the static members this
+    // leaves behind are gone before the next test resets the group.
+    let short_session = ["-X".to_string(), "session.timeout.ms=6000".to_string()];
+    let first_log = dir.path().join("first.log");
+    let mut first = Running::launch(&Launch {
+        connection: &short_session,
+        workers: &["payments"],
+        database_url: &url,
+        args: &flags,
+        log: Some(&first_log),
+        ..Launch::default()
+    });
+    first.wait_ready().await;
+    let second = Running::launch(&Launch {
+        connection: &short_session,
+        workers: &["payments"],
+        database_url: &url,
+        args: &flags,
+        ..Launch::default()
+    });
+    second.wait_ready().await;
+    assert_eq!(
+        first.wait_exit(Duration::from_secs(30)),
+        Some(1),
+        "the fenced process exits non-zero"
+    );
+    let said = std::fs::read_to_string(&first_log).unwrap();
+    assert!(
+        said.contains(&format!(
+            "fenced out of {PAYMENTS_GROUP}: another process joined as static member {instance}-payments"
+        )) && said.contains("--instance"),
+        "{said}"
+    );
+    // The newcomer took the member's place and its partitions as they were.
+    assert_eq!(
+        second
+            .counter("smm_worker_assigned_partitions", "worker=\"payments\"")
+            .await,
+        3
+    );
+    assert_eq!(
+        second
+            .counter("smm_worker_partitions_revoked_total", "worker=\"payments\"")
+            .await,
+        0
+    );
 }
 
 /// Runs `scripts/kafka` for the broker the tests use: the suite's own,

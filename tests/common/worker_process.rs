@@ -18,6 +18,21 @@ pub struct Running {
     pub metrics: String,
 }
 
+/// How to start one `smmctl run`: connection flags (`--brokers`, `-X …`)
+/// before `run`, the workers, and what goes after them.
+#[derive(Default)]
+pub struct Launch<'a> {
+    pub connection: &'a [String],
+    pub workers: &'a [&'a str],
+    pub database_url: &'a str,
+    pub gateway_port: Option<u16>,
+    pub env: &'a [(&'a str, String)],
+    /// Flags after the workers (`--instance …`).
+    pub args: &'a [&'a str],
+    /// Where its stderr goes; otherwise SMM_TEST_WORKER_LOG, or nowhere.
+    pub log: Option<&'a std::path::Path>,
+}
+
 impl Running {
     pub fn start(workers: &[&str], database_url: &str, gateway_port: Option<u16>) -> Running {
         Running::start_with(&[], workers, database_url, gateway_port)
@@ -42,26 +57,42 @@ impl Running {
         gateway_port: Option<u16>,
         env: &[(&str, String)],
     ) -> Running {
+        Running::launch(&Launch {
+            connection,
+            workers,
+            database_url,
+            gateway_port,
+            env,
+            ..Launch::default()
+        })
+    }
+
+    pub fn launch(launch: &Launch<'_>) -> Running {
         let metrics_port = free_port();
         let mut cmd: Command = super::smmctl();
-        cmd.args(connection)
+        cmd.args(launch.connection)
             .arg("run")
-            .args(workers)
-            .args(["--database-url", database_url])
+            .args(launch.workers)
+            .args(["--database-url", launch.database_url])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             .args(["--drain-timeout", "10s"])
+            .args(launch.args)
             .env("SMM_CRYPTOMUS_API_KEY", API_KEY)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(match std::env::var("SMM_TEST_WORKER_LOG") {
-                Ok(path) => std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_or_else(|_| Stdio::null(), Stdio::from),
-                Err(_) => Stdio::null(),
-            });
-        if let Some(port) = gateway_port {
+            .envs(launch.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null());
+        let log = launch
+            .log
+            .map(std::path::Path::to_path_buf)
+            .or_else(|| std::env::var_os("SMM_TEST_WORKER_LOG").map(Into::into));
+        cmd.stderr(match log {
+            Some(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_or_else(|_| Stdio::null(), Stdio::from),
+            None => Stdio::null(),
+        });
+        if let Some(port) = launch.gateway_port {
             cmd.args(["--gateway-addr", &format!("127.0.0.1:{port}")]);
         }
         Running {
@@ -142,6 +173,12 @@ impl Drop for Running {
 /// Moves `group` to the end of `topics`, so records earlier tests left
 /// there are not this test's business.
 pub fn skip_old_records(group: &str, topics: &[&str]) {
+    skip_old_records_with(super::smmctl, group, topics);
+}
+
+/// [`skip_old_records`] with smmctl as `smmctl` sets it up (another
+/// cluster's profile).
+pub fn skip_old_records_with(smmctl: impl Fn() -> Command, group: &str, topics: &[&str]) {
     let mut args = vec![
         "offsets",
         "reset",
@@ -154,11 +191,11 @@ pub fn skip_old_records(group: &str, topics: &[&str]) {
     for t in topics {
         args.extend(["--topic", t]);
     }
-    // Waits out members a killed worker left behind until their session
-    // expires.
+    // Waits out members a killed worker left behind, and static members
+    // that never leave, until their session expires.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let run = super::run(&args);
+        let run = super::run_with(smmctl(), &args);
         if run.code == 0 {
             return;
         }

@@ -35,11 +35,23 @@ struct Harness {
 
 impl Harness {
     fn start<H: Handler>(name: &str, route: Route, handler: H, store: &Store) -> Harness {
+        Harness::start_in(&common::unique("group"), name, route, handler, store)
+    }
+
+    /// [`Harness::start`] in `group`, where other harnesses may be members
+    /// too, as copies of a worker in other processes would be.
+    fn start_in<H: Handler>(
+        group: &str,
+        name: &str,
+        route: Route,
+        handler: H,
+        store: &Store,
+    ) -> Harness {
         let (shared, stop) = common::shared(Some(store.clone()));
         let metrics = shared.metrics.clone();
         let worker = Worker {
             name: name.to_owned(),
-            group: common::unique("group"),
+            group: group.to_owned(),
             routes: vec![route],
             handler,
         };
@@ -117,6 +129,111 @@ async fn set_status(store: &Store, order_id: i64, status: OrderStatus) {
         .unwrap();
 }
 
+/// Calls per quota window, from the sandbox's log of YouTube calls, after
+/// checking there was one call per task and no window went over `budget`.
+fn calls_per_window(
+    sandbox: &SandboxHandle,
+    window: Duration,
+    tasks: i64,
+    budget: i64,
+) -> std::collections::BTreeMap<i64, i64> {
+    let window_ms = window.as_millis() as i64;
+    let mut per_window = std::collections::BTreeMap::new();
+    for call in sandbox.calls("youtube") {
+        *per_window.entry(call.at_ms / window_ms).or_insert(0) += 1;
+    }
+    assert_eq!(
+        per_window.values().sum::<i64>(),
+        tasks,
+        "one call per task: {per_window:?}"
+    );
+    assert!(
+        per_window.values().all(|n| *n <= budget),
+        "more calls than the budget in a window: {per_window:?}"
+    );
+    per_window
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_youtube_workers_on_one_postgres_never_spend_more_than_the_budget_together() {
+    let (sandbox, _stop_sandbox) = sandbox_with(SandboxOptions::default()).await;
+    let url = common::fresh_postgres("yt_shared_quota").await;
+    let (main, dlq) = (common::unique("yt-shared"), common::unique("yt-shared-dlq"));
+    common::create_topics(&[&main, &dlq], 2).await;
+    let (window, budget) = (Duration::from_secs(5), 3);
+    let route = renamed(
+        retry_policy_for(catalog::YOUTUBE_PROCESSING).unwrap(),
+        &main,
+        &dlq,
+    );
+    let tasks = 9_i64;
+    for n in 0..tasks {
+        let task = YouTubeTask {
+            order_id: 300 + n,
+            youtube_video_id: format!("shared{n:05}"),
+            operation: YouTubeOperation::VerifyViewCount,
+        };
+        produce_event(&main, &n.to_string(), task.into()).await;
+    }
+    // Two processes: each its own pool on the one database, sharing only
+    // the quota row and the consumer group.
+    let group = common::unique("yt-shared-group");
+    let mut copies = Vec::new();
+    for _ in 0..2 {
+        let store = Store::open(&url).await.unwrap();
+        let api = YouTubeApi::new(
+            &sandbox.url(),
+            "sandbox-youtube-key",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let handler = YouTube {
+            store: store.clone(),
+            api,
+            quota: Quota { budget, window },
+        };
+        copies.push(Harness::start_in(
+            &group,
+            "youtube",
+            route.clone(),
+            handler,
+            &store,
+        ));
+    }
+    wait_for(
+        "every task, across both copies",
+        Duration::from_secs(60),
+        || {
+            let done: u64 = copies
+                .iter()
+                .map(|c| c.metrics.count("youtube", RecordOutcome::Ok))
+                .sum();
+            async move { done == tasks as u64 }
+        },
+    )
+    .await;
+    // The two copies together.
+    calls_per_window(&sandbox, window, tasks, budget);
+    for copy in &copies {
+        assert!(
+            copy.metrics.count("youtube", RecordOutcome::Ok) > 0,
+            "each copy held a partition and did part of the work"
+        );
+        assert_eq!(
+            copy.metrics.count("youtube", RecordOutcome::DeadLettered),
+            0
+        );
+    }
+    assert!(
+        copies
+            .iter()
+            .any(|c| c.metrics.count("youtube", RecordOutcome::Throttled) > 0)
+    );
+    for copy in copies {
+        copy.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_youtube_quota_holds_the_worker_until_it_resets_and_nothing_is_lost() {
     let (sandbox, _stop_sandbox) = sandbox_with(SandboxOptions::default()).await;
@@ -168,17 +285,7 @@ async fn a_spent_youtube_quota_holds_the_worker_until_it_resets_and_nothing_is_l
         },
     )
     .await;
-    let calls = sandbox.calls("youtube");
-    assert_eq!(calls.len(), tasks as usize, "one call per task: {calls:?}");
-    let window_ms = window.as_millis() as i64;
-    let mut per_window = std::collections::BTreeMap::new();
-    for call in &calls {
-        *per_window.entry(call.at_ms / window_ms).or_insert(0) += 1;
-    }
-    assert!(
-        per_window.values().all(|n| *n <= budget),
-        "never more than the budget in one window: {per_window:?}"
-    );
+    let per_window = calls_per_window(&sandbox, window, tasks, budget);
     assert!(
         per_window.len() >= 3,
         "7 calls at 3 a window span 3 windows: {per_window:?}"

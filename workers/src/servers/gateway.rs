@@ -42,6 +42,20 @@ fn bad_request(reason: String) -> (StatusCode, axum::Json<serde_json::Value>) {
     )
 }
 
+/// The record the gateway stores for a Cryptomus webhook `body`, keyed by
+/// its payment uuid. The same body sent twice is the same webhook: one
+/// event id.
+pub fn received_webhook(body: &str, correlation_id: &str, remote_addr: Option<String>) -> Envelope {
+    let received = PaymentWebhookReceived {
+        provider: "cryptomus".into(),
+        received_at: jiff::Timestamp::now(),
+        body: body.to_owned(),
+        remote_addr,
+    };
+    let event_id = deterministic_event_id("cryptomus-webhook", body);
+    Envelope::new(Event::from(received), correlation_id.to_owned()).with_event_id(event_id)
+}
+
 async fn cryptomus_webhook(
     State(gateway): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -72,16 +86,7 @@ async fn cryptomus_webhook(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.trim().is_empty() && v.len() <= 200)
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let received = PaymentWebhookReceived {
-        provider: "cryptomus".into(),
-        received_at: jiff::Timestamp::now(),
-        body: text.to_owned(),
-        remote_addr: Some(peer.ip().to_string()),
-    };
-    // The same body sent twice is the same webhook: one event id.
-    let event_id = deterministic_event_id("cryptomus-webhook", text);
-    let envelope =
-        Envelope::new(Event::from(received), correlation_id.clone()).with_event_id(event_id);
+    let envelope = received_webhook(text, &correlation_id, Some(peer.ip().to_string()));
     let payload = envelope.to_json();
     let record = FutureRecord::to(&gateway.topic)
         .key(payment_uuid)
