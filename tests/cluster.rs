@@ -552,6 +552,22 @@ async fn payments_through_a_storm(storm: Storm, payments: usize) {
             .all(|(_, why)| why.starts_with("not ready: ") && why.len() > "not ready: ".len()),
         "/health/ready did not say why: {not_ready:?}"
     );
+    if let (Storm::LeaderKilled, Some(killed)) = (storm, killed_at) {
+        // 503 while the dead node's partitions had no reachable leader,
+        // and only then: a new leader is elected within seconds.
+        assert!(
+            not_ready
+                .iter()
+                .any(|(_, why)| why.contains("no reachable leader for smm.payment.")),
+            "/health/ready never said a partition lost its leader: {not_ready:?}"
+        );
+        assert!(
+            not_ready
+                .iter()
+                .all(|(at, _)| *at >= killed && *at < killed + Duration::from_secs(15)),
+            "/health/ready was 503 outside the leader's election: {not_ready:?}"
+        );
+    }
 
     for node in victims {
         cluster::start_node(node);

@@ -2,7 +2,7 @@
 //! up, rebalances queued for the loop, and librdkafka's statistics and
 //! logs turned into metrics and tracing lines.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::TopicPartitionList;
@@ -47,11 +47,30 @@ impl ClientContext for WorkerContext {
             }
         }
         self.metrics.set_lag(&self.worker, lag);
-        let up = statistics
+        let connected: BTreeSet<i32> = statistics
             .brokers
             .values()
-            .any(|b| b.nodeid >= 0 && b.state == "UP");
-        self.metrics.set_broker_up(&self.worker, up);
+            .filter(|b| b.nodeid >= 0 && b.state == "UP")
+            .map(|b| b.nodeid)
+            .collect();
+        self.metrics
+            .set_broker_up(&self.worker, !connected.is_empty());
+        // A partition the worker holds but cannot fetch: its leader died
+        // and no other has been elected yet, or the cluster lost the
+        // quorum that would elect one.
+        let leaderless = statistics
+            .topics
+            .iter()
+            .flat_map(|(topic, t)| {
+                t.partitions
+                    .iter()
+                    .filter(|(partition, p)| {
+                        **partition >= 0 && p.desired && !connected.contains(&p.leader)
+                    })
+                    .map(move |(partition, _)| (topic.clone(), *partition))
+            })
+            .collect();
+        self.metrics.set_leaderless(&self.worker, leaderless);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

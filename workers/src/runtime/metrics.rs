@@ -92,6 +92,8 @@ struct WorkerState {
     /// the cooperative assignor, only those that really moved.
     revoked: u64,
     broker_up: bool,
+    /// Assigned partitions whose leader is unknown or not connected.
+    leaderless: Vec<(String, i32)>,
 }
 
 #[derive(Default)]
@@ -110,11 +112,14 @@ pub struct Readiness {
     pub worker: String,
     pub assigned_partitions: usize,
     pub broker_up: bool,
+    /// Assigned partitions that cannot be read now: no leader is known,
+    /// or the leader's broker is not connected.
+    pub leaderless: Vec<(String, i32)>,
 }
 
 impl Readiness {
     pub fn ready(&self) -> bool {
-        self.assigned_partitions > 0 && self.broker_up
+        self.not_ready_because().is_none()
     }
 
     /// Why the worker is not ready, in words; `None` when it is.
@@ -125,6 +130,23 @@ impl Readiness {
                 "{}: no partitions assigned (the group is rebalancing, or its coordinator is unreachable)",
                 self.worker
             )),
+            (true, _) if !self.leaderless.is_empty() => {
+                const NAMED: usize = 5;
+                let mut named: Vec<String> = self
+                    .leaderless
+                    .iter()
+                    .take(NAMED)
+                    .map(|(topic, partition)| format!("{topic}/{partition}"))
+                    .collect();
+                if self.leaderless.len() > NAMED {
+                    named.push(format!("and {} more", self.leaderless.len() - NAMED));
+                }
+                Some(format!(
+                    "{}: no reachable leader for {}",
+                    self.worker,
+                    named.join(", ")
+                ))
+            }
             (true, _) => None,
         }
     }
@@ -198,6 +220,10 @@ impl Metrics {
         self.with(worker, |w| w.broker_up = up);
     }
 
+    pub fn set_leaderless(&self, worker: &str, partitions: Vec<(String, i32)>) {
+        self.with(worker, |w| w.leaderless = partitions);
+    }
+
     /// Deliveries of `worker` so far by outcome, for tests and `/health`.
     pub fn count(&self, worker: &str, outcome: RecordOutcome) -> u64 {
         self.with(worker, |w| {
@@ -219,6 +245,7 @@ impl Metrics {
                 worker: name.clone(),
                 assigned_partitions: w.assigned,
                 broker_up: w.broker_up,
+                leaderless: w.leaderless.clone(),
             })
             .collect()
     }
@@ -482,6 +509,7 @@ mod tests {
             worker: "payments".into(),
             assigned_partitions,
             broker_up,
+            leaderless: Vec::new(),
         };
         assert_eq!(worker(3, true).not_ready_because(), None);
         assert_eq!(
@@ -492,6 +520,24 @@ mod tests {
             worker(0, true)
                 .not_ready_because()
                 .is_some_and(|why| why.starts_with("payments: no partitions assigned"))
+        );
+        let leaderless = |n: i32| Readiness {
+            leaderless: (0..n)
+                .map(|p| ("smm.payment.confirmations".to_owned(), p))
+                .collect(),
+            ..worker(3, true)
+        };
+        assert_eq!(
+            leaderless(2).not_ready_because().as_deref(),
+            Some(
+                "payments: no reachable leader for smm.payment.confirmations/0, smm.payment.confirmations/1"
+            )
+        );
+        assert!(!leaderless(1).ready());
+        assert!(
+            leaderless(7)
+                .not_ready_because()
+                .is_some_and(|why| why.ends_with("smm.payment.confirmations/4, and 2 more"))
         );
     }
 
