@@ -24,19 +24,24 @@ pub async fn run(cmd: GroupsCommand, ctx: &Context) -> anyhow::Result<ExitStatus
     }
 }
 
-async fn listings(kafka: &'static Kafka, ctx: &Context) -> anyhow::Result<Vec<GroupListing>> {
+/// Every group the brokers listed, and whether one of them did not answer
+/// (then a group missing from the list may still exist).
+async fn listings(
+    kafka: &'static Kafka,
+    ctx: &Context,
+) -> anyhow::Result<(Vec<GroupListing>, bool)> {
     // Connection check first, so an unreachable cluster is one clear error.
     kafka.metadata()?;
     let (mut listings, partial) = groups::list_groups(kafka.admin(), kafka.timeout())
         .await
         .context("unable to list the consumer groups")?;
-    for error in partial {
+    for error in &partial {
         ctx.printer.warn(&format!(
             "a broker did not answer the group listing, so it may be incomplete: {error}"
         ));
     }
     listings.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-    Ok(listings)
+    Ok((listings, !partial.is_empty()))
 }
 
 async fn describe_all(
@@ -98,7 +103,7 @@ async fn list(
             })
         })
         .collect::<Result<_, _>>()?;
-    let listings = listings(kafka, ctx).await?;
+    let (listings, _) = listings(kafka, ctx).await?;
     let names: Vec<&str> = listings.iter().map(|l| l.group_id.as_str()).collect();
     let descriptions = describe_all(kafka, &names).await?;
     let rows: Vec<(&GroupListing, Option<&GroupDescription>)> = listings
@@ -344,14 +349,19 @@ async fn measure(
     ctx: &Context,
 ) -> anyhow::Result<(Vec<String>, Vec<GroupLag>)> {
     let names = dedup(given);
-    let listings = listings(kafka, ctx).await?;
-    require_known(&names, &listings)?;
+    let (listings, partial) = listings(kafka, ctx).await?;
+    // A name a partial listing lacks is not known to be wrong: it is
+    // described like the rest, and shown Dead only if it does not exist.
+    if !partial {
+        require_known(&names, &listings)?;
+    }
     let request = Request {
         groups: names.clone(),
         topics: Vec::new(),
         include_catalog_topics: false,
         time_lag,
         listings: Some(listings),
+        listing_partial: partial,
         describe_all: true,
     };
     let measured = collect(kafka, &request, &ctx.settings.thresholds).await?;

@@ -503,8 +503,8 @@ impl Kafka {
     }
 
     /// Low and high watermarks of many partitions, in two batched
-    /// ListOffsets requests per leader rather than two round trips per
-    /// partition.
+    /// ListOffsets requests per leader, all sent together, rather than two
+    /// round trips per partition.
     pub fn watermarks(
         &self,
         partitions: &[(String, i32)],
@@ -512,8 +512,10 @@ impl Kafka {
         if partitions.is_empty() {
             return Ok(HashMap::new());
         }
-        let earliest = self.list_offsets(partitions, Offset::Beginning)?;
-        let latest = self.list_offsets(partitions, Offset::End)?;
+        // Both ends asked at once: one round of requests, so a slow leader
+        // costs one --timeout, not two.
+        let [earliest, latest] =
+            self.list_offsets_at([Offset::Beginning, Offset::End], partitions)?;
         let mut out = HashMap::with_capacity(partitions.len());
         for key in partitions {
             if let (Some(Offset::Offset(low)), Some(Offset::Offset(high))) =
@@ -544,7 +546,7 @@ impl Kafka {
         if partitions.is_empty() {
             return Ok(HashMap::new());
         }
-        let found = self.list_offsets(partitions, Offset::Offset(at.as_millisecond()))?;
+        let [found] = self.list_offsets_at([Offset::Offset(at.as_millisecond())], partitions)?;
         let mut out = HashMap::with_capacity(partitions.len());
         let mut unanswered = Vec::new();
         for key in partitions {
@@ -569,22 +571,28 @@ impl Kafka {
 
     /// `offsets_for_times` sends the "timestamps" it is given as they are,
     /// and ListOffsets reads -2 as earliest and -1 as latest, which is what
-    /// `Offset::Beginning` and `Offset::End` encode to.
-    fn list_offsets(
+    /// `Offset::Beginning` and `Offset::End` encode to. One answer per
+    /// entry of `whiches`, every request sent at once.
+    fn list_offsets_at<const N: usize>(
         &self,
+        whiches: [Offset; N],
         partitions: &[(String, i32)],
-        which: Offset,
-    ) -> anyhow::Result<HashMap<(String, i32), Offset>> {
-        // One request per leader, side by side: librdkafka answers a
-        // request only once every partition in it has an answer, so a
+    ) -> anyhow::Result<[HashMap<(String, i32), Offset>; N]> {
+        // One request per leader and kind, side by side: librdkafka answers
+        // a request only once every partition in it has an answer, so a
         // leader that is down would otherwise cost every partition its
         // offsets, not only its own.
         let groups: Vec<Vec<(String, i32)>> = self.by_leader(partitions).into_values().collect();
+        let asks: Vec<(usize, &Vec<(String, i32)>)> = (0..N)
+            .flat_map(|kind| groups.iter().map(move |group| (kind, group)))
+            .collect();
         let answers: Vec<anyhow::Result<TopicPartitionList>> = tokio::task::block_in_place(|| {
             std::thread::scope(|scope| {
-                let asked: Vec<_> = groups
+                let asked: Vec<_> = asks
                     .iter()
-                    .map(|group| scope.spawn(move || self.list_offsets_of(group, which)))
+                    .map(|&(kind, group)| {
+                        scope.spawn(move || self.list_offsets_of(group, whiches[kind]))
+                    })
                     .collect();
                 asked
                     .into_iter()
@@ -596,34 +604,37 @@ impl Kafka {
                     .collect()
             })
         });
-        let mut out = HashMap::new();
-        let mut failures = Vec::new();
-        for (group, answer) in groups.iter().zip(answers) {
+        let mut found: [HashMap<(String, i32), Offset>; N] =
+            std::array::from_fn(|_| HashMap::new());
+        let mut failures: [Vec<(usize, anyhow::Error)>; N] = std::array::from_fn(|_| Vec::new());
+        for ((kind, group), answer) in asks.iter().zip(answers) {
             match answer {
                 Ok(response) => {
                     for element in response.elements() {
                         if element.error().is_ok() {
-                            out.insert(
+                            found[*kind].insert(
                                 (element.topic().to_string(), element.partition()),
                                 element.offset(),
                             );
                         }
                     }
                 }
-                Err(e) => failures.push((group, e)),
+                Err(e) => failures[*kind].push((group.len(), e)),
             }
         }
-        // Nothing answered: the error is the answer. Some leaders answered:
-        // their partitions are known, the others are left out for the
-        // command to show as unknown.
-        if out.is_empty() && !failures.is_empty() {
-            let (_, e) = failures.swap_remove(0);
-            return Err(e.context("unable to list partition offsets"));
+        for (out, failed) in found.iter().zip(failures.iter_mut()) {
+            // Nothing answered: the error is the answer. Some leaders
+            // answered: their partitions are known, the others are left
+            // out for the command to show as unknown.
+            if out.is_empty() && !failed.is_empty() {
+                let (_, e) = failed.swap_remove(0);
+                return Err(e.context("unable to list partition offsets"));
+            }
+            for (partitions, e) in failed.iter() {
+                tracing::warn!(partitions, error = %format!("{e:#}"), "a leader gave no offsets");
+            }
         }
-        for (group, e) in &failures {
-            tracing::warn!(partitions = group.len(), error = %format!("{e:#}"), "a leader gave no offsets");
-        }
-        Ok(out)
+        Ok(found)
     }
 
     /// One ListOffsets round for partitions that share a leader, retried

@@ -391,6 +391,9 @@ pub struct Request {
     pub time_lag: bool,
     /// The cluster's groups, when the caller already listed them.
     pub listings: Option<Vec<groups::GroupListing>>,
+    /// Whether a broker did not answer that listing, so a group missing
+    /// from it may still exist.
+    pub listing_partial: bool,
     /// Describe every group, not only those with members (for the
     /// coordinator, which `groups describe` shows).
     pub describe_all: bool,
@@ -474,13 +477,13 @@ struct Answers {
 
 impl Answers {
     async fn fetch(kafka: &Kafka, request: &Request, names: &[&str]) -> anyhow::Result<Answers> {
-        let listings = match &request.listings {
-            Some(known) => known.clone(),
+        let (listings, partial) = match &request.listings {
+            Some(known) => (known.clone(), request.listing_partial),
             None => {
-                groups::list_groups(kafka.admin(), kafka.timeout())
+                let (listed, unanswered) = groups::list_groups(kafka.admin(), kafka.timeout())
                     .await
-                    .context("unable to list the consumer groups")?
-                    .0
+                    .context("unable to list the consumer groups")?;
+                (listed, !unanswered.is_empty())
             }
         };
         let listed: HashMap<String, GroupState> = listings
@@ -495,7 +498,9 @@ impl Answers {
             .iter()
             .copied()
             .filter(|n| {
-                request.describe_all || listed.get(*n).is_some_and(|s| *s != GroupState::Empty)
+                // A group a partial listing lacks may live on the broker
+                // that did not answer: describing it says.
+                request.describe_all || listed.get(*n).map_or(partial, |s| *s != GroupState::Empty)
             })
             .collect();
         let offsets = groups::list_group_offsets(kafka.offsets_client(), names, kafka.timeout())

@@ -190,6 +190,7 @@ impl Reads {
             include_catalog_topics: true,
             time_lag: true,
             listings: None,
+            listing_partial: false,
             describe_all: false,
         };
         let thresholds = ctx.settings.thresholds.clone();
