@@ -50,6 +50,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SMMCTL = ROOT / "target" / "release" / "smmctl"
 CONSUME_BENCH = ROOT / "target" / "release" / "examples" / "consume_bench"
+SCALE_OUT_BENCH = ROOT / "target" / "release" / "examples" / "scale_out_bench"
+SCALE_OUT_PAYMENTS = 10_000
 CONSUME_TOPIC = "bench.consume"
 CONSUME_PARTITIONS = 3
 CONSUME_RECORDS = 200_000
@@ -646,12 +648,78 @@ def kafka_tool(classpath: str, main_class: str, *args: str) -> list[str]:
     return [*KAFKA_JVM, "-cp", classpath, main_class, *args]
 
 
+def scale_out(args, brokers: str) -> None:
+    """One `smmctl run payments` against three, on the same backlog of
+    payment confirmations and the same PostgreSQL, alternately; then the
+    same with synchronous_commit off, to show what the WAL flush at each
+    commit costs. Writes results/scale-out.md."""
+    database = args.database_url.rsplit("/", 1)[-1].split("?", 1)[0]
+    rows = []
+    for synchronous_commit in ("on", "off"):
+        subprocess.run(
+            ["psql", "-q", args.database_url, "-c",
+             f"ALTER DATABASE {database} SET synchronous_commit = {synchronous_commit}"],
+            check=True,
+        )
+        print(f"bench: scale-out, {SCALE_OUT_PAYMENTS} queued payments, 1 and 3 processes, "
+              f"synchronous_commit={synchronous_commit}", file=sys.stderr)
+        drained = {1: [], 3: []}
+        busy = {1: [], 3: []}
+        for i in range(args.warmup + args.runs):
+            for processes in (1, 3):
+                out = subprocess.run(
+                    [str(SCALE_OUT_BENCH), "--smmctl", str(SMMCTL), "--brokers", brokers,
+                     "--database-url", args.database_url, "--payments", str(SCALE_OUT_PAYMENTS),
+                     "--processes", str(processes)],
+                    capture_output=True, text=True, check=True,
+                ).stdout
+                row = json.loads(out.strip().splitlines()[-1])
+                if i >= args.warmup:
+                    drained[processes].append(row["first_to_last"])
+                    busy[processes].append(row["busy_cores"])
+        rows.append((synchronous_commit, drained, busy))
+    subprocess.run(
+        ["psql", "-q", args.database_url, "-c", f"ALTER DATABASE {database} RESET synchronous_commit"],
+        check=True,
+    )
+    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Workers scaled out",
+        "",
+        f"Measured {date} on {os.cpu_count()} cores, with one broker and PostgreSQL on the same machine: "
+        f"{SCALE_OUT_PAYMENTS} payment confirmations (3 partitions, keyed over 3000 users) drained by "
+        f"`smmctl run payments`, timed from the first payment to the last; the processes join their "
+        f"group first, then the confirmations are produced at once "
+        f"([scale_out_bench.rs](../../workers/examples/scale_out_bench.rs)); "
+        f"{args.runs} runs of each, alternately, after {args.warmup} warm-up. Busy cores are "
+        "the whole machine's, over the drain (workers, PostgreSQL and the broker).",
+        "",
+        "| synchronous_commit | Processes | Median drain | Payments/s | Min–max | Busy cores | 3 vs 1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for synchronous_commit, drained, busy in rows:
+        one, three = statistics.median(drained[1]), statistics.median(drained[3])
+        for processes, median in ((1, one), (3, three)):
+            lines.append(
+                f"| {synchronous_commit}{' (the panel runs this)' if synchronous_commit == 'on' else ''} "
+                f"| {processes} | {median:.2f} s | {SCALE_OUT_PAYMENTS / median:.0f} | "
+                f"{min(drained[processes]):.2f}–{max(drained[processes]):.2f} s | "
+                f"{statistics.median(busy[processes]):.2f} | "
+                f"{f'**{one / three:.2f}×**' if processes == 3 else ''} |"
+            )
+    lines.append("")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scale-out.md").write_text("\n".join(lines))
+    print("\n".join(lines), file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--brokers", required=True)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--only")
+    ap.add_argument("--database-url", help="PostgreSQL for the scale-out run; without it that run is skipped")
     args = ap.parse_args()
     b = args.brokers
     env = {**os.environ, "NO_COLOR": "1", "SMM_CONFIG": "/dev/null"}
@@ -845,7 +913,7 @@ def main() -> None:
         print(f"  {figures}{outcome}", file=sys.stderr)
 
     scaling = []
-    if not args.only or "scal" in args.only:
+    if not args.only or args.only.startswith("scaling"):
         for total in (10, 100, 1000):
             print(f"bench: scaling, lag over {total} partitions", file=sys.stderr)
             groups = prepare_scale(b, total)
@@ -873,6 +941,9 @@ def main() -> None:
             r["health"] = health.summary()
             scaling.append(r)
             print(f"  smmctl {fmt_side(r['smmctl'])}  reference {fmt_side(r['reference'])}", file=sys.stderr)
+
+    if args.database_url and (not args.only or args.only in "scale-out"):
+        scale_out(args, b)
 
     meta = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -535,3 +535,20 @@ async fn every_read_command_survives_a_reader_that_closes_early() {
         }
     }
 }
+
+#[test]
+fn run_list_says_how_the_workers_produce_and_join_their_groups() {
+    let r = expect_code(&["run", "--list"], 0);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    for fact in [
+        "acks=all",
+        "enable.idempotence=true",
+        "partition.assignment.strategy=cooperative-sticky",
+        "--instance NAME",
+    ] {
+        assert!(
+            said.contains(fact),
+            "run --list does not say {fact}: {said}"
+        );
+    }
+}

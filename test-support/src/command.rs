@@ -49,3 +49,22 @@ pub fn expect_code_with(cmd: Command, args: &[&str], code: i32) -> Run {
     );
     r
 }
+
+/// Stops `child` as an operator would: SIGTERM, up to `grace` to drain and
+/// exit, then SIGKILL. Returns at once if it has already exited.
+pub fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {
+    if let Ok(None) = child.try_wait() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

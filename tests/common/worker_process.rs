@@ -153,20 +153,7 @@ impl Drop for Running {
     /// Leaves the group cleanly when it can, so the next test's offset
     /// reset does not find a lingering member.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        smm_test_support::command::terminate(&mut self.child, Duration::from_secs(15));
     }
 }
 

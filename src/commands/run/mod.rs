@@ -219,5 +219,9 @@ fn list(ctx: &Context) -> anyhow::Result<ExitStatus> {
         "Every worker produces with {}: a write counts once min.insync.replicas brokers have it, and a retry never writes it twice.",
         durability.join(", ")
     ));
+    ctx.printer.note(
+        "Every worker joins its group with partition.assignment.strategy=cooperative-sticky: a rebalance moves only the partitions that change hands. \
+         With --instance NAME each is a static member NAME-<worker>, and a restart takes its partitions straight back.",
+    );
     Ok(ExitStatus::Success)
 }
