@@ -2304,7 +2304,7 @@ _smmctl() {
             return 0
             ;;
         smmctl__subcmd__run)
-            opts="-X -o -v -h -V --list --database-url --metrics-addr --gateway-addr --drain-timeout --log-format --rebuild --force --migrate-legacy --brokers --profile --config --client-id --timeout --output --verbose --help --version webhooks payments refunds payment-refunds orders order-state progress websocket video youtube binom offers notifications cqrs webhook-gateway all"
+            opts="-X -o -v -h -V --list --database-url --metrics-addr --gateway-addr --instance --drain-timeout --log-format --rebuild --force --migrate-legacy --brokers --profile --config --client-id --timeout --output --verbose --help --version webhooks payments refunds payment-refunds orders order-state progress websocket video youtube binom offers notifications cqrs webhook-gateway all"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2319,6 +2319,10 @@ _smmctl() {
                     return 0
                     ;;
                 --gateway-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --instance)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

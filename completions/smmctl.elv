@@ -52,6 +52,7 @@ set edit:completion:arg-completer[smmctl] = {|@words|
             cand --database-url 'The panel store: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [env: SMM_DATABASE_URL]'
             cand --metrics-addr 'Where /metrics and /health are served [env: SMM_METRICS_ADDR] [default: 127.0.0.1:9464]'
             cand --gateway-addr 'Where the webhook gateway listens'
+            cand --instance 'This process''s stable name, unique among the copies of these workers (a host or pod name): its workers join their groups as static members, so a restart takes its partitions straight back without a rebalance'
             cand --drain-timeout 'How long a record in hand may run on after SIGTERM before it is left for redelivery'
             cand --log-format 'Log lines as text or JSON'
             cand --brokers 'Kafka bootstrap servers, host:port separated by commas [default: 127.0.0.1:9092]'

@@ -53,6 +53,7 @@ complete -c smmctl -n "__fish_smmctl_needs_command" -f -a "help" -d 'Print this 
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l database-url -d 'The panel store: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [env: SMM_DATABASE_URL]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l metrics-addr -d 'Where /metrics and /health are served [env: SMM_METRICS_ADDR] [default: 127.0.0.1:9464]' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l gateway-addr -d 'Where the webhook gateway listens' -r
+complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l instance -d 'This process\'s stable name, unique among the copies of these workers (a host or pod name): its workers join their groups as static members, so a restart takes its partitions straight back without a rebalance' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l drain-timeout -d 'How long a record in hand may run on after SIGTERM before it is left for redelivery' -r
 complete -c smmctl -n "__fish_smmctl_using_subcommand run" -l log-format -d 'Log lines as text or JSON' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
