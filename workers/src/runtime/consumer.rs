@@ -1,6 +1,7 @@
 //! The consumer loop: subscribe, take records one at a time, hand each to
 //! the engine, and on shutdown drain, commit and leave the group.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -105,6 +106,7 @@ pub async fn run<H: Handler>(worker: Worker<H>, shared: Shared) -> Result<(), Ru
         // Checked here as well as in the select below: while records keep
         // arriving the select never gets to its timer branch.
         if holds.next_due().is_some_and(|due| due <= Instant::now()) {
+            apply_rebalances(&engine, &consumer, &mut holds);
             engine.release_due(&mut holds);
         }
         let wake = holds.next_due();
@@ -116,13 +118,12 @@ pub async fn run<H: Handler>(worker: Worker<H>, shared: Shared) -> Result<(), Ru
             message = consumer.recv() => message,
             _ = shutdown.changed() => break,
             _ = sleep_until(wake) => {
+                apply_rebalances(&engine, &consumer, &mut holds);
                 engine.release_due(&mut holds);
                 continue;
             }
         };
-        for event in consumer.context().take() {
-            engine.apply_rebalance(event, &mut holds);
-        }
+        apply_rebalances(&engine, &consumer, &mut holds);
         let message = match message {
             Ok(m) => m,
             Err(e) => {
@@ -184,6 +185,7 @@ fn subscribe(
         worker: name.to_owned(),
         metrics: shared.metrics.clone(),
         rebalances: Mutex::new(Vec::new()),
+        assignment: Mutex::new(BTreeSet::new()),
     };
     let mut config = shared.client.clone();
     config
@@ -298,6 +300,19 @@ fn commit_and_leave(consumer: &StreamConsumer<WorkerContext>, name: &str, metric
     consumer.unsubscribe();
     metrics.set_assigned(name, 0);
     tracing::info!(target: LOG_TARGET, worker = %name, "worker stopped");
+}
+
+/// Applies the rebalances the consumer's callbacks queued. Before a hold
+/// is released as well as before a record: resuming a partition that a
+/// rebalance has already taken away would make librdkafka track it again.
+fn apply_rebalances<H: Handler>(
+    engine: &Engine<'_, H>,
+    consumer: &StreamConsumer<WorkerContext>,
+    holds: &mut Holds,
+) {
+    for event in consumer.context().take() {
+        engine.apply_rebalance(event, holds);
+    }
 }
 
 /// Polls a future once, without waiting.

@@ -15,12 +15,18 @@ use rdkafka::statistics::Statistics;
 use super::LOG_TARGET;
 use super::metrics::Metrics;
 
+/// Broker states in which a connection serves requests: up, or briefly
+/// re-authenticating its SASL session.
+const CONNECTED: [&str; 2] = ["UP", "REAUTH"];
+
 /// Consumer callbacks: offsets committed before partitions are given up,
 /// and librdkafka's statistics turned into lag and broker gauges.
 pub(super) struct WorkerContext {
     pub(super) worker: String,
     pub(super) metrics: Arc<Metrics>,
     pub(super) rebalances: Mutex<Vec<RebalanceEvent>>,
+    /// The partitions the consumer holds, as of the last rebalance.
+    pub(super) assignment: Mutex<BTreeSet<(String, i32)>>,
 }
 
 #[derive(Debug)]
@@ -50,14 +56,22 @@ impl ClientContext for WorkerContext {
         let connected: BTreeSet<i32> = statistics
             .brokers
             .values()
-            .filter(|b| b.nodeid >= 0 && b.state == "UP")
+            .filter(|b| b.nodeid >= 0 && CONNECTED.contains(&b.state.as_str()))
             .map(|b| b.nodeid)
             .collect();
         self.metrics
             .set_broker_up(&self.worker, !connected.is_empty());
         // A partition the worker holds but cannot fetch: its leader died
         // and no other has been elected yet, or the cluster lost the
-        // quorum that would elect one.
+        // quorum that would elect one. Held means assigned at the last
+        // rebalance; librdkafka's statistics also list partitions it only
+        // tracks. The broker it fetches from counts too (a follower, with
+        // client.rack).
+        let held = self
+            .assignment
+            .lock()
+            .map(|held| held.clone())
+            .unwrap_or_default();
         let leaderless = statistics
             .topics
             .iter()
@@ -65,7 +79,9 @@ impl ClientContext for WorkerContext {
                 t.partitions
                     .iter()
                     .filter(|(partition, p)| {
-                        **partition >= 0 && p.desired && !connected.contains(&p.leader)
+                        held.contains(&(topic.clone(), **partition))
+                            && !connected.contains(&p.leader)
+                            && !connected.contains(&p.broker)
                     })
                     .map(move |(partition, _)| (topic.clone(), *partition))
             })
@@ -110,8 +126,14 @@ impl ConsumerContext for WorkerContext {
         // With the cooperative assignor a rebalance hands over only the
         // partitions that move, so the gauge is what the consumer holds
         // now, never the size of the last change.
-        let held = consumer.assignment().map_or(0, |tpl| tpl.count());
-        self.metrics.set_assigned(&self.worker, held);
+        let held = consumer
+            .assignment()
+            .map(|tpl| partitions_of(&tpl))
+            .unwrap_or_default();
+        self.metrics.set_assigned(&self.worker, held.len());
+        if let Ok(mut assignment) = self.assignment.lock() {
+            *assignment = held.into_iter().collect();
+        }
         if let Rebalance::Assign(tpl) = rebalance {
             self.push(RebalanceEvent::Assigned(partitions_of(tpl)));
         }
