@@ -420,10 +420,11 @@ fn signed_webhooks(
 }
 
 /// Samples `/health/ready` every 100 ms until `watching` turns false, and
-/// returns when, since the start, it was not 200, with what it said.
+/// returns when, since `since`, it was not 200, with what it said.
 fn sample_readiness(
     metrics: String,
     watching: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    since: Instant,
 ) -> tokio::task::JoinHandle<Vec<(Duration, String)>> {
     tokio::spawn(async move {
         let http = reqwest::Client::builder()
@@ -431,7 +432,6 @@ fn sample_readiness(
             .build()
             .expect("an HTTP client");
         let mut not_ready = Vec::new();
-        let since = Instant::now();
         while watching.load(std::sync::atomic::Ordering::Relaxed) {
             // A sample the server did not answer says nothing about
             // readiness; only its answers are kept.
@@ -506,13 +506,14 @@ async fn payments_through_a_storm(storm: Storm, payments: usize) {
 
     // Readiness, sampled all along: when it was 503, and for how long.
     let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = sample_readiness(workers.metrics.clone(), watching.clone());
+    // One clock for the samples and the kill.
+    let started = Instant::now();
+    let sampler = sample_readiness(workers.metrics.clone(), watching.clone(), started);
 
     let run = smm_test_support::unique_id("storm");
     let endpoint = format!("http://127.0.0.1:{gateway}/webhooks/cryptomus");
     let http = reqwest::Client::new();
     let (bodies, expected) = signed_webhooks(&run, &users, payments);
-    let started = Instant::now();
     let mut retried = 0;
     let mut killed_at = None;
     let mut comeback = None;
@@ -663,6 +664,13 @@ async fn queue_webhooks(bodies: &[(String, String)]) {
     producer.flush(Duration::from_secs(30)).expect("flushed");
 }
 
+/// Partitions rebalances have taken from `member`'s workers so far.
+async fn revoked_from(member: &common::worker_process::Running) -> u64 {
+    member
+        .counter("smm_worker_partitions_revoked_total", "")
+        .await
+}
+
 /// A small deterministic generator: which process dies next.
 fn next_victim(state: &mut u64, of: usize) -> usize {
     *state ^= *state << 13;
@@ -687,7 +695,8 @@ async fn three_processes_drain_payments_while_a_random_one_is_killed_every_few_s
     catalog_applied();
     let url = smm_testbed::scratch::fresh_postgres("cluster_scale_out").await;
     let store = smm_workers::store::Store::open(&url).await.unwrap();
-    let users: Vec<i64> = (9201..=9260).collect();
+    // Enough users that the confirmations, keyed by user, spread evenly.
+    let users: Vec<i64> = (9201..=9800).collect();
     seed(&store, &users).await;
     skip_old_records_with(
         smmctl,
@@ -722,16 +731,30 @@ async fn three_processes_drain_payments_while_a_random_one_is_killed_every_few_s
     let credited = || async { count(&store, "SELECT COUNT(*) FROM payments").await };
     let started = Instant::now();
     let mut members: Vec<Running> = instances.iter().map(|i| start(i)).collect();
+    // Revocations count from the moment the group has settled: the joins
+    // at start move partitions, and that is not what this measures.
+    for member in &members {
+        member.wait_ready().await;
+    }
+    let mut baseline = Vec::new();
+    for member in &members {
+        baseline.push(revoked_from(member).await);
+    }
+    // A killed process's counters die with it: each is read before its
+    // kill and added here.
+    let (mut revoked, mut dead_letters) = (0, 0);
     let mut state = 0x9E37_79B9_7F4A_7C15_u64;
     // Per kill: which process, and how long after its restart it held
-    // partitions again and handled a record.
+    // partitions again and handled a record. Kills stop with a quarter of
+    // the payments left, so a restarted process still has work waiting.
     let mut resumed_after = Vec::new();
-    while credited().await < PAYMENTS as i64 {
+    while credited().await < 3 * PAYMENTS as i64 / 4 {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        if credited().await >= PAYMENTS as i64 {
-            break;
-        }
         let victim = next_victim(&mut state, members.len());
+        revoked += revoked_from(&members[victim]).await - baseline[victim];
+        dead_letters += members[victim]
+            .counter("smm_worker_dead_letters_total", "")
+            .await;
         members[victim].signal("KILL");
         members[victim].wait_exit(Duration::from_secs(10));
         // A supervisor's restart delay.
@@ -745,11 +768,12 @@ async fn three_processes_drain_payments_while_a_random_one_is_killed_every_few_s
             || async {
                 let holds = member.counter("smm_worker_assigned_partitions", "").await > 0;
                 let handled = member.counter("smm_worker_records_total", "").await > 0;
-                (holds && handled) || credited().await >= PAYMENTS as i64
+                holds && handled
             },
         )
         .await;
         resumed_after.push((victim, restarted.elapsed()));
+        baseline[victim] = revoked_from(member).await;
     }
     assert_every_payment_credited_once(&store, &expected, PAYMENTS as i64).await;
     let drained_in = started.elapsed();
@@ -758,12 +782,8 @@ async fn three_processes_drain_payments_while_a_random_one_is_killed_every_few_s
         2 * PAYMENTS as i64,
         "one claim per webhook and one per confirmation"
     );
-    let mut revoked = 0;
-    let mut dead_letters = 0;
-    for member in &members {
-        revoked += member
-            .counter("smm_worker_partitions_revoked_total", "")
-            .await;
+    for (member, base) in members.iter().zip(&baseline) {
+        revoked += revoked_from(member).await - base;
         dead_letters += member.counter("smm_worker_dead_letters_total", "").await;
     }
     let slowest = resumed_after
