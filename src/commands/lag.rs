@@ -90,9 +90,11 @@ async fn build_request(args: &LagArgs, kafka: &Kafka) -> anyhow::Result<(Request
         include_catalog_topics: true,
         time_lag: !args.no_time,
         // Each refresh of --watch lists afresh: states change. A partial
-        // listing is kept too: listing again would wait on the same
-        // silent broker a second time.
-        listings: args.watch.is_none().then_some(listings),
+        // listing is asked again (its missing groups then show as Unknown):
+        // going straight on to the groups' coordinators while one moves
+        // aborted the process in librdkafka (an enq_once refcount
+        // assertion) in the cluster suite.
+        listings: (args.watch.is_none() && partial.is_empty()).then_some(listings),
         listing_partial: !partial.is_empty(),
         describe_all: false,
     };

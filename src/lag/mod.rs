@@ -439,7 +439,11 @@ pub async fn collect(
                 state: description
                     .map(|d| d.state)
                     .or_else(|| answers.listed.get(name).copied())
-                    .unwrap_or(GroupState::Dead),
+                    .unwrap_or(if answers.listing_partial {
+                        GroupState::Unknown
+                    } else {
+                        GroupState::Dead
+                    }),
                 assignor: description
                     .map(|d| d.partition_assignor.clone())
                     .unwrap_or_default(),
@@ -471,6 +475,11 @@ pub async fn collect(
 /// offsets and members.
 struct Answers {
     listed: HashMap<String, GroupState>,
+    /// A broker did not answer the listing: a group missing from it may
+    /// still exist, on that broker. It is not described either: asking a
+    /// coordinator that is going away is what crashes librdkafka's admin
+    /// client (an enq_once refcount assertion).
+    listing_partial: bool,
     offsets: Vec<groups::GroupOffsets>,
     descriptions: Vec<GroupDescription>,
 }
@@ -498,9 +507,7 @@ impl Answers {
             .iter()
             .copied()
             .filter(|n| {
-                // A group a partial listing lacks may live on the broker
-                // that did not answer: describing it says.
-                request.describe_all || listed.get(*n).map_or(partial, |s| *s != GroupState::Empty)
+                request.describe_all || listed.get(*n).is_some_and(|s| *s != GroupState::Empty)
             })
             .collect();
         let offsets = groups::list_group_offsets(kafka.offsets_client(), names, kafka.timeout())
@@ -515,6 +522,7 @@ impl Answers {
         };
         Ok(Answers {
             listed,
+            listing_partial: partial,
             offsets,
             descriptions,
         })
